@@ -1,0 +1,217 @@
+//! A store in a local directory (the embedded default).
+//!
+//! Layout: `config`, `keys/NAME`, `index/NAME`, `snapshots/NAME`, `locks/NAME`,
+//! `secrets/NAME`, and `packs/XX/NAME` where `XX` is the name's first two hex digits, so no
+//! folder grows past a few thousand entries. `tmp/` holds writes in progress.
+//!
+//! Durability: an object is written to `tmp/`, fsynced, renamed into place, and the target
+//! folder is fsynced, so after `put` returns the object survives power loss and a crash
+//! never leaves a partial object under its final name. Leftovers in `tmp/` are ignored by
+//! every reader.
+
+use super::{check_name, missing, Backend, Kind, ObjectInfo};
+use crate::error::{Error, IoContext, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        match kind {
+            Kind::Config => self.root.join("config"),
+            Kind::Packs => self
+                .root
+                .join(kind.dir())
+                .join(&name[..2.min(name.len())])
+                .join(name),
+            other => self.root.join(other.dir()).join(name),
+        }
+    }
+
+    fn ensure_store(&self) -> Result<()> {
+        if self.root.join("config").exists() {
+            Ok(())
+        } else {
+            Err(Error::StoreNotFound(self.location()))
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync folder {}", dir.display()))
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> Result<()> {
+        if self.root.join("config").exists() {
+            return Err(Error::StoreExists(self.location()));
+        }
+        fs::create_dir_all(&self.root)
+            .ctx(|| format!("create store folder {}", self.root.display()))?;
+        for sub in ["keys", "packs", "index", "snapshots", "locks", "secrets", "tmp"] {
+            let dir = self.root.join(sub);
+            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        }
+        sync_dir(&self.root)
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        if kind != Kind::Config {
+            self.ensure_store()?;
+        }
+        let target = self.path(kind, name);
+        let dir = target.parent().expect("object paths have a parent").to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+            sync_dir(dir.parent().unwrap_or(&self.root))?;
+        }
+        let tmp_dir = self.root.join("tmp");
+        fs::create_dir_all(&tmp_dir).ctx(|| format!("create {}", tmp_dir.display()))?;
+        let tmp = tmp_dir.join(format!("{}-{}", kind.label(), crate::id::Id::random().short()));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .ctx(|| format!("create {}", tmp.display()))?;
+            file.write_all(data)
+                .ctx(|| format!("write {} (is the disk full?)", tmp.display()))?;
+            file.sync_all()
+                .ctx(|| format!("fsync {}", tmp.display()))?;
+            fs::rename(&tmp, &target)
+                .ctx(|| format!("rename {} to {}", tmp.display(), target.display()))?;
+            sync_dir(&dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        match fs::read(&path) {
+            Ok(data) => Ok(data),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if kind == Kind::Config {
+                    Err(Error::StoreNotFound(self.location()))
+                } else {
+                    Err(missing(kind, name))
+                }
+            }
+            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing(kind, name)),
+            Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+        };
+        let mut buf = vec![0u8; len as usize];
+        match file.read_exact_at(&mut buf, offset) {
+            Ok(()) => Ok(buf),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                Err(Error::corrupt(
+                    format!("{}/{name}", kind.label()),
+                    format!(
+                        "object is {size} bytes, shorter than the range {offset}+{len} the index names (truncated?)"
+                    ),
+                ))
+            }
+            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        if kind == Kind::Config {
+            return Ok(match fs::metadata(self.root.join("config")) {
+                Ok(m) => vec![ObjectInfo {
+                    name: "config".into(),
+                    size: m.len(),
+                }],
+                Err(_) => vec![],
+            });
+        }
+        self.ensure_store()?;
+        let base = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let mut dirs = vec![base.clone()];
+        if kind == Kind::Packs {
+            dirs.clear();
+            for entry in read_dir_or_empty(&base)? {
+                let entry = entry.ctx(|| format!("list {}", base.display()))?;
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+        for dir in dirs {
+            for entry in read_dir_or_empty(&dir)? {
+                let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if check_name(kind, &name).is_err() {
+                    continue;
+                }
+                let meta = entry.metadata().ctx(|| format!("stat {}", entry.path().display()))?;
+                if meta.is_file() {
+                    out.push(ObjectInfo {
+                        name,
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("delete {}", path.display()), e)),
+        }
+    }
+
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+        check_name(kind, name)?;
+        Ok(self.path(kind, name).exists())
+    }
+}
+
+fn read_dir_or_empty(dir: &Path) -> Result<Box<dyn Iterator<Item = std::io::Result<fs::DirEntry>>>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(Box::new(rd)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(Error::io(format!("list {}", dir.display()), e)),
+    }
+}

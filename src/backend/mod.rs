@@ -1,0 +1,148 @@
+//! Where a store's objects live.
+//!
+//! A store is a flat namespace of immutable objects addressed by (kind, name). Names are
+//! lowercase hex ids, except the single `config` object. Backends only move bytes: they
+//! never interpret or decrypt what they hold, so every backend is interchangeable and one
+//! test suite ([`testsuite`]) checks them all.
+//!
+//! The contract every backend keeps:
+//! - `put` is atomic and durable: once it returns, the whole object survives a crash and a
+//!   reader never sees a partial object under its final name. Writing the same name twice
+//!   with the same bytes is harmless (retries are idempotent).
+//! - `get` of an absent object returns [`Error::Missing`]; `delete` of an absent object is
+//!   not an error (prune may race another prune).
+//! - `list` returns only complete objects.
+
+pub mod local;
+pub mod memory;
+pub mod testsuite;
+
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// The kinds of object a store holds, one folder (or key prefix) each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The store's plaintext description: format version, chunker parameters, recipients.
+    Config,
+    /// age files: the passphrase-wrapped reader identity and the id key.
+    Keys,
+    /// Pack files holding encrypted blobs (file chunks and directory trees).
+    Packs,
+    /// Index files: which blob lies where in which pack.
+    Index,
+    /// One object per snapshot.
+    Snapshots,
+    /// Leases held by running commands.
+    Locks,
+    /// Sealed platform secrets (age files).
+    Secrets,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Config,
+        Kind::Keys,
+        Kind::Packs,
+        Kind::Index,
+        Kind::Snapshots,
+        Kind::Locks,
+        Kind::Secrets,
+    ];
+
+    /// Folder (or key prefix) name of this kind.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Keys => "keys",
+            Kind::Packs => "packs",
+            Kind::Index => "index",
+            Kind::Snapshots => "snapshots",
+            Kind::Locks => "locks",
+            Kind::Secrets => "secrets",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Config => "config",
+            other => other.dir(),
+        }
+    }
+}
+
+/// A complete object as `list` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Storage for a store's objects. See the module docs for the contract.
+pub trait Backend: Send + Sync {
+    /// Human-readable location, used in messages (never contains credentials).
+    fn location(&self) -> String;
+
+    /// Prepares an empty store (folders, bucket prefix). Fails if a config object exists.
+    fn create(&self) -> Result<()>;
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
+
+    /// Reads `len` bytes at `offset`. Reading past the end is reported as corruption,
+    /// because callers only ask for ranges an index promised.
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>>;
+
+    fn delete(&self, kind: Kind, name: &str) -> Result<()>;
+
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool>;
+}
+
+pub type BackendRef = Arc<dyn Backend>;
+
+/// Opens the backend a store location names: a filesystem path (the default), or a URL
+/// scheme another backend registers.
+pub fn open(location: &str) -> Result<BackendRef> {
+    if location.starts_with("s3://") {
+        return Err(Error::Usage(format!(
+            "{location}: S3 stores are not supported by this build"
+        )));
+    }
+    if let Some(rest) = location.strip_prefix("memory://") {
+        return Ok(memory::MemoryBackend::shared(rest));
+    }
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    Ok(Arc::new(local::LocalBackend::new(path)))
+}
+
+pub(crate) fn missing(kind: Kind, name: &str) -> Error {
+    Error::Missing {
+        kind: kind.label(),
+        name: name.to_string(),
+        hint: String::new(),
+    }
+}
+
+/// Rejects names that could escape a folder or collide with temporary files.
+pub(crate) fn check_name(kind: Kind, name: &str) -> Result<()> {
+    let ok = if kind == Kind::Config {
+        name == "config"
+    } else {
+        !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'-' || b.is_ascii_lowercase())
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid object name {name:?} for kind {}",
+            kind.label()
+        )))
+    }
+}

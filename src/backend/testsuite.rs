@@ -1,0 +1,124 @@
+//! The behaviour every backend must show. Each backend's tests call [`run_all`] on a fresh,
+//! empty store; a new backend is done when this suite passes against it.
+
+use super::{Backend, Kind};
+use crate::error::Error;
+
+/// Runs every check against `backend`, which must point at an empty location.
+/// Panics with a message naming the failed expectation.
+pub fn run_all(backend: &dyn Backend) {
+    create_then_refuse_second_create(backend);
+    put_get_roundtrip(backend);
+    missing_objects(backend);
+    ranges(backend);
+    listing(backend);
+    overwrite_same_bytes_is_idempotent(backend);
+    delete_is_idempotent(backend);
+    large_object(backend);
+    rejects_bad_names(backend);
+}
+
+fn create_then_refuse_second_create(b: &dyn Backend) {
+    b.create().expect("create an empty store");
+    b.put(Kind::Config, "config", b"{}").expect("put config");
+    assert!(
+        matches!(b.create(), Err(Error::StoreExists(_))),
+        "create over an existing store must fail"
+    );
+}
+
+fn put_get_roundtrip(b: &dyn Backend) {
+    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Config) {
+        let name = format!("{:064x}", kind as u8 + 1);
+        let data = format!("object of kind {}", kind.label()).into_bytes();
+        b.put(kind, &name, &data).expect("put");
+        assert_eq!(b.get(kind, &name).expect("get"), data, "{kind:?} round trip");
+        assert!(b.exists(kind, &name).unwrap(), "{kind:?} exists after put");
+    }
+}
+
+fn missing_objects(b: &dyn Backend) {
+    let name = "ff".repeat(32);
+    assert!(matches!(b.get(Kind::Packs, &name), Err(Error::Missing { .. })));
+    assert!(matches!(
+        b.get_range(Kind::Packs, &name, 0, 1),
+        Err(Error::Missing { .. })
+    ));
+    assert!(!b.exists(Kind::Packs, &name).unwrap());
+}
+
+fn ranges(b: &dyn Backend) {
+    let name = "ab".repeat(32);
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    b.put(Kind::Packs, &name, &data).unwrap();
+    assert_eq!(b.get_range(Kind::Packs, &name, 0, 10).unwrap(), &data[..10]);
+    assert_eq!(
+        b.get_range(Kind::Packs, &name, 9_990, 10).unwrap(),
+        &data[9_990..]
+    );
+    assert_eq!(
+        b.get_range(Kind::Packs, &name, 1234, 4321).unwrap(),
+        &data[1234..1234 + 4321]
+    );
+    let past_end = b.get_range(Kind::Packs, &name, 9_995, 10);
+    assert!(
+        matches!(past_end, Err(Error::Corrupt { .. })),
+        "a range past the end is reported as corruption, got {past_end:?}"
+    );
+}
+
+fn listing(b: &dyn Backend) {
+    let names: Vec<String> = (0..5).map(|i| format!("{:064x}", 0x1000 + i)).collect();
+    for n in &names {
+        b.put(Kind::Index, n, n.as_bytes()).unwrap();
+    }
+    let listed = b.list(Kind::Index).unwrap();
+    for n in &names {
+        let info = listed.iter().find(|o| &o.name == n).expect("listed");
+        assert_eq!(info.size, 64);
+    }
+    assert!(
+        b.list(Kind::Snapshots)
+            .unwrap()
+            .iter()
+            .all(|o| !names.contains(&o.name)),
+        "kinds are separate namespaces"
+    );
+    let packs = b.list(Kind::Packs).unwrap();
+    assert!(packs.iter().any(|o| o.name == "ab".repeat(32)));
+}
+
+fn overwrite_same_bytes_is_idempotent(b: &dyn Backend) {
+    let name = "cd".repeat(32);
+    b.put(Kind::Snapshots, &name, b"same").unwrap();
+    b.put(Kind::Snapshots, &name, b"same").unwrap();
+    assert_eq!(b.get(Kind::Snapshots, &name).unwrap(), b"same");
+}
+
+fn delete_is_idempotent(b: &dyn Backend) {
+    let name = "de".repeat(32);
+    b.put(Kind::Locks, &name, b"lease").unwrap();
+    b.delete(Kind::Locks, &name).unwrap();
+    assert!(!b.exists(Kind::Locks, &name).unwrap());
+    b.delete(Kind::Locks, &name).expect("deleting an absent object is not an error");
+    assert!(b.list(Kind::Locks).unwrap().iter().all(|o| o.name != name));
+}
+
+fn large_object(b: &dyn Backend) {
+    let name = "ef".repeat(32);
+    let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    b.put(Kind::Packs, &name, &data).unwrap();
+    let back = b.get(Kind::Packs, &name).unwrap();
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "20 MiB object round trip");
+    assert_eq!(
+        b.get_range(Kind::Packs, &name, 15 << 20, 1 << 20).unwrap(),
+        &data[15 << 20..16 << 20]
+    );
+}
+
+fn rejects_bad_names(b: &dyn Backend) {
+    for bad in ["../escape", "a/b", "", "UPPER"] {
+        assert!(b.put(Kind::Index, bad, b"x").is_err(), "name {bad:?} must be refused");
+    }
+}

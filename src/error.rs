@@ -1,0 +1,101 @@
+//! The library's error type. Every variant names the thing that failed and, where the user
+//! can act, what to do; the CLI prints these as they are.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no store at {0}: create one with `vault init --store {0}`, or point --store (or `store` in the config) at an existing store")]
+    StoreNotFound(String),
+
+    #[error("a store already exists at {0}; refusing to overwrite it")]
+    StoreExists(String),
+
+    #[error("store at {location} has format version {found}, this vault reads version {supported}; upgrade vault")]
+    UnsupportedVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("object {kind}/{name} is missing from the store{hint}")]
+    Missing {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+
+    #[error("wrong passphrase for the reader identity stored in {0} (or the key object is damaged)")]
+    WrongPassphrase(String),
+
+    #[error("{0}")]
+    Key(String),
+
+    #[error("configuration {path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("local cache database {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("{0}")]
+    Backend(String),
+
+    #[error("restore: {0}")]
+    Restore(String),
+
+    #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
+    SnapshotNotFound(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done, so the message names the file.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True for errors that mean "the store holds damaged data", as opposed to an
+    /// unreachable store or bad input.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}
+
+/// Adds a context string to `std::io::Result`s.
+pub trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}
