@@ -59,6 +59,11 @@ pub enum Error {
     #[error("{0}")]
     Backend(String),
 
+    /// A remote store (S3) failed. `transient` failures (timeouts, resets, 5xx, throttling)
+    /// may succeed when retried; the others need the user to act, and the message says how.
+    #[error("{message}")]
+    Remote { message: String, transient: bool },
+
     #[error("restore: {0}")]
     Restore(String),
 
