@@ -1,8 +1,16 @@
 pub mod backend;
+pub mod backup;
+pub mod cache;
 pub mod config;
+pub mod crypto;
 pub mod error;
+pub mod fsmeta;
 pub mod id;
+pub mod keys;
+pub mod pack;
+pub mod repo;
 pub mod secrets;
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use id::Id;

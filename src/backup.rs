@@ -1,0 +1,660 @@
+//! Taking a snapshot.
+//!
+//! The calling thread walks the sources in name order, reads each changed file and cuts
+//! it into content-defined chunks (FastCDC v2020, gear table seeded from the id key),
+//! hashes each chunk with the keyed blob-id hash, and hands chunks the store lacks to a
+//! pool of workers. Each worker compresses, encrypts into a pack of its own and uploads
+//! the pack when it is full, so packing and upload run on every core while the walk goes
+//! on. Directory trees are built bottom-up as the walk leaves each directory and go
+//! through the same pool.
+//!
+//! Order of durability: packs are uploaded first; an index file naming finished packs is
+//! written every few dozen packs and at the end; the snapshot record goes last. Only then
+//! does the local cache learn of the new blobs and files. A crash at any point leaves a
+//! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
+//! whatever was not indexed.
+
+use crate::backend::Kind;
+use crate::cache::{Cache, FileStamp};
+use crate::crypto::WriterKeys;
+use crate::error::{Error, Result};
+use crate::fsmeta::{self, Names};
+use crate::id::Id;
+use crate::pack::{self, BlobKind, PackRecord, PackWriter};
+use crate::repo::{Repo, Snapshot, Summary};
+use crate::tree::{ChunkRef, Extent, LinkKey, Node, NodeKind, Tree};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Index files are written after this many packs, so an interrupted snapshot keeps most
+/// of its uploads for the next run.
+const INDEX_EVERY_PACKS: usize = 32;
+
+pub struct SnapshotOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    pub hostname: String,
+    /// Absolute paths to leave out, or names to leave out wherever they appear.
+    pub excludes: Vec<String>,
+    pub threads: usize,
+}
+
+/// A source entry that could not be read.
+#[derive(Clone, Debug)]
+pub struct SourceProblem {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+pub struct SnapshotResult {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    pub problems: Vec<SourceProblem>,
+}
+
+/// Takes a snapshot of `opts.paths` into `repo`.
+pub fn run(
+    repo: &Repo,
+    keys: &WriterKeys,
+    recipients: &[age::x25519::Recipient],
+    cache: &mut Cache,
+    opts: &SnapshotOptions,
+) -> Result<SnapshotResult> {
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    cache.sync_index(repo, keys)?;
+    let sources = normalise_sources(&opts.paths)?;
+
+    let mut walker = Walker {
+        keys,
+        cache,
+        repo,
+        uploader: Uploader::start(repo, keys, recipients, opts.threads.max(1)),
+        names: Names::default(),
+        summary: Summary::default(),
+        problems: Vec::new(),
+        file_rows: Vec::new(),
+        links: HashMap::new(),
+        excludes: opts.excludes.clone(),
+        racy_after_ns: started_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64 - 2_000_000_000)
+            .unwrap_or(0),
+    };
+    let walked = walker.save_sources(&sources);
+    let root = match walked {
+        Ok(root) => root,
+        Err(e) => {
+            // Let the workers stop; the packs they wrote stay unreferenced until prune.
+            let _ = walker.uploader.finish();
+            return Err(e);
+        }
+    };
+    let records = walker.uploader.finish()?;
+    walker.index_packs(records)?;
+
+    let mut summary = walker.summary;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        time: chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339(),
+        hostname: opts.hostname.clone(),
+        username: fsmeta::Names::default()
+            .user(rustix::process::geteuid().as_raw())
+            .unwrap_or_default(),
+        paths: sources
+            .iter()
+            .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
+            .collect(),
+        tags: opts.tags.clone(),
+        tree: root,
+        summary,
+        program: format!("vault {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_snapshot(keys, &snapshot)?;
+    // The snapshot is durable; only now may the cache trust the files it read.
+    let rows = std::mem::take(&mut walker.file_rows);
+    walker.cache.file_store(&rows)?;
+    Ok(SnapshotResult {
+        id,
+        snapshot,
+        problems: walker.problems,
+    })
+}
+
+/// Makes source paths absolute and lexically clean, and drops paths inside other sources.
+fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("read the current folder", e))?;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        let mut clean = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                Component::Normal(n) => clean.push(n),
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                _ => {}
+            }
+        }
+        std::fs::symlink_metadata(&clean).map_err(|e| {
+            Error::io(format!("source path {}", clean.display()), e)
+        })?;
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    let all = out.clone();
+    out.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    Ok(out)
+}
+
+struct Walker<'a> {
+    keys: &'a WriterKeys,
+    cache: &'a mut Cache,
+    repo: &'a Repo,
+    uploader: Uploader,
+    names: Names,
+    summary: Summary,
+    problems: Vec<SourceProblem>,
+    file_rows: Vec<(Vec<u8>, FileStamp, Vec<Extent>)>,
+    links: HashMap<LinkKey, Vec<Extent>>,
+    excludes: Vec<String>,
+    /// Files modified after this moment are not put in the files cache: they could change
+    /// again within the timestamp granularity without their stamp changing.
+    racy_after_ns: i64,
+}
+
+/// A directory on the way from `/` to the sources.
+#[derive(Default)]
+struct Skeleton {
+    children: BTreeMap<Vec<u8>, SkeletonEntry>,
+}
+
+enum SkeletonEntry {
+    Source(PathBuf),
+    Ancestor(PathBuf, Skeleton),
+}
+
+impl Walker<'_> {
+    fn save_sources(&mut self, sources: &[PathBuf]) -> Result<Id> {
+        let mut root = Skeleton::default();
+        for src in sources {
+            let comps: Vec<&std::ffi::OsStr> = src
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            let mut level = &mut root;
+            let mut so_far = PathBuf::from("/");
+            for (i, c) in comps.iter().enumerate() {
+                so_far.push(c);
+                let key = c.as_bytes().to_vec();
+                if i + 1 == comps.len() {
+                    level.children.insert(key, SkeletonEntry::Source(so_far.clone()));
+                } else {
+                    let entry = level
+                        .children
+                        .entry(key)
+                        .or_insert_with(|| SkeletonEntry::Ancestor(so_far.clone(), Skeleton::default()));
+                    match entry {
+                        SkeletonEntry::Ancestor(_, s) => level = s,
+                        SkeletonEntry::Source(_) => unreachable!("nested sources were dropped"),
+                    }
+                }
+            }
+        }
+        if sources.is_empty() {
+            return Err(Error::Usage("nothing to snapshot: no source paths".into()));
+        }
+        let tree = self.save_skeleton(&root)?;
+        self.put_tree(&tree)
+    }
+
+    fn save_skeleton(&mut self, sk: &Skeleton) -> Result<Tree> {
+        let mut nodes = Vec::new();
+        for (name, entry) in &sk.children {
+            match entry {
+                SkeletonEntry::Source(path) => {
+                    if let Some(node) = self.save_entry(path, name.clone())? {
+                        nodes.push(node);
+                    }
+                }
+                SkeletonEntry::Ancestor(path, inner) => {
+                    let meta = std::fs::symlink_metadata(path)
+                        .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+                    let mut node = self.node_from_meta(path, name.clone(), &meta, NodeKind::Dir);
+                    let tree = self.save_skeleton(inner)?;
+                    node.subtree = Some(self.put_tree(&tree)?);
+                    nodes.push(node);
+                }
+            }
+        }
+        Ok(Tree { nodes })
+    }
+
+    fn problem(&mut self, path: &Path, error: impl ToString) {
+        self.summary.errors += 1;
+        self.problems.push(SourceProblem {
+            path: path.to_path_buf(),
+            error: error.to_string(),
+        });
+    }
+
+    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        self.excludes.iter().any(|ex| {
+            if ex.starts_with('/') {
+                path == Path::new(ex)
+            } else {
+                ex.as_bytes() == name
+            }
+        })
+    }
+
+    fn node_from_meta(&mut self, path: &Path, name: Vec<u8>, meta: &std::fs::Metadata, kind: NodeKind) -> Node {
+        let xattrs = match fsmeta::read_xattrs(path) {
+            Ok(x) => x,
+            Err(e) => {
+                self.problem(path, format!("cannot read extended attributes: {e}"));
+                Vec::new()
+            }
+        };
+        Node {
+            name,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            user: self.names.user(meta.uid()),
+            group: self.names.group(meta.gid()),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            size: 0,
+            xattrs,
+            extents: Vec::new(),
+            subtree: None,
+            target: None,
+            rdev: 0,
+            link: None,
+        }
+    }
+
+    /// Saves one entry; `None` when it could not be read (reported as a problem).
+    fn save_entry(&mut self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.problem(path, e);
+                return Ok(None);
+            }
+        };
+        let ft = meta.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_file() {
+            NodeKind::File
+        } else if ft.is_dir() {
+            NodeKind::Dir
+        } else if ft.is_symlink() {
+            NodeKind::Symlink
+        } else if ft.is_fifo() {
+            NodeKind::Fifo
+        } else if ft.is_char_device() {
+            NodeKind::CharDevice
+        } else if ft.is_block_device() {
+            NodeKind::BlockDevice
+        } else {
+            NodeKind::Socket
+        };
+        let mut node = self.node_from_meta(path, name, &meta, kind);
+        if kind != NodeKind::Dir && meta.nlink() > 1 {
+            node.link = Some(LinkKey {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            });
+        }
+        match kind {
+            NodeKind::File => {
+                self.summary.files += 1;
+                node.size = meta.len();
+                self.summary.bytes += meta.len();
+                match self.save_file_content(path, &meta, node.link)? {
+                    Ok(extents) => node.extents = extents,
+                    Err(e) => {
+                        self.problem(path, e);
+                        return Ok(None);
+                    }
+                }
+            }
+            NodeKind::Dir => {
+                self.summary.dirs += 1;
+                let tree = self.save_dir(path)?;
+                node.subtree = Some(self.put_tree(&tree)?);
+            }
+            NodeKind::Symlink => {
+                self.summary.others += 1;
+                match std::fs::read_link(path) {
+                    Ok(t) => node.target = Some(t.as_os_str().as_bytes().to_vec()),
+                    Err(e) => {
+                        self.problem(path, e);
+                        return Ok(None);
+                    }
+                }
+            }
+            NodeKind::CharDevice | NodeKind::BlockDevice => {
+                self.summary.others += 1;
+                node.rdev = meta.rdev();
+            }
+            NodeKind::Fifo | NodeKind::Socket => self.summary.others += 1,
+        }
+        Ok(Some(node))
+    }
+
+    fn save_dir(&mut self, path: &Path) -> Result<Tree> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.problem(path, format!("cannot list folder: {e}"));
+                return Ok(Tree::default());
+            }
+        };
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => names.push(e.file_name().as_bytes().to_vec()),
+                Err(e) => self.problem(path, format!("cannot list folder: {e}")),
+            }
+        }
+        names.sort();
+        let mut nodes = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            if self.excluded(&child, &name) {
+                continue;
+            }
+            if let Some(node) = self.save_entry(&child, name)? {
+                nodes.push(node);
+            }
+        }
+        Ok(Tree { nodes })
+    }
+
+    fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
+        let bytes = tree.encode();
+        let id = self.keys.blob_id(&bytes);
+        self.add_blob(id, BlobKind::Tree, bytes)?;
+        Ok(id)
+    }
+
+    fn add_blob(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        if self.uploader.pending.contains(&id) || self.cache.has_blob(&id)? {
+            return Ok(());
+        }
+        self.summary.new_bytes += data.len() as u64;
+        self.uploader.send(id, kind, data)?;
+        self.drain_finished_packs(false)
+    }
+
+    fn drain_finished_packs(&mut self, force: bool) -> Result<()> {
+        while let Ok(record) = self.uploader.done_rx.try_recv() {
+            self.uploader.finished.push(record);
+        }
+        if self.uploader.finished.len() >= INDEX_EVERY_PACKS || (force && !self.uploader.finished.is_empty()) {
+            let records = std::mem::take(&mut self.uploader.finished);
+            self.index_packs(records)?;
+        }
+        Ok(())
+    }
+
+    fn index_packs(&mut self, records: Vec<PackRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            self.summary.packs += 1;
+            self.summary.stored_bytes += r.size;
+        }
+        let name = self.repo.save_index(self.keys, &records)?;
+        self.cache.add_index(&name, &records)?;
+        for r in &records {
+            for e in &r.entries {
+                self.uploader.pending.remove(&e.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Outer error: the store failed, the snapshot stops. Inner error: this file could
+    /// not be read, which is reported and the snapshot goes on.
+    fn save_file_content(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        link: Option<LinkKey>,
+    ) -> Result<std::result::Result<Vec<Extent>, String>> {
+        if let Some(key) = link {
+            if let Some(extents) = self.links.get(&key) {
+                return Ok(Ok(extents.clone()));
+            }
+        }
+        let stamp = FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        };
+        let path_bytes = path.as_os_str().as_bytes();
+        let mut extents = None;
+        if let Some((old, cached)) = self.cache.file_lookup(path_bytes)? {
+            if old == stamp && self.all_present(&cached)? {
+                extents = Some(cached);
+            }
+        }
+        let extents = match extents {
+            Some(x) => x,
+            None => {
+                let x = match self.read_file(path, meta) {
+                    Ok(x) => x,
+                    Err(ReadError::Source(msg)) => return Ok(Err(msg)),
+                    Err(ReadError::Store(e)) => return Err(e),
+                };
+                if stamp.mtime_ns < self.racy_after_ns && stamp.ctime_ns < self.racy_after_ns {
+                    self.file_rows.push((path_bytes.to_vec(), stamp, x.clone()));
+                }
+                x
+            }
+        };
+        if let Some(key) = link {
+            self.links.insert(key, extents.clone());
+        }
+        Ok(Ok(extents))
+    }
+
+    fn all_present(&self, extents: &[Extent]) -> Result<bool> {
+        for c in extents.iter().flat_map(|e| &e.chunks) {
+            if !self.uploader.pending.contains(&c.id) && !self.cache.has_blob(&c.id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn read_file(&mut self, path: &Path, meta: &std::fs::Metadata) -> std::result::Result<Vec<Extent>, ReadError> {
+        let file = open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
+        let regions = fsmeta::data_regions(&file, meta.len(), meta.blocks())
+            .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
+        let params = &self.repo.config.chunker;
+        let mut extents = Vec::with_capacity(regions.len());
+        for (offset, len) in regions {
+            let mut f = &file;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| ReadError::Source(format!("cannot seek: {e}")))?;
+            let chunker = fastcdc::v2020::StreamCDC::with_level_and_seed(
+                f.take(len),
+                params.min_size,
+                params.avg_size,
+                params.max_size,
+                fastcdc::v2020::Normalization::Level1,
+                self.keys.chunker_seed(),
+            );
+            let mut chunks = Vec::new();
+            for chunk in chunker {
+                let chunk = chunk.map_err(|e| ReadError::Source(format!("read failed: {e}")))?;
+                self.summary.bytes_read += chunk.length as u64;
+                let id = self.keys.blob_id(&chunk.data);
+                chunks.push(ChunkRef {
+                    id,
+                    len: chunk.length as u32,
+                });
+                self.add_blob(id, BlobKind::Data, chunk.data).map_err(ReadError::Store)?;
+            }
+            if !chunks.is_empty() {
+                extents.push(Extent { offset, chunks });
+            }
+        }
+        Ok(extents)
+    }
+}
+
+enum ReadError {
+    Source(String),
+    Store(Error),
+}
+
+/// Opens for reading without updating the access time where the kernel allows it
+/// (only the owner or root may ask for that).
+fn open_noatime(path: &Path) -> std::io::Result<File> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path),
+        other => other,
+    }
+}
+
+struct Job {
+    id: Id,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+/// The worker pool that compresses, encrypts, packs and uploads blobs.
+struct Uploader {
+    tx: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<Result<()>>>,
+    done_rx: Receiver<PackRecord>,
+    /// Blobs handed to workers whose pack is not yet in an index file.
+    pending: HashSet<Id>,
+    /// Durable packs not yet in an index file.
+    finished: Vec<PackRecord>,
+}
+
+impl Uploader {
+    fn start(repo: &Repo, keys: &WriterKeys, recipients: &[age::x25519::Recipient], threads: usize) -> Uploader {
+        let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let (done_tx, done_rx) = mpsc::channel();
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                let done_tx = done_tx.clone();
+                let repo = repo.clone();
+                let keys = keys.clone();
+                let recipients = recipients.to_vec();
+                std::thread::spawn(move || -> Result<()> {
+                    let pack_size = repo.config.pack_size as usize;
+                    let level = repo.config.compression_level;
+                    let mut writer: Option<PackWriter> = None;
+                    loop {
+                        let job = rx.lock().unwrap().recv();
+                        let Ok(job) = job else { break };
+                        let compressed = pack::compress(&job.data, level);
+                        let payload = compressed.as_deref().unwrap_or(&job.data);
+                        if writer.is_none() {
+                            writer = Some(PackWriter::new(&recipients, pack_size)?);
+                        }
+                        let w = writer.as_mut().unwrap();
+                        w.add(job.id, job.kind, job.data.len() as u32, compressed.is_some(), payload);
+                        if w.len() >= pack_size {
+                            let record = upload(&repo, &keys, writer.take().unwrap())?;
+                            let _ = done_tx.send(record);
+                        }
+                    }
+                    if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
+                        let record = upload(&repo, &keys, w)?;
+                        let _ = done_tx.send(record);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        Uploader {
+            tx: Some(tx),
+            workers,
+            done_rx,
+            pending: HashSet::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        self.pending.insert(id);
+        let sent = self.tx.as_ref().expect("uploader running").send(Job { id, kind, data });
+        if sent.is_err() {
+            // Every worker has stopped, which only happens on an error: report it.
+            self.tx = None;
+            for w in self.workers.drain(..) {
+                if let Ok(Err(e)) = w.join() {
+                    return Err(e);
+                }
+            }
+            return Err(Error::Backend("pack workers stopped unexpectedly".into()));
+        }
+        Ok(())
+    }
+
+    /// Waits for the workers and returns every durable pack not yet indexed.
+    fn finish(&mut self) -> Result<Vec<PackRecord>> {
+        self.tx = None;
+        let mut first_err = None;
+        for w in self.workers.drain(..) {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Backend("a pack worker panicked".into()));
+                }
+            }
+        }
+        let mut records = std::mem::take(&mut self.finished);
+        while let Ok(r) = self.done_rx.recv_timeout(Duration::from_millis(0)) {
+            records.push(r);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(records),
+        }
+    }
+}
+
+fn upload(repo: &Repo, keys: &WriterKeys, writer: PackWriter) -> Result<PackRecord> {
+    let (bytes, record) = writer.finish(keys);
+    repo.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
+    Ok(record)
+}

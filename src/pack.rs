@@ -1,0 +1,287 @@
+//! Pack files: many encrypted blobs in one object.
+//!
+//! ```text
+//! pack    = magic "VLTPACK1"
+//!           u32le header_len, header      header: binary age file to the reader recipients;
+//!                                                 its plaintext is the pack's 32-byte data key
+//!           blob_0 .. blob_n              blob_i: ChaCha20-Poly1305(data key, nonce = i,
+//!                                                 aad = id ‖ kind ‖ compressed) of the payload
+//!           trailer, u32le trailer_len    trailer: the pack's entries (CBOR), sealed with the
+//!                                                 metadata key, so the index can be rebuilt
+//!                                                 from packs alone
+//! name    = hex(BLAKE3(pack bytes))       so any copy can be checked without keys
+//! payload = zstd(plaintext) when that saves at least 1/16, else the plaintext
+//! ```
+//!
+//! A blob is read on its own with one ranged read (offset and length come from the index),
+//! after the pack's data key has been unwrapped once from its header.
+
+use crate::crypto::{self, SecretKey, WriterKeys};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: &[u8; 8] = b"VLTPACK1";
+const TRAILER_LABEL: &[u8] = b"vault v1 pack trailer";
+
+/// What a blob holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data = 0,
+    /// A directory listing (a serialised [`crate::tree::Tree`]).
+    Tree = 1,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<BlobKind> {
+        match v {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Where one blob lies inside its pack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackEntry {
+    pub id: Id,
+    pub kind: BlobKind,
+    /// Position in the pack, which is also the blob's nonce.
+    pub position: u32,
+    pub offset: u32,
+    /// Sealed length (payload plus tag).
+    pub length: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+    pub compressed: bool,
+}
+
+/// A finished pack as the index records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackRecord {
+    pub id: Id,
+    pub size: u64,
+    pub header_len: u32,
+    pub entries: Vec<PackEntry>,
+}
+
+/// Compresses a blob unless that does not pay (already compressed data, random data).
+pub fn compress(plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
+    if plaintext.len() < 64 {
+        return None;
+    }
+    // Probe the first 64 KiB first: incompressible data is common (WAL segments with
+    // compressed pages, TLS material, archives) and zstd on it costs as much as on text.
+    if plaintext.len() > 256 * 1024 {
+        let probe = &plaintext[..64 * 1024];
+        let small = zstd::bulk::compress(probe, level).ok()?;
+        if small.len() > probe.len() - probe.len() / 32 {
+            return None;
+        }
+    }
+    let out = zstd::bulk::compress(plaintext, level).ok()?;
+    (out.len() <= plaintext.len() - plaintext.len() / 16).then_some(out)
+}
+
+/// Builds one pack in memory.
+pub struct PackWriter {
+    data_key: SecretKey,
+    buf: Vec<u8>,
+    header_len: u32,
+    entries: Vec<PackEntry>,
+}
+
+impl PackWriter {
+    pub fn new(recipients: &[age::x25519::Recipient], capacity: usize) -> Result<PackWriter> {
+        let data_key = SecretKey::random();
+        let header = crypto::age_encrypt(recipients, &data_key.0)?;
+        let mut buf = Vec::with_capacity(capacity + 64 * 1024);
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&header);
+        Ok(PackWriter {
+            data_key,
+            header_len: header.len() as u32,
+            buf,
+            entries: Vec::new(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a blob whose payload is already compressed (or deliberately not).
+    pub fn add(&mut self, id: Id, kind: BlobKind, raw_len: u32, compressed: bool, payload: &[u8]) {
+        let position = self.entries.len() as u32;
+        let sealed = crypto::seal_blob(&self.data_key, position, &id, kind as u8, compressed, payload);
+        self.entries.push(PackEntry {
+            id,
+            kind,
+            position,
+            offset: self.buf.len() as u32,
+            length: sealed.len() as u32,
+            raw_len,
+            compressed,
+        });
+        self.buf.extend_from_slice(&sealed);
+    }
+
+    /// Seals the trailer and returns the pack's bytes and its record.
+    pub fn finish(mut self, keys: &WriterKeys) -> (Vec<u8>, PackRecord) {
+        let mut plain = Vec::new();
+        ciborium::into_writer(&self.entries, &mut plain).expect("serialisable");
+        let trailer = keys.seal_meta(TRAILER_LABEL, &plain);
+        self.buf.extend_from_slice(&trailer);
+        self.buf.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
+        let id = Id::hash_public(&self.buf);
+        let record = PackRecord {
+            id,
+            size: self.buf.len() as u64,
+            header_len: self.header_len,
+            entries: std::mem::take(&mut self.entries),
+        };
+        (std::mem::take(&mut self.buf), record)
+    }
+}
+
+/// Range of the age header within a pack.
+pub fn header_range(header_len: u32) -> (u64, u64) {
+    (12, header_len as u64)
+}
+
+/// Unwraps a pack's data key from its header bytes.
+pub fn open_header(identity: &age::x25519::Identity, header: &[u8], pack: &Id) -> Result<SecretKey> {
+    match crypto::age_decrypt(identity, header) {
+        Ok(key) if key.len() == 32 => Ok(SecretKey(key[..].try_into().unwrap())),
+        Ok(_) => Err(Error::corrupt(format!("pack {pack}"), "header holds no 32-byte data key")),
+        Err(crypto::AgeOpenError::NoMatch) => Err(Error::Key(format!(
+            "pack {pack} was not written for this reader identity ({})",
+            identity.to_public()
+        ))),
+        Err(crypto::AgeOpenError::Damaged(d)) => {
+            Err(Error::corrupt(format!("pack {pack}"), format!("header: {d}")))
+        }
+    }
+}
+
+/// Decrypts, decompresses and verifies one blob read from a pack.
+pub fn open_blob(
+    keys: &WriterKeys,
+    data_key: &SecretKey,
+    pack: &Id,
+    entry: &PackEntry,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let corrupt = |detail: &str| {
+        Error::corrupt(
+            format!("{} blob {} in pack {}", kind_name(entry.kind), entry.id, pack.short()),
+            detail.to_string(),
+        )
+    };
+    let payload = crypto::open_blob(
+        data_key,
+        entry.position,
+        &entry.id,
+        entry.kind as u8,
+        entry.compressed,
+        sealed,
+    )
+    .ok_or_else(|| corrupt("authentication failed (the pack was altered or damaged)"))?;
+    let plain = if entry.compressed {
+        zstd::bulk::decompress(&payload, entry.raw_len as usize)
+            .map_err(|e| corrupt(&format!("does not decompress: {e}")))?
+    } else {
+        payload
+    };
+    if plain.len() != entry.raw_len as usize || keys.blob_id(&plain) != entry.id {
+        return Err(corrupt("content does not match its id"));
+    }
+    Ok(plain)
+}
+
+fn kind_name(kind: BlobKind) -> &'static str {
+    match kind {
+        BlobKind::Data => "data",
+        BlobKind::Tree => "tree",
+    }
+}
+
+/// Reads the entry list from a whole pack (for check and index rebuilds).
+pub fn read_trailer(keys: &WriterKeys, pack: &Id, bytes: &[u8]) -> Result<PackRecord> {
+    let what = format!("pack {pack}");
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err(Error::corrupt(&what, "not a vault pack (bad magic or truncated)"));
+    }
+    let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
+    if tlen + 4 + 12 + header_len as usize > bytes.len() {
+        return Err(Error::corrupt(&what, "trailer length out of range (truncated?)"));
+    }
+    let trailer = &bytes[bytes.len() - 4 - tlen..bytes.len() - 4];
+    let plain = keys.open_meta(TRAILER_LABEL, trailer, &what)?;
+    let entries: Vec<PackEntry> = ciborium::from_reader(&plain[..])
+        .map_err(|e| Error::corrupt(&what, format!("trailer does not parse: {e}")))?;
+    Ok(PackRecord {
+        id: *pack,
+        size: bytes.len() as u64,
+        header_len,
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trip_and_tamper_detection() {
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let reader = age::x25519::Identity::generate();
+        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20).unwrap();
+        let blobs: Vec<Vec<u8>> = vec![b"a".repeat(5000), (0..3000u32).map(|i| (i * 7) as u8).collect(), vec![]];
+        for b in &blobs {
+            let c = compress(b, 1);
+            let payload = c.as_deref().unwrap_or(b);
+            w.add(keys.blob_id(b), BlobKind::Data, b.len() as u32, c.is_some(), payload);
+        }
+        let (bytes, record) = w.finish(&keys);
+        assert_eq!(record.id, Id::hash_public(&bytes));
+        assert!(record.entries[0].compressed);
+        let (off, len) = header_range(record.header_len);
+        let data_key = open_header(&reader, &bytes[off as usize..(off + len) as usize], &record.id).unwrap();
+        for (e, b) in record.entries.iter().zip(&blobs) {
+            let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(&open_blob(&keys, &data_key, &record.id, e, sealed).unwrap(), b);
+            let mut bad = sealed.to_vec();
+            bad[bad.len() / 2] ^= 0x40;
+            let err = open_blob(&keys, &data_key, &record.id, e, &bad).unwrap_err();
+            assert!(err.to_string().contains("corrupt"), "{err}");
+        }
+        assert_eq!(read_trailer(&keys, &record.id, &bytes).unwrap().entries, record.entries);
+        assert!(read_trailer(&keys, &record.id, &bytes[..bytes.len() - 10]).is_err());
+        assert!(open_header(&age::x25519::Identity::generate(), &bytes[off as usize..(off + len) as usize], &record.id).is_err());
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_raw() {
+        let mut x = 0x12345678u64;
+        let random: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(compress(&random, 1).is_none());
+        assert!(compress(&vec![7u8; 1 << 20], 1).is_some());
+    }
+}
