@@ -13,8 +13,11 @@
 //!   not an error (prune may race another prune).
 //! - `list` returns only complete objects.
 
+pub mod faulty;
 pub mod local;
 pub mod memory;
+pub mod retry;
+pub mod s3;
 pub mod testsuite;
 
 use crate::error::{Error, Result};
@@ -104,12 +107,20 @@ pub trait Backend: Send + Sync {
 pub type BackendRef = Arc<dyn Backend>;
 
 /// Opens the backend a store location names: a filesystem path (the default), or a URL
-/// scheme another backend registers.
+/// scheme another backend registers. S3 settings come from the environment; see
+/// [`open_with`] to apply a configuration's `[s3]` table.
 pub fn open(location: &str) -> Result<BackendRef> {
+    open_with_s3(location, &s3::S3Config::default())
+}
+
+/// As [`open`], with the S3 settings of `config`.
+pub fn open_with(location: &str, config: &crate::config::Config) -> Result<BackendRef> {
+    open_with_s3(location, &config.s3)
+}
+
+fn open_with_s3(location: &str, s3_config: &s3::S3Config) -> Result<BackendRef> {
     if location.starts_with("s3://") {
-        return Err(Error::Usage(format!(
-            "{location}: S3 stores are not supported by this build"
-        )));
+        return s3::open_s3(location, s3_config);
     }
     if let Some(rest) = location.strip_prefix("memory://") {
         return Ok(memory::MemoryBackend::shared(rest));

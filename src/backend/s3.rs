@@ -1,0 +1,1076 @@
+//! A store in an S3-compatible object store (AWS S3, MinIO, Ceph RGW, Garage).
+//!
+//! Location: `s3://BUCKET/PREFIX` (the prefix may be empty or have several segments). The
+//! bucket must exist; vault never creates or deletes buckets.
+//!
+//! Layout, mirroring the local store: `PREFIX/config`, `PREFIX/keys/NAME`,
+//! `PREFIX/index/NAME`, `PREFIX/snapshots/NAME`, `PREFIX/locks/NAME`, `PREFIX/secrets/NAME`
+//! and `PREFIX/packs/XX/NAME` where `XX` is the name's first two hex digits.
+//!
+//! Durability: an object is written by one PUT, which S3 applies atomically and acknowledges
+//! only once it is stored. Objects larger than `multipart_threshold` are sent as a multipart
+//! upload (parts of `part_size`, up to `max_concurrency` at a time); until the upload is
+//! completed nothing is visible under the key, and an upload that fails is aborted so its
+//! parts do not linger.
+//!
+//! Reads: `get_range` is one ranged GET; a range the object does not fully hold is reported
+//! as corruption. `list` pages through ListObjectsV2.
+//!
+//! Errors are [`Error::Remote`], classified as transient (timeouts, reset or refused
+//! connections, HTTP 408/429/5xx, `SlowDown`) or permanent (bad credentials, access denied,
+//! missing bucket, wrong region, clock skew). Permanent messages name the bucket, the key and
+//! what to check. This backend does not retry by itself: [`open_s3`] wraps it in a
+//! [`RetryBackend`](super::retry::RetryBackend) configured from [`S3Config`].
+//!
+//! Settings come from the `[s3]` table of the configuration ([`S3Config`]) and, where it is
+//! silent, from the usual AWS environment variables. Credentials are taken from the first of:
+//! `access_key_id`/`secret_access_key` in the configuration; the configuration's
+//! `credentials_file`/`profile`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and
+//! `AWS_SESSION_TOKEN`); the AWS credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+//! `~/.aws/credentials`) with profile `AWS_PROFILE` (else `default`). vault never asks an
+//! instance metadata service.
+
+use super::retry::{RetryBackend, RetryPolicy};
+use super::{check_name, missing, Backend, BackendRef, Kind, ObjectInfo};
+use crate::error::{Error, Result};
+use s3::creds::Credentials;
+use s3::error::S3Error;
+use s3::{Bucket, Region};
+use serde::Deserialize;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+/// S3's smallest allowed part (except the last one).
+const MIN_PART_SIZE: u64 = 5 * MIB;
+const MAX_PARTS: u64 = 10_000;
+const CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The `[s3]` table of the configuration. Every field is optional.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL, e.g. `https://minio.example:9000` (default: `AWS_ENDPOINT_URL_S3`,
+    /// `AWS_ENDPOINT_URL`, else AWS itself).
+    pub endpoint: Option<String>,
+    /// Region name (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`). Garage
+    /// expects its `s3_region` (usually `garage`).
+    pub region: Option<String>,
+    /// Path-style requests (`https://host/bucket/key`) instead of virtual-host style
+    /// (`https://bucket.host/key`). Default: true with a custom endpoint, false for AWS.
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// AWS-style credentials file (ini with `aws_access_key_id`, `aws_secret_access_key`,
+    /// optional `aws_session_token`).
+    pub credentials_file: Option<PathBuf>,
+    /// Profile in the credentials file (default: `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// Parts of one multipart upload sent at a time (default 4).
+    pub max_concurrency: Option<usize>,
+    /// Objects larger than this many bytes use multipart upload (default 16 MiB).
+    pub multipart_threshold: Option<u64>,
+    /// Bytes per multipart part (default 8 MiB, at least 5 MiB).
+    pub part_size: Option<u64>,
+    /// Seconds one request may take before it is abandoned and retried (default 120).
+    pub timeout_secs: Option<u64>,
+    /// Attempts per operation, the first included (default 8).
+    pub max_attempts: Option<u32>,
+    /// Seconds after which no new attempt of an operation starts (default 120).
+    pub max_retry_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redact(&self.secret_access_key))
+            .field("session_token", &redact(&self.session_token))
+            .field("credentials_file", &self.credentials_file)
+            .field("profile", &self.profile)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("part_size", &self.part_size)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_retry_secs", &self.max_retry_secs)
+            .finish()
+    }
+}
+
+/// Access key, secret and optional session token. `Debug` never shows the secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// Where they came from, for messages ("configuration", "environment", a file).
+    pub source: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// The retry policy these settings ask for.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let mut p = RetryPolicy::default();
+        if let Some(n) = self.max_attempts {
+            p.max_attempts = n.max(1);
+        }
+        if let Some(s) = self.max_retry_secs {
+            p.max_elapsed = Duration::from_secs(s);
+        }
+        p
+    }
+
+    /// Finds the credentials (see the module docs for the order), reading the process
+    /// environment.
+    pub fn credentials(&self) -> Result<S3Credentials> {
+        self.credentials_from(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// As [`S3Config::credentials`], with `env` standing in for the environment.
+    pub fn credentials_from(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Credentials> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                return Ok(S3Credentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: self.session_token.clone(),
+                    source: "the configuration ([s3] access_key_id)".into(),
+                })
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::Usage(
+                    "[s3] access_key_id and secret_access_key must be set together".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if self.credentials_file.is_some() || self.profile.is_some() {
+            let file = self
+                .credentials_file
+                .clone()
+                .or_else(|| env("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from))
+                .unwrap_or_else(|| default_credentials_file(env));
+            let profile = self
+                .profile
+                .clone()
+                .or_else(|| env("AWS_PROFILE"))
+                .unwrap_or_else(|| "default".into());
+            return read_credentials_file(&file, &profile, true)?.ok_or_else(|| {
+                Error::Usage(format!("credentials file {} not found", file.display()))
+            });
+        }
+        if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            return Ok(S3Credentials {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: env("AWS_SESSION_TOKEN"),
+                source: "the environment (AWS_ACCESS_KEY_ID)".into(),
+            });
+        }
+        let (file, explicit) = match env("AWS_SHARED_CREDENTIALS_FILE") {
+            Some(f) => (PathBuf::from(f), true),
+            None => (default_credentials_file(env), false),
+        };
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        if let Some(c) = read_credentials_file(&file, &profile, explicit)? {
+            return Ok(c);
+        }
+        Err(Error::Usage(format!(
+            "no S3 credentials: set access_key_id and secret_access_key (or credentials_file) \
+             in the [s3] table of the configuration, or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY in the environment, or write profile [{profile}] to {}",
+            file.display()
+        )))
+    }
+
+    fn endpoint_from(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        self.endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .map(|e| e.trim_end_matches('/').to_string())
+    }
+
+    fn region_from(&self, env: &dyn Fn(&str) -> Option<String>) -> String {
+        self.region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+}
+
+fn default_credentials_file(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".aws/credentials")
+}
+
+/// Reads one profile of an AWS credentials file. `Ok(None)` when the file does not exist
+/// and `required` is false.
+fn read_credentials_file(path: &Path, profile: &str, required: bool) -> Result<Option<S3Credentials>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) => return Err(Error::io(format!("read S3 credentials file {}", path.display()), e)),
+    };
+    let mut section = String::new();
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            section = name.strip_prefix("profile ").unwrap_or(name).trim().to_string();
+            continue;
+        }
+        if section != profile {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_string();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => id = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" | "aws_security_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(S3Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+            source: format!("profile [{profile}] of {}", path.display()),
+        })),
+        _ => Err(Error::Usage(format!(
+            "S3 credentials file {} has no profile [{profile}] with aws_access_key_id and \
+             aws_secret_access_key",
+            path.display()
+        ))),
+    }
+}
+
+/// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix (without outer slashes).
+pub fn parse_location(location: &str) -> Result<(String, String)> {
+    let rest = location.strip_prefix("s3://").ok_or_else(|| {
+        Error::Usage(format!("{location}: an S3 store location looks like s3://BUCKET/PREFIX"))
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !bucket.starts_with(['.', '-'])
+        && !bucket.ends_with(['.', '-']);
+    if !bucket_ok {
+        return Err(Error::Usage(format!(
+            "{location}: {bucket:?} is not a valid bucket name (3 to 63 lowercase letters, \
+             digits, dots and hyphens)"
+        )));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|seg| seg == "." || seg == "..")
+        || prefix.contains("//")
+        || prefix.chars().any(|c| c.is_control())
+    {
+        return Err(Error::Usage(format!(
+            "{location}: the prefix must not contain empty, `.` or `..` segments"
+        )));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+/// Opens an S3 store with retries as `cfg` asks (the backend `backend::open` returns for
+/// `s3://` locations).
+pub fn open_s3(location: &str, cfg: &S3Config) -> Result<BackendRef> {
+    let backend = S3Backend::new(location, cfg)?;
+    Ok(Arc::new(RetryBackend::new(backend, cfg.retry_policy())))
+}
+
+pub struct S3Backend {
+    bucket: Arc<Bucket>,
+    bucket_name: String,
+    prefix: String,
+    endpoint: String,
+    region: String,
+    credentials_source: String,
+    multipart_threshold: u64,
+    part_size: u64,
+    max_concurrency: usize,
+    timeout: Duration,
+    store_seen: AtomicBool,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Backend")
+            .field("location", &self.location())
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Backend {
+    /// Connects lazily: nothing is sent until the first operation.
+    pub fn new(location: &str, cfg: &S3Config) -> Result<S3Backend> {
+        Self::new_with_env(location, cfg, &|k| {
+            std::env::var(k).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// As [`S3Backend::new`], with `env` standing in for the environment.
+    pub fn new_with_env(
+        location: &str,
+        cfg: &S3Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<S3Backend> {
+        let (bucket_name, prefix) = parse_location(location)?;
+        let creds = cfg.credentials_from(env)?;
+        let region_name = cfg.region_from(env);
+        let custom = cfg.endpoint_from(env);
+        let endpoint = match &custom {
+            Some(e) if e.starts_with("http://") || e.starts_with("https://") => e.clone(),
+            Some(e) => {
+                return Err(Error::Usage(format!(
+                    "S3 endpoint {e:?} must start with http:// or https://"
+                )))
+            }
+            None => format!("https://s3.{region_name}.amazonaws.com"),
+        };
+        let path_style = cfg.path_style.unwrap_or(custom.is_some());
+        let part_size = cfg.part_size.unwrap_or(8 * MIB).max(MIN_PART_SIZE);
+        let multipart_threshold = cfg.multipart_threshold.unwrap_or(16 * MIB).max(part_size);
+        let max_concurrency = cfg.max_concurrency.unwrap_or(4).clamp(1, 64);
+        let timeout = Duration::from_secs(cfg.timeout_secs.unwrap_or(120).max(1));
+
+        let region = Region::Custom {
+            region: region_name.clone(),
+            endpoint: endpoint.clone(),
+        };
+        let credentials = Credentials::new(
+            Some(&creds.access_key_id),
+            Some(&creds.secret_access_key),
+            None,
+            creds.session_token.as_deref(),
+            None,
+        )
+        .map_err(|e| Error::Usage(format!("S3 credentials from {}: {e}", creds.source)))?;
+        let setup = |e: S3Error| Error::Usage(format!("S3 client for {location}: {e}"));
+        let mut bucket = Bucket::new(&bucket_name, region, credentials).map_err(setup)?;
+        if path_style {
+            bucket = bucket.with_path_style();
+        }
+        let bucket = bucket.with_request_timeout(timeout).map_err(setup)?;
+        // Retrying is RetryBackend's job: one policy, one place, visible timing.
+        s3::set_retries(0);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vault-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start the S3 client runtime", e))?;
+
+        Ok(S3Backend {
+            bucket: Arc::new(*bucket),
+            bucket_name,
+            prefix,
+            endpoint,
+            region: region_name,
+            credentials_source: creds.source,
+            multipart_threshold,
+            part_size,
+            max_concurrency,
+            timeout,
+            store_seen: AtomicBool::new(false),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        &self.bucket_name
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The object key of (kind, name).
+    pub fn key(&self, kind: Kind, name: &str) -> String {
+        let rel = match kind {
+            Kind::Config => "config".to_string(),
+            Kind::Packs => format!("packs/{}/{name}", &name[..2.min(name.len())]),
+            other => format!("{}/{name}", other.dir()),
+        };
+        self.under_prefix(&rel)
+    }
+
+    fn under_prefix(&self, rel: &str) -> String {
+        if self.prefix.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.prefix)
+        }
+    }
+
+    /// Runs a future to completion on this backend's runtime, from any thread (also from
+    /// inside another tokio runtime, where blocking on it directly is not allowed).
+    fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let rt = self.runtime.as_ref().expect("runtime lives until drop");
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| rt.block_on(fut))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        } else {
+            rt.block_on(fut)
+        }
+    }
+
+    /// Turns a client error into a classified [`Error::Remote`] naming the request.
+    fn fail(&self, op: &str, key: &str, err: S3Error) -> Error {
+        classify(&Ctx {
+            op,
+            bucket: &self.bucket_name,
+            key,
+            endpoint: &self.endpoint,
+            region: &self.region,
+            credentials_source: &self.credentials_source,
+            timeout: self.timeout,
+        }, err)
+    }
+
+    fn is_not_found(err: &S3Error) -> bool {
+        matches!(err, S3Error::HttpFailWithBody(404, body) if !body.contains("NoSuchBucket"))
+    }
+
+    fn ensure_store(&self) -> Result<()> {
+        if self.store_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if self.exists(Kind::Config, "config")? {
+            self.store_seen.store(true, Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(Error::StoreNotFound(self.location()))
+        }
+    }
+
+    async fn put_multipart(&self, key: &str, data: &[u8]) -> Result<()> {
+        let init = self
+            .bucket
+            .initiate_multipart_upload(key, CONTENT_TYPE)
+            .await
+            .map_err(|e| self.fail("start multipart upload of", key, e))?;
+        let upload_id = init.upload_id;
+        let result = self.upload_parts(key, &upload_id, data).await;
+        if result.is_err() {
+            // Best effort: an unfinished upload is invisible anyway, this frees its parts.
+            let _ = self.bucket.abort_upload(key, &upload_id).await;
+        }
+        result
+    }
+
+    async fn upload_parts(&self, key: &str, upload_id: &str, data: &[u8]) -> Result<()> {
+        let part_size = self
+            .part_size
+            .max((data.len() as u64).div_ceil(MAX_PARTS))
+            .max(1) as usize;
+        let chunks: Vec<&[u8]> = data.chunks(part_size).collect();
+        let mut parts = Vec::with_capacity(chunks.len());
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut next = 0usize;
+        loop {
+            while next < chunks.len() && tasks.len() < self.max_concurrency {
+                let bucket = self.bucket.clone();
+                let chunk = chunks[next].to_vec();
+                let (key, upload_id) = (key.to_string(), upload_id.to_string());
+                let number = next as u32 + 1;
+                tasks.spawn(async move {
+                    bucket
+                        .put_multipart_chunk(chunk, &key, number, &upload_id, CONTENT_TYPE)
+                        .await
+                        .map_err(|e| (number, e))
+                });
+                next += 1;
+            }
+            match tasks.join_next().await {
+                None => break,
+                Some(Ok(Ok(part))) => parts.push(part),
+                Some(Ok(Err((number, e)))) => {
+                    return Err(self.fail(&format!("upload part {number} of"), key, e))
+                }
+                Some(Err(join)) => {
+                    return Err(Error::Remote {
+                        message: format!("upload of {}: a part task failed: {join}", self.url(key)),
+                        transient: true,
+                    })
+                }
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        self.bucket
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+            .map_err(|e| self.fail("complete multipart upload of", key, e))?;
+        Ok(())
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket_name)
+    }
+
+    fn too_short(&self, kind: Kind, name: &str, size: Option<u64>, offset: u64, len: u64) -> Error {
+        let size = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "shorter".into());
+        Error::corrupt(
+            format!("{}/{name}", kind.label()),
+            format!(
+                "object {} is {size}, shorter than the range {offset}+{len} the index names (truncated?)",
+                self.url(&self.key(kind, name))
+            ),
+        )
+    }
+
+    fn head_size(&self, key: &str) -> Result<Option<u64>> {
+        self.block_on(async {
+            match self.bucket.head_object(key).await {
+                Ok((head, _)) => Ok(Some(head.content_length.unwrap_or(0).max(0) as u64)),
+                Err(e) if Self::is_not_found(&e) => Ok(None),
+                Err(e) => Err(self.fail("check", key, e)),
+            }
+        })
+    }
+}
+
+impl Drop for S3Backend {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another runtime panics; this never blocks.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket_name)
+        } else {
+            format!("s3://{}/{}", self.bucket_name, self.prefix)
+        }
+    }
+
+    fn create(&self) -> Result<()> {
+        // One listing proves the bucket exists and the credentials may read it.
+        let prefix = self.under_prefix("");
+        self.block_on(async {
+            self.bucket
+                .list_page(prefix.clone(), Some("/".into()), None, None, Some(1))
+                .await
+                .map(|_| ())
+                .map_err(|e| self.fail("list", &prefix, e))
+        })?;
+        if self.exists(Kind::Config, "config")? {
+            return Err(Error::StoreExists(self.location()));
+        }
+        Ok(())
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        if kind != Kind::Config {
+            self.ensure_store()?;
+        }
+        let key = self.key(kind, name);
+        if data.len() as u64 > self.multipart_threshold {
+            self.block_on(self.put_multipart(&key, data))?;
+        } else {
+            self.block_on(async {
+                self.bucket
+                    .put_object_with_content_type(&key, data, CONTENT_TYPE)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.fail("put", &key, e))
+            })?;
+        }
+        if kind == Kind::Config {
+            self.store_seen.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        self.block_on(async {
+            match self.bucket.get_object(&key).await {
+                Ok(resp) => Ok(resp.to_vec()),
+                Err(e) if Self::is_not_found(&e) => Err(if kind == Kind::Config {
+                    Error::StoreNotFound(self.location())
+                } else {
+                    missing(kind, name)
+                }),
+                Err(e) => Err(self.fail("get", &key, e)),
+            }
+        })
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        if len == 0 {
+            return match self.head_size(&key)? {
+                None => Err(missing(kind, name)),
+                Some(size) if size < offset => Err(self.too_short(kind, name, Some(size), offset, len)),
+                Some(_) => Ok(Vec::new()),
+            };
+        }
+        let end = offset
+            .checked_add(len - 1)
+            .ok_or_else(|| self.too_short(kind, name, None, offset, len))?;
+        let resp = self.block_on(async {
+            match self.bucket.get_object_range(&key, offset, Some(end)).await {
+                Ok(resp) => Ok(Some(resp)),
+                Err(S3Error::HttpFailWithBody(416, _)) => Ok(None),
+                Err(e) if Self::is_not_found(&e) => Err(missing(kind, name)),
+                Err(e) => Err(self.fail("get range of", &key, e)),
+            }
+        })?;
+        let Some(resp) = resp else {
+            let size = self.head_size(&key)?;
+            return Err(self.too_short(kind, name, size, offset, len));
+        };
+        let status = resp.status_code();
+        let mut bytes = resp.to_vec();
+        if status == 200 {
+            // The server ignored the Range header and sent the whole object.
+            let size = bytes.len() as u64;
+            if offset + len > size {
+                return Err(self.too_short(kind, name, Some(size), offset, len));
+            }
+            bytes = bytes[offset as usize..(offset + len) as usize].to_vec();
+        }
+        if bytes.len() as u64 != len {
+            let size = self.head_size(&key)?;
+            return Err(self.too_short(kind, name, size, offset, len));
+        }
+        Ok(bytes)
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        if kind == Kind::Config {
+            let key = self.key(Kind::Config, "config");
+            return Ok(match self.head_size(&key)? {
+                Some(size) => vec![ObjectInfo {
+                    name: "config".into(),
+                    size,
+                }],
+                None => vec![],
+            });
+        }
+        let prefix = self.under_prefix(&format!("{}/", kind.dir()));
+        let mut out = Vec::new();
+        self.block_on(async {
+            let mut token = None;
+            loop {
+                let (page, _) = self
+                    .bucket
+                    .list_page(prefix.clone(), None, token, None, Some(1000))
+                    .await
+                    .map_err(|e| self.fail("list", &prefix, e))?;
+                for obj in page.contents {
+                    let rel = &obj.key[prefix.len().min(obj.key.len())..];
+                    let name = rel.rsplit('/').next().unwrap_or(rel);
+                    let placed = match kind {
+                        Kind::Packs => rel.len() == name.len() + 3 && rel.starts_with(&name[..2.min(name.len())]),
+                        _ => rel == name,
+                    };
+                    if placed && check_name(kind, name).is_ok() {
+                        out.push(ObjectInfo {
+                            name: name.to_string(),
+                            size: obj.size,
+                        });
+                    }
+                }
+                token = page.next_continuation_token.filter(|_| page.is_truncated);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Ok::<_, Error>(())
+        })?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        self.block_on(async {
+            match self.bucket.delete_object(&key).await {
+                Ok(_) => Ok(()),
+                Err(e) if Self::is_not_found(&e) => Ok(()),
+                Err(e) => Err(self.fail("delete", &key, e)),
+            }
+        })
+    }
+
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+        check_name(kind, name)?;
+        Ok(self.head_size(&self.key(kind, name))?.is_some())
+    }
+}
+
+/// What a failed request was, for messages.
+struct Ctx<'a> {
+    op: &'a str,
+    bucket: &'a str,
+    key: &'a str,
+    endpoint: &'a str,
+    region: &'a str,
+    credentials_source: &'a str,
+    timeout: Duration,
+}
+
+/// The text of `<Tag>` in an S3 XML error body.
+fn xml_field<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(body[start..end].trim())
+}
+
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn io_kind_in(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// Classifies a client error; see the module docs.
+fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
+    let what = format!("{} s3://{}/{} at {}", c.op, c.bucket, c.key, c.endpoint);
+    let (message, transient) = match &err {
+        S3Error::HttpFailWithBody(status, body) => {
+            let status = *status;
+            let code = xml_field(body, "Code").unwrap_or("");
+            let detail = xml_field(body, "Message").unwrap_or("");
+            let answer = match (code.is_empty(), detail.is_empty()) {
+                (true, _) => format!("HTTP {status}"),
+                (false, true) => format!("HTTP {status} {code}"),
+                (false, false) => format!("HTTP {status} {code}: {detail}"),
+            };
+            let hint = permanent_hint(c, status, code);
+            match hint {
+                Some(hint) => (format!("{what}: {answer}; {hint}"), false),
+                None => {
+                    let transient = matches!(status, 408 | 429 | 500..=599)
+                        || matches!(
+                            code,
+                            "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
+                                | "OperationAborted" | "Throttling" | "ThrottlingException"
+                        );
+                    (format!("{what}: {answer}"), transient)
+                }
+            }
+        }
+        S3Error::Reqwest(e) => {
+            let detail = source_chain(e);
+            if e.is_timeout() {
+                (
+                    format!("{what}: no answer within {} s ({detail})", c.timeout.as_secs()),
+                    true,
+                )
+            } else if e.is_connect() {
+                (
+                    format!(
+                        "{what}: cannot connect ({detail}); check the endpoint URL and that the \
+                         server is reachable from this host"
+                    ),
+                    true,
+                )
+            } else if e.is_builder() {
+                (format!("{what}: invalid request ({detail})"), false)
+            } else {
+                // Connection closed or reset mid-request, a truncated body, a broken pipe.
+                (format!("{what}: connection failed ({detail})"), true)
+            }
+        }
+        S3Error::Io(e) => {
+            let transient = crate::backend::retry::is_transient(&Error::io("", std::io::Error::from(e.kind())));
+            (format!("{what}: {e}"), transient)
+        }
+        // A garbled answer (cut short by a proxy, say): asking again may help.
+        S3Error::SerdeXml(_) | S3Error::Utf8(_) | S3Error::FromUtf8(_) => {
+            (format!("{what}: unreadable answer ({err})"), true)
+        }
+        S3Error::Credentials(e) => (
+            format!("{what}: credentials from {}: {e}", c.credentials_source),
+            false,
+        ),
+        other => {
+            let transient = io_kind_in(other).is_some_and(|k| {
+                crate::backend::retry::is_transient(&Error::io("", std::io::Error::from(k)))
+            });
+            (format!("{what}: {other}"), transient)
+        }
+    };
+    Error::Remote { message, transient }
+}
+
+/// For answers that repeating cannot fix, what the user should check.
+fn permanent_hint(c: &Ctx<'_>, status: u16, code: &str) -> Option<String> {
+    let b = c.bucket;
+    let creds = c.credentials_source;
+    let no_bucket = || {
+        format!(
+            "bucket {b:?} does not exist at {}: create it, or check the bucket name in the \
+             store location, the endpoint and the region ({})",
+            c.endpoint, c.region
+        )
+    };
+    Some(match (status, code) {
+        (_, "NoSuchBucket") => no_bucket(),
+        (404, "") if c.key.is_empty() => no_bucket(),
+        (_, "InvalidAccessKeyId") => format!(
+            "the server does not know the access key id from {creds}: check the access key \
+             (and the endpoint: keys of one server are unknown to another)"
+        ),
+        (_, "SignatureDoesNotMatch") => format!(
+            "the secret access key from {creds} does not match its access key id: check the \
+             secret (and the region {:?})",
+            c.region
+        ),
+        (_, "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => format!(
+            "the session token from {creds} is expired or invalid: renew the credentials"
+        ),
+        (_, "RequestTimeTooSkewed") => {
+            "this host's clock differs too much from the server's: fix the system time (NTP)"
+                .to_string()
+        }
+        (_, "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IllegalLocationConstraintException")
+        | (301, _) => format!(
+            "bucket {b:?} is not in region {:?} or not at this endpoint: set the region \
+             ([s3] region or AWS_REGION) and the endpoint to the bucket's",
+            c.region
+        ),
+        (_, "AccessDenied" | "AllAccessDisabled" | "AccountProblem") | (403, _) => format!(
+            "access denied: check that the key from {creds} may read and write bucket {b:?} \
+             (key permissions, bucket policy), and that it is the right key for this endpoint"
+        ),
+        (400, "InvalidBucketName") => {
+            format!("{b:?} is not a valid bucket name for this server")
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(
+            parse_location("s3://my-bucket/a/b/").unwrap(),
+            ("my-bucket".into(), "a/b".into())
+        );
+        assert_eq!(parse_location("s3://bkt").unwrap(), ("bkt".into(), "".into()));
+        assert!(parse_location("s3://UPPER/x").is_err());
+        assert!(parse_location("s3://ab").is_err());
+        assert!(parse_location("s3://bkt/a/../b").is_err());
+        assert!(parse_location("/local").is_err());
+    }
+
+    #[test]
+    fn keys_mirror_the_local_layout() {
+        let cfg = S3Config {
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let b = S3Backend::new_with_env("s3://bkt/host/one", &cfg, &env_of(&[])).unwrap();
+        let id = "ab".repeat(32);
+        assert_eq!(b.key(Kind::Config, "config"), "host/one/config");
+        assert_eq!(b.key(Kind::Packs, &id), format!("host/one/packs/ab/{id}"));
+        assert_eq!(b.key(Kind::Index, &id), format!("host/one/index/{id}"));
+        assert_eq!(b.location(), "s3://bkt/host/one");
+        let bare = S3Backend::new_with_env("s3://bkt", &cfg, &env_of(&[])).unwrap();
+        assert_eq!(bare.key(Kind::Keys, "k1"), "keys/k1");
+    }
+
+    #[test]
+    fn credentials_come_from_config_then_env_then_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = FILEDEF\naws_secret_access_key = s1\n\
+             [profile backup]\naws_access_key_id=FILEBK\naws_secret_access_key=s2\naws_session_token=t\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+            ("AWS_SHARED_CREDENTIALS_FILE", f),
+        ]);
+        let from_cfg = S3Config {
+            access_key_id: Some("CFGKEY".into()),
+            secret_access_key: Some("cfgsecret".into()),
+            ..Default::default()
+        };
+        assert_eq!(from_cfg.credentials_from(&env).unwrap().access_key_id, "CFGKEY");
+        assert_eq!(S3Config::default().credentials_from(&env).unwrap().access_key_id, "ENVKEY");
+        let file_env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", f), ("AWS_PROFILE", "backup")]);
+        let c = S3Config::default().credentials_from(&file_env).unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.session_token.as_deref()), ("FILEBK", Some("t")));
+        let named = S3Config {
+            credentials_file: Some(file.clone()),
+            ..Default::default()
+        };
+        assert_eq!(named.credentials_from(&env).unwrap().access_key_id, "FILEDEF");
+        let home = env_of(&[("HOME", dir.path().to_str().unwrap())]);
+        let err = S3Config::default().credentials_from(&home).unwrap_err().to_string();
+        assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+        let wrong_profile = S3Config {
+            credentials_file: Some(file),
+            profile: Some("nope".into()),
+            ..Default::default()
+        };
+        let err = wrong_profile.credentials_from(&env).unwrap_err().to_string();
+        assert!(err.contains("[nope]"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let cfg = S3Config {
+            access_key_id: Some("GKvisible".into()),
+            secret_access_key: Some("topsecretvalue".into()),
+            session_token: Some("tokenvalue".into()),
+            ..Default::default()
+        };
+        let text = format!("{cfg:?} {:?}", cfg.credentials_from(&env_of(&[])).unwrap());
+        assert!(!text.contains("topsecretvalue") && !text.contains("tokenvalue"), "{text}");
+        assert!(text.contains("GKvisible"));
+    }
+
+    #[test]
+    fn config_rejects_unknown_keys() {
+        let err = toml::from_str::<S3Config>("endpoit = 'x'").unwrap_err().to_string();
+        assert!(err.contains("endpoit"), "{err}");
+        let c: S3Config =
+            toml::from_str("endpoint = 'http://h:1'\npath_style = false\npart_size = 6000000")
+                .unwrap();
+        assert_eq!(c.path_style, Some(false));
+    }
+
+    fn ctx() -> Ctx<'static> {
+        Ctx {
+            op: "put",
+            bucket: "bkt",
+            key: "p/config",
+            endpoint: "http://h",
+            region: "garage",
+            credentials_source: "the environment",
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn body(code: &str) -> String {
+        format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+    }
+
+    #[test]
+    fn http_answers_are_classified() {
+        let cases = [
+            (503, "SlowDown", true),
+            (500, "InternalError", true),
+            (429, "", true),
+            (400, "RequestTimeout", true),
+            (403, "InvalidAccessKeyId", false),
+            (403, "SignatureDoesNotMatch", false),
+            (403, "AccessDenied", false),
+            (404, "NoSuchBucket", false),
+            (400, "AuthorizationHeaderMalformed", false),
+            (400, "InvalidArgument", false),
+        ];
+        for (status, code, want) in cases {
+            let err = classify(&ctx(), S3Error::HttpFailWithBody(status, body(code)));
+            match &err {
+                Error::Remote { transient, message } => {
+                    assert_eq!(*transient, want, "{status} {code}: {message}");
+                    assert!(message.contains("s3://bkt/p/config"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let denied = classify(&ctx(), S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId")));
+        assert!(denied.to_string().contains("access key"), "{denied}");
+        let nobucket = classify(&ctx(), S3Error::HttpFailWithBody(404, body("NoSuchBucket")));
+        assert!(nobucket.to_string().contains("bucket \"bkt\" does not exist"), "{nobucket}");
+    }
+}
