@@ -1,6 +1,7 @@
 pub mod backend;
 pub mod backup;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -8,6 +9,8 @@ pub mod fsmeta;
 pub mod id;
 pub mod keys;
 pub mod pack;
+pub mod reader;
+pub mod restore;
 pub mod repo;
 pub mod secrets;
 pub mod tree;

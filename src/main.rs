@@ -1,1 +1,218 @@
-fn main(){}
+//! The `vault` command line: parses options, finds keys and passphrases, calls the library
+//! and prints. Nothing else happens here.
+
+mod cli;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use cli::context::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vault::restore::Overwrite;
+
+/// Exit code when a command finished but could not do everything (some source files were
+/// unreadable, some metadata could not be restored).
+const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "vault", version, about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts")]
+struct Cli {
+    /// Configuration file [default: /etc/vault/vault.toml when present]
+    #[arg(long, global = true, env = "VAULT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Store location: a folder or s3://BUCKET/PREFIX [default: /var/backups/vault as root]
+    #[arg(long, global = true, env = "VAULT_STORE")]
+    store: Option<String>,
+    /// age identity file of the store's reader (instead of the passphrase)
+    #[arg(long, global = true, env = "VAULT_IDENTITY_FILE")]
+    identity: Option<PathBuf>,
+    /// File holding the store passphrase (the passphrase itself may be given in VAULT_PASSPHRASE)
+    #[arg(long, global = true, env = "VAULT_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// This host's writer key file [default: /etc/vault/writer-STOREID.json as root]
+    #[arg(long, global = true, env = "VAULT_WRITER_KEY")]
+    writer_key: Option<PathBuf>,
+    /// Folder for the local cache database [default: /var/cache/vault as root]
+    #[arg(long, global = true, env = "VAULT_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Worker threads for packing and restoring [default: number of cores]
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new store and this host's keys
+    Init {
+        /// Extra age recipient that can read the store (for example an offline key); repeatable
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
+    /// Save the configured paths (default /etc/travis and /var/travis) into the store
+    Snapshot {
+        /// Tag to attach to the snapshot (for example pre-upgrade); repeatable
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Host name to record [default: the system's]
+        #[arg(long)]
+        host: Option<String>,
+        /// Paths to save instead of the configured ones
+        paths: Vec<PathBuf>,
+    },
+    /// List snapshots
+    Snapshots {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the contents of a snapshot
+    Ls {
+        /// Snapshot id (or unique prefix), or "latest"
+        snapshot: String,
+        /// Only this path and what lies below it
+        path: Option<PathBuf>,
+    },
+    /// Restore a snapshot into a folder (use --to / to put the trees back in place)
+    Restore {
+        /// Snapshot id (or unique prefix), or "latest"
+        snapshot: String,
+        /// Target folder; the snapshot's absolute paths are recreated below it
+        #[arg(long)]
+        to: PathBuf,
+        /// Restore only this absolute path from the snapshot (and what lies below); repeatable
+        #[arg(long = "include")]
+        includes: Vec<PathBuf>,
+        /// Show what would be created, replaced or kept, and write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-read every restored file and check it against the snapshot
+        #[arg(long)]
+        verify: bool,
+        /// What to do with entries already in the target [default: stop and list them]
+        #[arg(long, value_enum)]
+        overwrite: Option<OverwriteArg>,
+        /// Use the numeric uid/gid of the snapshot even where the names exist on this host
+        #[arg(long)]
+        numeric_owner: bool,
+    },
+    /// Check the store's integrity; --read-data also decrypts every blob
+    Check {
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Manage the store's keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write the reader identity as a plain age identity file (keep it offline)
+    ExportIdentity {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Store the reader identity in the store wrapped with a (new) passphrase
+    SetPassphrase,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OverwriteArg {
+    Never,
+    Always,
+    IfChanged,
+    IfNewer,
+}
+
+impl From<OverwriteArg> for Overwrite {
+    fn from(o: OverwriteArg) -> Overwrite {
+        match o {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::IfNewer => Overwrite::IfNewer,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("vault: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let config = vault::config::Config::load(cli.config.as_deref())?;
+    let ctx = Context::new(
+        config,
+        cli::context::Overrides {
+            store: cli.store,
+            identity: cli.identity,
+            passphrase_file: cli.passphrase_file,
+            writer_key: cli.writer_key,
+            cache_dir: cli.cache_dir,
+            threads: cli.threads,
+        },
+    );
+    match cli.command {
+        Command::Init { recipients } => cli::commands::init(&ctx, &recipients).map(|_| 0),
+        Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
+        Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
+        Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),
+        Command::Restore {
+            snapshot,
+            to,
+            includes,
+            dry_run,
+            verify,
+            overwrite,
+            numeric_owner,
+        } => cli::commands::restore(
+            &ctx,
+            &snapshot,
+            vault::restore::RestoreOptions {
+                target: to,
+                includes,
+                overwrite: overwrite.map(Into::into),
+                dry_run,
+                verify,
+                numeric_owner,
+                threads: ctx.threads(),
+            },
+        ),
+        Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Key(KeyCommand::ExportIdentity { out }) => {
+            let (_, reader) = ctx.reader()?;
+            if out.exists() {
+                bail!("{} already exists; choose a new file name", out.display());
+            }
+            vault::keys::write_private_file(&out, vault::keys::identity_file_text(&reader).as_bytes())
+                .with_context(|| format!("write {}", out.display()))?;
+            println!(
+                "wrote the reader identity to {}: it reads every snapshot of this store; keep it offline",
+                out.display()
+            );
+            Ok(0)
+        }
+        Command::Key(KeyCommand::SetPassphrase) => {
+            let (repo, reader) = ctx.reader()?;
+            let pass = ctx
+                .new_passphrase()?
+                .ok_or_else(|| anyhow!("no passphrase given: set VAULT_PASSPHRASE, --passphrase-file, or run on a terminal"))?;
+            vault::keys::put_reader_object(repo.backend.as_ref(), &reader, &pass)?;
+            println!("the reader identity is now stored in {} wrapped with the passphrase", repo.location());
+            Ok(0)
+        }
+    }
+}
+
+pub(crate) fn exit_partial() -> u8 {
+    EXIT_PARTIAL
+}

@@ -212,3 +212,56 @@ impl Repo {
         }
     }
 }
+
+/// What `create` made: the store, and the keys the caller must hand out.
+pub struct Created {
+    pub repo: Repo,
+    pub identity: age::x25519::Identity,
+    pub id_key: crate::crypto::SecretKey,
+}
+
+/// Creates a new store: folders, `keys/*`, and last the `config` object, whose presence
+/// is what makes a store a store (so an interrupted create leaves no half store behind
+/// that anything would open).
+pub fn create(
+    backend: BackendRef,
+    chunker: ChunkerParams,
+    extra_recipients: &[String],
+    passphrase: Option<&secrecy::SecretString>,
+) -> Result<Created> {
+    if chunker.min_size < 64 || chunker.min_size > chunker.avg_size || chunker.avg_size > chunker.max_size {
+        return Err(Error::Usage(format!(
+            "chunker sizes must satisfy 64 <= min <= avg <= max (got {}/{}/{})",
+            chunker.min_size, chunker.avg_size, chunker.max_size
+        )));
+    }
+    backend.create()?;
+    let identity = age::x25519::Identity::generate();
+    let mut recipient_strings = vec![identity.to_public().to_string()];
+    recipient_strings.extend(extra_recipients.iter().map(|r| r.trim().to_string()));
+    let recipients = crate::crypto::parse_recipients(&recipient_strings)?;
+    let id_key = crate::crypto::SecretKey::random();
+    if let Some(pass) = passphrase {
+        crate::keys::put_reader_object(backend.as_ref(), &identity, pass)?;
+    }
+    crate::keys::put_idkey_object(backend.as_ref(), &recipients, &id_key)?;
+    let mut store_id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut store_id);
+    let config = StoreConfig {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        store_id: hex::encode(store_id),
+        created: chrono::Local::now().to_rfc3339(),
+        chunker,
+        pack_size: 16 << 20,
+        compression_level: 1,
+        recipients: recipient_strings,
+    };
+    let bytes = serde_json::to_vec_pretty(&config).expect("serialisable");
+    backend.put(Kind::Config, "config", &bytes)?;
+    Ok(Created {
+        repo: Repo { backend, config },
+        identity,
+        id_key,
+    })
+}

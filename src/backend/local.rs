@@ -41,8 +41,10 @@ impl LocalBackend {
         }
     }
 
+    /// A folder is a store once `create` laid out its folders; the config object comes
+    /// last in `create`, so objects may be written before it exists.
     fn ensure_store(&self) -> Result<()> {
-        if self.root.join("config").exists() {
+        if self.root.join("keys").is_dir() {
             Ok(())
         } else {
             Err(Error::StoreNotFound(self.location()))

@@ -1,0 +1,380 @@
+//! One function per command: options in, library call, printed result out.
+
+use super::context::Context;
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use vault::backup::SnapshotOptions;
+use vault::keys::WriterKeyFile;
+use vault::repo::{ChunkerParams, Repo};
+use vault::tree::{display_name, NodeKind};
+
+pub fn init(ctx: &Context, extra_recipients: &[String]) -> Result<Repo> {
+    let passphrase = ctx.new_passphrase()?;
+    let defaults = ChunkerParams::default();
+    let c = &ctx.config.chunker;
+    let chunker = ChunkerParams {
+        min_size: c.min_size.unwrap_or(defaults.min_size),
+        avg_size: c.avg_size.unwrap_or(defaults.avg_size),
+        max_size: c.max_size.unwrap_or(defaults.max_size),
+    };
+    let backend = ctx.backend()?;
+    let created = vault::repo::create(backend, chunker, extra_recipients, passphrase.as_ref())?;
+    let repo = created.repo;
+    let store_id = repo.config.store_id.clone();
+    let writer_path = ctx.writer_key_path(&store_id);
+    WriterKeyFile {
+        store_id: store_id.clone(),
+        store: repo.location(),
+        id_key: created.id_key.to_hex().to_string(),
+        recipients: repo.config.recipients.clone(),
+    }
+    .save(&writer_path)?;
+    println!("created store {} at {}", store_id, repo.location());
+    println!("this host's writer key: {} (lets it write snapshots, not read them)", writer_path.display());
+    if passphrase.is_some() {
+        println!(
+            "the reader identity is stored in the store, wrapped with your passphrase: the store plus the \
+             passphrase restore everything. Keep the passphrase safe and apart from this host."
+        );
+    } else {
+        let id_path = ctx.default_identity_path(&store_id);
+        vault::keys::write_private_file(&id_path, vault::keys::identity_file_text(&created.identity).as_bytes())?;
+        println!();
+        println!("KEEP THIS FILE SAFE: {}", id_path.display());
+        println!(
+            "  It is the only key that can read these backups (no passphrase was given, so the store holds no \
+             copy). Copy it somewhere offline now; without it no snapshot can ever be restored. You may then \
+             delete it from this host: snapshots keep working with the writer key alone. To keep a copy in the \
+             store wrapped with a passphrase instead, run `vault key set-passphrase`."
+        );
+    }
+    Ok(repo)
+}
+
+pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: Vec<PathBuf>) -> Result<u8> {
+    let backend = ctx.backend()?;
+    if !backend.exists(vault::backend::Kind::Config, "config")? {
+        if ctx.store_is_default() {
+            eprintln!("vault: no store yet at {}: creating it", backend.location());
+            init(ctx, &[])?;
+        } else {
+            return Err(vault::Error::StoreNotFound(backend.location()).into());
+        }
+    }
+    let writer = ctx.writer()?;
+    let sources = source_paths(ctx, paths)?;
+    let mut cache = ctx.open_cache(&writer.repo)?;
+    let hostname = host
+        .or_else(|| ctx.config.hostname.clone())
+        .unwrap_or_else(system_hostname);
+    let opts = SnapshotOptions {
+        paths: sources,
+        tags,
+        hostname,
+        excludes: ctx.config.exclude.clone(),
+        threads: ctx.threads(),
+    };
+    let result = vault::backup::run(&writer.repo, &writer.keys, &writer.recipients, &mut cache, &opts)?;
+    for p in &result.problems {
+        eprintln!("vault: could not read {}: {}", p.path.display(), p.error);
+    }
+    let s = &result.snapshot.summary;
+    println!(
+        "snapshot {} saved: {} files, {} folders, {} ({} read, {} new data, {} stored) in {:.2} s",
+        result.id.short(),
+        s.files,
+        s.dirs,
+        human(s.bytes),
+        human(s.bytes_read),
+        human(s.new_bytes),
+        human(s.stored_bytes),
+        s.duration_ms as f64 / 1000.0
+    );
+    if !result.problems.is_empty() {
+        eprintln!(
+            "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
+            result.problems.len(),
+            if result.problems.len() == 1 { "y" } else { "ies" }
+        );
+        return Ok(crate::exit_partial());
+    }
+    Ok(0)
+}
+
+/// Paths given on the command line, else the configured ones, else the platform's
+/// folders; a default that does not exist on this host (a worker host has no
+/// /var/travis) is skipped with a note.
+fn source_paths(ctx: &Context, given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    if let Some(paths) = &ctx.config.paths {
+        if paths.is_empty() {
+            bail!("the configuration lists no paths to snapshot");
+        }
+        return Ok(paths.clone());
+    }
+    let mut out = Vec::new();
+    for p in vault::config::DEFAULT_PATHS {
+        if Path::new(p).exists() {
+            out.push(PathBuf::from(p));
+        } else {
+            eprintln!("vault: {p} does not exist on this host; skipped");
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "nothing to snapshot: neither {} exists here; name the paths (`vault snapshot PATH...`) or set `paths` in the configuration",
+            vault::config::DEFAULT_PATHS.join(" nor ")
+        );
+    }
+    Ok(out)
+}
+
+fn system_hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
+    let (repo, keys) = ctx.meta_keys()?;
+    let list = repo.snapshots(&keys)?;
+    if json {
+        let items: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id.to_hex(),
+                    "short_id": id.short(),
+                    "time": s.time,
+                    "hostname": s.hostname,
+                    "username": s.username,
+                    "paths": s.paths_display(),
+                    "tags": s.tags,
+                    "tree": s.tree.to_hex(),
+                    "summary": s.summary,
+                    "program": s.program,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!(
+        "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  paths",
+        "id", "time", "host", "tags", "size", "new data"
+    );
+    for (id, s) in &list {
+        println!(
+            "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  {}",
+            id.short(),
+            s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            s.hostname,
+            s.tags.join(","),
+            human(s.summary.bytes),
+            human(s.summary.new_bytes),
+            s.paths_display().join(" ")
+        );
+    }
+    println!("{} snapshot{}", list.len(), if list.len() == 1 { "" } else { "s" });
+    Ok(())
+}
+
+pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
+    let (repo, keys, identity) = ctx.reader_keys()?;
+    let mut cache = ctx.open_cache(&repo)?;
+    cache.sync_index(&repo, &keys)?;
+    let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let filter: Vec<Vec<u8>> = path
+        .as_ref()
+        .map(|p| {
+            use std::os::unix::ffi::OsStrExt;
+            p.as_os_str()
+                .as_bytes()
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty())
+                .map(|c| c.to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut found = false;
+    list_tree(&reader, &cache, &snap.tree, &mut Vec::new(), &filter, &mut found, &mut out)?;
+    use std::io::Write;
+    out.flush()?;
+    if !found {
+        bail!("{} is not in this snapshot", path.map(|p| p.display().to_string()).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn list_tree(
+    reader: &vault::reader::BlobReader,
+    cache: &vault::cache::Cache,
+    tree_id: &vault::Id,
+    prefix: &mut Vec<Vec<u8>>,
+    filter: &[Vec<u8>],
+    found: &mut bool,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let tree = reader.tree(cache, tree_id)?;
+    for node in &tree.nodes {
+        prefix.push(node.name.clone());
+        let depth = prefix.len().min(filter.len());
+        if prefix[..depth] == filter[..depth] {
+            if prefix.len() >= filter.len() {
+                *found = true;
+                let path: Vec<String> = prefix.iter().map(|c| display_name(c)).collect();
+                let mut line = format!(
+                    "{} {:>8} {:>8} {:>12} {} /{}",
+                    mode_string(node.kind, node.mode),
+                    node.user.clone().unwrap_or_else(|| node.uid.to_string()),
+                    node.group.clone().unwrap_or_else(|| node.gid.to_string()),
+                    node.size,
+                    chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec)
+                        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default(),
+                    path.join("/")
+                );
+                if let Some(t) = &node.target {
+                    line.push_str(&format!(" -> {}", display_name(t)));
+                }
+                writeln!(out, "{line}")?;
+            }
+            if let Some(sub) = &node.subtree {
+                list_tree(reader, cache, sub, prefix, filter, found, out)?;
+            }
+        }
+        prefix.pop();
+    }
+    Ok(())
+}
+
+fn mode_string(kind: NodeKind, mode: u32) -> String {
+    let t = match kind {
+        NodeKind::File => '-',
+        NodeKind::Dir => 'd',
+        NodeKind::Symlink => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::CharDevice => 'c',
+        NodeKind::BlockDevice => 'b',
+        NodeKind::Socket => 's',
+    };
+    let mut s = String::from(t);
+    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o040, 'r'), (0o020, 'w'), (0o010, 'x'), (0o004, 'r'), (0o002, 'w'), (0o001, 'x')];
+    for (i, (bit, c)) in bits.iter().enumerate() {
+        let set = mode & bit != 0;
+        let special = match i {
+            2 => mode & 0o4000 != 0,
+            5 => mode & 0o2000 != 0,
+            8 => mode & 0o1000 != 0,
+            _ => false,
+        };
+        s.push(match (set, special, i) {
+            (true, true, 8) => 't',
+            (false, true, 8) => 'T',
+            (true, true, _) => 's',
+            (false, true, _) => 'S',
+            (true, false, _) => *c,
+            (false, false, _) => '-',
+        });
+    }
+    s
+}
+
+pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) -> Result<u8> {
+    let (repo, keys, identity) = ctx.reader_keys()?;
+    let mut cache = ctx.open_cache(&repo)?;
+    cache.sync_index(&repo, &keys)?;
+    let (id, snap) = repo.find_snapshot(&keys, spec)?;
+    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let started = std::time::Instant::now();
+    let report = vault::restore::run(&reader, &cache, &snap, &opts)
+        .with_context(|| format!("restore of snapshot {} into {}", id.short(), opts.target.display()))?;
+    if opts.dry_run {
+        for line in &report.plan {
+            println!("{:<8} {}", line.action.label(), line.path);
+        }
+        println!("dry run: nothing was written ({} entries planned)", report.plan.len());
+        return Ok(0);
+    }
+    for w in &report.warnings {
+        eprintln!("vault: warning: {w}");
+    }
+    if report.owner_not_set > 0 {
+        eprintln!(
+            "vault: warning: ownership of {} entries was not restored: only root may give files to other users \
+             (run the restore as root to restore owners)",
+            report.owner_not_set
+        );
+    }
+    for f in &report.failures {
+        eprintln!("vault: {f}");
+    }
+    println!(
+        "restored snapshot {} into {}: {} files, {} folders, {} other, {} in {:.2} s{}",
+        id.short(),
+        opts.target.display(),
+        report.files,
+        report.dirs,
+        report.others,
+        human(report.bytes),
+        started.elapsed().as_secs_f64(),
+        if opts.verify {
+            format!(", {} files verified", report.verified_files)
+        } else {
+            String::new()
+        }
+    );
+    if !report.failures.is_empty() {
+        bail!(
+            "restore incomplete: {} entr{} could not be restored or verified (listed above); nothing unverified was left in their place",
+            report.failures.len(),
+            if report.failures.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    if !report.warnings.is_empty() || report.owner_not_set > 0 {
+        return Ok(crate::exit_partial());
+    }
+    Ok(0)
+}
+
+pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
+    let (repo, keys, identity) = ctx.reader_keys()?;
+    let mut cache = ctx.open_cache(&repo)?;
+    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let report = vault::check::run(&reader, &mut cache, read_data)?;
+    for p in &report.problems {
+        println!("{p}");
+    }
+    println!(
+        "checked {} snapshots, {} packs, {} index files{}: {}",
+        report.snapshots,
+        report.packs,
+        report.index_files,
+        if read_data { format!(", read {} blobs", report.blobs_read) } else { String::new() },
+        if report.problems.is_empty() { "no errors".to_string() } else { format!("{} problems", report.problems.len()) }
+    );
+    if !report.problems.is_empty() {
+        bail!("the store at {} has errors (listed above)", reader.repo.location());
+    }
+    Ok(0)
+}

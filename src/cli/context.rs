@@ -1,0 +1,255 @@
+//! Where the store, keys, passphrase and cache come from: flags first, then environment,
+//! then the configuration file, then defaults.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use secrecy::SecretString;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use vault::backend::BackendRef;
+use vault::cache::Cache;
+use vault::config::Config;
+use vault::crypto::WriterKeys;
+use vault::keys::{self, WriterKeyFile};
+use vault::repo::Repo;
+
+pub struct Overrides {
+    pub store: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub passphrase_file: Option<PathBuf>,
+    pub writer_key: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+pub struct Context {
+    pub config: Config,
+    ov: Overrides,
+}
+
+/// What a snapshotting host holds.
+pub struct Writer {
+    pub repo: Repo,
+    pub keys: WriterKeys,
+    pub recipients: Vec<age::x25519::Recipient>,
+}
+
+impl Context {
+    pub fn new(config: Config, ov: Overrides) -> Context {
+        Context { config, ov }
+    }
+
+    pub fn store_location(&self) -> String {
+        self.ov
+            .store
+            .clone()
+            .or_else(|| self.config.store.clone())
+            .unwrap_or_else(vault::config::default_store)
+    }
+
+    /// True when no store was named anywhere, so the embedded default is in use and may
+    /// be created on first use.
+    pub fn store_is_default(&self) -> bool {
+        self.ov.store.is_none() && self.config.store.is_none()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.ov
+            .threads
+            .or(self.config.threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .max(1)
+    }
+
+    pub fn backend(&self) -> Result<BackendRef> {
+        Ok(vault::backend::open(&self.store_location())?)
+    }
+
+    pub fn open_repo(&self) -> Result<Repo> {
+        Ok(Repo::open(self.backend()?)?)
+    }
+
+    pub fn open_cache(&self, repo: &Repo) -> Result<Cache> {
+        let dir = self
+            .ov
+            .cache_dir
+            .clone()
+            .or_else(|| self.config.cache_dir.clone())
+            .unwrap_or_else(vault::config::default_cache_dir);
+        Ok(Cache::open(&dir, &repo.config.store_id)?)
+    }
+
+    pub fn writer_key_path(&self, store_id: &str) -> PathBuf {
+        self.ov
+            .writer_key
+            .clone()
+            .or_else(|| self.config.writer_key.clone())
+            .unwrap_or_else(|| vault::config::default_key_dir().join(format!("writer-{store_id}.json")))
+    }
+
+    pub fn default_identity_path(&self, store_id: &str) -> PathBuf {
+        vault::config::default_key_dir().join(format!("reader-{store_id}.txt"))
+    }
+
+    fn explicit_identity(&self) -> Option<PathBuf> {
+        self.ov.identity.clone().or_else(|| self.config.identity_file.clone())
+    }
+
+    /// The passphrase given without asking: VAULT_PASSPHRASE, or a passphrase file.
+    pub fn given_passphrase(&self) -> Result<Option<SecretString>> {
+        if let Ok(p) = std::env::var("VAULT_PASSPHRASE") {
+            if !p.is_empty() {
+                return Ok(Some(SecretString::from(p)));
+            }
+        }
+        let file = self
+            .ov
+            .passphrase_file
+            .clone()
+            .or_else(|| self.config.passphrase_file.clone());
+        if let Some(path) = file {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("read passphrase file {}", path.display()))?,
+            );
+            let line = text.lines().next().unwrap_or("");
+            if line.is_empty() {
+                bail!("passphrase file {} is empty", path.display());
+            }
+            return Ok(Some(SecretString::from(line.to_string())));
+        }
+        Ok(None)
+    }
+
+    /// A passphrase for a new wrapping: given, or asked twice on the terminal.
+    pub fn new_passphrase(&self) -> Result<Option<SecretString>> {
+        if let Some(p) = self.given_passphrase()? {
+            return Ok(Some(p));
+        }
+        let Some(first) = prompt("New store passphrase (empty for none): ")? else {
+            return Ok(None);
+        };
+        if secrecy::ExposeSecret::expose_secret(&first).is_empty() {
+            return Ok(None);
+        }
+        let again = prompt("Repeat the passphrase: ")?.ok_or_else(|| anyhow!("no terminal to confirm the passphrase"))?;
+        if secrecy::ExposeSecret::expose_secret(&first) != secrecy::ExposeSecret::expose_secret(&again) {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+        Ok(Some(first))
+    }
+
+    /// The reader identity: an identity file if one is named, else the passphrase (given,
+    /// or asked on the terminal), else this host's default identity file.
+    pub fn reader(&self) -> Result<(Repo, age::x25519::Identity)> {
+        let repo = self.open_repo()?;
+        if let Some(path) = self.explicit_identity() {
+            return Ok((repo, keys::load_identity_file(&path)?));
+        }
+        if let Some(pass) = self.given_passphrase()? {
+            let id = keys::unlock_reader_object(repo.backend.as_ref(), &pass)?;
+            return Ok((repo, id));
+        }
+        let default = self.default_identity_path(&repo.config.store_id);
+        if default.exists() {
+            return Ok((repo, keys::load_identity_file(&default)?));
+        }
+        if let Some(pass) = prompt(&format!("Passphrase for the store at {}: ", repo.location()))? {
+            let id = keys::unlock_reader_object(repo.backend.as_ref(), &pass)?;
+            return Ok((repo, id));
+        }
+        bail!(
+            "reading the store at {} needs its reader identity: give --identity FILE, or the store passphrase \
+             (VAULT_PASSPHRASE or --passphrase-file); a snapshotting host's writer key cannot read backups",
+            repo.location()
+        )
+    }
+
+    /// Reader identity plus the derived keys.
+    pub fn reader_keys(&self) -> Result<(Repo, WriterKeys, age::x25519::Identity)> {
+        let (repo, identity) = self.reader()?;
+        let id_key = keys::unlock_idkey_object(repo.backend.as_ref(), &identity)?;
+        Ok((repo, WriterKeys::from_id_key(id_key), identity))
+    }
+
+    /// The writer's keys: this host's writer key file, or, failing that, the reader's
+    /// (given without prompting), from which a writer key file is made for next time.
+    pub fn writer(&self) -> Result<Writer> {
+        let repo = self.open_repo()?;
+        let path = self.writer_key_path(&repo.config.store_id);
+        if path.exists() {
+            let file = WriterKeyFile::load(&path)?;
+            if file.store_id != repo.config.store_id {
+                bail!(
+                    "writer key {} belongs to store {}, but the store at {} is {}; use --writer-key to pick the right one",
+                    path.display(),
+                    file.store_id,
+                    repo.location(),
+                    repo.config.store_id
+                );
+            }
+            let keys = file.writer_keys(&path)?;
+            let recipients = vault::crypto::parse_recipients(&file.recipients)?;
+            return Ok(Writer { repo, keys, recipients });
+        }
+        let has_reader = self.explicit_identity().is_some()
+            || self.given_passphrase()?.is_some()
+            || self.default_identity_path(&repo.config.store_id).exists();
+        if !has_reader {
+            bail!(
+                "this host has no writer key for the store at {} (looked for {}): copy it from the host that ran \
+                 `vault init`, or give the store passphrase (VAULT_PASSPHRASE or --passphrase-file) or --identity \
+                 once so this host can make its own",
+                repo.location(),
+                path.display()
+            );
+        }
+        let (repo, keys, _) = self.reader_keys()?;
+        let file = WriterKeyFile {
+            store_id: repo.config.store_id.clone(),
+            store: repo.location(),
+            id_key: keys.id_key().to_hex().to_string(),
+            recipients: repo.config.recipients.clone(),
+        };
+        file.save(&path)?;
+        eprintln!("vault: wrote this host's writer key to {}", path.display());
+        let recipients = vault::crypto::parse_recipients(&repo.config.recipients)?;
+        Ok(Writer { repo, keys, recipients })
+    }
+
+    /// Keys to read metadata (index, snapshot list): the writer key if this host has one,
+    /// else the reader's.
+    pub fn meta_keys(&self) -> Result<(Repo, WriterKeys)> {
+        let repo = self.open_repo()?;
+        let path = self.writer_key_path(&repo.config.store_id);
+        if path.exists() {
+            let w = self.writer()?;
+            return Ok((w.repo, w.keys));
+        }
+        let (repo, keys, _) = self.reader_keys()?;
+        Ok((repo, keys))
+    }
+}
+
+/// Reads a line from the terminal with echo off; `None` when there is no terminal.
+fn prompt(question: &str) -> Result<Option<SecretString>> {
+    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+        return Ok(None);
+    };
+    let old = rustix::termios::tcgetattr(&tty).ok();
+    if let Some(old) = &old {
+        let mut quiet = old.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut out = &tty;
+    let _ = out.write_all(question.as_bytes());
+    let _ = out.flush();
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    if let Some(old) = &old {
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, old);
+    }
+    let _ = out.write_all(b"\n");
+    read.context("read the passphrase from the terminal")?;
+    Ok(Some(SecretString::from(line.trim_end_matches(['\n', '\r']).to_string())))
+}

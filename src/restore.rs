@@ -1,0 +1,892 @@
+//! Restoring a snapshot into a target folder, exactly and safely.
+//!
+//! Plan, then run. The plan walks the snapshot's trees alongside the target and decides
+//! for every entry: create it, replace what is in the way, keep what is there, or merge
+//! into an existing folder. Anything in the way with no `--overwrite` policy is a
+//! conflict, and the restore stops before writing a byte. `--dry-run` prints the plan.
+//!
+//! Safety: every operation is relative to a folder descriptor opened with `O_NOFOLLOW`
+//! from the target root down, names are checked ([`crate::tree::is_safe_name`]), and
+//! files are created with `O_EXCL` under a temporary name and renamed into place. So no
+//! entry of a snapshot (`..`, `/`, names repeated, a symlink restored earlier or planted in
+//! the target) can make the restore write outside the target.
+//!
+//! Exactness: content is written at its offsets and the file is sized with `ftruncate`,
+//! so holes stay holes. Metadata goes on in the order the kernel demands: owner first
+//! (chown clears setuid/setgid and capabilities), then mode, then xattrs (ACLs,
+//! capabilities), then times. Folders get their metadata last, deepest first, after
+//! everything inside them exists, so their mtimes and restrictive modes stick.
+
+use crate::cache::{Cache, Location};
+use crate::error::{Error, Result};
+use crate::fsmeta::Names;
+use crate::reader::{locate, BlobReader};
+use crate::tree::{display_name, is_safe_name, LinkKey, Node, NodeKind};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// What to do with an entry that already exists in the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Keep what is there.
+    Never,
+    /// Replace it.
+    Always,
+    /// Replace it when type, size, mtime or symlink target differ.
+    IfChanged,
+    /// Replace it when the snapshot's copy is newer.
+    IfNewer,
+}
+
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Absolute snapshot paths to restore (with what lies below them); empty means all.
+    pub includes: Vec<PathBuf>,
+    pub overwrite: Option<Overwrite>,
+    pub dry_run: bool,
+    pub verify: bool,
+    pub numeric_owner: bool,
+    pub threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Replace,
+    /// Something is in the way and the policy keeps it.
+    Keep,
+    /// An existing folder that the snapshot's folder is merged into.
+    Merge,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Keep => "keep",
+            Action::Merge => "merge",
+        }
+    }
+}
+
+/// One line of the plan, for `--dry-run` and the report.
+#[derive(Clone, Debug)]
+pub struct PlanLine {
+    pub action: Action,
+    pub path: String,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    pub plan: Vec<PlanLine>,
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored (corrupt or missing data).
+    pub failures: Vec<String>,
+    /// Metadata that could not be applied (for example ownership when not root).
+    pub warnings: Vec<String>,
+    /// Entries whose ownership could not be set because the restore does not run as root.
+    pub owner_not_set: u64,
+    pub verified_files: u64,
+}
+
+/// An entry of the snapshot as the plan sees it.
+struct Item {
+    /// Path components below the target.
+    comps: Vec<Vec<u8>>,
+    node: Node,
+    action: Action,
+    /// A folder above a snapshot source, like `/etc` above `/etc/travis`: created when
+    /// missing, but an existing one keeps its metadata.
+    ancestor: bool,
+    children: Vec<Item>,
+}
+
+impl Item {
+    fn display(&self, target: &Path) -> String {
+        let mut s = target.display().to_string();
+        for c in &self.comps {
+            if !s.ends_with('/') {
+                s.push('/');
+            }
+            s.push_str(&display_name(c));
+        }
+        s
+    }
+}
+
+struct Planner<'a> {
+    reader: &'a BlobReader,
+    cache: &'a Cache,
+    opts: &'a RestoreOptions,
+    sources: Vec<Vec<Vec<u8>>>,
+    includes: Vec<Vec<Vec<u8>>>,
+    conflicts: Vec<String>,
+}
+
+fn components(p: &[u8]) -> Vec<Vec<u8>> {
+    p.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+/// Restores `snapshot_tree` into `opts.target`.
+pub fn run(
+    reader: &BlobReader,
+    cache: &Cache,
+    snapshot: &crate::repo::Snapshot,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let includes: Vec<Vec<Vec<u8>>> = opts
+        .includes
+        .iter()
+        .map(|p| components(p.as_os_str().as_bytes()))
+        .collect();
+    let sources = snapshot.paths.iter().map(|p| components(p)).collect();
+    if !opts.dry_run {
+        std::fs::create_dir_all(&opts.target)
+            .map_err(|e| Error::io(format!("create restore target {}", opts.target.display()), e))?;
+    }
+    let root_fd = match rustix::fs::open(
+        &opts.target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::NOENT) if opts.dry_run => None,
+        Err(e) => {
+            return Err(Error::io(
+                format!("open restore target {}", opts.target.display()),
+                e.into(),
+            ))
+        }
+    };
+
+    let mut planner = Planner {
+        reader,
+        cache,
+        opts,
+        sources,
+        includes,
+        conflicts: Vec::new(),
+    };
+    let root_tree = reader.tree(cache, &snapshot.tree)?;
+    let items = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
+    if !planner.includes.is_empty() && items.is_empty() {
+        return Err(Error::Usage(format!(
+            "--include matched nothing in this snapshot (its paths: {})",
+            snapshot.paths_display().join(", ")
+        )));
+    }
+
+    let mut report = RestoreReport::default();
+    collect_plan(&items, &opts.target, &mut report.plan);
+    if !planner.conflicts.is_empty() {
+        let n = planner.conflicts.len();
+        let shown: Vec<String> = planner.conflicts.iter().take(20).map(|c| format!("  {c}")).collect();
+        return Err(Error::Restore(format!(
+            "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}\n\
+             choose what to do with them: --overwrite never (keep them), always (replace them), \
+             if-changed, or if-newer; or restore into an empty folder",
+            if n == 1 { "y" } else { "ies" },
+            if n == 1 { "s" } else { "" },
+            opts.target.display(),
+            shown.join("\n"),
+            if n > 20 { format!("\n  ... and {} more", n - 20) } else { String::new() },
+        )));
+    }
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let root_fd = root_fd.expect("target exists when not a dry run");
+    let mut report = std::thread::scope(|scope| -> Result<RestoreReport> {
+        let mut runner = Runner::new(scope, reader, cache, opts, &root_fd, report);
+        runner.run(&items)?;
+        runner.finish()
+    })?;
+    if opts.verify {
+        verify(reader, &root_fd, &items, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn collect_plan(items: &[Item], target: &Path, out: &mut Vec<PlanLine>) {
+    for item in items {
+        out.push(PlanLine {
+            action: item.action,
+            path: item.display(target),
+            kind: item.node.kind,
+        });
+        collect_plan(&item.children, target, out);
+    }
+}
+
+/// Opens a folder below `dir` without following a symlink in its place.
+fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        OsStr::from_bytes(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn open_path(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
+    let mut fd = rustix::fs::openat(root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    for c in comps {
+        fd = open_dir_at(fd.as_fd(), c)?;
+    }
+    Ok(fd)
+}
+
+fn is_prefix(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
+    a.len() <= b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+impl Planner<'_> {
+    fn wanted(&self, comps: &[Vec<u8>]) -> bool {
+        self.includes.is_empty()
+            || self
+                .includes
+                .iter()
+                .any(|inc| is_prefix(inc, comps) || is_prefix(comps, inc))
+    }
+
+    fn is_ancestor(&self, comps: &[Vec<u8>]) -> bool {
+        let strictly_above = |outer: &Vec<Vec<u8>>| comps.len() < outer.len() && is_prefix(comps, outer);
+        self.sources.iter().any(strictly_above)
+            || self.includes.iter().any(|inc| strictly_above(inc))
+    }
+
+    fn plan_children(
+        &mut self,
+        dir: Option<BorrowedFd<'_>>,
+        parent: &[Vec<u8>],
+        tree: &crate::tree::Tree,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for node in &tree.nodes {
+            if !is_safe_name(&node.name) {
+                return Err(Error::corrupt(
+                    "snapshot",
+                    format!(
+                        "it holds an entry named {:?} below /{}; refusing to restore a name that could leave the target",
+                        display_name(&node.name),
+                        parent.iter().map(|c| display_name(c)).collect::<Vec<_>>().join("/")
+                    ),
+                ));
+            }
+            let mut comps = parent.to_vec();
+            comps.push(node.name.clone());
+            if !self.wanted(&comps) {
+                continue;
+            }
+            let ancestor = node.kind == NodeKind::Dir && self.is_ancestor(&comps);
+            let existing = match dir {
+                Some(d) => match rustix::fs::statat(d, OsStr::from_bytes(&node.name), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => Some(st),
+                    Err(rustix::io::Errno::NOENT) => None,
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!("inspect {} in the target", display_name(&node.name)),
+                            e.into(),
+                        ))
+                    }
+                },
+                None => None,
+            };
+            let mut item = Item {
+                comps,
+                node: node.clone(),
+                action: Action::Create,
+                ancestor,
+                children: Vec::new(),
+            };
+            let existing_is_dir = existing
+                .as_ref()
+                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory);
+            item.action = match (existing, node.kind) {
+                (None, _) => Action::Create,
+                (Some(_), NodeKind::Dir) if existing_is_dir == Some(true) => Action::Merge,
+                (Some(st), _) => {
+                    if existing_is_dir == Some(true) {
+                        // Replacing a whole folder by a file would delete data the
+                        // snapshot knows nothing of: never done implicitly.
+                        if self.opts.overwrite.is_none() || self.opts.overwrite == Some(Overwrite::Never) {
+                            self.conflict_or_keep(&item)
+                        } else {
+                            return Err(Error::Restore(format!(
+                                "{} is a folder in the target but a {} in the snapshot; remove or move it by hand, then restore again",
+                                item.display(&self.opts.target),
+                                kind_word(node.kind)
+                            )));
+                        }
+                    } else {
+                        self.decide(&item, &st, dir)
+                    }
+                }
+            };
+            if node.kind == NodeKind::Dir && item.action != Action::Keep {
+                let subtree_id = node.subtree.ok_or_else(|| {
+                    Error::corrupt("snapshot", format!("folder {} has no tree", item.display(&self.opts.target)))
+                })?;
+                let subtree = self.reader.tree(self.cache, &subtree_id)?;
+                let child_fd = if item.action == Action::Merge {
+                    let d = dir.expect("merge implies the parent exists");
+                    Some(open_dir_at(d, &node.name).map_err(|e| {
+                        Error::io(format!("open {} in the target", item.display(&self.opts.target)), e.into())
+                    })?)
+                } else {
+                    None
+                };
+                item.children = self.plan_children(child_fd.as_ref().map(|f| f.as_fd()), &item.comps.clone(), &subtree)?;
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    fn conflict_or_keep(&mut self, item: &Item) -> Action {
+        if self.opts.overwrite.is_none() {
+            self.conflicts.push(item.display(&self.opts.target));
+        }
+        Action::Keep
+    }
+
+    fn decide(&mut self, item: &Item, st: &rustix::fs::Stat, dir: Option<BorrowedFd<'_>>) -> Action {
+        let node = &item.node;
+        match self.opts.overwrite {
+            None => self.conflict_or_keep(item),
+            Some(Overwrite::Never) => Action::Keep,
+            Some(Overwrite::Always) => Action::Replace,
+            Some(Overwrite::IfNewer) => {
+                let newer = (node.mtime, node.mtime_nsec as i64) > (st.st_mtime as i64, st.st_mtime_nsec as i64);
+                if newer {
+                    Action::Replace
+                } else {
+                    Action::Keep
+                }
+            }
+            Some(Overwrite::IfChanged) => {
+                let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                let same_kind = matches!(
+                    (ft, node.kind),
+                    (rustix::fs::FileType::RegularFile, NodeKind::File)
+                        | (rustix::fs::FileType::Symlink, NodeKind::Symlink)
+                        | (rustix::fs::FileType::Fifo, NodeKind::Fifo)
+                        | (rustix::fs::FileType::CharacterDevice, NodeKind::CharDevice)
+                        | (rustix::fs::FileType::BlockDevice, NodeKind::BlockDevice)
+                        | (rustix::fs::FileType::Socket, NodeKind::Socket)
+                );
+                let same_target = node.kind != NodeKind::Symlink
+                    || dir
+                        .and_then(|d| rustix::fs::readlinkat(d, OsStr::from_bytes(&node.name), Vec::new()).ok())
+                        .map(|t| Some(t.as_bytes().to_vec()) == node.target)
+                        .unwrap_or(false);
+                let same = same_kind
+                    && same_target
+                    && (node.kind != NodeKind::File || st.st_size as u64 == node.size)
+                    && (node.kind == NodeKind::Symlink
+                        || (st.st_mtime as i64, st.st_mtime_nsec as i64) == (node.mtime, node.mtime_nsec as i64));
+                if same {
+                    Action::Keep
+                } else {
+                    Action::Replace
+                }
+            }
+        }
+    }
+}
+
+fn kind_word(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Dir => "folder",
+        NodeKind::Symlink => "symlink",
+        NodeKind::Fifo => "FIFO",
+        NodeKind::CharDevice => "character device",
+        NodeKind::BlockDevice => "block device",
+        NodeKind::Socket => "socket",
+    }
+}
+
+/// Content and metadata of one regular file, written by a worker.
+struct FileJob {
+    dir: Arc<OwnedFd>,
+    name: Vec<u8>,
+    display: String,
+    node: Node,
+    owner: Option<(u32, u32)>,
+    chunks: Vec<(u64, Location)>,
+    replace: bool,
+}
+
+struct Shared {
+    failures: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<String>>,
+    bytes: std::sync::atomic::AtomicU64,
+    owner_not_set: std::sync::atomic::AtomicU64,
+}
+
+struct Runner<'a, 'scope> {
+    cache: &'a Cache,
+    opts: &'a RestoreOptions,
+    root: &'a OwnedFd,
+    report: RestoreReport,
+    names: Names,
+    is_root: bool,
+    shared: Arc<Shared>,
+    tx: Option<mpsc::SyncSender<FileJob>>,
+    workers: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+    /// First restored path of each hardlink group.
+    links: HashMap<LinkKey, Vec<Vec<u8>>>,
+    /// Hardlinks to make once every file is in place.
+    pending_links: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>, String)>,
+    /// Folders whose metadata goes on at the end, deepest first.
+    dir_meta: Vec<(Vec<Vec<u8>>, Node, String)>,
+}
+
+impl<'a, 'scope> Runner<'a, 'scope>
+where
+    'a: 'scope,
+{
+    fn new(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        reader: &'a BlobReader,
+        cache: &'a Cache,
+        opts: &'a RestoreOptions,
+        root: &'a OwnedFd,
+        report: RestoreReport,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            failures: Mutex::default(),
+            warnings: Mutex::default(),
+            bytes: Default::default(),
+            owner_not_set: Default::default(),
+        });
+        let threads = opts.threads.max(1);
+        // Bounded, so open folder descriptors and queued chunk lists stay few.
+        let (tx, rx) = mpsc::sync_channel::<FileJob>(threads * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let is_root = rustix::process::geteuid().is_root();
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                let shared = shared.clone();
+                scope.spawn(move || loop {
+                    let job = rx.lock().unwrap().recv();
+                    let Ok(job) = job else { break };
+                    write_file(reader, &shared, job, is_root);
+                })
+            })
+            .collect();
+        Runner {
+            cache,
+            opts,
+            root,
+            report,
+            names: Names::default(),
+            is_root,
+            shared,
+            tx: Some(tx),
+            workers,
+            links: HashMap::new(),
+            pending_links: Vec::new(),
+            dir_meta: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, items: &[Item]) -> Result<()> {
+        let root = Arc::new(open_path(self.root.as_fd(), &[]).map_err(|e| Error::io("open restore target", e.into()))?);
+        self.run_dir(&root, items)
+    }
+
+    fn owner(&mut self, node: &Node) -> (u32, u32) {
+        if self.opts.numeric_owner {
+            return (node.uid, node.gid);
+        }
+        let uid = node.user.as_deref().and_then(|u| self.names.uid(u)).unwrap_or(node.uid);
+        let gid = node.group.as_deref().and_then(|g| self.names.gid(g)).unwrap_or(node.gid);
+        (uid, gid)
+    }
+
+    fn warn(&self, msg: String) {
+        self.shared.warnings.lock().unwrap().push(msg);
+    }
+
+    fn fail(&self, msg: String) {
+        self.shared.failures.lock().unwrap().push(msg);
+    }
+
+    fn run_dir(&mut self, dir: &Arc<OwnedFd>, items: &[Item]) -> Result<()> {
+        for item in items {
+            if item.action == Action::Keep {
+                continue;
+            }
+            let display = item.display(&self.opts.target);
+            let name = OsStr::from_bytes(&item.node.name);
+            let node = &item.node;
+            match node.kind {
+                NodeKind::Dir => {
+                    if item.action == Action::Replace {
+                        rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty())
+                            .map_err(|e| Error::io(format!("remove {display} to replace it"), e.into()))?;
+                    }
+                    if item.action != Action::Merge {
+                        rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700))
+                            .map_err(|e| Error::io(format!("create folder {display}"), e.into()))?;
+                    }
+                    let child = Arc::new(
+                        open_dir_at(dir.as_fd(), &node.name)
+                            .map_err(|e| Error::io(format!("open folder {display}"), e.into()))?,
+                    );
+                    self.report.dirs += 1;
+                    self.run_dir(&child, &item.children)?;
+                    if !(item.ancestor && item.action == Action::Merge) {
+                        self.dir_meta.push((item.comps.clone(), node.clone(), display));
+                    }
+                }
+                NodeKind::File => {
+                    self.report.files += 1;
+                    if let Some(key) = node.link {
+                        if let Some(first) = self.links.get(&key) {
+                            if item.action == Action::Replace {
+                                self.unlink(dir, name, &display)?;
+                            }
+                            self.pending_links.push((first.clone(), item.comps.clone(), display));
+                            continue;
+                        }
+                        self.links.insert(key, item.comps.clone());
+                    }
+                    let mut chunks = Vec::new();
+                    let mut ok = true;
+                    for extent in &node.extents {
+                        let mut offset = extent.offset;
+                        for c in &extent.chunks {
+                            match locate(self.cache, &c.id, "data") {
+                                Ok(loc) => chunks.push((offset, loc)),
+                                Err(e) => {
+                                    self.fail(format!("{display}: not restored: {e}"));
+                                    ok = false;
+                                    break;
+                                }
+                            }
+                            offset += c.len as u64;
+                        }
+                    }
+                    if !ok {
+                        continue;
+                    }
+                    let owner = self.owner(node);
+                    let job = FileJob {
+                        dir: dir.clone(),
+                        name: node.name.clone(),
+                        display,
+                        node: node.clone(),
+                        owner: Some(owner),
+                        chunks,
+                        replace: item.action == Action::Replace,
+                    };
+                    if self.tx.as_ref().expect("workers running").send(job).is_err() {
+                        return Err(Error::Restore("file workers stopped unexpectedly".into()));
+                    }
+                }
+                _ => {
+                    self.report.others += 1;
+                    if item.action == Action::Replace {
+                        self.unlink(dir, name, &display)?;
+                    }
+                    self.make_special(dir, item, &display)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unlink(&self, dir: &OwnedFd, name: &OsStr, display: &str) -> Result<()> {
+        rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty())
+            .map_err(|e| Error::io(format!("remove {display} to replace it"), e.into()))
+    }
+
+    fn make_special(&mut self, dir: &OwnedFd, item: &Item, display: &str) -> Result<()> {
+        let node = &item.node;
+        let name = OsStr::from_bytes(&node.name);
+        let created = match node.kind {
+            NodeKind::Symlink => {
+                let target = node.target.clone().unwrap_or_default();
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), dir.as_fd(), name)
+            }
+            NodeKind::Fifo => rustix::fs::mknodat(
+                dir.as_fd(),
+                name,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            ),
+            NodeKind::CharDevice | NodeKind::BlockDevice => rustix::fs::mknodat(
+                dir.as_fd(),
+                name,
+                if node.kind == NodeKind::CharDevice {
+                    rustix::fs::FileType::CharacterDevice
+                } else {
+                    rustix::fs::FileType::BlockDevice
+                },
+                Mode::from_raw_mode(0o600),
+                node.rdev,
+            ),
+            // A socket is only meaningful to the process that bound it; restic and borg
+            // skip them too.
+            NodeKind::Socket => return Ok(()),
+            NodeKind::File | NodeKind::Dir => unreachable!("handled by the caller"),
+        };
+        if let Err(e) = created {
+            if e == rustix::io::Errno::PERM && !self.is_root {
+                self.warn(format!("{display}: not created: only root may create device nodes"));
+                return Ok(());
+            }
+            return Err(Error::io(format!("create {display}"), e.into()));
+        }
+        let owner = self.owner(node);
+        let is_root = self.is_root;
+        apply_meta_at(dir.as_fd(), node, owner, display, is_root, &self.shared);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<RestoreReport> {
+        self.join_workers();
+        for (first, link, display) in std::mem::take(&mut self.pending_links) {
+            let (fdir, fname) = first.split_at(first.len() - 1);
+            let (ldir, lname) = link.split_at(link.len() - 1);
+            let made = open_path(self.root.as_fd(), fdir).and_then(|from| {
+                let to = open_path(self.root.as_fd(), ldir)?;
+                rustix::fs::linkat(
+                    from.as_fd(),
+                    OsStr::from_bytes(&fname[0]),
+                    to.as_fd(),
+                    OsStr::from_bytes(&lname[0]),
+                    AtFlags::empty(),
+                )
+            });
+            if let Err(e) = made {
+                self.fail(format!("{display}: hardlink not created: {e}"));
+            }
+        }
+        // Deepest first: a folder's mtime is set after nothing more changes inside it.
+        let mut dirs = std::mem::take(&mut self.dir_meta);
+        dirs.sort_by_key(|(comps, _, _)| std::cmp::Reverse(comps.len()));
+        for (comps, node, display) in dirs {
+            let (parent, name) = comps.split_at(comps.len() - 1);
+            let owner = self.owner(&node);
+            match open_path(self.root.as_fd(), parent) {
+                Ok(pfd) => {
+                    let mut node = node;
+                    node.name = name[0].clone();
+                    apply_meta_at(pfd.as_fd(), &node, owner, &display, self.is_root, &self.shared);
+                }
+                Err(e) => self.warn(format!("{display}: metadata not set: {e}")),
+            }
+        }
+        let mut report = std::mem::take(&mut self.report);
+        report.failures = std::mem::take(&mut self.shared.failures.lock().unwrap());
+        report.warnings = std::mem::take(&mut self.shared.warnings.lock().unwrap());
+        report.bytes = self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        report.owner_not_set = self.shared.owner_not_set.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn join_workers(&mut self) {
+        self.tx = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn uid(raw: u32) -> rustix::fs::Uid {
+    // SAFETY: `from_raw` is marked unsafe only because the value u32::MAX means "leave the
+    // owner unchanged" to chown; passing it (from a snapshot) just leaves the owner as it
+    // is, which is no memory-safety concern.
+    unsafe { rustix::fs::Uid::from_raw(raw) }
+}
+
+fn gid(raw: u32) -> rustix::fs::Gid {
+    // SAFETY: as for `uid`.
+    unsafe { rustix::fs::Gid::from_raw(raw) }
+}
+
+fn errno_is_perm(e: &rustix::io::Errno) -> bool {
+    *e == rustix::io::Errno::PERM || *e == rustix::io::Errno::ACCESS
+}
+
+/// Sets owner, mode, xattrs and times on `dir/name` without following a symlink there.
+fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &str, is_root: bool, shared: &Shared) {
+    let name = OsStr::from_bytes(&node.name);
+    let warn = |m: String| shared.warnings.lock().unwrap().push(m);
+    let chown = rustix::fs::chownat(
+        dir,
+        name,
+        Some(uid(owner.0)),
+        Some(gid(owner.1)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    );
+    if let Err(e) = chown {
+        if errno_is_perm(&e) && !is_root {
+            shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            warn(format!("{display}: owner not set: {e}"));
+        }
+    }
+    if node.kind != NodeKind::Symlink {
+        // The entry was created by this restore (or is a folder opened without following
+        // links), so chmodat cannot be redirected through a symlink here.
+        if let Err(e) = rustix::fs::chmodat(dir, name, Mode::from_raw_mode(node.mode), AtFlags::empty()) {
+            warn(format!("{display}: mode not set: {e}"));
+        }
+    }
+    if !node.xattrs.is_empty() {
+        // lsetxattr through the folder's /proc/self/fd link: the folder is the one we
+        // hold open, and the final name is not followed.
+        let mut proc_path = format!("/proc/self/fd/{}/", rustix::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
+        proc_path.extend_from_slice(&node.name);
+        let path = OsStr::from_bytes(&proc_path);
+        for x in &node.xattrs {
+            if let Err(e) = rustix::fs::lsetxattr(path, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
+                warn(format!("{display}: extended attribute {} not set: {e}", display_name(&x.name)));
+            }
+        }
+    }
+    let ts = rustix::fs::Timespec {
+        tv_sec: node.mtime,
+        tv_nsec: node.mtime_nsec as _,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    if let Err(e) = rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW) {
+        warn(format!("{display}: mtime not set: {e}"));
+    }
+}
+
+/// Writes one file under a temporary name, sets its metadata and renames it into place;
+/// on any failure the temporary file is removed, so no file holds unverified data.
+fn write_file(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool) {
+    let tmp_name = format!(".vault-restore-{}", crate::id::Id::random().short());
+    let result = (|| -> std::result::Result<(), String> {
+        let fd = rustix::fs::openat(
+            job.dir.as_fd(),
+            tmp_name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| format!("cannot create: {e}"))?;
+        let file = std::fs::File::from(fd);
+        use std::os::unix::fs::FileExt;
+        for (offset, loc) in &job.chunks {
+            let data = reader.read(loc).map_err(|e| e.to_string())?;
+            file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
+            shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        file.set_len(job.node.size).map_err(|e| format!("cannot set size: {e}"))?;
+        let (uid, gid) = job.owner.unwrap_or((job.node.uid, job.node.gid));
+        if let Err(e) = rustix::fs::fchown(&file, Some(self::uid(uid)), Some(self::gid(gid))) {
+            if errno_is_perm(&e) && !is_root {
+                shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                shared.warnings.lock().unwrap().push(format!("{}: owner not set: {e}", job.display));
+            }
+        }
+        if let Err(e) = rustix::fs::fchmod(&file, Mode::from_raw_mode(job.node.mode)) {
+            shared.warnings.lock().unwrap().push(format!("{}: mode not set: {e}", job.display));
+        }
+        for x in &job.node.xattrs {
+            if let Err(e) = rustix::fs::fsetxattr(&file, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
+                shared.warnings.lock().unwrap().push(format!(
+                    "{}: extended attribute {} not set: {e}",
+                    job.display,
+                    display_name(&x.name)
+                ));
+            }
+        }
+        let ts = rustix::fs::Timespec {
+            tv_sec: job.node.mtime,
+            tv_nsec: job.node.mtime_nsec as _,
+        };
+        rustix::fs::futimens(&file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })
+            .map_err(|e| format!("cannot set mtime: {e}"))?;
+        let flags = if job.replace {
+            rustix::fs::RenameFlags::empty()
+        } else {
+            rustix::fs::RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(job.dir.as_fd(), tmp_name.as_str(), job.dir.as_fd(), OsStr::from_bytes(&job.name), flags)
+            .map_err(|e| format!("cannot move into place: {e}"))
+    })();
+    if let Err(msg) = result {
+        let _ = rustix::fs::unlinkat(job.dir.as_fd(), tmp_name.as_str(), AtFlags::empty());
+        shared.failures.lock().unwrap().push(format!("{}: not restored: {msg}", job.display));
+    }
+}
+
+/// Re-reads every restored regular file and checks it against the snapshot's chunk ids.
+fn verify(reader: &BlobReader, root: &OwnedFd, items: &[Item], report: &mut RestoreReport) -> Result<()> {
+    for item in items {
+        if item.action == Action::Keep {
+            continue;
+        }
+        match item.node.kind {
+            NodeKind::Dir => verify(reader, root, &item.children, report)?,
+            NodeKind::File => {
+                let display = item.display(Path::new(""));
+                match verify_file(reader, root, item) {
+                    Ok(()) => report.verified_files += 1,
+                    Err(msg) => report.failures.push(format!("{display}: verify failed: {msg}")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn verify_file(reader: &BlobReader, root: &OwnedFd, item: &Item) -> std::result::Result<(), String> {
+    let (parent, name) = item.comps.split_at(item.comps.len() - 1);
+    let dir = open_path(root.as_fd(), parent).map_err(|e| e.to_string())?;
+    let fd = rustix::fs::openat(
+        dir.as_fd(),
+        OsStr::from_bytes(&name[0]),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open: {e}"))?;
+    let file = std::fs::File::from(fd);
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    if size != item.node.size {
+        return Err(format!("size is {size}, the snapshot says {}", item.node.size));
+    }
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    for extent in &item.node.extents {
+        let mut offset = extent.offset;
+        for c in &extent.chunks {
+            buf.resize(c.len as usize, 0);
+            file.read_exact_at(&mut buf, offset).map_err(|e| format!("cannot read: {e}"))?;
+            if reader.keys.blob_id(&buf) != c.id {
+                return Err(format!("content at offset {offset} differs from the snapshot"));
+            }
+            offset += c.len as u64;
+        }
+    }
+    Ok(())
+}
