@@ -165,6 +165,9 @@ pub enum SecretsError {
     #[error("escrow needs at least one age recipient (age1...) or a non-empty passphrase")]
     EmptyEscrow,
 
+    #[error("{0} is one of the store's reader recipients; escrow recipients must be separate keys, so that the reader identity (which opens every backup) cannot open the sealed secrets: make one with `age-keygen`")]
+    NotSeparate(String),
+
     #[error("{0:?} is not an age X25519 recipient (age1...): {1}")]
     BadRecipient(String, String),
 

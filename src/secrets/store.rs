@@ -116,8 +116,9 @@ pub fn current_escrow(backend: &dyn Backend) -> Result<Option<EscrowSet>> {
 /// already has some: change them with [`set_escrow`].
 ///
 /// `recipients` are age X25519 public keys (`age1...`); `passphrase`, when given, is turned
-/// into a fresh escrow identity wrapped by the passphrase (see the module docs). These
-/// must not be the store's own reader identity, or leaking it would leak the secrets.
+/// into a fresh escrow identity wrapped by the passphrase (see the module docs). A
+/// recipient that the store's `config` lists as a reader is refused (call this after the
+/// store config is written), since leaking the reader identity must not leak the secrets.
 pub fn init_escrow(
     backend: &dyn Backend,
     recipients: &[String],
@@ -164,6 +165,10 @@ pub fn set_escrow_with(
     if clean.is_empty() && passphrase.is_none() {
         return Err(SecretsError::EmptyEscrow);
     }
+    let readers = store_reader_recipients(backend)?;
+    if let Some(r) = clean.iter().find(|r| readers.contains(r)) {
+        return Err(SecretsError::NotSeparate(r.clone()));
+    }
     let serial = current_escrow(backend)?.map_or(1, |s| s.serial + 1);
     let mut passphrase_recipient = None;
     if let Some(passphrase) = passphrase {
@@ -188,6 +193,27 @@ pub fn set_escrow_with(
     let json = serde_json::to_vec_pretty(&set).expect("serializable");
     backend.put(Kind::Secrets, &escrow_object(serial), &json)?;
     Ok(set)
+}
+
+/// The store's own reader recipients, from its plaintext `config` object (none when the
+/// store has no config yet or it lists none).
+fn store_reader_recipients(backend: &dyn Backend) -> Result<Vec<String>> {
+    if !backend.exists(Kind::Config, "config")? {
+        return Ok(Vec::new());
+    }
+    let data = backend.get(Kind::Config, "config")?;
+    let value: serde_json::Value = serde_json::from_slice(&data).unwrap_or_default();
+    Ok(value
+        .get("recipients")
+        .and_then(|r| r.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| r.as_str())
+                .filter_map(|r| age::x25519::Recipient::from_str(r.trim()).ok())
+                .map(|r| r.to_string())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn encrypt(recipients: &[&dyn age::Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {

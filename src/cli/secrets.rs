@@ -1,0 +1,674 @@
+//! `vault secrets ...`: seal, list, show, print on paper and verify the platform's
+//! encryption key and RabbitMQ password, and manage the escrow recipients that open them.
+//!
+//! Secret values go to standard output only where the user asked for them (`show`,
+//! `paper`); everything else goes to standard error and never holds a value. While a
+//! command runs the process is not dumpable and writes no core file.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use vault::backend::BackendRef;
+use vault::secrets::paper::{self, SheetInfo};
+use vault::secrets::{
+    self, EscrowKey, EscrowSet, Origin, SealOutcome, SealReason, SealStatus, SecretsConfig,
+    VerifyStatus,
+};
+use zeroize::Zeroizing;
+
+/// Environment variable holding the escrow passphrase.
+pub const PASSPHRASE_ENV: &str = "VAULT_ESCROW_PASSPHRASE";
+
+/// What `vault secrets` needs from the rest of the command line.
+pub struct SecretsContext {
+    pub backend: BackendRef,
+    pub store_location: String,
+    /// Derived from the store's id key; absent on a restore host that has neither a
+    /// writer key nor the reader identity (then `list` shows no match information and
+    /// `verify` needs an escrow key).
+    pub fingerprint_key: Option<[u8; 32]>,
+    pub config: SecretsConfig,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Seal the configured secrets whose value changed since the last seal (every
+    /// `vault snapshot` does this too)
+    Seal {
+        /// Only these secrets [default: every configured one]
+        names: Vec<String>,
+        /// Seal a new version even when the value did not change
+        #[arg(long)]
+        force: bool,
+    },
+    /// List sealed versions: name, when and where sealed, fingerprint, escrow recipients
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a sealed secret (needs an escrow key), or read back a typed-in paper sheet
+    Show {
+        /// Secret name, as `vault secrets list` shows it
+        #[arg(required_unless_present = "from_paper")]
+        name: Option<String>,
+        /// Version number as `list` shows it [default: the newest]
+        #[arg(long, value_name = "N")]
+        number: Option<usize>,
+        /// Read a typed-in copy of a paper sheet, check every row, print the secret
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "number"])]
+        from_paper: Option<PathBuf>,
+        #[command(flatten)]
+        key: EscrowKeyArgs,
+    },
+    /// Print a sheet to keep offline: the secret in checked groups, store, time, fingerprint
+    Paper {
+        /// Secret name [default: every sealed secret, one sheet each]
+        name: Option<String>,
+        /// Write the sheet to this file (created with mode 0600) instead of standard output
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        key: EscrowKeyArgs,
+    },
+    /// Check that travis.yml (under --root, e.g. after a restore) holds the sealed values
+    Verify {
+        /// Only these secrets [default: every configured one]
+        names: Vec<String>,
+        /// Look for the configured files under this folder (as restored there)
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        key: EscrowKeyArgs,
+    },
+    /// Show the escrow recipients, or change them with `set`
+    Recipients {
+        #[command(subcommand)]
+        action: Option<RecipientsAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecipientsAction {
+    /// Replace the escrow recipients: new seals use the new set, versions sealed before
+    /// stay readable by the set they were sealed to
+    Set {
+        /// age recipients (age1..., e.g. from `age-keygen`) whose identities are kept offline
+        recipients: Vec<String>,
+        /// Also let a passphrase open secrets sealed from now on (read from
+        /// VAULT_ESCROW_PASSPHRASE, --escrow-passphrase-file, or asked for)
+        #[arg(long)]
+        passphrase: bool,
+        /// File whose first line is the new escrow passphrase
+        #[arg(long, value_name = "FILE", requires = "passphrase")]
+        escrow_passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// The escrow key that opens sealed secrets. Distinct from the store's reader identity
+/// (`--identity`), which cannot open them.
+#[derive(Args, Debug, Default, Clone)]
+pub struct EscrowKeyArgs {
+    /// age identity file of an escrow recipient; repeatable
+    #[arg(long = "escrow-identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// File whose first line is the escrow passphrase (or set VAULT_ESCROW_PASSPHRASE)
+    #[arg(long, value_name = "FILE")]
+    pub escrow_passphrase_file: Option<PathBuf>,
+}
+
+/// Escrow options for `vault init` (flatten into its arguments).
+#[derive(Args, Debug, Default, Clone)]
+pub struct EscrowInitArgs {
+    /// age recipient (age1...) that can open the sealed platform secrets; its identity is
+    /// kept offline, apart from the store's reader identity; repeatable
+    #[arg(long = "escrow-recipient", value_name = "AGE1...")]
+    pub escrow_recipients: Vec<String>,
+    /// Let a passphrase open the sealed platform secrets (read from
+    /// VAULT_ESCROW_PASSPHRASE, --escrow-passphrase-file, or asked for)
+    #[arg(long)]
+    pub escrow_passphrase: bool,
+    /// File whose first line is the escrow passphrase
+    #[arg(long, value_name = "FILE", requires = "escrow_passphrase")]
+    pub escrow_passphrase_file: Option<PathBuf>,
+}
+
+/// Sets the first escrow recipients of a new store from `vault init`'s options. Call it
+/// after the store config is written. `Ok(None)` when no escrow option was given (secrets
+/// are then not sealed until `vault secrets recipients set`).
+pub fn init_escrow_from_args(
+    backend: &dyn vault::backend::Backend,
+    args: &EscrowInitArgs,
+) -> Result<Option<EscrowSet>> {
+    if args.escrow_recipients.is_empty() && !args.escrow_passphrase {
+        return Ok(None);
+    }
+    let passphrase = if args.escrow_passphrase {
+        Some(new_passphrase(args.escrow_passphrase_file.as_deref())?)
+    } else {
+        None
+    };
+    Ok(Some(secrets::init_escrow(backend, &args.escrow_recipients, passphrase)?))
+}
+
+/// Makes the process non-dumpable and stops core files, so a crash while a secret is in
+/// memory leaves no copy on disk and other processes of the user cannot read it.
+pub fn harden_process() {
+    // SAFETY: plain system calls with constant arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+    }
+}
+
+pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
+    harden_process();
+    match cmd {
+        SecretsCommand::Seal { names, force } => seal(&ctx, &names, force),
+        SecretsCommand::List { json } => list(&ctx, json),
+        SecretsCommand::Show {
+            name,
+            number,
+            from_paper,
+            key,
+        } => match from_paper {
+            Some(file) => show_from_paper(&ctx, &file),
+            None => show(&ctx, name.as_deref().expect("clap requires it"), number, &key),
+        },
+        SecretsCommand::Paper { name, output, key } => paper_sheets(&ctx, name, output, &key),
+        SecretsCommand::Verify { names, root, key } => verify(&ctx, &names, root.as_deref(), &key),
+        SecretsCommand::Recipients { action } => match action {
+            None => show_recipients(&ctx),
+            Some(RecipientsAction::Set {
+                recipients,
+                passphrase,
+                escrow_passphrase_file,
+            }) => set_recipients(&ctx, &recipients, passphrase, escrow_passphrase_file.as_deref()),
+        },
+    }
+}
+
+fn selected_sources(config: &SecretsConfig, names: &[String]) -> Result<Vec<secrets::Source>> {
+    let all = config.sources()?;
+    for n in names {
+        if !all.iter().any(|s| &s.name == n) {
+            let known: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "no secret source named {n} is configured (configured: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|s| names.is_empty() || names.contains(&s.name))
+        .collect())
+}
+
+/// One line describing what sealing did with a source (never the value).
+pub fn describe_outcome(outcome: &SealOutcome) -> String {
+    let name = &outcome.name;
+    match &outcome.status {
+        SealStatus::Sealed { version, reason } => {
+            let why = match reason {
+                SealReason::First => "first seal",
+                SealReason::Changed => "value changed",
+                SealReason::NewRecipients => "escrow recipients changed",
+                SealReason::Forced => "forced",
+            };
+            format!(
+                "{name}: sealed version {} ({why}), fingerprint {}, from {}, to {}",
+                version.number,
+                version.short_fingerprint(),
+                version.source,
+                version.describe_recipients()
+            )
+        }
+        SealStatus::Unchanged { version } => format!(
+            "{name}: unchanged since version {} (sealed {}), fingerprint {}",
+            version.number,
+            version.sealed_time(),
+            version.short_fingerprint()
+        ),
+        SealStatus::Absent { reason } => format!("{name}: not on this host: {reason}"),
+        SealStatus::Failed(e) => format!("{name}: NOT SEALED: {e}"),
+    }
+}
+
+/// Prints sealing outcomes for `vault snapshot`: sealed and failed ones always, absent
+/// ones never (worker hosts have no travis.yml), unchanged ones when `verbose`. Returns
+/// true when a source failed.
+pub fn report_snapshot_seal(outcomes: &[SealOutcome], verbose: bool) -> bool {
+    let mut failed = false;
+    for o in outcomes {
+        match &o.status {
+            SealStatus::Sealed { .. } => eprintln!("secrets: {}", describe_outcome(o)),
+            SealStatus::Failed(_) => {
+                failed = true;
+                eprintln!("secrets: {}", describe_outcome(o))
+            }
+            SealStatus::Unchanged { .. } if verbose => eprintln!("secrets: {}", describe_outcome(o)),
+            _ => {}
+        }
+    }
+    failed
+}
+
+fn need_fingerprint_key(ctx: &SecretsContext, what: &str) -> Result<[u8; 32]> {
+    ctx.fingerprint_key.ok_or_else(|| {
+        anyhow!("{what} needs this host's writer key for store {} (or the store's reader identity)", ctx.store_location)
+    })
+}
+
+fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
+    let key = need_fingerprint_key(ctx, "sealing")?;
+    let sources = selected_sources(&ctx.config, names)?;
+    if sources.is_empty() {
+        bail!("no secret sources are configured ([secrets] in the configuration)");
+    }
+    let outcomes = secrets::seal_sources(ctx.backend.as_ref(), &sources, &key, SystemTime::now(), force)?;
+    let mut code = 0;
+    for o in &outcomes {
+        eprintln!("{}", describe_outcome(o));
+        if matches!(o.status, SealStatus::Failed(_) | SealStatus::Absent { .. }) {
+            code = 1;
+        }
+    }
+    Ok(code)
+}
+
+fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
+    let versions = secrets::list(ctx.backend.as_ref())?;
+    let escrow = secrets::current_escrow(ctx.backend.as_ref())?;
+    if json {
+        let rows: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "name": v.name,
+                    "number": v.number,
+                    "sealed_at": v.sealed_at,
+                    "sealed": v.sealed_time(),
+                    "host": v.host,
+                    "source": v.source,
+                    "fingerprint": v.short_fingerprint(),
+                    "escrow_set": v.escrow,
+                    "recipients": v.recipients,
+                    "passphrase": v.passphrase,
+                    "object": v.age_object(),
+                    "damaged": !v.age_present,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if versions.is_empty() {
+        eprintln!("no secrets are sealed in {}", ctx.store_location);
+        if escrow.is_none() {
+            eprintln!("(and no escrow recipients are set: `vault secrets recipients set AGE1...`)");
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<20} {:>3}  {:<23}  {:<16}  {:<19}  RECIPIENTS",
+        "NAME", "#", "SEALED", "HOST", "FINGERPRINT"
+    );
+    for v in &versions {
+        let mut recipients = format!("set {}: {}", v.escrow, v.describe_recipients());
+        if !v.age_present {
+            recipients.push_str("  [DAMAGED: sealed data missing]");
+        }
+        println!(
+            "{:<20} {:>3}  {:<23}  {:<16}  {:<19}  {recipients}",
+            v.name,
+            v.number,
+            v.sealed_time(),
+            v.host,
+            v.short_fingerprint()
+        );
+    }
+    Ok(0)
+}
+
+/// First line of a file, for passphrase files.
+fn first_line(path: &Path) -> Result<SecretString> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("read passphrase file {}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        bail!("passphrase file {} is empty", path.display());
+    }
+    Ok(SecretString::from(line))
+}
+
+fn env_passphrase() -> Option<SecretString> {
+    let value = Zeroizing::new(std::env::var(PASSPHRASE_ENV).ok()?);
+    (!value.is_empty()).then(|| SecretString::from(value.as_str()))
+}
+
+fn escrow_key(args: &EscrowKeyArgs) -> Result<EscrowKey> {
+    let mut key = EscrowKey::new();
+    for path in &args.identities {
+        key.add_identity_file(path)?;
+    }
+    if let Some(path) = &args.escrow_passphrase_file {
+        key.set_passphrase(first_line(path)?);
+    } else if let Some(p) = env_passphrase() {
+        key.set_passphrase(p);
+    } else if args.identities.is_empty() {
+        match prompt("Escrow passphrase: ")? {
+            Some(p) => key.set_passphrase(p),
+            None => bail!(
+                "opening a sealed secret needs an escrow identity file (--escrow-identity FILE) or the escrow passphrase (--escrow-passphrase-file FILE or {PASSPHRASE_ENV})"
+            ),
+        }
+    }
+    Ok(key)
+}
+
+fn show(ctx: &SecretsContext, name: &str, number: Option<usize>, args: &EscrowKeyArgs) -> Result<i32> {
+    let version = secrets::find_version(ctx.backend.as_ref(), name, number)?;
+    let key = escrow_key(args)?;
+    let value = secrets::unseal(ctx.backend.as_ref(), &version, &key, ctx.fingerprint_key.as_ref())?;
+    eprintln!(
+        "{}: version {}, sealed {} on {}, fingerprint {}",
+        version.name,
+        version.number,
+        version.sealed_time(),
+        version.host,
+        version.short_fingerprint()
+    );
+    let mut out = std::io::stdout().lock();
+    out.write_all(value.expose_secret().as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(0)
+}
+
+fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(file).with_context(|| format!("read typed-in sheet {}", file.display()))?,
+    );
+    let back = match paper::read_back(&text) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return Ok(1);
+        }
+    };
+    for note in &back.notes {
+        eprintln!("{}: note: {note}", file.display());
+    }
+    // The sheet's name and fingerprint lines are optional; check them when we can.
+    let field = |label: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim().eq_ignore_ascii_case(label)).then(|| v.trim().to_string())
+        })
+    };
+    let mut code = 0;
+    if let (Some(key), Some(name), Some(printed)) = (ctx.fingerprint_key, field("secret"), field("fingerprint")) {
+        let fp = secrets::short_fingerprint(&secrets::fingerprint(&key, &name, &back.secret));
+        if fp.eq_ignore_ascii_case(&printed) {
+            eprintln!("{}: every row checks out; fingerprint {fp} matches this store", file.display());
+        } else {
+            eprintln!(
+                "{}: every row checks out, but the value's fingerprint in store {} is {fp}, not the {printed} on the sheet (a sheet from another store, or the fingerprint line mistyped?)",
+                file.display(),
+                ctx.store_location
+            );
+            code = 1;
+        }
+    } else {
+        eprintln!("{}: every row checks out", file.display());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(back.secret.expose_secret().as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(code)
+}
+
+fn paper_sheets(
+    ctx: &SecretsContext,
+    name: Option<String>,
+    output: Option<PathBuf>,
+    args: &EscrowKeyArgs,
+) -> Result<i32> {
+    let backend = ctx.backend.as_ref();
+    let names: Vec<String> = match name {
+        Some(n) => vec![n],
+        None => {
+            let mut names: Vec<String> = secrets::list(backend)?.into_iter().map(|v| v.name).collect();
+            names.dedup();
+            if names.is_empty() {
+                bail!("no secrets are sealed in {}", ctx.store_location);
+            }
+            names
+        }
+    };
+    let key = escrow_key(args)?;
+    let printed = secrets::format_time(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
+    let mut sheets = Zeroizing::new(String::new());
+    for (i, n) in names.iter().enumerate() {
+        let version = secrets::find_version(backend, n, None)?;
+        let value = secrets::unseal(backend, &version, &key, ctx.fingerprint_key.as_ref())?;
+        let info = SheetInfo {
+            name: version.name.clone(),
+            store: ctx.store_location.clone(),
+            sealed: format!("{} on {}", version.sealed_time(), version.host),
+            version: format!("{} (object {})", version.number, version.age_object()),
+            source: version.source.clone(),
+            fingerprint: version.short_fingerprint(),
+            printed: printed.clone(),
+        };
+        if i > 0 {
+            sheets.push_str("\x0c\n");
+        }
+        sheets.push_str(&paper::render(&value, &info));
+    }
+    match output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(sheets.as_bytes())?;
+            out.flush()?;
+        }
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("create {}", path.display()))?;
+            f.write_all(sheets.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("write {}", path.display()))?;
+            eprintln!(
+                "wrote {} sheet{} to {}: print it, keep it offline, then delete the file",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn verify(ctx: &SecretsContext, names: &[String], root: Option<&Path>, args: &EscrowKeyArgs) -> Result<i32> {
+    let sources = selected_sources(&ctx.config, names)?;
+    if sources.is_empty() {
+        bail!("no secret sources are configured ([secrets] in the configuration)");
+    }
+    let wants_key = !args.identities.is_empty() || args.escrow_passphrase_file.is_some() || ctx.fingerprint_key.is_none();
+    let key = if wants_key { Some(escrow_key(args)?) } else { None };
+    let outcomes = secrets::verify(
+        ctx.backend.as_ref(),
+        &sources,
+        root,
+        ctx.fingerprint_key.as_ref(),
+        key.as_ref(),
+    )?;
+    let mut code = 0;
+    for (o, source) in outcomes.iter().zip(&sources) {
+        let from = o.from.as_deref().unwrap_or("?");
+        let newest = o
+            .newest
+            .as_ref()
+            .map(|v| format!("version {}, sealed {}, fingerprint {}", v.number, v.sealed_time(), v.short_fingerprint()))
+            .unwrap_or_default();
+        match &o.status {
+            VerifyStatus::Matches => eprintln!("{}: OK: {from} holds the sealed value ({newest})", o.name),
+            VerifyStatus::MatchesOlder { number } => {
+                code = 1;
+                eprintln!(
+                    "{}: DIFFERS: {from} holds the value of the older version {number}, not the newest ({newest})",
+                    o.name
+                );
+            }
+            VerifyStatus::Differs => {
+                code = 1;
+                eprintln!(
+                    "{}: DIFFERS: {from} holds a value that differs from the sealed one ({newest}); `vault secrets show {}` prints the sealed value",
+                    o.name, o.name
+                );
+            }
+            VerifyStatus::NotSealed => {
+                code = 1;
+                eprintln!("{}: NOT SEALED: {from} holds a value, but no version of it is sealed in {}", o.name, ctx.store_location);
+            }
+            VerifyStatus::Absent { .. } if root.is_some() && matches!(source.origin, Origin::Command(_)) => {
+                eprintln!("{}: not checked: a command source cannot be run against --root", o.name);
+            }
+            VerifyStatus::Absent { reason } => {
+                code = 1;
+                eprintln!("{}: MISSING: {reason}", o.name);
+            }
+            VerifyStatus::Failed(e) => {
+                code = 1;
+                eprintln!("{}: FAILED: {e}", o.name);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn show_recipients(ctx: &SecretsContext) -> Result<i32> {
+    let backend = ctx.backend.as_ref();
+    let sets = secrets::escrow_sets(backend)?;
+    let Some(current) = sets.last() else {
+        println!("no escrow recipients are set in {}: `vault secrets recipients set AGE1...` (or --passphrase)", ctx.store_location);
+        return Ok(0);
+    };
+    println!(
+        "escrow set {} (since {}): {}",
+        current.serial,
+        secrets::format_time(current.created),
+        current.describe()
+    );
+    for old in sets.iter().rev().skip(1) {
+        println!(
+            "  earlier set {} (since {}): {}",
+            old.serial,
+            secrets::format_time(old.created),
+            old.describe()
+        );
+    }
+    let mut names: Vec<String> = secrets::list(backend)?.into_iter().map(|v| v.name).collect();
+    names.dedup();
+    for n in names {
+        if let Some(v) = secrets::newest(backend, &n)? {
+            if v.escrow != current.serial {
+                println!(
+                    "{n}: the newest version is sealed to set {}; the next `vault secrets seal` (or snapshot) on the platform host seals it to set {}",
+                    v.escrow, current.serial
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn set_recipients(
+    ctx: &SecretsContext,
+    recipients: &[String],
+    passphrase: bool,
+    file: Option<&Path>,
+) -> Result<i32> {
+    let passphrase = if passphrase { Some(new_passphrase(file)?) } else { None };
+    let set = secrets::set_escrow(ctx.backend.as_ref(), recipients, passphrase)?;
+    println!("escrow set {}: {}", set.serial, set.describe());
+    eprintln!(
+        "versions sealed before stay readable only by the set they were sealed to; the next `vault secrets seal` (or snapshot) on the platform host seals the current values to set {}",
+        set.serial
+    );
+    Ok(0)
+}
+
+/// A new escrow passphrase: from `file`, VAULT_ESCROW_PASSPHRASE, or asked twice.
+pub fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
+    if let Some(path) = file {
+        return first_line(path);
+    }
+    if let Some(p) = env_passphrase() {
+        return Ok(p);
+    }
+    let first = prompt("New escrow passphrase: ")?.ok_or_else(|| {
+        anyhow!("no terminal to ask for the escrow passphrase: use --escrow-passphrase-file FILE or {PASSPHRASE_ENV}")
+    })?;
+    let again = prompt("Same passphrase again: ")?.unwrap_or_else(|| SecretString::from(""));
+    if first.expose_secret() != again.expose_secret() {
+        bail!("the two passphrases differ");
+    }
+    if first.expose_secret().is_empty() {
+        bail!("the escrow passphrase is empty");
+    }
+    Ok(first)
+}
+
+/// Asks on the terminal without echo; `None` when there is no terminal.
+fn prompt(question: &str) -> Result<Option<SecretString>> {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+        return Ok(None);
+    };
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    let have_old = unsafe { libc::tcgetattr(fd, &mut old) } == 0;
+    if have_old {
+        let mut quiet = old;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: valid fd and termios.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut writer = &tty;
+    let _ = writer.write_all(question.as_bytes());
+    let _ = writer.flush();
+    let mut line = Zeroizing::new(String::new());
+    let read = BufReader::new(&tty).read_line(&mut line);
+    if have_old {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+    }
+    let _ = writer.write_all(b"\n");
+    read.context("read the passphrase from the terminal")?;
+    let trimmed = line.trim_end_matches(['\n', '\r']);
+    Ok(Some(SecretString::from(trimmed)))
+}
