@@ -109,7 +109,9 @@ tool_cmd() {
     case "$tool" in
     vault)
         export VAULT_PASSPHRASE="$PASSPHRASE"
-        CMD=("$VAULT_BIN" --store "$dir/store" --cache-dir "$dir/cache" --writer-key "$dir/writer.key")
+        [ -e "$dir/config.toml" ] || : > "$dir/config.toml"  # empty: built-in defaults, nothing from /etc
+        CMD=("$VAULT_BIN" --config "$dir/config.toml" --store "$dir/store" --cache-dir "$dir/cache"
+             --writer-key "$dir/writer.key")
         case "$step" in
             init) CMD+=(init) ;;
             snap1|snap2|snap3) CMD+=(snapshot "${SRC[@]}") ;;
@@ -133,8 +135,11 @@ tool_cmd() {
     esac
 }
 
-BORG_ENCRYPTION=repokey-blake2
-if has_tool borg && ! borg init --help 2>/dev/null | grep -q repokey-blake2; then BORG_ENCRYPTION=repokey; fi
+# borg 1.x has no default encryption mode; repokey-blake2 unless the installed borg lacks it.
+BORG_ENCRYPTION="${BENCH_BORG_ENCRYPTION:-repokey-blake2}"
+if has_tool borg && [ "$BORG_ENCRYPTION" = repokey-blake2 ] && ! borg init --help 2>/dev/null | grep -q repokey-blake2; then
+    BORG_ENCRYPTION=repokey
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Measuring
