@@ -222,14 +222,23 @@ pub fn age_encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> R
     Ok(out)
 }
 
-/// Encrypts `plaintext` as an age file to a passphrase (scrypt), as `age -p` does.
+/// scrypt work factor (log2 N) for passphrase-wrapped keys: 2^18 costs 256 MiB and about
+/// a quarter second here. age itself calibrates to one second, which on a fast machine
+/// means 1 GiB or more of memory at every unlock, more than a small restore host may
+/// have; a fixed factor also makes the cost the same wherever the store is opened.
+pub const SCRYPT_LOG_N: u8 = 18;
+
+/// Encrypts `plaintext` as an ASCII-armored age file to a passphrase (scrypt), as
+/// `age -p -a` does; the stock `age -d` opens it.
 pub fn age_encrypt_passphrase(passphrase: &secrecy::SecretString, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let encryptor = age::Encryptor::with_user_passphrase(passphrase.clone());
+    let mut recipient = age::scrypt::Recipient::new(passphrase.clone());
+    recipient.set_work_factor(SCRYPT_LOG_N);
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .map_err(|e| Error::Key(format!("age: {e}")))?;
     let mut out = Vec::new();
-    let mut writer = encryptor
-        .wrap_output(age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-            .map_err(|e| Error::io("age encrypt", e))?)
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(|e| Error::io("age encrypt", e))?;
+    let mut writer = encryptor.wrap_output(armor).map_err(|e| Error::io("age encrypt", e))?;
     writer
         .write_all(plaintext)
         .map_err(|e| Error::io("age encrypt", e))?;

@@ -142,7 +142,9 @@ pub fn unlock_reader_object(
         Err(e) => return Err(e),
     };
     let mut identity = age::scrypt::Identity::new(passphrase.clone());
-    identity.set_max_work_factor(22);
+    // Refuse work factors far above ours: a tampered key object must not make every
+    // unlock allocate gigabytes.
+    identity.set_max_work_factor(crypto::SCRYPT_LOG_N + 2);
     match crypto::age_decrypt(&identity, &sealed) {
         Ok(text) => {
             let text = std::str::from_utf8(&text).unwrap_or("");

@@ -261,7 +261,8 @@ mod tests {
             let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             assert_eq!(&open_blob(&keys, &data_key, &record.id, e, sealed).unwrap(), b);
             let mut bad = sealed.to_vec();
-            bad[bad.len() / 2] ^= 0x40;
+            let middle = bad.len() / 2;
+            bad[middle] ^= 0x40;
             let err = open_blob(&keys, &data_key, &record.id, e, &bad).unwrap_err();
             assert!(err.to_string().contains("corrupt"), "{err}");
         }
