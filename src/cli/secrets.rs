@@ -533,24 +533,24 @@ fn verify(ctx: &SecretsContext, names: &[String], root: Option<&Path>, args: &Es
             .map(|v| format!("version {}, sealed {}, fingerprint {}", v.number, v.sealed_time(), v.short_fingerprint()))
             .unwrap_or_default();
         match &o.status {
-            VerifyStatus::Matches => eprintln!("{}: OK: {from} holds the sealed value ({newest})", o.name),
+            VerifyStatus::Matches => eprintln!("{}: OK: {from}: matches the newest sealed version ({newest})", o.name),
             VerifyStatus::MatchesOlder { number } => {
                 code = 1;
                 eprintln!(
-                    "{}: DIFFERS: {from} holds the value of the older version {number}, not the newest ({newest})",
+                    "{}: DIFFERS: {from}: matches the older sealed version {number}, not the newest ({newest})",
                     o.name
                 );
             }
             VerifyStatus::Differs => {
                 code = 1;
                 eprintln!(
-                    "{}: DIFFERS: {from} holds a value that differs from the sealed one ({newest}); `vault secrets show {}` prints the sealed value",
+                    "{}: DIFFERS: {from}: not the sealed value (newest sealed: {newest}); `vault secrets show {}` prints the sealed value",
                     o.name, o.name
                 );
             }
             VerifyStatus::NotSealed => {
                 code = 1;
-                eprintln!("{}: NOT SEALED: {from} holds a value, but no version of it is sealed in {}", o.name, ctx.store_location);
+                eprintln!("{}: NOT SEALED: {from} has a value, but no version of it is sealed in {}", o.name, ctx.store_location);
             }
             VerifyStatus::Absent { .. } if root.is_some() && matches!(source.origin, Origin::Command(_)) => {
                 eprintln!("{}: not checked: a command source cannot be run against --root", o.name);
