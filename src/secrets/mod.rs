@@ -20,7 +20,7 @@
 //! | object | contents |
 //! | --- | --- |
 //! | `escrow-NNNNNNNN` | escrow set number N (8 digits, from 1; the highest is in force), plaintext JSON: `format` (1), `serial` (N), `created` (Unix seconds), `recipients` (list of `age1...`), `passphrase_recipient` (`age1...` or null) |
-//! | `escrow-NNNNNNNN-passphrase` | only when set N has a passphrase: an age file (scrypt recipient, ASCII armor) holding a fresh X25519 identity (`AGE-SECRET-KEY-1...` and a line break) whose public key is `passphrase_recipient` |
+//! | `escrow-NNNNNNNN-passphrase` | only when set N has a passphrase: an age file (scrypt recipient, work factor 2^18, ASCII armor) holding a fresh X25519 identity (`AGE-SECRET-KEY-1...` and a line break) whose public key is `passphrase_recipient` |
 //! | `NAME--TTTTTTTTTTTTTTTTTTTT-RRRRRRRR-age` | one sealed version: an age file (X25519 recipients = the escrow set's `recipients` plus its `passphrase_recipient`; ASCII armor) whose plaintext is exactly the secret's UTF-8 bytes |
 //! | `NAME--TTTTTTTTTTTTTTTTTTTT-RRRRRRRR-meta` | its plaintext JSON metadata: `format` (1), `name`, `sealed_at` (Unix seconds), `host`, `source` (file and entry, or command, never the value), `fingerprint` (64 hex), `escrow` (the set's N), `recipients` (the set's list), `passphrase` (bool), `age_blake3` (64 hex: BLAKE3 of the whole age object) |
 //!

@@ -16,6 +16,11 @@ use zeroize::Zeroizing;
 /// Version of the objects this module writes (the `format` field).
 pub const FORMAT: u32 = 1;
 
+/// scrypt work factor (`log2 N`; 18 is 256 MiB) wrapping the escrow passphrase identity.
+/// Fixed rather than calibrated to the sealing machine, so a slower restore machine still
+/// accepts it; unwrapping accepts up to two more.
+pub const ESCROW_SCRYPT_LOG_N: u8 = 18;
+
 const ESCROW_PREFIX: &str = "escrow-";
 const PASSPHRASE_SUFFIX: &str = "-passphrase";
 const AGE_SUFFIX: &str = "-age";
@@ -140,8 +145,8 @@ pub fn set_escrow(
     set_escrow_with(backend, recipients, passphrase, None, SystemTime::now())
 }
 
-/// [`set_escrow`] with an explicit scrypt work factor (`log2 N`) for the passphrase (age
-/// picks about one second of work when `None`) and creation time.
+/// [`set_escrow`] with an explicit scrypt work factor (`log2 N`) for the passphrase
+/// ([`ESCROW_SCRYPT_LOG_N`] when `None`) and creation time.
 pub fn set_escrow_with(
     backend: &dyn Backend,
     recipients: &[String],
@@ -174,9 +179,7 @@ pub fn set_escrow_with(
     if let Some(passphrase) = passphrase {
         let identity = age::x25519::Identity::generate();
         let mut scrypt = age::scrypt::Recipient::new(passphrase);
-        if let Some(log_n) = scrypt_log_n {
-            scrypt.set_work_factor(log_n);
-        }
+        scrypt.set_work_factor(scrypt_log_n.unwrap_or(ESCROW_SCRYPT_LOG_N));
         let mut text = Zeroizing::new(identity.to_string().expose_secret().to_string());
         text.push('\n');
         let wrapped = encrypt(&[&scrypt as &dyn age::Recipient], text.as_bytes())?;
@@ -778,7 +781,8 @@ fn unwrap_passphrase_identity(
     let name = escrow_passphrase_object(serial);
     let object = format!("secrets/{name}");
     let data = backend.get(Kind::Secrets, &name)?;
-    let scrypt = age::scrypt::Identity::new(passphrase.clone());
+    let mut scrypt = age::scrypt::Identity::new(passphrase.clone());
+    scrypt.set_max_work_factor(ESCROW_SCRYPT_LOG_N + 2);
     let plain = match open_age(&data, &[&scrypt as &dyn age::Identity]) {
         Ok(p) => p,
         Err(age::DecryptError::DecryptionFailed) | Err(age::DecryptError::NoMatchingKeys) => {
