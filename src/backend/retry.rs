@@ -133,7 +133,9 @@ impl<B: Backend> RetryBackend<B> {
             if out_of_attempts || out_of_time {
                 return Err(Error::Remote {
                     message: format!(
-                        "{} on {}: gave up after {attempt} attempt{} in {:.1} s{}; last error: {err}",
+                        "{} on {}: gave up after {attempt} attempt{} in {:.1} s{}; last error: {err} \
+                         (the store is unreachable or failing: check it and the network, then \
+                         run the command again)",
                         what(),
                         self.inner.location(),
                         if attempt == 1 { "" } else { "s" },

@@ -814,7 +814,7 @@ fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
                 (false, true) => format!("HTTP {status} {code}"),
                 (false, false) => format!("HTTP {status} {code}: {detail}"),
             };
-            let hint = permanent_hint(c, status, code);
+            let hint = permanent_hint(c, status, normalize_code(code, detail));
             match hint {
                 Some(hint) => (format!("{what}: {answer}; {hint}"), false),
                 None => {
@@ -870,6 +870,21 @@ fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
         }
     };
     Error::Remote { message, transient }
+}
+
+/// Some servers (Garage) answer bad credentials with a plain `AccessDenied` and say why in
+/// the message; map those to the standard codes so the hint fits.
+fn normalize_code<'a>(code: &'a str, detail: &str) -> &'a str {
+    let detail = detail.to_ascii_lowercase();
+    if code == "AccessDenied" && detail.contains("signature") {
+        "SignatureDoesNotMatch"
+    } else if code == "AccessDenied"
+        && (detail.contains("no such key") || detail.contains("access key id"))
+    {
+        "InvalidAccessKeyId"
+    } else {
+        code
+    }
 }
 
 /// For answers that repeating cannot fix, what the user should check.
@@ -1070,6 +1085,12 @@ mod tests {
         }
         let denied = classify(&ctx(), S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId")));
         assert!(denied.to_string().contains("access key"), "{denied}");
+        let garage_key = "<Error><Code>AccessDenied</Code><Message>Forbidden: No such key: GK1</Message></Error>";
+        let text = classify(&ctx(), S3Error::HttpFailWithBody(403, garage_key.into())).to_string();
+        assert!(text.contains("does not know the access key id"), "{text}");
+        let garage_sig = "<Error><Code>AccessDenied</Code><Message>Forbidden: Invalid signature</Message></Error>";
+        let text = classify(&ctx(), S3Error::HttpFailWithBody(403, garage_sig.into())).to_string();
+        assert!(text.contains("secret access key"), "{text}");
         let nobucket = classify(&ctx(), S3Error::HttpFailWithBody(404, body("NoSuchBucket")));
         assert!(nobucket.to_string().contains("bucket \"bkt\" does not exist"), "{nobucket}");
     }
