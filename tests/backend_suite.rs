@@ -60,7 +60,10 @@ fn s3_prefixes_in_one_bucket_are_separate_stores() {
     assert!(!b.exists(Kind::Index, &id(1)).unwrap());
     // A store that was never created is reported as such.
     let none = S3Backend::new(&format!("s3://{bucket}/hosts/none"), &g.s3_config()).unwrap();
-    assert!(matches!(none.get(Kind::Config, "config"), Err(Error::StoreNotFound(_))));
+    assert!(matches!(
+        none.get(Kind::Config, "config"),
+        Err(Error::StoreNotFound(_))
+    ));
     assert!(matches!(
         none.put(Kind::Index, &id(1), b"x"),
         Err(Error::StoreNotFound(_))
@@ -139,7 +142,10 @@ fn s3_with_retries_passes_the_suite_through_faults() {
     for k in [FaultKind::Reset, FaultKind::Stall, FaultKind::SlowDown] {
         assert!(kinds(k) > 0, "{k:?} was injected");
     }
-    assert!(backend.retries() >= proxy.faults() / 2, "faults were retried");
+    assert!(
+        backend.retries() >= proxy.faults() / 2,
+        "faults were retried"
+    );
 }
 
 #[test]
@@ -154,12 +160,17 @@ fn s3_stall_longer_than_the_timeout_is_retried() {
     proxy.update(|s| {
         s.stall = Duration::from_secs(30);
         s.max_faults = proxy.faults() + 1;
-        s.rule = Some(Box::new(|r| (r.method == "GET").then_some(FaultKind::Stall)));
+        s.rule = Some(Box::new(|r| {
+            (r.method == "GET").then_some(FaultKind::Stall)
+        }));
     });
     let start = Instant::now();
     assert_eq!(backend.get(Kind::Snapshots, &id(7)).unwrap(), b"snapshot");
     let took = start.elapsed();
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     assert_eq!(backend.retries(), 1);
 }
 
@@ -183,10 +194,17 @@ fn s3_total_failure_ends_with_a_clear_error_not_a_hang() {
     let start = Instant::now();
     let err = backend.create().unwrap_err();
     let text = err.to_string();
-    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(text.contains("gave up after 4 attempts"), "{text}");
     assert!(text.contains(&bucket), "{text}");
-    assert!(proxy.requests().len() >= 4, "every attempt reached the proxy");
+    assert!(
+        proxy.requests().len() >= 4,
+        "every attempt reached the proxy"
+    );
     eprintln!("{text}");
 }
 
@@ -209,7 +227,11 @@ fn wrong_secret_fails_at_once_naming_the_bucket() {
     assert!(!is_transient(&err), "{text}");
     assert!(text.contains(&bucket), "{text}");
     assert!(text.contains("secret access key"), "{text}");
-    assert_eq!(proxy.requests().len(), 1, "a permanent error is not retried");
+    assert_eq!(
+        proxy.requests().len(),
+        1,
+        "a permanent error is not retried"
+    );
 }
 
 #[test]
@@ -248,9 +270,15 @@ fn missing_bucket_is_named() {
     eprintln!("{text}");
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(!is_transient(&err), "{text}");
-    assert!(text.contains(&name) && text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains(&name) && text.contains("does not exist"),
+        "{text}"
+    );
     let err = backend.get(Kind::Config, "config").unwrap_err().to_string();
-    assert!(err.contains(&name) && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains(&name) && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -268,11 +296,17 @@ fn unreachable_endpoint_is_retried_then_reported() {
         timeout_secs: Some(2),
         ..S3Config::default()
     };
-    let backend = RetryBackend::new(S3Backend::new("s3://bucket/p", &cfg).unwrap(), quick_policy(3));
+    let backend = RetryBackend::new(
+        S3Backend::new("s3://bucket/p", &cfg).unwrap(),
+        quick_policy(3),
+    );
     let err = backend.create().unwrap_err().to_string();
     eprintln!("{err}");
     assert!(err.contains("gave up after 3 attempts"), "{err}");
-    assert!(err.contains("cannot connect") && err.contains(&port.to_string()), "{err}");
+    assert!(
+        err.contains("cannot connect") && err.contains(&port.to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -285,18 +319,31 @@ fn one_put_per_small_object_and_multipart_for_large_ones() {
     backend.put(Kind::Index, &id(0), b"warm").unwrap();
     proxy.clear_log();
     for i in 1..=10 {
-        backend.put(Kind::Packs, &id(i), &vec![i as u8; 4096]).unwrap();
+        backend
+            .put(Kind::Packs, &id(i), &vec![i as u8; 4096])
+            .unwrap();
     }
     let requests = proxy.requests();
-    let summary: Vec<String> = requests.iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    let summary: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
     assert_eq!(requests.len(), 10, "{summary:#?}");
-    assert!(requests.iter().all(|r| r.method == "PUT" && !r.target.contains('?')), "{summary:#?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "PUT" && !r.target.contains('?')),
+        "{summary:#?}"
+    );
 
     proxy.clear_log();
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i >> 8) as u8).collect();
     backend.put(Kind::Packs, &id(99), &big).unwrap();
     let requests = proxy.requests();
-    let parts = requests.iter().filter(|r| r.method == "PUT" && r.target.contains("partNumber=")).count();
+    let parts = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("partNumber="))
+        .count();
     let posts = requests.iter().filter(|r| r.method == "POST").count();
     assert_eq!((parts, posts, requests.len()), (3, 2, 5), "{requests:#?}");
     assert!(backend.get(Kind::Packs, &id(99)).unwrap() == big);
@@ -319,10 +366,17 @@ fn failed_multipart_upload_is_aborted_and_invisible() {
     let err = backend.put(Kind::Packs, &id(5), &big).unwrap_err();
     assert!(is_transient(&err), "{err}");
     assert!(err.to_string().contains("part 2"), "{err}");
-    assert!(proxy.requests().iter().any(|r| r.method == "DELETE" && r.target.contains("uploadId=")));
+    assert!(proxy
+        .requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.target.contains("uploadId=")));
     assert!(!backend.exists(Kind::Packs, &id(5)).unwrap());
     assert!(backend.list(Kind::Packs).unwrap().is_empty());
-    assert_eq!(pending_uploads(&bucket, &prefix), 0, "the failed upload was aborted");
+    assert_eq!(
+        pending_uploads(&bucket, &prefix),
+        0,
+        "the failed upload was aborted"
+    );
 
     // With one fault left and retries, the same put succeeds.
     proxy.update(|s| s.max_faults = proxy.faults() + 1);
@@ -335,13 +389,19 @@ fn failed_multipart_upload_is_aborted_and_invisible() {
 /// Multipart uploads started and not finished under `prefix`, asked of Garage directly.
 fn pending_uploads(bucket: &str, prefix: &str) -> usize {
     let g = garage::shared();
-    let creds = s3::creds::Credentials::new(Some(&g.key_id), Some(&g.secret), None, None, None).unwrap();
+    let creds =
+        s3::creds::Credentials::new(Some(&g.key_id), Some(&g.secret), None, None, None).unwrap();
     let region = s3::Region::Custom {
         region: garage::REGION.into(),
         endpoint: g.endpoint.clone(),
     };
-    let b = s3::Bucket::new(bucket, region, creds).unwrap().with_path_style();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let b = s3::Bucket::new(bucket, region, creds)
+        .unwrap()
+        .with_path_style();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(b.list_multiparts_uploads(Some(prefix), None))
         .unwrap()
         .iter()
@@ -359,7 +419,10 @@ fn open_routes_s3_locations_with_the_configured_settings() {
         g.endpoint, g.key_id, g.secret
     );
     let config = vault::config::Config::parse(&text).unwrap();
-    assert!(!format!("{config:?}").contains(&g.secret), "Debug must not show the secret");
+    assert!(
+        !format!("{config:?}").contains(&g.secret),
+        "Debug must not show the secret"
+    );
     let store = vault::backend::open_with(config.store.as_deref().unwrap(), &config).unwrap();
     assert_eq!(store.location(), format!("s3://{bucket}/host1"));
     store.create().unwrap();

@@ -145,7 +145,10 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
-        self.call(|| format!("list {}", kind.label()), || self.inner.list(kind))
+        self.call(
+            || format!("list {}", kind.label()),
+            || self.inner.list(kind),
+        )
     }
 
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {

@@ -29,8 +29,14 @@ pub fn is_transient(err: &Error) -> bool {
         Error::Remote { transient, .. } => *transient,
         Error::Io { source, .. } => matches!(
             source.kind(),
-            TimedOut | Interrupted | ConnectionReset | ConnectionAborted | ConnectionRefused
-                | BrokenPipe | NotConnected | WouldBlock
+            TimedOut
+                | Interrupted
+                | ConnectionReset
+                | ConnectionAborted
+                | ConnectionRefused
+                | BrokenPipe
+                | NotConnected
+                | WouldBlock
         ),
         _ => false,
     }
@@ -194,7 +200,10 @@ impl<B: Backend> Backend for RetryBackend<B> {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
-        self.run(|| format!("list {}", kind.label()), || self.inner.list(kind))
+        self.run(
+            || format!("list {}", kind.label()),
+            || self.inner.list(kind),
+        )
     }
 
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
@@ -242,7 +251,11 @@ mod tests {
         let b = scripted(vec![Fault::Permanent]);
         let err = b.put(Kind::Packs, &name(), b"data").unwrap_err();
         assert!(!is_transient(&err), "{err}");
-        assert_eq!(b.inner().calls(), 1, "a permanent error is returned at once");
+        assert_eq!(
+            b.inner().calls(),
+            1,
+            "a permanent error is returned at once"
+        );
         assert_eq!(b.retries(), 0);
         // The object was not written, and the next call goes through.
         assert!(!b.exists(Kind::Packs, &name()).unwrap());
@@ -251,7 +264,10 @@ mod tests {
     #[test]
     fn missing_is_not_retried() {
         let b = scripted(vec![]);
-        assert!(matches!(b.get(Kind::Index, &name()), Err(Error::Missing { .. })));
+        assert!(matches!(
+            b.get(Kind::Index, &name()),
+            Err(Error::Missing { .. })
+        ));
         assert_eq!(b.inner().calls(), 1);
     }
 
@@ -317,8 +333,14 @@ mod tests {
 
     #[test]
     fn io_errors_are_classified() {
-        let reset = Error::io("x", std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        let denied = Error::io("x", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let reset = Error::io(
+            "x",
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        );
+        let denied = Error::io(
+            "x",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
         assert!(is_transient(&reset));
         assert!(!is_transient(&denied));
         assert!(!is_transient(&Error::corrupt("a", "b")));

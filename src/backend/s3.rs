@@ -121,7 +121,10 @@ impl std::fmt::Debug for S3Credentials {
         f.debug_struct("S3Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("source", &self.source)
             .finish()
     }
@@ -229,11 +232,20 @@ fn default_credentials_file(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
 
 /// Reads one profile of an AWS credentials file. `Ok(None)` when the file does not exist
 /// and `required` is false.
-fn read_credentials_file(path: &Path, profile: &str, required: bool) -> Result<Option<S3Credentials>> {
+fn read_credentials_file(
+    path: &Path,
+    profile: &str,
+    required: bool,
+) -> Result<Option<S3Credentials>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
-        Err(e) => return Err(Error::io(format!("read S3 credentials file {}", path.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("read S3 credentials file {}", path.display()),
+                e,
+            ))
+        }
     };
     let mut section = String::new();
     let (mut id, mut secret, mut token) = (None, None, None);
@@ -244,7 +256,11 @@ fn read_credentials_file(path: &Path, profile: &str, required: bool) -> Result<O
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let name = name.trim();
-            section = name.strip_prefix("profile ").unwrap_or(name).trim().to_string();
+            section = name
+                .strip_prefix("profile ")
+                .unwrap_or(name)
+                .trim()
+                .to_string();
             continue;
         }
         if section != profile {
@@ -278,7 +294,9 @@ fn read_credentials_file(path: &Path, profile: &str, required: bool) -> Result<O
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix (without outer slashes).
 pub fn parse_location(location: &str) -> Result<(String, String)> {
     let rest = location.strip_prefix("s3://").ok_or_else(|| {
-        Error::Usage(format!("{location}: an S3 store location looks like s3://BUCKET/PREFIX"))
+        Error::Usage(format!(
+            "{location}: an S3 store location looks like s3://BUCKET/PREFIX"
+        ))
     })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let bucket_ok = (3..=63).contains(&bucket.len())
@@ -465,15 +483,18 @@ impl S3Backend {
 
     /// Turns a client error into a classified [`Error::Remote`] naming the request.
     fn fail(&self, op: &str, key: &str, err: S3Error) -> Error {
-        classify(&Ctx {
-            op,
-            bucket: &self.bucket_name,
-            key,
-            endpoint: &self.endpoint,
-            region: &self.region,
-            credentials_source: &self.credentials_source,
-            timeout: self.timeout,
-        }, err)
+        classify(
+            &Ctx {
+                op,
+                bucket: &self.bucket_name,
+                key,
+                endpoint: &self.endpoint,
+                region: &self.region,
+                credentials_source: &self.credentials_source,
+                timeout: self.timeout,
+            },
+            err,
+        )
     }
 
     fn is_not_found(err: &S3Error) -> bool {
@@ -557,7 +578,9 @@ impl S3Backend {
     }
 
     fn too_short(&self, kind: Kind, name: &str, size: Option<u64>, offset: u64, len: u64) -> Error {
-        let size = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "shorter".into());
+        let size = size
+            .map(|s| format!("{s} bytes"))
+            .unwrap_or_else(|| "shorter".into());
         Error::corrupt(
             format!("{}/{name}", kind.label()),
             format!(
@@ -657,7 +680,9 @@ impl Backend for S3Backend {
         if len == 0 {
             return match self.head_size(&key)? {
                 None => Err(missing(kind, name)),
-                Some(size) if size < offset => Err(self.too_short(kind, name, Some(size), offset, len)),
+                Some(size) if size < offset => {
+                    Err(self.too_short(kind, name, Some(size), offset, len))
+                }
                 Some(_) => Ok(Vec::new()),
             };
         }
@@ -718,7 +743,10 @@ impl Backend for S3Backend {
                     let rel = &obj.key[prefix.len().min(obj.key.len())..];
                     let name = rel.rsplit('/').next().unwrap_or(rel);
                     let placed = match kind {
-                        Kind::Packs => rel.len() == name.len() + 3 && rel.starts_with(&name[..2.min(name.len())]),
+                        Kind::Packs => {
+                            rel.len() == name.len() + 3
+                                && rel.starts_with(&name[..2.min(name.len())])
+                        }
                         _ => rel == name,
                     };
                     if placed && check_name(kind, name).is_ok() {
@@ -821,8 +849,13 @@ fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
                     let transient = matches!(status, 408 | 429 | 500..=599)
                         || matches!(
                             code,
-                            "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
-                                | "OperationAborted" | "Throttling" | "ThrottlingException"
+                            "SlowDown"
+                                | "RequestTimeout"
+                                | "InternalError"
+                                | "ServiceUnavailable"
+                                | "OperationAborted"
+                                | "Throttling"
+                                | "ThrottlingException"
                         );
                     (format!("{what}: {answer}"), transient)
                 }
@@ -832,7 +865,10 @@ fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
             let detail = source_chain(e);
             if e.is_timeout() {
                 (
-                    format!("{what}: no answer within {} s ({detail})", c.timeout.as_secs()),
+                    format!(
+                        "{what}: no answer within {} s ({detail})",
+                        c.timeout.as_secs()
+                    ),
                     true,
                 )
             } else if e.is_connect() {
@@ -851,7 +887,8 @@ fn classify(c: &Ctx<'_>, err: S3Error) -> Error {
             }
         }
         S3Error::Io(e) => {
-            let transient = crate::backend::retry::is_transient(&Error::io("", std::io::Error::from(e.kind())));
+            let transient =
+                crate::backend::retry::is_transient(&Error::io("", std::io::Error::from(e.kind())));
             (format!("{what}: {e}"), transient)
         }
         // A garbled answer (cut short by a proxy, say): asking again may help.
@@ -910,14 +947,19 @@ fn permanent_hint(c: &Ctx<'_>, status: u16, code: &str) -> Option<String> {
              secret (and the region {:?})",
             c.region
         ),
-        (_, "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => format!(
-            "the session token from {creds} is expired or invalid: renew the credentials"
-        ),
+        (_, "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => {
+            format!("the session token from {creds} is expired or invalid: renew the credentials")
+        }
         (_, "RequestTimeTooSkewed") => {
             "this host's clock differs too much from the server's: fix the system time (NTP)"
                 .to_string()
         }
-        (_, "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IllegalLocationConstraintException")
+        (
+            _,
+            "AuthorizationHeaderMalformed"
+            | "PermanentRedirect"
+            | "IllegalLocationConstraintException",
+        )
         | (301, _) => format!(
             "bucket {b:?} is not in region {:?} or not at this endpoint: set the region \
              ([s3] region or AWS_REGION) and the endpoint to the bucket's",
@@ -952,7 +994,10 @@ mod tests {
             parse_location("s3://my-bucket/a/b/").unwrap(),
             ("my-bucket".into(), "a/b".into())
         );
-        assert_eq!(parse_location("s3://bkt").unwrap(), ("bkt".into(), "".into()));
+        assert_eq!(
+            parse_location("s3://bkt").unwrap(),
+            ("bkt".into(), "".into())
+        );
         assert!(parse_location("s3://UPPER/x").is_err());
         assert!(parse_location("s3://ab").is_err());
         assert!(parse_location("s3://bkt/a/../b").is_err());
@@ -998,25 +1043,49 @@ mod tests {
             secret_access_key: Some("cfgsecret".into()),
             ..Default::default()
         };
-        assert_eq!(from_cfg.credentials_from(&env).unwrap().access_key_id, "CFGKEY");
-        assert_eq!(S3Config::default().credentials_from(&env).unwrap().access_key_id, "ENVKEY");
-        let file_env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", f), ("AWS_PROFILE", "backup")]);
+        assert_eq!(
+            from_cfg.credentials_from(&env).unwrap().access_key_id,
+            "CFGKEY"
+        );
+        assert_eq!(
+            S3Config::default()
+                .credentials_from(&env)
+                .unwrap()
+                .access_key_id,
+            "ENVKEY"
+        );
+        let file_env = env_of(&[
+            ("AWS_SHARED_CREDENTIALS_FILE", f),
+            ("AWS_PROFILE", "backup"),
+        ]);
         let c = S3Config::default().credentials_from(&file_env).unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.session_token.as_deref()), ("FILEBK", Some("t")));
+        assert_eq!(
+            (c.access_key_id.as_str(), c.session_token.as_deref()),
+            ("FILEBK", Some("t"))
+        );
         let named = S3Config {
             credentials_file: Some(file.clone()),
             ..Default::default()
         };
-        assert_eq!(named.credentials_from(&env).unwrap().access_key_id, "FILEDEF");
+        assert_eq!(
+            named.credentials_from(&env).unwrap().access_key_id,
+            "FILEDEF"
+        );
         let home = env_of(&[("HOME", dir.path().to_str().unwrap())]);
-        let err = S3Config::default().credentials_from(&home).unwrap_err().to_string();
+        let err = S3Config::default()
+            .credentials_from(&home)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
         let wrong_profile = S3Config {
             credentials_file: Some(file),
             profile: Some("nope".into()),
             ..Default::default()
         };
-        let err = wrong_profile.credentials_from(&env).unwrap_err().to_string();
+        let err = wrong_profile
+            .credentials_from(&env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[nope]"), "{err}");
     }
 
@@ -1029,13 +1098,18 @@ mod tests {
             ..Default::default()
         };
         let text = format!("{cfg:?} {:?}", cfg.credentials_from(&env_of(&[])).unwrap());
-        assert!(!text.contains("topsecretvalue") && !text.contains("tokenvalue"), "{text}");
+        assert!(
+            !text.contains("topsecretvalue") && !text.contains("tokenvalue"),
+            "{text}"
+        );
         assert!(text.contains("GKvisible"));
     }
 
     #[test]
     fn config_rejects_unknown_keys() {
-        let err = toml::from_str::<S3Config>("endpoit = 'x'").unwrap_err().to_string();
+        let err = toml::from_str::<S3Config>("endpoit = 'x'")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("endpoit"), "{err}");
         let c: S3Config =
             toml::from_str("endpoint = 'http://h:1'\npath_style = false\npart_size = 6000000")
@@ -1083,7 +1157,10 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let denied = classify(&ctx(), S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId")));
+        let denied = classify(
+            &ctx(),
+            S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId")),
+        );
         assert!(denied.to_string().contains("access key"), "{denied}");
         let garage_key = "<Error><Code>AccessDenied</Code><Message>Forbidden: No such key: GK1</Message></Error>";
         let text = classify(&ctx(), S3Error::HttpFailWithBody(403, garage_key.into())).to_string();
@@ -1092,6 +1169,11 @@ mod tests {
         let text = classify(&ctx(), S3Error::HttpFailWithBody(403, garage_sig.into())).to_string();
         assert!(text.contains("secret access key"), "{text}");
         let nobucket = classify(&ctx(), S3Error::HttpFailWithBody(404, body("NoSuchBucket")));
-        assert!(nobucket.to_string().contains("bucket \"bkt\" does not exist"), "{nobucket}");
+        assert!(
+            nobucket
+                .to_string()
+                .contains("bucket \"bkt\" does not exist"),
+            "{nobucket}"
+        );
     }
 }

@@ -69,7 +69,11 @@ pub fn shared() -> &'static Garage {
 /// A name no other test (or test run) uses: `{base}-{pid}-{counter}`.
 pub fn unique(base: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{base}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{base}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn free_port() -> u16 {
@@ -88,7 +92,9 @@ fn random_hex(bytes: usize) -> String {
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into())
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into())
 }
 
 /// Where `garage` is, if anywhere.
@@ -97,7 +103,11 @@ pub fn find_garage() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("garage")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("garage"))
+                .collect()
+        })
         .unwrap_or_default();
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -128,7 +138,10 @@ pub fn find_or_install() -> PathBuf {
         .args(["install", "garage", "--locked", "--version", GARAGE_VERSION])
         .status()
         .expect("run cargo install garage");
-    assert!(status.success(), "cargo install garage failed; run .ci/garage.sh to see why");
+    assert!(
+        status.success(),
+        "cargo install garage failed; run .ci/garage.sh to see why"
+    );
     find_garage().expect("garage installed but not found in ~/.cargo/bin")
 }
 
@@ -189,7 +202,12 @@ admin_token = "{token}"
     }
 
     fn pid(&self) -> u32 {
-        self.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap_or(0)
+        self.child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|c| c.id())
+            .unwrap_or(0)
     }
 
     fn log(&self) -> String {
@@ -245,13 +263,24 @@ admin_token = "{token}"
             match self.try_cli(&["status"]) {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => {
-                    panic!("garage did not start: {e}\n--- server log ---\n{}", self.log())
+                    panic!(
+                        "garage did not start: {e}\n--- server log ---\n{}",
+                        self.log()
+                    )
                 }
                 Err(_) => {}
             }
-            let exited = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                panic!("garage server exited ({status})\n--- server log ---\n{}", self.log());
+                panic!(
+                    "garage server exited ({status})\n--- server log ---\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -265,7 +294,15 @@ admin_token = "{token}"
         self.cli_retrying(&["layout", "assign", "-z", "dc1", "-c", "1G", &node], "");
         self.cli_retrying(&["layout", "apply", "--version", "1"], "");
         self.cli_retrying(
-            &["key", "import", "--yes", "-n", KEY_NAME, &self.key_id, &self.secret],
+            &[
+                "key",
+                "import",
+                "--yes",
+                "-n",
+                KEY_NAME,
+                &self.key_id,
+                &self.secret,
+            ],
             "already exists",
         );
         // Ready once a bucket can be created and listed through the S3 API.
@@ -279,7 +316,10 @@ admin_token = "{token}"
             match vault::backend::Backend::list(&backend, vault::backend::Kind::Index) {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => {
-                    panic!("garage S3 API not ready: {e}\n--- server log ---\n{}", self.log())
+                    panic!(
+                        "garage S3 API not ready: {e}\n--- server log ---\n{}",
+                        self.log()
+                    )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
@@ -297,7 +337,9 @@ admin_token = "{token}"
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         self.cli_retrying(&["bucket", "create", &name], "already exists");
         self.cli_retrying(
-            &["bucket", "allow", "--read", "--write", "--owner", &name, "--key", KEY_NAME],
+            &[
+                "bucket", "allow", "--read", "--write", "--owner", &name, "--key", KEY_NAME,
+            ],
             "",
         );
         buckets.push(name.clone());
@@ -330,7 +372,11 @@ admin_token = "{token}"
         s.write_all(request.as_bytes()).unwrap();
         let mut buf = [0u8; 256];
         let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 }
 

@@ -86,7 +86,10 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free 127.0.0.1 port and forwards to `upstream`.
     pub fn start(upstream: SocketAddr, settings: Settings) -> FaultProxy {
-        assert!(upstream.ip().is_loopback(), "the proxy only forwards to 127.0.0.1");
+        assert!(
+            upstream.ip().is_loopback(),
+            "the proxy only forwards to 127.0.0.1"
+        );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener.local_addr().unwrap();
         let seed = settings.seed.max(1);
