@@ -24,7 +24,7 @@ BUILD=1
 VAULT_BIN=""
 PASSPHRASE="bench-passphrase-not-secret"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -77,6 +77,9 @@ fi
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
 touch "$WORK/.vault-bench"
+if [ "$(df -T "$WORK" | awk 'NR == 2 { print $2 }')" = tmpfs ]; then
+    log "warning: $WORK is on tmpfs; stores and restores will not touch a disk"
+fi
 TREE="$WORK/tree"
 SRC=("$TREE/etc/travis" "$TREE/var/travis")
 LOGS="$WORK/logs"
