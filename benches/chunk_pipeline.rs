@@ -106,14 +106,14 @@ fn bench(c: &mut Criterion) {
         }
         g.bench_function(BenchmarkId::new("whole pipeline into packs", label), |b| {
             b.iter(|| {
-                let mut w = PackWriter::new(&[reader.to_public()], 16 << 20).unwrap();
+                let mut w = PackWriter::new(&[reader.to_public()], 16 << 20, 4 << 20).unwrap();
                 let mut packed = 0;
                 for c in &cut {
                     let id = keys.blob_id(c);
                     let z = pack::compress(c, 1);
                     w.add(id, BlobKind::Data, c.len() as u32, z.is_some(), z.as_deref().unwrap_or(c));
                     if w.len() >= 16 << 20 {
-                        let full = std::mem::replace(&mut w, PackWriter::new(&[reader.to_public()], 16 << 20).unwrap());
+                        let full = std::mem::replace(&mut w, PackWriter::new(&[reader.to_public()], 16 << 20, 4 << 20).unwrap());
                         packed += full.finish(&keys).0.len();
                     }
                 }

@@ -16,6 +16,7 @@
 
 use crate::backend::Kind;
 use crate::cache::{Cache, FileStamp};
+use crate::chunker::{ChunkError, Chunker};
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
 use crate::fsmeta::{self, Names};
@@ -83,6 +84,7 @@ pub fn run(
         file_rows: Vec::new(),
         links: HashMap::new(),
         excludes: opts.excludes.clone(),
+        chunker: None,
         racy_after_ns: started_wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64 - 2_000_000_000)
@@ -167,6 +169,8 @@ struct Walker<'a> {
     file_rows: Vec<(Vec<u8>, FileStamp, Vec<Extent>)>,
     links: HashMap<LinkKey, Vec<Extent>>,
     excludes: Vec<String>,
+    /// Taken out while a file is being cut (the cut calls back into the walker).
+    chunker: Option<Chunker>,
     /// Files modified after this moment are not put in the files cache: they could change
     /// again within the timestamp granularity without their stamp changing.
     racy_after_ns: i64,
@@ -492,36 +496,44 @@ impl Walker<'_> {
         let file = open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
         let regions = fsmeta::data_regions(&file, meta.len(), meta.blocks())
             .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
-        let params = &self.repo.config.chunker;
+        let mut chunker = self
+            .chunker
+            .take()
+            .unwrap_or_else(|| Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed()));
         let mut extents = Vec::with_capacity(regions.len());
+        let mut outcome = Ok(());
         for (offset, len) in regions {
             let mut f = &file;
-            f.seek(SeekFrom::Start(offset))
-                .map_err(|e| ReadError::Source(format!("cannot seek: {e}")))?;
-            let chunker = fastcdc::v2020::StreamCDC::with_level_and_seed(
-                f.take(len),
-                params.min_size,
-                params.avg_size,
-                params.max_size,
-                fastcdc::v2020::Normalization::Level1,
-                self.keys.chunker_seed(),
-            );
+            if let Err(e) = f.seek(SeekFrom::Start(offset)) {
+                outcome = Err(ReadError::Source(format!("cannot seek: {e}")));
+                break;
+            }
             let mut chunks = Vec::new();
-            for chunk in chunker {
-                let chunk = chunk.map_err(|e| ReadError::Source(format!("read failed: {e}")))?;
-                self.summary.bytes_read += chunk.length as u64;
-                let id = self.keys.blob_id(&chunk.data);
+            let result = chunker.chunk(f.take(len), |data| {
+                let id = self.keys.blob_id(data);
                 chunks.push(ChunkRef {
                     id,
-                    len: chunk.length as u32,
+                    len: data.len() as u32,
                 });
-                self.add_blob(id, BlobKind::Data, chunk.data).map_err(ReadError::Store)?;
+                self.add_blob(id, BlobKind::Data, data.to_vec())
+            });
+            match result {
+                Ok(n) => self.summary.bytes_read += n,
+                Err(ChunkError::Read(e)) => {
+                    outcome = Err(ReadError::Source(format!("read failed: {e}")));
+                    break;
+                }
+                Err(ChunkError::Handler(e)) => {
+                    outcome = Err(ReadError::Store(e));
+                    break;
+                }
             }
             if !chunks.is_empty() {
                 extents.push(Extent { offset, chunks });
             }
         }
-        Ok(extents)
+        self.chunker = Some(chunker);
+        outcome.map(|()| extents)
     }
 }
 
@@ -578,6 +590,8 @@ impl Uploader {
                 std::thread::spawn(move || -> Result<()> {
                     let pack_size = repo.config.pack_size as usize;
                     let level = repo.config.compression_level;
+                    // Trees may exceed the chunker's maximum; they are rare and small next to a pack.
+                    let max_blob = repo.config.chunker.max_size as usize + 1024;
                     let mut writer: Option<PackWriter> = None;
                     loop {
                         let job = rx.lock().unwrap().recv();
@@ -585,7 +599,7 @@ impl Uploader {
                         let compressed = pack::compress(&job.data, level);
                         let payload = compressed.as_deref().unwrap_or(&job.data);
                         if writer.is_none() {
-                            writer = Some(PackWriter::new(&recipients, pack_size)?);
+                            writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
                         }
                         let w = writer.as_mut().unwrap();
                         w.add(job.id, job.kind, job.data.len() as u32, compressed.is_some(), payload);

@@ -2,6 +2,7 @@ pub mod backend;
 pub mod backup;
 pub mod cache;
 pub mod check;
+pub mod chunker;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -138,6 +138,7 @@ impl From<OverwriteArg> for Overwrite {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -210,6 +211,19 @@ fn run(cli: Cli) -> Result<u8> {
             println!("the reader identity is now stored in {} wrapped with the passphrase", repo.location());
             Ok(0)
         }
+    }
+}
+
+/// Chunks, packs and blobs are buffers of 1 to 20 MiB, allocated and freed thousands of
+/// times per snapshot or restore. glibc serves allocations over 128 KiB with a fresh mmap
+/// and unmaps them on free, so every chunk would fault its pages in anew (a quarter of
+/// the snapshot's CPU time in measurements); keeping them on the heap reuses the pages.
+fn tune_allocator() {
+    // SAFETY: mallopt only adjusts allocator thresholds; it is called before any other
+    // thread exists, and the values are valid for both parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
     }
 }
 

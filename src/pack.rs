@@ -95,10 +95,13 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    pub fn new(recipients: &[age::x25519::Recipient], capacity: usize) -> Result<PackWriter> {
+    /// `capacity` is the pack size at which the caller closes the pack; room for one more
+    /// blob of up to `max_blob` bytes is reserved so the buffer never has to grow (a
+    /// doubling would briefly hold two copies of a whole pack).
+    pub fn new(recipients: &[age::x25519::Recipient], capacity: usize, max_blob: usize) -> Result<PackWriter> {
         let data_key = SecretKey::random();
         let header = crypto::age_encrypt(recipients, &data_key.0)?;
-        let mut buf = Vec::with_capacity(capacity + 64 * 1024);
+        let mut buf = Vec::with_capacity(capacity + max_blob + 64 * 1024);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
         buf.extend_from_slice(&header);
@@ -121,17 +124,19 @@ impl PackWriter {
     /// Adds a blob whose payload is already compressed (or deliberately not).
     pub fn add(&mut self, id: Id, kind: BlobKind, raw_len: u32, compressed: bool, payload: &[u8]) {
         let position = self.entries.len() as u32;
-        let sealed = crypto::seal_blob(&self.data_key, position, &id, kind as u8, compressed, payload);
+        let offset = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        let tag = crypto::seal_blob_in_place(&self.data_key, position, &id, kind as u8, compressed, &mut self.buf[offset..]);
+        self.buf.extend_from_slice(&tag);
         self.entries.push(PackEntry {
             id,
             kind,
             position,
-            offset: self.buf.len() as u32,
-            length: sealed.len() as u32,
+            offset: offset as u32,
+            length: (self.buf.len() - offset) as u32,
             raw_len,
             compressed,
         });
-        self.buf.extend_from_slice(&sealed);
     }
 
     /// Seals the trailer and returns the pack's bytes and its record.
@@ -245,7 +250,7 @@ mod tests {
     fn pack_round_trip_and_tamper_detection() {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let reader = age::x25519::Identity::generate();
-        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20).unwrap();
+        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
         let blobs: Vec<Vec<u8>> = vec![b"a".repeat(5000), (0..3000u32).map(|i| (i * 7) as u8).collect(), vec![]];
         for b in &blobs {
             let c = compress(b, 1);

@@ -51,7 +51,7 @@ fn craft(build: impl FnOnce(&WriterKeys, &mut Vec<(Vec<u8>, BlobKind)>) -> Vec<u
     let mut blobs = Vec::new();
     let root_tree = build(&keys, &mut blobs);
     blobs.push((root_tree.clone(), BlobKind::Tree));
-    let mut pack = PackWriter::new(&[created.identity.to_public()], 1 << 20).unwrap();
+    let mut pack = PackWriter::new(&[created.identity.to_public()], 1 << 20, 1 << 20).unwrap();
     for (data, kind) in &blobs {
         pack.add(keys.blob_id(data), *kind, data.len() as u32, false, data);
     }
