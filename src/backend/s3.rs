@@ -505,7 +505,18 @@ impl S3Backend {
         if self.store_seen.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if self.exists(Kind::Config, "config")? {
+        // A store exists once it has a config, or keys written by an `init` that has not
+        // written its config yet (it writes the config last).
+        let keys = self.under_prefix("keys/");
+        let found = self.exists(Kind::Config, "config")?
+            || self.block_on(async {
+                self.bucket
+                    .list_page(keys.clone(), None, None, None, Some(1))
+                    .await
+                    .map(|(page, _)| !page.contents.is_empty())
+                    .map_err(|e| self.fail("list", &keys, e))
+            })?;
+        if found {
             self.store_seen.store(true, Ordering::Relaxed);
             Ok(())
         } else {
@@ -632,6 +643,9 @@ impl Backend for S3Backend {
         if self.exists(Kind::Config, "config")? {
             return Err(Error::StoreExists(self.location()));
         }
+        // S3 has no folders to make: the prefix is ready, and this backend may now write
+        // the store's first objects (keys before the config, as `init` does).
+        self.store_seen.store(true, Ordering::Relaxed);
         Ok(())
     }
 
