@@ -61,7 +61,7 @@ impl Context {
     }
 
     pub fn backend(&self) -> Result<BackendRef> {
-        Ok(vault::backend::open(&self.store_location())?)
+        Ok(vault::backend::open_with(&self.store_location(), &self.config)?)
     }
 
     pub fn open_repo(&self) -> Result<Repo> {
