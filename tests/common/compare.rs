@@ -302,6 +302,9 @@ pub fn scan(root: &Path) -> Scan {
         } else {
             root.join(&rel)
         };
+        if rel.as_os_str().is_empty() && fs::symlink_metadata(&full).is_err() {
+            return; // no root: everything will be reported missing
+        }
         let e = entry(&full);
         let is_dir = e.kind == Kind::Dir && e.errors.is_empty();
         entries.insert(rel.clone(), e);

@@ -198,6 +198,13 @@ pub fn build(root: &Path) -> Fixture {
     write(&p("nested/a/b/sibling.txt"), b"sibling\n");
     mkdir(&p("nested/a/empty_dir"));
     mkdir(&p("nested/empty"));
+    // A directory with many entries.
+    for i in 0..300 {
+        write(
+            &p(&format!("nested/many/f{i:04}")),
+            format!("{i}\n").as_bytes(),
+        );
+    }
 
     // --- names -----------------------------------------------------------------------
     let names = p("names");
@@ -248,10 +255,18 @@ pub fn build(root: &Path) -> Fixture {
 
     // --- special files -----------------------------------------------------------------
     mkdir(&p("special"));
-    sys::mkfifo(&p("special/fifo"), 0o644).unwrap();
+    sys::mkfifo(&p("special/fifo"), 0o620).unwrap();
+    chmod(&p("special/fifo"), 0o620);
     if root_user {
         sys::mknod(&p("special/char"), false, 1, 3, 0o666).unwrap();
         sys::mknod(&p("special/block"), true, 7, 42, 0o660).unwrap();
+        // Numbers that do not fit in 8 bits (major up to 12 bits, minor up to 20 bits).
+        sys::mknod(&p("special/block_big"), true, 259, 1_048_575, 0o600).unwrap();
+        sys::mknod(&p("special/char_big"), false, 4095, 65_536, 0o640).unwrap();
+        // mknod applies the umask.
+        chmod(&p("special/char"), 0o666);
+        chmod(&p("special/block"), 0o660);
+        chmod(&p("special/char_big"), 0o640);
     } else {
         skipped.push("device nodes special/char and special/block (mknod needs root)".into());
     }

@@ -29,9 +29,27 @@ pub const NOBODY: (u32, u32) = (65534, 65534);
 /// A command taking longer than this is killed and the test fails.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Path of the binary under test.
+/// Path of the binary under test: the one cargo built, or `VAULT_TEST_BIN` when set (to
+/// test an installed binary). Checked once to really be the vault CLI.
 pub fn vault_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vault"))
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let bin = std::env::var_os("VAULT_TEST_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vault")));
+            let mut cmd = Command::new(&bin);
+            cmd.arg("--help");
+            let out = run_command(cmd);
+            assert!(
+                out.success() && out.stdout.contains("restore") && out.stdout.contains("snapshot"),
+                "{} does not look like the vault CLI (`--help` lists no snapshot/restore)\n{}",
+                bin.display(),
+                out.describe()
+            );
+            bin
+        })
+        .clone()
 }
 
 /// What a finished command left behind.
@@ -189,10 +207,15 @@ pub struct Vault {
 impl Vault {
     /// A fresh world; nothing is created in the store yet (call [`Vault::init`]).
     pub fn new() -> Vault {
-        let tmp = tempfile::Builder::new()
+        let mut tmp = tempfile::Builder::new()
             .prefix("vault-test-")
             .tempdir()
             .expect("tempdir");
+        // VAULT_TEST_KEEP=1 keeps every test's folder, for looking at after a failure.
+        if std::env::var_os("VAULT_TEST_KEEP").is_some() {
+            tmp.disable_cleanup(true);
+            eprintln!("keeping {}", tmp.path().display());
+        }
         let dir = fs::canonicalize(tmp.path()).unwrap();
         let home = dir.join("home");
         fs::create_dir(&home).unwrap();
@@ -425,7 +448,7 @@ pub fn files_by_size(dir: &Path) -> Vec<(PathBuf, u64)> {
         .into_iter()
         .filter_map(|p| {
             let m = fs::symlink_metadata(&p).ok()?;
-            m.file_type().is_file().then(|| (p, m.len()))
+            m.file_type().is_file().then_some((p, m.len()))
         })
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
