@@ -152,7 +152,19 @@ fn dry_run_writes_nothing_and_lists_what_it_would_do() {
 
 /// Plants `link` (relative to the target) pointing at a fresh outside folder, restores with
 /// every policy, and checks the outside folder is untouched.
-fn planted_symlink_case(v: &Vault, src: &Path, link_rel: &Path, name: &str, to_file: bool) {
+/// What is planted in the target.
+#[derive(Clone, Copy, PartialEq)]
+enum Plant {
+    /// A symlink to the outside folder.
+    DirSymlink,
+    /// A symlink to a file in the outside folder.
+    FileSymlink,
+    /// A hardlink to a file in the outside folder (same inode: writing into it in place,
+    /// or changing its mode or mtime, changes the outside file).
+    Hardlink,
+}
+
+fn planted_case(v: &Vault, src: &Path, link_rel: &Path, name: &str, plant: Plant) {
     for policy in [
         None,
         Some("always"),
@@ -169,10 +181,10 @@ fn planted_symlink_case(v: &Vault, src: &Path, link_rel: &Path, name: &str, to_f
         let out = v.path(&format!("out-{tag}"));
         let link = out.join(link_rel);
         fs::create_dir_all(link.parent().unwrap()).unwrap();
-        if to_file {
-            symlink(outside.join("victim.txt"), &link).unwrap();
-        } else {
-            symlink(&outside, &link).unwrap();
+        match plant {
+            Plant::DirSymlink => symlink(&outside, &link).unwrap(),
+            Plant::FileSymlink => symlink(outside.join("victim.txt"), &link).unwrap(),
+            Plant::Hardlink => fs::hard_link(outside.join("victim.txt"), &link).unwrap(),
         }
         let mut extra = vec![];
         if let Some(p) = policy {
@@ -189,12 +201,17 @@ fn planted_symlink_case(v: &Vault, src: &Path, link_rel: &Path, name: &str, to_f
             &outside,
             &r,
             &format!(
-                "a restore into a target with {} -> outside (policy {policy:?})",
-                link_rel.display()
+                "a restore into a target with {} planted as {} (policy {policy:?})",
+                link_rel.display(),
+                match plant {
+                    Plant::DirSymlink => "a symlink to the outside folder",
+                    Plant::FileSymlink => "a symlink to an outside file",
+                    Plant::Hardlink => "a hardlink to an outside file",
+                }
             ),
         );
         if policy == Some("always") && r.success() {
-            // The symlink in the way was replaced by what the snapshot has.
+            // What was in the way was replaced by what the snapshot has.
             compare::assert_same(src, &restored(&out, src));
         }
     }
@@ -204,7 +221,7 @@ fn planted_symlink_case(v: &Vault, src: &Path, link_rel: &Path, name: &str, to_f
 fn planted_symlink_at_a_directory_inside_the_snapshot_does_not_redirect_writes() {
     let (v, src) = world();
     let rel = restored(Path::new(""), &src).join("sub");
-    planted_symlink_case(&v, &src, &rel, "sub", false);
+    planted_case(&v, &src, &rel, "sub", Plant::DirSymlink);
 }
 
 #[test]
@@ -212,15 +229,22 @@ fn planted_symlink_at_a_parent_of_the_snapshot_path_does_not_redirect_writes() {
     let (v, src) = world();
     // The first component of the recorded path (e.g. OUT/tmp -> outside).
     let first: PathBuf = src.components().nth(1).unwrap().as_os_str().into();
-    planted_symlink_case(&v, &src, &first, "parent", false);
+    planted_case(&v, &src, &first, "parent", Plant::DirSymlink);
     // And the snapshot's own root (OUT/.../src -> outside).
     let root_rel = restored(Path::new(""), &src);
-    planted_symlink_case(&v, &src, &root_rel, "root", false);
+    planted_case(&v, &src, &root_rel, "root", Plant::DirSymlink);
 }
 
 #[test]
 fn planted_symlink_at_a_file_position_is_not_written_through() {
     let (v, src) = world();
     let rel = restored(Path::new(""), &src).join("a.txt");
-    planted_symlink_case(&v, &src, &rel, "file", true);
+    planted_case(&v, &src, &rel, "file", Plant::FileSymlink);
+}
+
+#[test]
+fn planted_hardlink_at_a_file_position_is_not_written_through() {
+    let (v, src) = world();
+    let rel = restored(Path::new(""), &src).join("a.txt");
+    planted_case(&v, &src, &rel, "hardlink", Plant::Hardlink);
 }
