@@ -4,6 +4,7 @@ pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod config;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod fsmeta;

@@ -102,6 +102,17 @@ enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Copy a store (or chosen snapshots) to another location, shipping only what it lacks
+    Copy {
+        /// Store to copy from: a folder or s3://BUCKET/PREFIX (the global --store is not used)
+        #[arg(long)]
+        from: String,
+        /// Store to copy to; an empty location becomes a copy of the same store (same keys)
+        #[arg(long)]
+        to: String,
+        /// Snapshots to copy (id, unique prefix or "latest") [default: everything the store holds]
+        snapshots: Vec<String>,
+    },
     /// Manage the store's keys
     #[command(subcommand)]
     Key(KeyCommand),
@@ -154,7 +165,11 @@ fn run(cli: Cli) -> Result<u8> {
     let ctx = Context::new(
         config,
         cli::context::Overrides {
-            store: cli.store,
+            // `copy` reads the store named by --from.
+            store: match &cli.command {
+                Command::Copy { from, .. } => Some(from.clone()),
+                _ => cli.store,
+            },
             identity: cli.identity,
             passphrase_file: cli.passphrase_file,
             writer_key: cli.writer_key,
@@ -189,6 +204,7 @@ fn run(cli: Cli) -> Result<u8> {
             },
         ),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
         Command::Key(KeyCommand::ExportIdentity { out }) => {
             let (_, reader) = ctx.reader()?;
             if out.exists() {

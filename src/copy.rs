@@ -1,0 +1,659 @@
+//! Copying a store to another location: an offsite replica, shipped incrementally.
+//!
+//! The destination (DST) is a *replica* of the source (SRC): the same store, with the same
+//! `store_id` and the same keys, so objects move verbatim and nothing is re-encrypted. An
+//! empty DST becomes a replica by receiving SRC's `keys/*` objects and then, last, its
+//! `config` (whose presence is what makes a store a store). A DST holding a different store
+//! is refused. Nothing at DST is ever deleted, and an object DST already has is never
+//! replaced, except a pack whose size differs from SRC's: packs are named by their hash, so
+//! SRC's verified bytes are the only right content for that name.
+//!
+//! Two modes:
+//! - **Whole store** ([`copy_all`]): every pack, then every index file, then every snapshot
+//!   record (and sealed platform secret) DST lacks. Only the metadata key is needed, so a
+//!   snapshotting host can ship its store offsite with its writer key alone. SRC is listed
+//!   in the opposite order (snapshots, index files, packs), so everything a listed snapshot
+//!   needs is in the later listings even while snapshots are being taken.
+//! - **Chosen snapshots** ([`copy_snapshots`]): the trees of the named snapshots are walked
+//!   (this needs the reader identity) to find the packs holding their blobs; those packs are
+//!   copied, then *new* index files are written at DST naming exactly the packs copied (and
+//!   any DST already held without indexing them), then the snapshot records.
+//!
+//! Every object is verified on the way: a pack's BLAKE3 is recomputed and must equal its
+//! name, and its trailer must open with the metadata key; index files and snapshot records
+//! must open with the metadata key. A damaged SRC object is reported by name and not copied;
+//! a snapshot is copied only when everything it needs is at DST (in whole-store mode, where
+//! trees cannot be read, that means: only when nothing failed). The order of writes (packs,
+//! index files, snapshots) keeps the rule that a snapshot is visible only once everything it
+//! needs is durable, so a copy killed at any moment leaves DST healthy, and the next run
+//! continues where it stopped: objects already at DST are skipped.
+//!
+//! Objects move on `threads` workers, each holding at most one pack in memory.
+
+use crate::backend::{memory::MemoryBackend, BackendRef, Kind, ObjectInfo};
+use crate::cache::Cache;
+use crate::crypto::WriterKeys;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::{self, PackRecord};
+use crate::reader::BlobReader;
+use crate::repo::{Repo, Snapshot};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Packs named per index file written at DST in snapshot mode: a copy killed part way loses
+/// at most this many packs' worth of indexing (the next run re-reads them, without upload).
+const INDEX_BATCH: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    /// Objects moved at a time.
+    pub threads: usize,
+}
+
+/// A count of objects and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.objects += 1;
+        self.bytes += bytes;
+    }
+
+    fn plus(self, other: Tally) -> Tally {
+        Tally {
+            objects: self.objects + other.objects,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+/// Copied and already-present counts for one kind of object.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KindTally {
+    pub copied: Tally,
+    pub present: Tally,
+}
+
+/// What a copy did.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    /// DST held no store and was made a replica of SRC by this copy.
+    pub created: bool,
+    pub config: KindTally,
+    pub keys: KindTally,
+    pub packs: KindTally,
+    pub index: KindTally,
+    pub snapshots: KindTally,
+    pub secrets: KindTally,
+    /// Index files written at DST (snapshot mode) for the packs it received.
+    pub new_index_files: Tally,
+    /// Packs DST held without an index naming them, now indexed (snapshot mode).
+    pub reindexed_packs: u64,
+    /// Snapshots copied, oldest first where known.
+    pub copied_snapshots: Vec<Id>,
+    /// Snapshots not copied because DST lacks (or SRC could not supply) what they need.
+    pub withheld: Vec<Id>,
+    /// Damaged or missing SRC objects, by name: each one makes the copy incomplete.
+    pub problems: Vec<String>,
+    /// Things worth knowing that do not make the copy fail.
+    pub notes: Vec<String>,
+}
+
+impl CopyReport {
+    /// Every kind with its label, in the order objects are written.
+    pub fn kinds(&self) -> [(&'static str, KindTally); 6] {
+        [
+            ("keys", self.keys),
+            ("config", self.config),
+            ("packs", self.packs),
+            ("index files", self.index),
+            ("snapshots", self.snapshots),
+            ("secrets", self.secrets),
+        ]
+    }
+
+    pub fn copied(&self) -> Tally {
+        self.kinds()
+            .iter()
+            .fold(self.new_index_files, |t, (_, k)| t.plus(k.copied))
+    }
+
+    pub fn present(&self) -> Tally {
+        self.kinds().iter().fold(Tally::default(), |t, (_, k)| t.plus(k.present))
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty() && self.withheld.is_empty()
+    }
+}
+
+/// Opens DST as a replica of `src`, making it one when it holds no store yet: SRC's
+/// `keys/*` objects are copied verbatim, then its `config`, last. A DST holding another
+/// store is refused. Key objects SRC has gained since (a passphrase set later) are added;
+/// key objects that differ are left alone and noted.
+pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) -> Result<Repo> {
+    if src.location() == dst.location() {
+        return Err(Error::Usage(format!(
+            "--from and --to both name {}; copy to another location",
+            src.location()
+        )));
+    }
+    let src_config = src.backend.get(Kind::Config, "config")?;
+    let existing = dst.exists(Kind::Config, "config")?;
+    if !existing {
+        dst.create()?;
+        report.created = true;
+    } else {
+        let repo = Repo::open(dst.clone())?;
+        if repo.config.store_id != src.config.store_id {
+            return Err(Error::Usage(format!(
+                "the store at {} is a different store (id {}) than the one at {} (id {}): a copy only goes \
+                 into an empty location or into an earlier copy of the same store",
+                repo.location(),
+                repo.config.store_id,
+                src.location(),
+                src.config.store_id
+            )));
+        }
+    }
+    let dst_keys: HashMap<String, u64> = if existing {
+        dst.list(Kind::Keys)?.into_iter().map(|o| (o.name, o.size)).collect()
+    } else {
+        HashMap::new()
+    };
+    for info in src.backend.list(Kind::Keys)? {
+        let bytes = src.backend.get(Kind::Keys, &info.name)?;
+        match dst_keys.get(&info.name) {
+            None => {
+                dst.put(Kind::Keys, &info.name, &bytes)?;
+                report.keys.copied.add(bytes.len() as u64);
+            }
+            Some(_) => {
+                let theirs = dst.get(Kind::Keys, &info.name)?;
+                if theirs != bytes {
+                    report.notes.push(format!(
+                        "keys/{} differs between {} and {} (changed at the source since an earlier copy?); \
+                         the copy keeps its own",
+                        info.name,
+                        src.location(),
+                        dst.location()
+                    ));
+                }
+                report.keys.present.add(theirs.len() as u64);
+            }
+        }
+    }
+    if existing {
+        report.config.present.add(src_config.len() as u64);
+    } else {
+        dst.put(Kind::Config, "config", &src_config)?;
+        report.config.copied.add(src_config.len() as u64);
+    }
+    Repo::open(dst)
+}
+
+/// Copies every pack, index file and snapshot record (and sealed secret) DST lacks, in
+/// that order. Needs only the metadata key. See the module docs.
+pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, report: &mut CopyReport) -> Result<()> {
+    // Snapshots first, packs last: whatever a listed snapshot or index file needs was
+    // durable before it appeared, so it is in the later listings.
+    let src_snaps = src.backend.list(Kind::Snapshots)?;
+    let src_index = src.backend.list(Kind::Index)?;
+    let src_packs = src.backend.list(Kind::Packs)?;
+    let dst_snaps = sizes(dst.backend.list(Kind::Snapshots)?);
+    let dst_index = sizes(dst.backend.list(Kind::Index)?);
+    let dst_packs = sizes(dst.backend.list(Kind::Packs)?);
+
+    // Packs.
+    let mut todo = Vec::new();
+    for info in &src_packs {
+        let Some(id) = Id::from_hex(&info.name) else { continue };
+        if dst_packs.get(&info.name) == Some(&info.size) {
+            report.packs.present.add(info.size);
+        } else {
+            todo.push(id);
+        }
+    }
+    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, false, opts)?;
+    let mut failed = moved.failed.len();
+    report.packs.copied = report.packs.copied.plus(moved.copied);
+    report.problems.extend(moved.problems);
+    let mut at_dst: HashMap<Id, u64> = dst_packs
+        .iter()
+        .filter_map(|(n, s)| Id::from_hex(n).map(|id| (id, *s)))
+        .collect();
+    at_dst.extend(moved.ok.iter().map(|r| (r.id, r.size)));
+
+    // Index files: verbatim, once every pack they name is at DST.
+    let todo: Vec<&ObjectInfo> = src_index
+        .iter()
+        .filter(|o| {
+            let there = dst_index.get(&o.name) == Some(&o.size);
+            if there {
+                report.index.present.add(o.size);
+            }
+            !there
+        })
+        .collect();
+    let state = Mutex::new((Tally::default(), Vec::<String>::new()));
+    parallel(&todo, opts.threads, |info| {
+        let bytes = match fetch(src, Kind::Index, &info.name) {
+            Fetched::Ok(b) => b,
+            Fetched::Problem(p) => {
+                state.lock().unwrap().1.push(p);
+                return Ok(());
+            }
+            Fetched::Fatal(e) => return Err(e),
+        };
+        let records = match open_index(src, keys, &info.name, &bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                state.lock().unwrap().1.push(format!("index file {}: {e}; not copied", info.name));
+                return Ok(());
+            }
+        };
+        if let Some(r) = records.iter().find(|r| at_dst.get(&r.id) != Some(&r.size)) {
+            state.lock().unwrap().1.push(format!(
+                "index file {} not copied: it names pack {}, which {} could not receive",
+                info.name,
+                r.id,
+                dst.location()
+            ));
+            return Ok(());
+        }
+        dst.backend.put(Kind::Index, &info.name, &bytes)?;
+        state.lock().unwrap().0.add(bytes.len() as u64);
+        Ok(())
+    })?;
+    let (copied, problems) = state.into_inner().unwrap();
+    report.index.copied = report.index.copied.plus(copied);
+    failed += problems.len();
+    report.problems.extend(problems);
+
+    // Snapshot records, only when nothing they could need failed.
+    let todo: Vec<&ObjectInfo> = src_snaps
+        .iter()
+        .filter(|o| {
+            let there = dst_snaps.get(&o.name) == Some(&o.size);
+            if there {
+                report.snapshots.present.add(o.size);
+            }
+            !there
+        })
+        .collect();
+    if failed > 0 {
+        for info in &todo {
+            if let Some(id) = Id::from_hex(&info.name) {
+                report.withheld.push(id);
+            }
+        }
+    } else {
+        let state = Mutex::new((Tally::default(), Vec::<String>::new(), Vec::<Id>::new()));
+        parallel(&todo, opts.threads, |info| {
+            let Some(id) = Id::from_hex(&info.name) else { return Ok(()) };
+            match copy_snapshot_record(src, dst, keys, &id)? {
+                Ok(bytes) => {
+                    let mut s = state.lock().unwrap();
+                    s.0.add(bytes);
+                    s.2.push(id);
+                }
+                Err(p) => state.lock().unwrap().1.push(p),
+            }
+            Ok(())
+        })?;
+        let (copied, problems, ids) = state.into_inner().unwrap();
+        report.snapshots.copied = report.snapshots.copied.plus(copied);
+        report.problems.extend(problems);
+        report.copied_snapshots.extend(ids);
+    }
+
+    // Sealed platform secrets: age files for the escrow recipients, which vault cannot
+    // open here; they are immutable, so those DST lacks are copied as they are.
+    let dst_secrets = sizes(dst.backend.list(Kind::Secrets)?);
+    for info in src.backend.list(Kind::Secrets)? {
+        if dst_secrets.contains_key(&info.name) {
+            report.secrets.present.add(info.size);
+            continue;
+        }
+        match fetch(src, Kind::Secrets, &info.name) {
+            Fetched::Ok(bytes) => {
+                dst.backend.put(Kind::Secrets, &info.name, &bytes)?;
+                report.secrets.copied.add(bytes.len() as u64);
+            }
+            Fetched::Problem(p) => report.problems.push(p),
+            Fetched::Fatal(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Copies the given snapshots (resolved at SRC) and exactly what they need: their packs,
+/// new index files naming those packs at DST, then their records. `cache` must hold SRC's
+/// index (see [`Cache::sync_index`]). See the module docs.
+pub fn copy_snapshots(
+    reader: &BlobReader,
+    cache: &Cache,
+    dst: &Repo,
+    snapshots: &[(Id, Snapshot)],
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<()> {
+    let src = &reader.repo;
+    let keys = &reader.keys;
+    let dst_snaps = sizes(dst.backend.list(Kind::Snapshots)?);
+    let dst_packs = sizes(dst.backend.list(Kind::Packs)?);
+
+    // What each snapshot needs.
+    let mut seen = HashSet::new();
+    let mut wanted: Vec<(Id, HashSet<Id>)> = Vec::new();
+    for (id, snap) in snapshots {
+        if !seen.insert(*id) {
+            continue;
+        }
+        if let Some(size) = dst_snaps.get(&id.to_hex()) {
+            report.snapshots.present.add(*size);
+            continue;
+        }
+        match packs_needed(reader, cache, &snap.tree)? {
+            Ok(packs) => wanted.push((*id, packs)),
+            Err(problem) => {
+                report
+                    .problems
+                    .push(format!("snapshot {}: {problem}; not copied", id.short()));
+                report.withheld.push(*id);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+
+    // Which packs DST's own index files already name.
+    let mut indexed: HashSet<Id> = HashSet::new();
+    for info in dst.backend.list(Kind::Index)? {
+        match dst.load_index(keys, &info.name) {
+            Ok(records) => indexed.extend(records.iter().map(|r| r.id)),
+            Err(e) if is_object_problem(&e) => report.notes.push(format!(
+                "index file {} at {} does not open ({e}); the packs it names are indexed again",
+                info.name,
+                dst.location()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+
+    let mut needed: Vec<Id> = wanted.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    needed.sort();
+    needed.dedup();
+    let mut todo = Vec::new();
+    for id in needed {
+        let name = id.to_hex();
+        match dst_packs.get(&name) {
+            Some(size) if indexed.contains(&id) => report.packs.present.add(*size),
+            _ => todo.push(id),
+        }
+    }
+    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, true, opts)?;
+    report.packs.copied = report.packs.copied.plus(moved.copied);
+    report.packs.present = report.packs.present.plus(moved.reindexed);
+    report.reindexed_packs += moved.reindexed.objects;
+    report.new_index_files = report.new_index_files.plus(moved.index_files);
+    report.problems.extend(moved.problems);
+
+    for (id, packs) in &wanted {
+        if let Some(bad) = packs.iter().find(|p| moved.failed.contains(p)) {
+            report.problems.push(format!(
+                "snapshot {} not copied: it needs pack {}, which could not be copied",
+                id.short(),
+                bad
+            ));
+            report.withheld.push(*id);
+            continue;
+        }
+        match copy_snapshot_record(src, dst, keys, id)? {
+            Ok(bytes) => {
+                report.snapshots.copied.add(bytes);
+                report.copied_snapshots.push(*id);
+            }
+            Err(p) => report.problems.push(p),
+        }
+    }
+    Ok(())
+}
+
+/// The packs holding a tree's blobs and everything below it. `Ok(Err(problem))` when the
+/// walk found a blob no index names or a tree that cannot be read.
+fn packs_needed(reader: &BlobReader, cache: &Cache, root: &Id) -> Result<std::result::Result<HashSet<Id>, String>> {
+    let mut packs = HashSet::new();
+    let mut visited = HashSet::new();
+    let mut stack = vec![*root];
+    while let Some(tree_id) = stack.pop() {
+        if !visited.insert(tree_id) {
+            continue;
+        }
+        let Some(loc) = cache.locate(&tree_id)? else {
+            return Ok(Err(format!("tree {} is in no index file", tree_id.short())));
+        };
+        packs.insert(loc.pack);
+        let tree = match reader.tree(cache, &tree_id) {
+            Ok(t) => t,
+            Err(e) if is_object_problem(&e) => return Ok(Err(format!("tree {}: {e}", tree_id.short()))),
+            Err(e) => return Err(e),
+        };
+        for node in &tree.nodes {
+            for chunk in node.chunks() {
+                match cache.locate(&chunk.id)? {
+                    Some(loc) => {
+                        packs.insert(loc.pack);
+                    }
+                    None => return Ok(Err(format!("data blob {} is in no index file", chunk.id.short()))),
+                }
+            }
+            if let Some(sub) = node.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    Ok(Ok(packs))
+}
+
+/// What moving a list of packs did.
+#[derive(Default)]
+struct Moved {
+    copied: Tally,
+    /// Packs DST already had, read back from SRC only to index them.
+    reindexed: Tally,
+    /// Records of the packs now at DST (copied or re-read).
+    ok: Vec<PackRecord>,
+    failed: HashSet<Id>,
+    problems: Vec<String>,
+    index_files: Tally,
+}
+
+/// Downloads, verifies and uploads packs on `threads` workers. A pack DST already holds
+/// with the right size is not uploaded again. With `index`, index files naming the packs
+/// are written at DST as they arrive ([`INDEX_BATCH`] packs each).
+fn transfer_packs(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    packs: &[Id],
+    dst_sizes: &HashMap<String, u64>,
+    index: bool,
+    opts: &CopyOptions,
+) -> Result<Moved> {
+    let state = Mutex::new(Moved::default());
+    let pending: Mutex<Vec<PackRecord>> = Mutex::new(Vec::new());
+    let flush = |records: Vec<PackRecord>| -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        dst.save_index(keys, &records)?;
+        // The sealed size: the CBOR list plus a 24-byte nonce and a 16-byte tag.
+        let mut plain = Vec::new();
+        ciborium::into_writer(&records, &mut plain).expect("serialisable");
+        state.lock().unwrap().index_files.add(plain.len() as u64 + 40);
+        Ok(())
+    };
+    parallel(packs, opts.threads, |id| {
+        let name = id.to_hex();
+        let bytes = match fetch(src, Kind::Packs, &name) {
+            Fetched::Ok(b) => b,
+            Fetched::Problem(p) => {
+                let mut s = state.lock().unwrap();
+                s.failed.insert(*id);
+                s.problems.push(p);
+                return Ok(());
+            }
+            Fetched::Fatal(e) => return Err(e),
+        };
+        let record = if Id::hash_public(&bytes) != *id {
+            Err(format!(
+                "corrupt pack {name} at {}: its content does not match its name (altered or damaged); not copied",
+                src.location()
+            ))
+        } else {
+            pack::read_trailer(keys, id, &bytes).map_err(|e| format!("{e} (at {}); not copied", src.location()))
+        };
+        let record = match record {
+            Ok(r) => r,
+            Err(p) => {
+                let mut s = state.lock().unwrap();
+                s.failed.insert(*id);
+                s.problems.push(p);
+                return Ok(());
+            }
+        };
+        let size = bytes.len() as u64;
+        let upload = dst_sizes.get(&name) != Some(&size);
+        if upload {
+            dst.backend.put(Kind::Packs, &name, &bytes)?;
+        }
+        drop(bytes);
+        {
+            let mut s = state.lock().unwrap();
+            if upload {
+                s.copied.add(size);
+            } else {
+                s.reindexed.add(size);
+            }
+        }
+        if index {
+            let batch = {
+                let mut p = pending.lock().unwrap();
+                p.push(record.clone());
+                if p.len() >= INDEX_BATCH {
+                    std::mem::take(&mut *p)
+                } else {
+                    Vec::new()
+                }
+            };
+            flush(batch)?;
+        }
+        state.lock().unwrap().ok.push(record);
+        Ok(())
+    })?;
+    flush(std::mem::take(&mut *pending.lock().unwrap()))?;
+    Ok(state.into_inner().unwrap())
+}
+
+/// Copies one snapshot record verbatim after checking it opens: `Ok(Ok(bytes copied))`, or
+/// `Ok(Err(problem))` for a damaged or vanished record.
+fn copy_snapshot_record(src: &Repo, dst: &Repo, keys: &WriterKeys, id: &Id) -> Result<std::result::Result<u64, String>> {
+    let name = id.to_hex();
+    let bytes = match fetch(src, Kind::Snapshots, &name) {
+        Fetched::Ok(b) => b,
+        Fetched::Problem(p) => return Ok(Err(p)),
+        Fetched::Fatal(e) => return Err(e),
+    };
+    if let Err(e) = open_sealed(src, keys, Kind::Snapshots, &name, &bytes) {
+        return Ok(Err(format!("snapshot record {name}: {e}; not copied")));
+    }
+    dst.backend.put(Kind::Snapshots, &name, &bytes)?;
+    Ok(Ok(bytes.len() as u64))
+}
+
+enum Fetched {
+    Ok(Vec<u8>),
+    /// The object is damaged or vanished: a problem to report, the copy goes on.
+    Problem(String),
+    /// The store cannot be read at all: the copy stops.
+    Fatal(Error),
+}
+
+fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
+    match src.backend.get(kind, name) {
+        Ok(b) => Fetched::Ok(b),
+        Err(e) if is_object_problem(&e) => Fetched::Problem(format!(
+            "{}/{name} at {}: {e}; not copied",
+            kind.label(),
+            src.location()
+        )),
+        Err(e) => Fetched::Fatal(e),
+    }
+}
+
+/// Errors about one object (damaged, missing), as opposed to the store or link failing.
+fn is_object_problem(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { .. } | Error::Missing { .. })
+}
+
+/// Opens a sealed index file or snapshot record given as bytes, with the same code that
+/// reads them from a store (so the check is exactly the one every reader applies).
+fn open_sealed(src: &Repo, keys: &WriterKeys, kind: Kind, name: &str, bytes: &[u8]) -> Result<Option<Vec<PackRecord>>> {
+    let probe = Repo {
+        backend: Arc::new(MemoryBackend::new("copy-verify")),
+        config: src.config.clone(),
+    };
+    probe.backend.put(kind, name, bytes)?;
+    match kind {
+        Kind::Index => probe.load_index(keys, name).map(Some),
+        Kind::Snapshots => {
+            let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(format!("snapshot {name}"), "name is not an id"))?;
+            probe.load_snapshot(keys, &id).map(|_| None)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn open_index(src: &Repo, keys: &WriterKeys, name: &str, bytes: &[u8]) -> Result<Vec<PackRecord>> {
+    Ok(open_sealed(src, keys, Kind::Index, name, bytes)?.unwrap_or_default())
+}
+
+fn sizes(list: Vec<ObjectInfo>) -> HashMap<String, u64> {
+    list.into_iter().map(|o| (o.name, o.size)).collect()
+}
+
+/// Runs `work` on every item with up to `threads` workers. The first error stops the
+/// workers (items already started finish) and is returned.
+fn parallel<T: Sync>(items: &[T], threads: usize, work: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let first_err: Mutex<Option<Error>> = Mutex::new(None);
+    let workers = threads.max(1).min(items.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = work(item) {
+                        stop.store(true, Ordering::SeqCst);
+                        first_err.lock().unwrap().get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_err.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
