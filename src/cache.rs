@@ -167,6 +167,13 @@ impl Cache {
         tx.commit().map_err(wrap)
     }
 
+    /// Opens a read transaction that lasts until the returned guard is dropped. Lookups
+    /// inside it skip SQLite's per-statement file locking, which dominates a restore's
+    /// thousands of lookups otherwise. No write may happen while it is held.
+    pub fn read_batch(&self) -> Result<rusqlite::Transaction<'_>> {
+        self.conn.unchecked_transaction().map_err(|e| self.err(e))
+    }
+
     pub fn has_blob(&self, id: &Id) -> Result<bool> {
         let mut stmt = self
             .conn

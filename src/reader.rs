@@ -57,6 +57,29 @@ impl BlobReader {
         pack::open_blob(&self.keys, &key, &loc.pack, &loc.entry, &sealed)
     }
 
+    /// Reads blobs that lie back to back in one pack with a single ranged read.
+    pub fn read_run(&self, run: &[&Location]) -> Result<Vec<Vec<u8>>> {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return Ok(Vec::new());
+        };
+        debug_assert!(run.windows(2).all(|w| w[0].pack == w[1].pack
+            && w[0].entry.offset + w[0].entry.length == w[1].entry.offset));
+        let key = self.data_key(&first.pack, first.header_len)?;
+        let start = first.entry.offset as u64;
+        let end = last.entry.offset as u64 + last.entry.length as u64;
+        let bytes = self
+            .repo
+            .backend
+            .get_range(crate::backend::Kind::Packs, &first.pack.to_hex(), start, end - start)?;
+        run.iter()
+            .map(|loc| {
+                let from = (loc.entry.offset as u64 - start) as usize;
+                let sealed = &bytes[from..from + loc.entry.length as usize];
+                pack::open_blob(&self.keys, &key, &loc.pack, &loc.entry, sealed)
+            })
+            .collect()
+    }
+
     /// Loads and decodes a tree, refusing trees whose names are unsorted or repeated
     /// (which an honest writer never produces).
     pub fn tree(&self, cache: &Cache, id: &Id) -> Result<Tree> {

@@ -173,6 +173,7 @@ pub fn run(
         }
     };
 
+    let _batch = cache.read_batch()?;
     let mut planner = Planner {
         reader,
         cache,
@@ -779,24 +780,55 @@ fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &
     }
 }
 
-/// Writes one file under a temporary name, sets its metadata and renames it into place;
-/// on any failure the temporary file is removed, so no file holds unverified data.
+/// Longest run of back-to-back blobs fetched with one read.
+const MAX_RUN_BYTES: u64 = 8 << 20;
+
+/// Writes one file and sets its metadata. A new file is written under its final name,
+/// created with `O_EXCL` (nothing can be in its place); a file that replaces another is
+/// written under a temporary name and renamed over it, so the old one stays until the
+/// new one is whole. On any failure what was written is removed: no file is left holding
+/// unverified or partial data.
 fn write_file(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool) {
-    let tmp_name = format!(".vault-restore-{}", crate::id::Id::random().short());
+    let tmp_name;
+    let write_name: &OsStr = if job.replace {
+        tmp_name = format!(".vault-restore-{}", crate::id::Id::random().short());
+        OsStr::new(tmp_name.as_str())
+    } else {
+        OsStr::from_bytes(&job.name)
+    };
+    let mut created = false;
     let result = (|| -> std::result::Result<(), String> {
         let fd = rustix::fs::openat(
             job.dir.as_fd(),
-            tmp_name.as_str(),
+            write_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| format!("cannot create: {e}"))?;
+        created = true;
         let file = std::fs::File::from(fd);
         use std::os::unix::fs::FileExt;
-        for (offset, loc) in &job.chunks {
-            let data = reader.read(loc).map_err(|e| e.to_string())?;
-            file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
-            shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut i = 0;
+        while i < job.chunks.len() {
+            // Blobs that follow each other in a pack are fetched together.
+            let mut j = i + 1;
+            let mut run_len = job.chunks[i].1.entry.length as u64;
+            while j < job.chunks.len() {
+                let (prev, next) = (&job.chunks[j - 1].1, &job.chunks[j].1);
+                let adjacent = next.pack == prev.pack && next.entry.offset == prev.entry.offset + prev.entry.length;
+                if !adjacent || run_len + next.entry.length as u64 > MAX_RUN_BYTES {
+                    break;
+                }
+                run_len += next.entry.length as u64;
+                j += 1;
+            }
+            let run: Vec<&Location> = job.chunks[i..j].iter().map(|(_, loc)| loc).collect();
+            let blobs = reader.read_run(&run).map_err(|e| e.to_string())?;
+            for ((offset, _), data) in job.chunks[i..j].iter().zip(blobs) {
+                file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
+                shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            i = j;
         }
         file.set_len(job.node.size).map_err(|e| format!("cannot set size: {e}"))?;
         let (uid, gid) = job.owner.unwrap_or((job.node.uid, job.node.gid));
@@ -825,16 +857,16 @@ fn write_file(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool)
         };
         rustix::fs::futimens(&file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })
             .map_err(|e| format!("cannot set mtime: {e}"))?;
-        let flags = if job.replace {
-            rustix::fs::RenameFlags::empty()
-        } else {
-            rustix::fs::RenameFlags::NOREPLACE
-        };
-        rustix::fs::renameat_with(job.dir.as_fd(), tmp_name.as_str(), job.dir.as_fd(), OsStr::from_bytes(&job.name), flags)
-            .map_err(|e| format!("cannot move into place: {e}"))
+        if job.replace {
+            rustix::fs::renameat(job.dir.as_fd(), write_name, job.dir.as_fd(), OsStr::from_bytes(&job.name))
+                .map_err(|e| format!("cannot move into place: {e}"))?;
+        }
+        Ok(())
     })();
     if let Err(msg) = result {
-        let _ = rustix::fs::unlinkat(job.dir.as_fd(), tmp_name.as_str(), AtFlags::empty());
+        if created {
+            let _ = rustix::fs::unlinkat(job.dir.as_fd(), write_name, AtFlags::empty());
+        }
         shared.failures.lock().unwrap().push(format!("{}: not restored: {msg}", job.display));
     }
 }

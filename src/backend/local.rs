@@ -15,14 +15,43 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub struct LocalBackend {
     root: PathBuf,
+    /// Recently read objects, kept open: a restore reads thousands of blobs from the same
+    /// few packs, and opening the pack anew for each costs more than the read.
+    open_files: Mutex<Vec<(PathBuf, Arc<File>)>>,
 }
+
+const OPEN_FILES_KEPT: usize = 32;
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            open_files: Mutex::default(),
+        }
+    }
+
+    fn open_cached(&self, path: &Path) -> std::io::Result<Arc<File>> {
+        let mut open = self.open_files.lock().unwrap();
+        if let Some(i) = open.iter().position(|(p, _)| p == path) {
+            let entry = open.remove(i);
+            let file = entry.1.clone();
+            open.push(entry);
+            return Ok(file);
+        }
+        let file = Arc::new(File::open(path)?);
+        if open.len() >= OPEN_FILES_KEPT {
+            open.remove(0);
+        }
+        open.push((path.to_path_buf(), file.clone()));
+        Ok(file)
+    }
+
+    fn forget_open(&self, path: &Path) {
+        self.open_files.lock().unwrap().retain(|(p, _)| p != path);
     }
 
     pub fn root(&self) -> &Path {
@@ -130,7 +159,7 @@ impl Backend for LocalBackend {
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_name(kind, name)?;
         let path = self.path(kind, name);
-        let file = match File::open(&path) {
+        let file = match self.open_cached(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing(kind, name)),
             Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
@@ -197,6 +226,7 @@ impl Backend for LocalBackend {
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
         check_name(kind, name)?;
         let path = self.path(kind, name);
+        self.forget_open(&path);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
