@@ -560,15 +560,8 @@ where
                 }
                 NodeKind::File => {
                     self.report.files += 1;
-                    if let Some(key) = node.link {
-                        if let Some(first) = self.links.get(&key) {
-                            if item.action == Action::Replace {
-                                self.unlink(dir, name, &display)?;
-                            }
-                            self.pending_links.push((first.clone(), item.comps.clone(), display));
-                            continue;
-                        }
-                        self.links.insert(key, item.comps.clone());
+                    if self.linked_to_earlier(dir, item, &display)? {
+                        continue;
                     }
                     let mut chunks = Vec::new();
                     let mut ok = true;
@@ -605,6 +598,10 @@ where
                 }
                 _ => {
                     self.report.others += 1;
+                    // Symlinks and FIFOs can be hardlinked too.
+                    if self.linked_to_earlier(dir, item, &display)? {
+                        continue;
+                    }
                     if item.action == Action::Replace {
                         self.unlink(dir, name, &display)?;
                     }
@@ -613,6 +610,24 @@ where
             }
         }
         Ok(())
+    }
+
+    /// For a later path of a hardlink group: schedules the link to the first path and
+    /// returns true. For the first path: remembers it and returns false.
+    fn linked_to_earlier(&mut self, dir: &OwnedFd, item: &Item, display: &str) -> Result<bool> {
+        let Some(key) = item.node.link else {
+            return Ok(false);
+        };
+        if let Some(first) = self.links.get(&key) {
+            if item.action == Action::Replace {
+                self.unlink(dir, OsStr::from_bytes(&item.node.name), display)?;
+            }
+            self.pending_links
+                .push((first.clone(), item.comps.clone(), display.to_string()));
+            return Ok(true);
+        }
+        self.links.insert(key, item.comps.clone());
+        Ok(false)
     }
 
     fn unlink(&self, dir: &OwnedFd, name: &OsStr, display: &str) -> Result<()> {
