@@ -117,7 +117,7 @@ fn wrong_passphrase_is_refused() {
         .failed();
     assert_mentions(&r, &["passphrase"], "ls with a wrong passphrase");
     // The right one still works.
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
 }
 
 #[test]

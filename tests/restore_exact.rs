@@ -400,7 +400,7 @@ fn fixture_snapshot_restores_exactly() {
     let (v, f) = world();
     v.snapshot(&[&f.root]);
     let out = v.path("out");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
     // Nothing else appeared beside the restored path.
     let top: Vec<_> = fs::read_dir(&out)
@@ -470,7 +470,7 @@ fn incremental_snapshot_restores_both_states() {
     );
 
     let out = v.path("out-latest");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
 
     let ids = v.snapshot_ids();
@@ -478,7 +478,7 @@ fn incremental_snapshot_restores_both_states() {
     let mut matched = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let out = v.path(&format!("out-{i}"));
-        v.restore(id, &out, &[]).ok();
+        v.restore(id, &out, &[]).restore_ok();
         let got = restored(&out, &f.root);
         if compare::trees(&f.root, &got).is_empty() {
             matched.push("second");
@@ -504,7 +504,7 @@ fn include_restores_only_that_subtree() {
     let out = v.path("out-dir");
     let nested = f.path(fixture::NESTED);
     v.restore("latest", &out, &["--include", nested.to_str().unwrap()])
-        .ok();
+        .restore_ok();
     // nested/a/b/three_3 is a hardlink whose other links are outside the subtree.
     compare::assert_same(&nested, &restored(&out, &nested));
     let here: Vec<_> = fs::read_dir(restored(&out, &f.root))
@@ -521,7 +521,7 @@ fn include_restores_only_that_subtree() {
     let out = v.path("out-file");
     let small = f.path(fixture::SMALL);
     v.restore("latest", &out, &["--include", small.to_str().unwrap()])
-        .ok();
+        .restore_ok();
     assert_eq!(
         fs::read(restored(&out, &small)).unwrap(),
         fs::read(&small).unwrap()
@@ -547,7 +547,7 @@ fn restore_with_verify_passes() {
     let (v, f) = world();
     v.snapshot(&[&f.root]);
     let out = v.path("out");
-    v.restore("latest", &out, &["--verify"]).ok();
+    v.restore("latest", &out, &["--verify"]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
 }
 
@@ -556,7 +556,7 @@ fn restore_with_numeric_owner_is_exact_on_the_same_host() {
     let (v, f) = world();
     v.snapshot(&[&f.root]);
     let out = v.path("out");
-    v.restore("latest", &out, &["--numeric-owner"]).ok();
+    v.restore("latest", &out, &["--numeric-owner"]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
 }
 
@@ -575,7 +575,7 @@ fn hardlinked_fifo_and_symlink_stay_linked() {
     v.init();
     v.snapshot(&[&src]);
     let out = v.path("out");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&src, &restored(&out, &src));
 }
 
@@ -598,7 +598,7 @@ fn several_paths_in_one_snapshot() {
     v.init();
     v.snapshot(&[&etc, &var]);
     let out = v.path("out");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&etc, &restored(&out, &etc));
     compare::assert_same(&var, &restored(&out, &var));
 }
@@ -707,7 +707,7 @@ fn cache_is_only_a_cache() {
     v.snapshot(&[&f.root]);
     fs::remove_dir_all(&v.cache).unwrap();
     let out = v.path("out1");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
 
     // Snapshot again without the cache it had, change things, snapshot, lose it again.
@@ -718,7 +718,7 @@ fn cache_is_only_a_cache() {
     fs::remove_dir_all(&v.cache).unwrap();
     v.run(["check"]).ok();
     let out = v.path("out2");
-    v.restore("latest", &out, &[]).ok();
+    v.restore("latest", &out, &[]).restore_ok();
     compare::assert_same(&f.root, &restored(&out, &f.root));
     assert_eq!(v.snapshot_ids().len(), 3);
 }

@@ -70,7 +70,8 @@ fn overwrite_always_replaces() {
     let out = target_with_conflict(&v, &src, "out");
     let dst = restored(&out, &src);
     fs::remove_file(dst.join("unrelated.txt")).unwrap();
-    v.restore("latest", &out, &["--overwrite", "always"]).ok();
+    v.restore("latest", &out, &["--overwrite", "always"])
+        .restore_ok();
     compare::assert_same(&src, &dst);
 }
 
@@ -79,7 +80,9 @@ fn overwrite_never_keeps_the_old_file_and_restores_the_rest() {
     let (v, src) = world();
     let out = target_with_conflict(&v, &src, "out");
     let dst = restored(&out, &src);
-    let r = v.restore("latest", &out, &["--overwrite", "never"]).ok();
+    let r = v
+        .restore("latest", &out, &["--overwrite", "never"])
+        .restore_ok();
     assert_eq!(
         fs::read(dst.join("a.txt")).unwrap(),
         b"old a, must survive\n",
@@ -101,7 +104,8 @@ fn overwrite_if_newer_and_if_changed() {
     let out = target_with_conflict(&v, &src, "newer");
     let dst = restored(&out, &src);
     common::sys::set_mtime(&dst.join("a.txt"), 4_000_000_000, 0).unwrap();
-    v.restore("latest", &out, &["--overwrite", "if-newer"]).ok();
+    v.restore("latest", &out, &["--overwrite", "if-newer"])
+        .restore_ok();
     assert_eq!(
         fs::read(dst.join("a.txt")).unwrap(),
         b"old a, must survive\n"
@@ -110,13 +114,14 @@ fn overwrite_if_newer_and_if_changed() {
     let out = target_with_conflict(&v, &src, "older");
     let dst = restored(&out, &src);
     common::sys::set_mtime(&dst.join("a.txt"), 1_000_000_000, 0).unwrap();
-    v.restore("latest", &out, &["--overwrite", "if-newer"]).ok();
+    v.restore("latest", &out, &["--overwrite", "if-newer"])
+        .restore_ok();
     assert_eq!(fs::read(dst.join("a.txt")).unwrap(), b"new a\n");
     // if-changed: different content is replaced.
     let out = target_with_conflict(&v, &src, "changed");
     let dst = restored(&out, &src);
     v.restore("latest", &out, &["--overwrite", "if-changed"])
-        .ok();
+        .restore_ok();
     assert_eq!(fs::read(dst.join("a.txt")).unwrap(), b"new a\n");
     compare::assert_same(&src.join("sub"), &dst.join("sub"));
 }
@@ -127,7 +132,7 @@ fn dry_run_writes_nothing_and_lists_what_it_would_do() {
     // Empty target: everything would be created.
     let out = v.path("empty");
     let before = scan(&out);
-    let r = v.restore("latest", &out, &["--dry-run"]).ok();
+    let r = v.restore("latest", &out, &["--dry-run"]).restore_ok();
     assert_unchanged(&before, &out, &r, "a dry run");
     for n in ["a.txt", "b.txt", "c.txt"] {
         assert!(
@@ -141,7 +146,7 @@ fn dry_run_writes_nothing_and_lists_what_it_would_do() {
     let before = scan(&out);
     let r = v
         .restore("latest", &out, &["--dry-run", "--overwrite", "always"])
-        .ok();
+        .restore_ok();
     assert_unchanged(&before, &out, &r, "a dry run with --overwrite always");
     assert!(
         r.all().contains("a.txt"),

@@ -96,6 +96,27 @@ impl Out {
         self
     }
 
+    /// For a restore: panics unless it exited 0. As a non-root user, exit 3 is accepted too
+    /// when every warning is about ownership: snapshots record their parent folders (such
+    /// as a root-owned /tmp), whose owners only root can restore.
+    #[track_caller]
+    pub fn restore_ok(self) -> Out {
+        if !is_root() && self.code == Some(3) {
+            let only_owners = self
+                .stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .all(|l| l.contains("warning") && l.contains("ownership"));
+            assert!(
+                only_owners,
+                "a restore by a non-root user exited 3 for more than ownership\n{}",
+                self.describe()
+            );
+            return self;
+        }
+        self.ok()
+    }
+
     /// Panics unless the command exited with a non-zero code (not a signal, not 0).
     #[track_caller]
     pub fn failed(self) -> Out {
