@@ -25,8 +25,13 @@
 //!
 //! The built-in sources read the platform's `travis.yml` ([`DEFAULT_TRAVIS_YML`], first
 //! existing file): `encryption-key` from the entry `encryption` (a value, or a mapping
-//! holding it under `key`), and `amqp-password` from `amqp.password`. See
-//! [`super::yaml`] for how an entry is found.
+//! holding it under `key`), and `amqp-password` from `amqp.password`.
+//!
+//! An entry's first part is looked for as a mapping key at any depth of the YAML
+//! document; the remaining parts must follow directly below it. Scalars are taken as the
+//! document spells them (no number or boolean conversion; block scalars lose their final
+//! line break). An entry found in several places with different values is an error that
+//! names the places (write the full path then, e.g. `production.encryption`).
 
 use super::yaml::{find_entry, Place};
 use super::SecretsError;
