@@ -21,6 +21,7 @@ use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
 use crate::fsmeta::{self, Names};
 use crate::id::Id;
+use crate::lock::{Lease, LeaseKind};
 use crate::pack::{self, BlobKind, PackRecord, PackWriter};
 use crate::repo::{Repo, Snapshot, Summary};
 use crate::tree::{ChunkRef, Extent, LinkKey, Node, NodeKind, Tree};
@@ -45,6 +46,8 @@ pub struct SnapshotOptions {
     /// Absolute paths to leave out, or names to leave out wherever they appear.
     pub excludes: Vec<String>,
     pub threads: usize,
+    /// How long to wait for a running prune to finish before giving up.
+    pub lock_wait: Duration,
 }
 
 /// A source entry that could not be read.
@@ -70,6 +73,9 @@ pub fn run(
 ) -> Result<SnapshotResult> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    // Held until the snapshot record is written: prune must not delete packs this
+    // snapshot finds in the index and reuses.
+    let _lease = Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Shared, "snapshot", opts.lock_wait)?;
     cache.sync_index(repo, keys)?;
     let sources = normalise_sources(&opts.paths)?;
 

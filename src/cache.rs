@@ -226,6 +226,16 @@ impl Cache {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    pub fn pack_header_len(&self, pack: &Id) -> Result<Option<u32>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT header_len FROM packs WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_row([&pack.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// The blobs the index places in one pack.
     pub fn pack_entries(&self, pack: &Id) -> Result<Vec<PackEntry>> {
         let mut stmt = self

@@ -67,6 +67,12 @@ pub enum Error {
     #[error("restore: {0}")]
     Restore(String),
 
+    #[error("{0} is under retention (object lock) and cannot be deleted or overwritten yet")]
+    RetentionLocked(String),
+
+    #[error("the store is busy: {0}; try again when it has finished (or wait with --lock-wait)")]
+    Busy(String),
+
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
 }
@@ -89,6 +95,12 @@ impl Error {
 
     /// True for errors that mean "the store holds damaged data", as opposed to an
     /// unreachable store or bad input.
+    /// True when the store refused a delete or overwrite because the object is still
+    /// under retention; such objects are skipped and deleted once the lock has passed.
+    pub fn is_retention_locked(&self) -> bool {
+        matches!(self, Error::RetentionLocked(_))
+    }
+
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
     }

@@ -38,6 +38,9 @@ struct Cli {
     /// Worker threads for packing and restoring [default: number of cores]
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Seconds to wait for a snapshot or prune that holds the store
+    #[arg(long, global = true, default_value_t = 600)]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,6 +99,15 @@ enum Command {
         /// Use the numeric uid/gid of the snapshot even where the names exist on this host
         #[arg(long)]
         numeric_owner: bool,
+    },
+    /// Remove data that no snapshot needs (needs the reader identity)
+    Prune {
+        /// Show what would be removed and write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Repack packs whose unused share exceeds this percentage
+        #[arg(long, default_value_t = 20)]
+        repack_threshold: u8,
     },
     /// Check the store's integrity; --read-data also decrypts every blob
     Check {
@@ -175,6 +187,7 @@ fn run(cli: Cli) -> Result<u8> {
             writer_key: cli.writer_key,
             cache_dir: cli.cache_dir,
             threads: cli.threads,
+            lock_wait: std::time::Duration::from_secs(cli.lock_wait),
         },
     );
     match cli.command {
@@ -203,6 +216,7 @@ fn run(cli: Cli) -> Result<u8> {
                 threads: ctx.threads(),
             },
         ),
+        Command::Prune { dry_run, repack_threshold } => cli::commands::prune(&ctx, dry_run, repack_threshold),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
         Command::Key(KeyCommand::ExportIdentity { out }) => {

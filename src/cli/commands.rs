@@ -73,6 +73,7 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
         hostname,
         excludes: ctx.config.exclude.clone(),
         threads: ctx.threads(),
+        lock_wait: ctx.lock_wait(),
     };
     let result = vault::backup::run(&writer.repo, &writer.keys, &writer.recipients, &mut cache, &opts)?;
     for p in &result.problems {
@@ -477,6 +478,37 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
             "copy incomplete: {} problem{} (listed above); everything else was copied and {dst_location} is consistent",
             report.problems.len(),
             if report.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
+}
+
+pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
+    let (repo, keys, identity) = ctx.reader_keys()?;
+    let mut cache = ctx.open_cache(&repo)?;
+    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let opts = vault::prune::PruneOptions {
+        dry_run,
+        repack_threshold: repack_threshold.min(100) as f64 / 100.0,
+        lock_wait: ctx.lock_wait(),
+    };
+    let r = vault::prune::run(&reader, &mut cache, &opts)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!(
+        "{} snapshots keep {} of {} packs; {verb} {} packs and repack {} ({} of {} freed){}",
+        r.snapshots,
+        r.packs_total - r.packs_deleted.min(r.packs_total) - r.packs_repacked,
+        r.packs_total,
+        r.packs_deleted,
+        r.packs_repacked,
+        human(r.bytes_freed),
+        human(r.bytes_before),
+        if dry_run { "; dry run: nothing was changed".to_string() } else { format!("; wrote {} new packs", r.packs_written) }
+    );
+    if !r.kept_locked.is_empty() {
+        println!(
+            "{} objects are still under retention and were kept; a later prune removes them once their lock has passed",
+            r.kept_locked.len()
         );
     }
     Ok(0)

@@ -19,6 +19,7 @@ pub struct Overrides {
     pub writer_key: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub threads: Option<usize>,
+    pub lock_wait: std::time::Duration,
 }
 
 pub struct Context {
@@ -58,6 +59,10 @@ impl Context {
             .or(self.config.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
             .max(1)
+    }
+
+    pub fn lock_wait(&self) -> std::time::Duration {
+        self.ov.lock_wait
     }
 
     pub fn backend(&self) -> Result<BackendRef> {

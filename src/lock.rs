@@ -1,0 +1,263 @@
+//! Leases: how snapshots and prune stay out of each other's way.
+//!
+//! A snapshot relies on blobs that already exist in the store (that is deduplication), so
+//! prune must never delete a pack while a snapshot that might reuse it is running. Every
+//! snapshot therefore holds a *shared* lease and prune an *exclusive* one, each an object
+//! `locks/ID` (sealed with the metadata key) naming host, process, kind and an expiry.
+//!
+//! Taking a lease: write it, then list the others; if one conflicts (exclusive against
+//! anything live), withdraw ours and report who holds the store. Two processes taking
+//! conflicting leases at once both see each other, so at most one goes ahead.
+//!
+//! Leases expire: a holder refreshes its lease every [`REFRESH`]; one not refreshed for
+//! [`TTL`] belongs to a process that died and is ignored (and removed by prune). A lease of
+//! this host whose process no longer exists is stale at once. Releasing rewrites the lease
+//! as expired before deleting it, so a host whose credentials may not delete (a write-only
+//! S3 policy) still frees the store.
+
+use crate::backend::{BackendRef, Kind};
+use crate::crypto::WriterKeys;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const TTL: Duration = Duration::from_secs(30 * 60);
+pub const REFRESH: Duration = Duration::from_secs(5 * 60);
+const LABEL: &[u8] = b"vault v1 lease";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseKind {
+    Shared,
+    Exclusive,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub kind: LeaseKind,
+    pub host: String,
+    pub pid: u32,
+    pub purpose: String,
+    pub created: u64,
+    pub expires: u64,
+}
+
+impl LeaseRecord {
+    fn is_live(&self, now: u64, this_host: &str) -> bool {
+        if self.expires <= now {
+            return false;
+        }
+        if self.host == this_host && self.pid != std::process::id() {
+            return process_exists(self.pid);
+        }
+        true
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {} (pid {}) since {}",
+            self.purpose,
+            self.host,
+            self.pid,
+            chrono::DateTime::from_timestamp(self.created as i64, 0)
+                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default()
+        )
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// A held lease; released (and its refresher stopped) on drop.
+pub struct Lease {
+    backend: BackendRef,
+    name: String,
+    stop: Arc<AtomicBool>,
+    state: Arc<Mutex<(LeaseRecord, WriterKeys)>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+fn write(backend: &BackendRef, keys: &WriterKeys, name: &str, record: &LeaseRecord) -> Result<()> {
+    let plain = serde_json::to_vec(record).expect("serialisable");
+    backend.put(Kind::Locks, name, &keys.seal_meta(LABEL, &plain))
+}
+
+/// All leases in the store with their names; unreadable ones are skipped (they cannot
+/// belong to a vault of this store).
+pub fn list(backend: &BackendRef, keys: &WriterKeys) -> Result<Vec<(String, LeaseRecord)>> {
+    let mut out = Vec::new();
+    for info in backend.list(Kind::Locks)? {
+        let sealed = match backend.get(Kind::Locks, &info.name) {
+            Ok(s) => s,
+            Err(Error::Missing { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let Ok(plain) = keys.open_meta(LABEL, &sealed, "lease") else { continue };
+        if let Ok(record) = serde_json::from_slice::<LeaseRecord>(&plain) {
+            out.push((info.name, record));
+        }
+    }
+    Ok(out)
+}
+
+impl Lease {
+    /// Takes a lease, or fails with [`Error::Busy`] naming who holds a conflicting one.
+    pub fn acquire(backend: &BackendRef, keys: &WriterKeys, kind: LeaseKind, purpose: &str) -> Result<Lease> {
+        let host = hostname();
+        let created = now();
+        let record = LeaseRecord {
+            kind,
+            host: host.clone(),
+            pid: std::process::id(),
+            purpose: purpose.to_string(),
+            created,
+            expires: created + TTL.as_secs(),
+        };
+        let name = Id::random().to_hex();
+        write(backend, keys, &name, &record)?;
+        let conflict = list(backend, keys)?.into_iter().find(|(other, r)| {
+            other != &name
+                && r.is_live(now(), &host)
+                && (kind == LeaseKind::Exclusive || r.kind == LeaseKind::Exclusive)
+        });
+        if let Some((_, other)) = conflict {
+            let _ = backend.delete(Kind::Locks, &name);
+            return Err(Error::Busy(other.describe()));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(Mutex::new((record, keys.clone())));
+        let refresher = {
+            let (backend, name, stop, state) = (backend.clone(), name.clone(), stop.clone(), state.clone());
+            std::thread::spawn(move || {
+                let mut waited = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    waited += Duration::from_millis(200);
+                    if waited >= REFRESH {
+                        waited = Duration::ZERO;
+                        let mut guard = state.lock().unwrap();
+                        guard.0.expires = now() + TTL.as_secs();
+                        let _ = write(&backend, &guard.1, &name, &guard.0);
+                    }
+                }
+            })
+        };
+        Ok(Lease {
+            backend: backend.clone(),
+            name,
+            stop,
+            state,
+            refresher: Some(refresher),
+        })
+    }
+
+    /// Takes a lease, waiting up to `wait` for conflicting holders to finish.
+    pub fn acquire_waiting(
+        backend: &BackendRef,
+        keys: &WriterKeys,
+        kind: LeaseKind,
+        purpose: &str,
+        wait: Duration,
+    ) -> Result<Lease> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match Lease::acquire(backend, keys, kind, purpose) {
+                Err(Error::Busy(who)) if std::time::Instant::now() < deadline => {
+                    let _ = who;
+                    // Randomised, so two waiters do not retry in lockstep forever.
+                    let jitter = Duration::from_millis(rand::random::<u64>() % 200);
+                    std::thread::sleep(pause + jitter);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let guard = self.state.lock().unwrap();
+        let mut expired = guard.0.clone();
+        expired.expires = 0;
+        let _ = write(&self.backend, &guard.1, &self.name, &expired);
+        let _ = self.backend.delete(Kind::Locks, &self.name);
+    }
+}
+
+/// Removes leases that have expired or whose process is gone; returns how many.
+pub fn remove_stale(backend: &BackendRef, keys: &WriterKeys) -> Result<usize> {
+    let host = hostname();
+    let mut removed = 0;
+    for (name, record) in list(backend, keys)? {
+        if !record.is_live(now(), &host) {
+            backend.delete(Kind::Locks, &name)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::crypto::SecretKey;
+
+    #[test]
+    fn exclusive_excludes_and_shared_share() {
+        let b: BackendRef = Arc::new(MemoryBackend::new("locks"));
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let s1 = Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").unwrap();
+        let s2 = Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").unwrap();
+        let err = Lease::acquire(&b, &keys, LeaseKind::Exclusive, "prune").err().unwrap();
+        assert!(matches!(err, Error::Busy(ref who) if who.contains("snapshot")), "{err}");
+        drop(s1);
+        drop(s2);
+        assert!(b.list(Kind::Locks).unwrap().is_empty(), "released leases are gone");
+        let x = Lease::acquire(&b, &keys, LeaseKind::Exclusive, "prune").unwrap();
+        assert!(matches!(
+            Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot"),
+            Err(Error::Busy(ref who)) if who.contains("prune")
+        ));
+        drop(x);
+        Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").unwrap();
+    }
+
+    #[test]
+    fn expired_and_dead_leases_do_not_block() {
+        let b: BackendRef = Arc::new(MemoryBackend::new("stale"));
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let mut dead = LeaseRecord {
+            kind: LeaseKind::Exclusive,
+            host: hostname(),
+            pid: u32::MAX - 1,
+            purpose: "prune".into(),
+            created: now(),
+            expires: now() + 3600,
+        };
+        write(&b, &keys, &"aa".repeat(32), &dead).unwrap();
+        dead.host = "elsewhere".into();
+        dead.expires = now() - 1;
+        write(&b, &keys, &"bb".repeat(32), &dead).unwrap();
+        Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").expect("stale leases are ignored");
+        assert_eq!(remove_stale(&b, &keys).unwrap(), 2);
+    }
+}

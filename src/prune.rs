@@ -1,0 +1,219 @@
+//! Removing data no snapshot needs.
+//!
+//! Under an exclusive lease (so no snapshot runs meanwhile, see [`crate::lock`]):
+//! 1. mark: walk every snapshot's trees and collect the blobs they use;
+//! 2. sort packs: fully used packs stay; packs with no used blob go; packs whose unused
+//!    share exceeds the repack threshold have their used blobs copied into new packs;
+//! 3. write new index files naming every pack that stays and every new pack;
+//! 4. delete the index files that existed before;
+//! 5. delete the packs that went or were repacked, then stale leases.
+//!
+//! Any interruption leaves a healthy store: until step 4 the old index files still name
+//! every old pack; after it the new ones name everything kept, and a pack is deleted only
+//! once no index file names it. Packs left behind by an interrupted run are unreferenced
+//! and go in the next run.
+
+use crate::backend::Kind;
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::lock::{Lease, LeaseKind};
+use crate::pack::{self, PackRecord, PackWriter};
+use crate::reader::BlobReader;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+pub struct PruneOptions {
+    pub dry_run: bool,
+    /// Packs whose unused bytes exceed this share of the pack are repacked.
+    pub repack_threshold: f64,
+    pub lock_wait: Duration,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            repack_threshold: 0.2,
+            lock_wait: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub snapshots: usize,
+    pub packs_total: usize,
+    pub packs_deleted: usize,
+    pub packs_repacked: usize,
+    pub packs_written: usize,
+    pub bytes_before: u64,
+    pub bytes_freed: u64,
+    pub index_files_replaced: usize,
+    pub stale_leases_removed: usize,
+    /// Objects the store refused to delete (for example under S3 Object Lock); they go
+    /// in a later run once their retention has passed.
+    pub kept_locked: Vec<String>,
+}
+
+pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Result<PruneReport> {
+    let repo = &reader.repo;
+    let keys = &reader.keys;
+    let _lease = if opts.dry_run {
+        None
+    } else {
+        Some(Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Exclusive, "prune", opts.lock_wait)?)
+    };
+    let index_files: Vec<String> = repo.backend.list(Kind::Index)?.into_iter().map(|o| o.name).collect();
+    cache.sync_index(repo, keys)?;
+
+    // 1. Mark.
+    let mut used: HashSet<Id> = HashSet::new();
+    let snapshots = repo.snapshots(keys)?;
+    for (_, snap) in &snapshots {
+        mark(reader, cache, &snap.tree, &mut used)?;
+    }
+
+    // 2. Sort packs.
+    let mut report = PruneReport {
+        snapshots: snapshots.len(),
+        ..Default::default()
+    };
+    let stored: HashMap<String, u64> = repo.backend.list(Kind::Packs)?.into_iter().map(|o| (o.name, o.size)).collect();
+    let mut keep: Vec<PackRecord> = Vec::new();
+    let mut repack: Vec<(PackRecord, Vec<usize>)> = Vec::new();
+    let mut delete: Vec<Id> = Vec::new();
+    let indexed: HashSet<String> = cache.packs()?.into_iter().map(|(id, _)| id.to_hex()).collect();
+    for (pack_id, size) in cache.packs()? {
+        report.packs_total += 1;
+        report.bytes_before += size;
+        let entries = cache.pack_entries(&pack_id)?;
+        let used_idx: Vec<usize> = (0..entries.len()).filter(|&i| used.contains(&entries[i].id)).collect();
+        let used_bytes: u64 = used_idx.iter().map(|&i| entries[i].length as u64).sum();
+        let record = PackRecord {
+            id: pack_id,
+            size,
+            header_len: cache.pack_header_len(&pack_id)?.unwrap_or(0),
+            entries,
+        };
+        if used_idx.is_empty() {
+            delete.push(pack_id);
+        } else if (size - used_bytes.min(size)) as f64 > opts.repack_threshold * size as f64 {
+            repack.push((record, used_idx));
+        } else {
+            keep.push(record);
+        }
+    }
+    // Packs in the store that no index names: left by an interrupted snapshot or prune.
+    let orphans: Vec<String> = stored.keys().filter(|n| !indexed.contains(*n)).cloned().collect();
+    report.packs_deleted = delete.len() + orphans.len();
+    report.packs_repacked = repack.len();
+    report.bytes_freed = delete.iter().map(|id| stored.get(&id.to_hex()).copied().unwrap_or(0)).sum::<u64>()
+        + orphans.iter().map(|n| stored[n]).sum::<u64>();
+    if opts.dry_run {
+        report.bytes_freed += repack
+            .iter()
+            .map(|(r, idx)| r.size - idx.iter().map(|&i| r.entries[i].length as u64).sum::<u64>())
+            .sum::<u64>();
+        return Ok(report);
+    }
+
+    // Repack: copy the used blobs of sparse packs into new packs. Blobs already written
+    // into a kept pack are not copied twice.
+    let recipients = crate::crypto::parse_recipients(&repo.config.recipients)?;
+    let pack_size = repo.config.pack_size as usize;
+    let max_blob = repo.config.chunker.max_size as usize + 1024;
+    let mut new_packs: Vec<PackRecord> = Vec::new();
+    let mut writer: Option<PackWriter> = None;
+    let mut copied: HashSet<Id> = keep.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
+    for (record, used_idx) in &repack {
+        for &i in used_idx {
+            let entry = &record.entries[i];
+            if !copied.insert(entry.id) {
+                continue;
+            }
+            let loc = crate::cache::Location {
+                pack: record.id,
+                header_len: record.header_len,
+                entry: entry.clone(),
+            };
+            let plain = reader.read(&loc)?;
+            let compressed = pack::compress(&plain, repo.config.compression_level);
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(PackWriter::new(&recipients, pack_size, max_blob)?),
+            };
+            w.add(entry.id, entry.kind, plain.len() as u32, compressed.is_some(), compressed.as_deref().unwrap_or(&plain));
+            if w.len() >= pack_size {
+                new_packs.push(upload(reader, writer.take().unwrap())?);
+            }
+        }
+    }
+    if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
+        new_packs.push(upload(reader, w)?);
+    }
+    report.packs_written = new_packs.len();
+
+    // 3. New index files for everything that stays, in slices so no file grows huge.
+    let mut all: Vec<PackRecord> = keep;
+    all.extend(new_packs);
+    for slice in all.chunks(256) {
+        repo.save_index(keys, slice)?;
+    }
+    // 4. The old index files go; the new ones name everything kept.
+    for name in &index_files {
+        delete_tolerant(repo, Kind::Index, name, &mut report)?;
+    }
+    report.index_files_replaced = index_files.len();
+    // 5. Packs nothing names any more.
+    for id in delete.iter().chain(repack.iter().map(|(r, _)| &r.id)) {
+        delete_tolerant(repo, Kind::Packs, &id.to_hex(), &mut report)?;
+    }
+    for name in &orphans {
+        delete_tolerant(repo, Kind::Packs, name, &mut report)?;
+    }
+    report.stale_leases_removed = crate::lock::remove_stale(&repo.backend, keys).unwrap_or(0);
+    let after: u64 = repo.backend.list(Kind::Packs)?.iter().map(|o| o.size).sum();
+    report.bytes_freed = stored.values().sum::<u64>().saturating_sub(after);
+    cache.sync_index(repo, keys)?;
+    Ok(report)
+}
+
+fn upload(reader: &BlobReader, w: PackWriter) -> Result<PackRecord> {
+    let (bytes, record) = w.finish(&reader.keys);
+    reader.repo.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
+    Ok(record)
+}
+
+/// Deletes an object; one the store refuses to delete because it is retention-locked is
+/// noted and left for a later run.
+fn delete_tolerant(repo: &crate::repo::Repo, kind: Kind, name: &str, report: &mut PruneReport) -> Result<()> {
+    match repo.backend.delete(kind, name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_retention_locked() => {
+            report.kept_locked.push(format!("{}/{name}", kind.label()));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn mark(reader: &BlobReader, cache: &Cache, tree_id: &Id, used: &mut HashSet<Id>) -> Result<()> {
+    if !used.insert(*tree_id) {
+        return Ok(()); // Seen before: so is everything below it.
+    }
+    let tree = reader.tree(cache, tree_id).map_err(|e| {
+        Error::Restore(format!(
+            "prune stopped before deleting anything: a snapshot's folder cannot be read ({e}); run `vault check`"
+        ))
+    })?;
+    for node in &tree.nodes {
+        for c in node.chunks() {
+            used.insert(c.id);
+        }
+        if let Some(sub) = &node.subtree {
+            mark(reader, cache, sub, used)?;
+        }
+    }
+    Ok(())
+}
