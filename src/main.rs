@@ -52,6 +52,9 @@ enum Command {
         /// Extra age recipient that can read the store (for example an offline key); repeatable
         #[arg(long = "recipient")]
         recipients: Vec<String>,
+        /// S3 Object Lock for every object: MODE:DAYS (governance or compliance), e.g. governance:30
+        #[arg(long)]
+        object_lock: Option<vault::backend::ObjectLock>,
     },
     /// Save the configured paths (default /etc/travis and /var/travis) into the store
     Snapshot {
@@ -191,7 +194,7 @@ fn run(cli: Cli) -> Result<u8> {
         },
     );
     match cli.command {
-        Command::Init { recipients } => cli::commands::init(&ctx, &recipients).map(|_| 0),
+        Command::Init { recipients, object_lock } => cli::commands::init(&ctx, &recipients, object_lock).map(|_| 0),
         Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
         Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
         Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),

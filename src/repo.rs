@@ -61,6 +61,9 @@ pub struct StoreConfig {
     pub compression_level: i32,
     /// age recipients that pack data keys are wrapped to.
     pub recipients: Vec<String>,
+    /// S3 Object Lock retention given to every object, if the store was created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<crate::backend::ObjectLock>,
 }
 
 /// One snapshot record.
@@ -136,6 +139,7 @@ impl Repo {
                 supported: FORMAT_VERSION,
             });
         }
+        backend.set_object_lock(config.object_lock.as_ref())?;
         Ok(Repo { backend, config })
     }
 
@@ -233,6 +237,7 @@ pub fn create(
     chunker: ChunkerParams,
     extra_recipients: &[String],
     passphrase: Option<&secrecy::SecretString>,
+    object_lock: Option<crate::backend::ObjectLock>,
 ) -> Result<Created> {
     if chunker.min_size < 64 || chunker.min_size > chunker.avg_size || chunker.avg_size > chunker.max_size {
         return Err(Error::Usage(format!(
@@ -240,6 +245,7 @@ pub fn create(
             chunker.min_size, chunker.avg_size, chunker.max_size
         )));
     }
+    backend.set_object_lock(object_lock.as_ref())?;
     backend.create()?;
     let identity = age::x25519::Identity::generate();
     let mut recipient_strings = vec![identity.to_public().to_string()];
@@ -264,6 +270,7 @@ pub fn create(
         // larger than restic's while snapshots stay twice as fast.
         compression_level: 2,
         recipients: recipient_strings,
+        object_lock,
     };
     let bytes = serde_json::to_vec_pretty(&config).expect("serialisable");
     backend.put(Kind::Config, "config", &bytes)?;

@@ -74,6 +74,46 @@ impl Kind {
     }
 }
 
+/// S3 Object Lock retention for every object a store writes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    /// Each object is retained this many days from when it is written (or extended).
+    pub days: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LockMode {
+    /// Privileged users (s3:BypassGovernanceRetention) can still delete early.
+    Governance,
+    /// Nobody, not even the account root, can delete before the date.
+    Compliance,
+}
+
+impl std::str::FromStr for ObjectLock {
+    type Err = Error;
+
+    /// Parses `MODE:DAYS`, e.g. `governance:30` or `compliance:90d`.
+    fn from_str(s: &str) -> Result<ObjectLock> {
+        let bad = || {
+            Error::Usage(format!(
+                "object lock {s:?}: expected MODE:DAYS with MODE governance or compliance, e.g. governance:30"
+            ))
+        };
+        let (mode, days) = s.split_once(':').ok_or_else(bad)?;
+        let mode = match mode.to_ascii_lowercase().as_str() {
+            "governance" => LockMode::Governance,
+            "compliance" => LockMode::Compliance,
+            _ => return Err(bad()),
+        };
+        let days: u32 = days.trim_end_matches('d').parse().map_err(|_| bad())?;
+        if days == 0 {
+            return Err(bad());
+        }
+        Ok(ObjectLock { mode, days })
+    }
+}
+
 /// A complete object as `list` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -102,6 +142,30 @@ pub trait Backend: Send + Sync {
     fn delete(&self, kind: Kind, name: &str) -> Result<()>;
 
     fn exists(&self, kind: Kind, name: &str) -> Result<bool>;
+
+    /// Makes every later `put` carry the store's object-lock retention (S3 Object Lock).
+    /// Backends without object lock accept `None` and refuse a policy. Wrappers (retry,
+    /// fault injection) must forward this, not rely on the default.
+    fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+        match lock {
+            None => Ok(()),
+            Some(_) => Err(Error::Usage(format!(
+                "{}: this kind of store has no object lock; object lock needs an S3 bucket created with it",
+                self.location()
+            ))),
+        }
+    }
+
+    /// Extends the retention of an existing object to `until` (never shortens it).
+    /// Wrappers must forward this.
+    fn extend_retention(&self, kind: Kind, name: &str, until: std::time::SystemTime) -> Result<()> {
+        let _ = until;
+        Err(Error::Usage(format!(
+            "{}/{name} at {}: this kind of store has no object lock",
+            kind.label(),
+            self.location()
+        )))
+    }
 }
 
 pub type BackendRef = Arc<dyn Backend>;

@@ -8,7 +8,7 @@ use vault::keys::WriterKeyFile;
 use vault::repo::{ChunkerParams, Repo};
 use vault::tree::{display_name, NodeKind};
 
-pub fn init(ctx: &Context, extra_recipients: &[String]) -> Result<Repo> {
+pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vault::backend::ObjectLock>) -> Result<Repo> {
     let passphrase = ctx.new_passphrase()?;
     let defaults = ChunkerParams::default();
     let c = &ctx.config.chunker;
@@ -18,7 +18,7 @@ pub fn init(ctx: &Context, extra_recipients: &[String]) -> Result<Repo> {
         max_size: c.max_size.unwrap_or(defaults.max_size),
     };
     let backend = ctx.backend()?;
-    let created = vault::repo::create(backend, chunker, extra_recipients, passphrase.as_ref())?;
+    let created = vault::repo::create(backend, chunker, extra_recipients, passphrase.as_ref(), object_lock)?;
     let repo = created.repo;
     let store_id = repo.config.store_id.clone();
     let writer_path = ctx.writer_key_path(&store_id);
@@ -56,7 +56,7 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             eprintln!("vault: no store yet at {}: creating it", backend.location());
-            init(ctx, &[])?;
+            init(ctx, &[], None)?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }
