@@ -443,7 +443,9 @@ fn packs_needed(reader: &BlobReader, cache: &Cache, root: &Id) -> Result<std::re
         packs.insert(loc.pack);
         let tree = match reader.tree(cache, &tree_id) {
             Ok(t) => t,
-            Err(e) if is_object_problem(&e) => return Ok(Err(format!("tree {}: {e}", tree_id.short()))),
+            Err(e) if is_object_problem(&e) => {
+                return Ok(Err(format!("tree {} in pack {} cannot be read: {e}", tree_id.short(), loc.pack)))
+            }
             Err(e) => return Err(e),
         };
         for node in &tree.nodes {
