@@ -47,6 +47,10 @@ const MIB: u64 = 1 << 20;
 /// S3's smallest allowed part (except the last one).
 const MIN_PART_SIZE: u64 = 5 * MIB;
 const MAX_PARTS: u64 = 10_000;
+/// Above the largest pack (16 MiB `pack_size` plus one 1 MiB chunk and the trailer): one
+/// PUT per pack is one request per pack-sized amount of new data, where a multipart upload
+/// would take four (initiate, two parts, complete).
+const DEFAULT_MULTIPART_THRESHOLD: u64 = 32 * MIB;
 const CONTENT_TYPE: &str = "application/octet-stream";
 
 /// The `[s3]` table of the configuration. Every field is optional.
@@ -72,7 +76,8 @@ pub struct S3Config {
     pub profile: Option<String>,
     /// Parts of one multipart upload sent at a time (default 4).
     pub max_concurrency: Option<usize>,
-    /// Objects larger than this many bytes use multipart upload (default 16 MiB).
+    /// Objects larger than this many bytes use multipart upload (default 32 MiB, so a pack,
+    /// closed at 16 MiB plus at most one chunk and its trailer, goes up in one PUT).
     pub multipart_threshold: Option<u64>,
     /// Bytes per multipart part (default 8 MiB, at least 5 MiB).
     pub part_size: Option<u64>,
@@ -384,7 +389,7 @@ impl S3Backend {
         };
         let path_style = cfg.path_style.unwrap_or(custom.is_some());
         let part_size = cfg.part_size.unwrap_or(8 * MIB).max(MIN_PART_SIZE);
-        let multipart_threshold = cfg.multipart_threshold.unwrap_or(16 * MIB).max(part_size);
+        let multipart_threshold = cfg.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD).max(part_size);
         let max_concurrency = cfg.max_concurrency.unwrap_or(4).clamp(1, 64);
         let timeout = Duration::from_secs(cfg.timeout_secs.unwrap_or(120).max(1));
 

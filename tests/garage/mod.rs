@@ -362,6 +362,9 @@ admin_token = "{token}"
             timeout_secs: Some(20),
             max_attempts: Some(6),
             max_retry_secs: Some(60),
+            // Below the default (32 MiB, above a pack), so the backend suite's 18 to 20 MiB
+            // objects exercise multipart uploads. The CLI tests run with the defaults.
+            multipart_threshold: Some(16 << 20),
             ..S3Config::default()
         }
     }
