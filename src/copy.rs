@@ -35,12 +35,14 @@ use crate::cache::Cache;
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::lock::{Lease, LeaseKind};
 use crate::pack::{self, PackRecord};
 use crate::reader::BlobReader;
 use crate::repo::{Repo, Snapshot};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Packs named per index file written at DST in snapshot mode: a copy killed part way loses
 /// at most this many packs' worth of indexing (the next run re-reads them, without upload).
@@ -50,6 +52,18 @@ const INDEX_BATCH: usize = 64;
 pub struct CopyOptions {
     /// Objects moved at a time.
     pub threads: usize,
+    /// How long to wait for a prune holding either store to finish.
+    pub lock_wait: Duration,
+}
+
+/// Shared leases on both stores (see [`crate::lock`]): a prune of SRC must not delete a
+/// pack being copied, nor a prune of DST a pack copied but not yet indexed there.
+fn leases(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions) -> Result<(Lease, Lease)> {
+    let purpose = format!("copy to {}", dst.location());
+    let a = Lease::acquire_waiting(&src.backend, keys, LeaseKind::Shared, &purpose, opts.lock_wait)?;
+    let purpose = format!("copy from {}", src.location());
+    let b = Lease::acquire_waiting(&dst.backend, keys, LeaseKind::Shared, &purpose, opts.lock_wait)?;
+    Ok((a, b))
 }
 
 /// A count of objects and their bytes.
@@ -201,6 +215,7 @@ pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) ->
 /// Copies every pack, index file and snapshot record (and sealed secret) DST lacks, in
 /// that order. Needs only the metadata key. See the module docs.
 pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, report: &mut CopyReport) -> Result<()> {
+    let _leases = leases(src, dst, keys, opts)?;
     // Snapshots first, packs last: whatever a listed snapshot or index file needs was
     // durable before it appeared, so it is in the later listings.
     let src_snaps = src.backend.list(Kind::Snapshots)?;
@@ -346,6 +361,7 @@ pub fn copy_snapshots(
 ) -> Result<()> {
     let src = &reader.repo;
     let keys = &reader.keys;
+    let _leases = leases(src, dst, keys, opts)?;
     let dst_snaps = sizes(dst.backend.list(Kind::Snapshots)?);
     let dst_packs = sizes(dst.backend.list(Kind::Packs)?);
 

@@ -383,7 +383,7 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
 /// `vault copy`: the context's store is the source (`--from`).
 pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
     use vault::copy::{CopyOptions, CopyReport, Tally};
-    let opts = CopyOptions { threads: ctx.threads() };
+    let opts = CopyOptions { threads: ctx.threads(), lock_wait: ctx.lock_wait() };
     let mut report = CopyReport::default();
     let dst_backend = vault::backend::open_with(to, &ctx.config)?;
     let src_location;
