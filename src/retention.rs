@@ -624,6 +624,9 @@ impl GroupKey {
     }
 }
 
+/// A counted calendar rule: how many periods, which period, the reason it gives.
+type CalendarRule = (u32, Period, fn(u32) -> Reason);
+
 #[derive(Clone, Copy)]
 enum Period {
     Hour,
@@ -683,7 +686,7 @@ pub fn apply<Tz: TimeZone>(
             keep_tags.push(t);
         }
     }
-    let calendar: [(u32, Period, fn(u32) -> Reason); 5] = [
+    let calendar: [CalendarRule; 5] = [
         (policy.hourly, Period::Hour, Reason::Hourly),
         (policy.daily, Period::Day, Reason::Daily),
         (policy.weekly, Period::Week, Reason::Weekly),
@@ -1066,7 +1069,7 @@ mod tests {
             ])
         );
         assert_eq!(out.iter().filter(|d| !d.keep).count(), 495);
-        assert!(out.iter().all(|d| d.keep == !d.reasons.is_empty()));
+        assert!(out.iter().all(|d| d.keep != d.reasons.is_empty()));
         // Decisions come newest first.
         assert!(out.windows(2).all(|w| w[0].time >= w[1].time));
         assert_same_written_in_utc(&policy, &snaps, &now);
