@@ -38,6 +38,9 @@ pub struct Config {
     pub threads: Option<usize>,
     #[serde(default)]
     pub secrets: crate::secrets::SecretsConfig,
+    /// What `vault forget` keeps when no --keep-* flag is given.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
     /// S3 endpoint, region, credentials and transfer settings for `s3://` stores.
     #[serde(default)]
     pub s3: crate::backend::s3::S3Config,

@@ -103,6 +103,17 @@ enum Command {
         #[arg(long)]
         numeric_owner: bool,
     },
+    /// Remove snapshots by a retention policy (flags, else [retention] in the config)
+    Forget {
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Show each snapshot with keep/remove and the rule that decided it; remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Then remove the data no kept snapshot needs
+        #[arg(long)]
+        prune: bool,
+    },
     /// Remove data that no snapshot needs (needs the reader identity)
     Prune {
         /// Show what would be removed and write nothing
@@ -142,6 +153,77 @@ enum KeyCommand {
     },
     /// Store the reader identity in the store wrapped with a (new) passphrase
     SetPassphrase,
+}
+
+#[derive(clap::Args)]
+struct KeepArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than this (e.g. 30d, 2w, 1y6m, 12h)
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep every snapshot carrying this tag; repeatable
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    keep_tags: Vec<String>,
+    /// Only consider snapshots of this host; repeatable
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Apply the policy per group: any of host,paths,tags (default host,paths)
+    #[arg(long, value_name = "FIELDS")]
+    group_by: Option<String>,
+}
+
+impl KeepArgs {
+    /// The policy from the flags when any rule is given, else from the configuration.
+    fn into_config(self, configured: &vault::retention::RetentionConfig) -> vault::retention::RetentionConfig {
+        let any_rule = self.keep_last.is_some()
+            || self.keep_hourly.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+            || self.keep_within.is_some()
+            || !self.keep_tags.is_empty();
+        let mut c = if any_rule {
+            vault::retention::RetentionConfig {
+                keep_last: self.keep_last.unwrap_or(0),
+                keep_hourly: self.keep_hourly.unwrap_or(0),
+                keep_daily: self.keep_daily.unwrap_or(0),
+                keep_weekly: self.keep_weekly.unwrap_or(0),
+                keep_monthly: self.keep_monthly.unwrap_or(0),
+                keep_yearly: self.keep_yearly.unwrap_or(0),
+                keep_within: self.keep_within,
+                keep_tags: self.keep_tags,
+                hosts: configured.hosts.clone(),
+                group_by: configured.group_by.clone(),
+            }
+        } else {
+            configured.clone()
+        };
+        if !self.hosts.is_empty() {
+            c.hosts = self.hosts;
+        }
+        if self.group_by.is_some() {
+            c.group_by = self.group_by;
+        }
+        c
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -219,6 +301,10 @@ fn run(cli: Cli) -> Result<u8> {
                 threads: ctx.threads(),
             },
         ),
+        Command::Forget { keep, dry_run, prune } => {
+            let policy = keep.into_config(&ctx.config.retention);
+            cli::commands::forget(&ctx, &policy, dry_run, prune)
+        }
         Command::Prune { dry_run, repack_threshold } => cli::commands::prune(&ctx, dry_run, repack_threshold),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
