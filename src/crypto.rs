@@ -28,6 +28,8 @@ use std::io::{Read, Write};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub const KEY_LEN: usize = 32;
+/// Key-derivation context of the key that fingerprints sealed platform secrets.
+pub const SECRET_FINGERPRINT_CONTEXT: &str = "vault v1 secret fingerprint";
 const XNONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
 

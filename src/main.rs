@@ -55,6 +55,8 @@ enum Command {
         /// S3 Object Lock for every object: MODE:DAYS (governance or compliance), e.g. governance:30
         #[arg(long)]
         object_lock: Option<vault::backend::ObjectLock>,
+        #[command(flatten)]
+        escrow: cli::secrets::EscrowInitArgs,
     },
     /// Save the configured paths (default /etc/travis and /var/travis) into the store
     Snapshot {
@@ -142,6 +144,9 @@ enum Command {
     /// Manage the store's keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The platform's encryption key and RabbitMQ password, sealed to escrow recipients
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
 }
 
 #[derive(Subcommand)]
@@ -276,7 +281,32 @@ fn run(cli: Cli) -> Result<u8> {
         },
     );
     match cli.command {
-        Command::Init { recipients, object_lock } => cli::commands::init(&ctx, &recipients, object_lock).map(|_| 0),
+        Command::Init {
+            recipients,
+            object_lock,
+            escrow,
+        } => {
+            let repo = cli::commands::init(&ctx, &recipients, object_lock)?;
+            match cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &escrow)? {
+                Some(set) => println!("platform secrets will be sealed to {}", set.describe()),
+                None => println!(
+                    "no escrow recipients yet: platform secrets are sealed once `vault secrets recipients set` names them"
+                ),
+            }
+            Ok(0)
+        }
+        Command::Secrets(cmd) => {
+            let fingerprint_key = ctx
+                .keys_without_prompt()?
+                .map(|k| k.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT));
+            let secrets = cli::secrets::SecretsContext {
+                backend: ctx.backend()?,
+                store_location: ctx.store_location(),
+                fingerprint_key,
+                config: ctx.config.secrets.clone(),
+            };
+            cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
+        }
         Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
         Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
         Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),

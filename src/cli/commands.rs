@@ -91,6 +91,7 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
         human(s.stored_bytes),
         s.duration_ms as f64 / 1000.0
     );
+    seal_platform_secrets(ctx, &writer);
     if !result.problems.is_empty() {
         eprintln!(
             "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
@@ -100,6 +101,18 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
         return Ok(crate::exit_partial());
     }
     Ok(0)
+}
+
+/// Seals the platform's secrets when their value changed. A host without them (a worker)
+/// says nothing; a failure is a warning, because the snapshot itself succeeded.
+fn seal_platform_secrets(ctx: &Context, writer: &super::context::Writer) {
+    let key = writer.keys.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT);
+    match vault::secrets::seal_changed(writer.repo.backend.as_ref(), &ctx.config.secrets, &key, std::time::SystemTime::now()) {
+        Ok(outcomes) => {
+            super::secrets::report_snapshot_seal(&outcomes, false);
+        }
+        Err(e) => eprintln!("vault: warning: platform secrets not sealed: {e}"),
+    }
 }
 
 /// Paths given on the command line, else the configured ones, else the platform's

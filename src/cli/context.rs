@@ -221,6 +221,22 @@ impl Context {
         Ok(Writer { repo, keys, recipients })
     }
 
+    /// The derived keys if this host can get them without asking anyone: its writer key
+    /// file, or a reader identity or passphrase given by flag, file or environment.
+    pub fn keys_without_prompt(&self) -> Result<Option<WriterKeys>> {
+        let repo = self.open_repo()?;
+        if self.writer_key_path(&repo.config.store_id).exists() {
+            return Ok(Some(self.writer()?.keys));
+        }
+        let has_reader = self.explicit_identity().is_some()
+            || self.given_passphrase()?.is_some()
+            || self.default_identity_path(&repo.config.store_id).exists();
+        if has_reader {
+            return Ok(Some(self.reader_keys()?.1));
+        }
+        Ok(None)
+    }
+
     /// Keys to read metadata (index, snapshot list): the writer key if this host has one,
     /// else the reader's.
     pub fn meta_keys(&self) -> Result<(Repo, WriterKeys)> {
