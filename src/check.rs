@@ -70,7 +70,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
     // Data: every blob decrypts and matches its id.
     let mut bad_blobs: HashSet<Id> = HashSet::new();
     if read_data {
-        for (name, _) in &stored {
+        for name in stored.keys() {
             let Some(id) = Id::from_hex(name) else { continue };
             let bytes = match repo.backend.get(Kind::Packs, name) {
                 Ok(b) => b,

@@ -267,7 +267,7 @@ impl Planner<'_> {
     fn is_ancestor(&self, comps: &[Vec<u8>]) -> bool {
         let strictly_above = |outer: &Vec<Vec<u8>>| comps.len() < outer.len() && is_prefix(comps, outer);
         self.sources.iter().any(strictly_above)
-            || self.includes.iter().any(|inc| strictly_above(inc))
+            || self.includes.iter().any(strictly_above)
     }
 
     fn plan_children(
@@ -422,6 +422,12 @@ fn kind_word(kind: NodeKind) -> &'static str {
     }
 }
 
+/// Path components of an entry below the target.
+type Components = Vec<Vec<u8>>;
+
+/// A later path of a hardlink group: (first path, this path, this path for messages).
+type PendingLink = (Components, Components, String);
+
 /// Content and metadata of one regular file, written by a worker.
 struct FileJob {
     dir: Arc<OwnedFd>,
@@ -453,7 +459,7 @@ struct Runner<'a, 'scope> {
     /// First restored path of each hardlink group.
     links: HashMap<LinkKey, Vec<Vec<u8>>>,
     /// Hardlinks to make once every file is in place.
-    pending_links: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>, String)>,
+    pending_links: Vec<PendingLink>,
     /// Folders whose metadata goes on at the end, deepest first.
     dir_meta: Vec<(Vec<Vec<u8>>, Node, String)>,
 }

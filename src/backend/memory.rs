@@ -6,10 +6,12 @@ use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
+type Objects = BTreeMap<(Kind, String), Arc<Vec<u8>>>;
+
 #[derive(Default)]
 pub struct MemoryBackend {
     name: String,
-    objects: Mutex<BTreeMap<(Kind, String), Arc<Vec<u8>>>>,
+    objects: Mutex<Objects>,
 }
 
 impl MemoryBackend {
