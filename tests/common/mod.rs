@@ -300,6 +300,42 @@ impl Vault {
         cmd
     }
 
+    /// The command as another host sharing this store runs it: same store and keys, its
+    /// own cache folder (as on a separate machine).
+    pub fn command_on_host<I, S>(&self, host: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut global = self.global_args();
+        let at = global.iter().position(|a| a == "--cache-dir").expect("global args name a cache");
+        global[at + 1] = self.dir.join(format!("cache-{host}")).into();
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(global).args(args);
+        self.prepare(&mut cmd);
+        cmd
+    }
+
+    /// Runs `vault <args>` and returns its standard output; panics unless it exited 0.
+    #[track_caller]
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run(args).ok().stdout
+    }
+
+    /// `vault snapshots --json`, parsed.
+    pub fn snapshots_json(&self) -> Vec<serde_json::Value> {
+        snapshot_list(&self.run(["snapshots", "--json"]).ok())
+    }
+
+    /// Drops a snapshot record the way `forget` does: its data stays until prune.
+    pub fn drop_snapshot(&self, id: &str) {
+        fs::remove_file(self.store.join("snapshots").join(id)).expect("remove a snapshot record");
+    }
+
     /// Runs `vault <global options> <args>`.
     pub fn run<I, S>(&self, args: I) -> Out
     where
