@@ -11,6 +11,7 @@ pub mod fsmeta;
 pub mod id;
 pub mod keys;
 pub mod lock;
+pub mod object_lock;
 pub mod pack;
 pub mod prune;
 pub mod reader;

@@ -147,6 +147,23 @@ enum Command {
     /// The platform's encryption key and RabbitMQ password, sealed to escrow recipients
     #[command(subcommand)]
     Secrets(cli::secrets::SecretsCommand),
+    /// S3 Object Lock: keep what the retention policy keeps undeletable
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+#[derive(Subcommand)]
+enum LockCommand {
+    /// Extend the retention of everything the kept snapshots need by the store's lock
+    /// period (needs the reader identity; run after forget/prune, more often than the period)
+    Extend {
+        /// Snapshots this policy removes are not extended (flags, else [retention] in the config)
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Count what would be extended and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -338,6 +355,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Prune { dry_run, repack_threshold } => cli::commands::prune(&ctx, dry_run, repack_threshold),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
+        Command::Lock(LockCommand::Extend { keep, dry_run }) => {
+            cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
+        }
         Command::Key(KeyCommand::ExportIdentity { out }) => {
             let (_, reader) = ctx.reader()?;
             if out.exists() {

@@ -9,7 +9,7 @@
 //! - [`Fault::LostReply`]: calls through, then reports a transient error anyway (the
 //!   request reached the store but its answer was lost), which retries must tolerate.
 
-use super::{Backend, Kind, ObjectInfo};
+use super::{Backend, Kind, ObjectInfo, ObjectLock};
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -162,6 +162,18 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.call(
             || format!("check {}/{name}", kind.label()),
             || self.inner.exists(kind, name),
+        )
+    }
+
+    /// Forwarded without a fault: it only records the policy, no request is made.
+    fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+        self.inner.set_object_lock(lock)
+    }
+
+    fn extend_retention(&self, kind: Kind, name: &str, until: std::time::SystemTime) -> Result<()> {
+        self.call(
+            || format!("extend the retention of {}/{name}", kind.label()),
+            || self.inner.extend_retention(kind, name, until),
         )
     }
 }

@@ -16,11 +16,11 @@
 //! object), so repeating one after an ambiguous failure (the request may or may not have
 //! reached the store) is always safe.
 
-use super::{Backend, Kind, ObjectInfo};
+use super::{Backend, Kind, ObjectInfo, ObjectLock};
 use crate::error::{Error, Result};
 use rand::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// True for errors that may go away when the operation is repeated.
 pub fn is_transient(err: &Error) -> bool {
@@ -217,6 +217,17 @@ impl<B: Backend> Backend for RetryBackend<B> {
         self.run(
             || format!("check {}", obj(kind, name)),
             || self.inner.exists(kind, name),
+        )
+    }
+
+    fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+        self.inner.set_object_lock(lock)
+    }
+
+    fn extend_retention(&self, kind: Kind, name: &str, until: SystemTime) -> Result<()> {
+        self.run(
+            || format!("extend the retention of {}", obj(kind, name)),
+            || self.inner.extend_retention(kind, name, until),
         )
     }
 }

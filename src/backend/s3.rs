@@ -22,6 +22,30 @@
 //! what to check. This backend does not retry by itself: [`open_s3`] wraps it in a
 //! [`RetryBackend`](super::retry::RetryBackend) configured from [`S3Config`].
 //!
+//! Object Lock (a store whose config carries [`ObjectLock`], set by
+//! [`Backend::set_object_lock`]): the bucket must have been created with Object Lock, which
+//! also turns on versioning. Then:
+//! - every `put` (except leases, `locks/*`, which are rewritten and removed all the time)
+//!   sends `x-amz-object-lock-mode` and `x-amz-object-lock-retain-until-date` (now plus the
+//!   policy's days) with a `Content-MD5`, on the single PUT or on the multipart upload's
+//!   CreateMultipartUpload;
+//! - a `put` never hides an object under a new version: it is conditional
+//!   (`If-None-Match: *`); when the name exists with the same bytes it succeeds (a repeated
+//!   PUT), with other bytes it fails with [`Error::RetentionLocked`] while the object is under
+//!   retention. `keys/*` are the exception: re-wrapping the reader identity under a new
+//!   passphrase writes a new version, and the old one stays under its own retention;
+//! - `delete` removes every version of the key (ListObjectVersions, then DeleteObject with
+//!   each `versionId`, newest first) instead of laying a delete marker over data that
+//!   would then stay stored, invisible, forever. A version still under retention is refused
+//!   by S3 with `AccessDenied`; the backend reads that version's retention (HEAD) to tell
+//!   this apart from a missing permission, and returns [`Error::RetentionLocked`];
+//! - [`Backend::extend_retention`] reads the current retention with a HEAD (which carries
+//!   the object-lock headers; moto has no GetObjectRetention) and only ever moves the date
+//!   forward, with PutObjectRetention (`PUT KEY?retention` and an XML body) on the version
+//!   it read, keeping the version's mode.
+//! - [`Backend::create`] refuses a bucket whose object-lock configuration (`GET ?object-lock`)
+//!   is not enabled.
+//!
 //! Settings come from the `[s3]` table of the configuration ([`S3Config`]) and, where it is
 //! silent, from the usual AWS environment variables. Credentials are taken from the first of:
 //! `access_key_id`/`secret_access_key` in the configuration; the configuration's
@@ -31,7 +55,7 @@
 //! instance metadata service.
 
 use super::retry::{RetryBackend, RetryPolicy};
-use super::{check_name, missing, Backend, BackendRef, Kind, ObjectInfo};
+use super::{check_name, missing, Backend, BackendRef, Kind, LockMode, ObjectInfo, ObjectLock};
 use crate::error::{Error, Result};
 use s3::creds::Credentials;
 use s3::error::S3Error;
@@ -40,8 +64,8 @@ use serde::Deserialize;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 const MIB: u64 = 1 << 20;
 /// S3's smallest allowed part (except the last one).
@@ -347,6 +371,8 @@ pub struct S3Backend {
     max_concurrency: usize,
     timeout: Duration,
     store_seen: AtomicBool,
+    /// The store's retention for new objects (from its config), see the module docs.
+    object_lock: RwLock<Option<ObjectLock>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -389,7 +415,10 @@ impl S3Backend {
         };
         let path_style = cfg.path_style.unwrap_or(custom.is_some());
         let part_size = cfg.part_size.unwrap_or(8 * MIB).max(MIN_PART_SIZE);
-        let multipart_threshold = cfg.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD).max(part_size);
+        let multipart_threshold = cfg
+            .multipart_threshold
+            .unwrap_or(DEFAULT_MULTIPART_THRESHOLD)
+            .max(part_size);
         let max_concurrency = cfg.max_concurrency.unwrap_or(4).clamp(1, 64);
         let timeout = Duration::from_secs(cfg.timeout_secs.unwrap_or(120).max(1));
 
@@ -433,6 +462,7 @@ impl S3Backend {
             max_concurrency,
             timeout,
             store_seen: AtomicBool::new(false),
+            object_lock: RwLock::new(None),
             runtime: Some(runtime),
         })
     }
@@ -529,9 +559,11 @@ impl S3Backend {
         }
     }
 
-    async fn put_multipart(&self, key: &str, data: &[u8]) -> Result<()> {
-        let init = self
-            .bucket
+    /// `start` makes the CreateMultipartUpload request (with object-lock headers, say);
+    /// parts and completion go through the plain client.
+    async fn put_multipart(&self, key: &str, data: &[u8], start: Option<&Bucket>) -> Result<()> {
+        let init = start
+            .unwrap_or(&self.bucket)
             .initiate_multipart_upload(key, CONTENT_TYPE)
             .await
             .map_err(|e| self.fail("start multipart upload of", key, e))?;
@@ -648,6 +680,9 @@ impl Backend for S3Backend {
         if self.exists(Kind::Config, "config")? {
             return Err(Error::StoreExists(self.location()));
         }
+        if self.object_lock().is_some() {
+            self.check_bucket_lock()?;
+        }
         // S3 has no folders to make: the prefix is ready, and this backend may now write
         // the store's first objects (keys before the config, as `init` does).
         self.store_seen.store(true, Ordering::Relaxed);
@@ -660,8 +695,14 @@ impl Backend for S3Backend {
             self.ensure_store()?;
         }
         let key = self.key(kind, name);
-        if data.len() as u64 > self.multipart_threshold {
-            self.block_on(self.put_multipart(&key, data))?;
+        let lock = match kind {
+            Kind::Locks => None,
+            _ => self.object_lock(),
+        };
+        if let Some(lock) = lock {
+            self.put_locked(kind, name, &key, data, &lock)?;
+        } else if data.len() as u64 > self.multipart_threshold {
+            self.block_on(self.put_multipart(&key, data, None))?;
         } else {
             self.block_on(async {
                 self.bucket
@@ -789,6 +830,9 @@ impl Backend for S3Backend {
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
         check_name(kind, name)?;
         let key = self.key(kind, name);
+        if self.object_lock().is_some() {
+            return self.delete_versions(kind, name, &key);
+        }
         self.block_on(async {
             match self.bucket.delete_object(&key).await {
                 Ok(_) => Ok(()),
@@ -801,6 +845,406 @@ impl Backend for S3Backend {
     fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
         check_name(kind, name)?;
         Ok(self.head_size(&self.key(kind, name))?.is_some())
+    }
+
+    fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+        *self.object_lock.write().unwrap_or_else(|p| p.into_inner()) = lock.cloned();
+        Ok(())
+    }
+
+    fn extend_retention(&self, kind: Kind, name: &str, until: SystemTime) -> Result<()> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        let head = self.head(&key, None)?.ok_or_else(|| missing(kind, name))?;
+        let current = Retention::from_head(&head);
+        let until_text = format_until(until);
+        let wanted = parse_until(&until_text).unwrap_or(until);
+        if current.until.is_some_and(|u| u >= wanted) {
+            return Ok(()); // Never shorten: it already lasts at least that long.
+        }
+        // A version keeps its mode (compliance cannot become governance); one without
+        // retention gets the store's.
+        let mode = current
+            .mode
+            .or_else(|| self.object_lock().map(|l| l.mode))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: cannot extend the retention of {kind_name}/{name}: the store has no object lock",
+                    self.location(),
+                    kind_name = kind.label()
+                ))
+            })?;
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode>\
+             <RetainUntilDate>{until_text}</RetainUntilDate></Retention>",
+            mode_text(mode)
+        );
+        let mut query = vec![("retention", "")];
+        if let Some(v) = head.version_id.as_deref().filter(|v| *v != "null") {
+            query.push(("versionId", v));
+        }
+        let bucket = self.bucket_with(&[], &query);
+        self.block_on(async {
+            bucket
+                .put_object_with_content_type(&key, body.as_bytes(), "application/xml")
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| self.fail_locked("extend the retention of", &key, e))
+    }
+}
+
+/// The Object Lock state of one object version, as S3 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: Option<LockMode>,
+    pub until: Option<SystemTime>,
+    pub legal_hold: bool,
+}
+
+impl Retention {
+    fn from_head(h: &s3::serde_types::HeadObjectResult) -> Retention {
+        Retention {
+            mode: h.object_lock_mode.as_deref().and_then(parse_mode),
+            until: h
+                .object_lock_retain_until_date
+                .as_deref()
+                .and_then(parse_until),
+            legal_hold: h
+                .object_lock_legal_hold_status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("ON")),
+        }
+    }
+
+    /// True while S3 refuses to delete this version.
+    pub fn locked_at(&self, now: SystemTime) -> bool {
+        self.legal_hold || (self.mode.is_some() && self.until.is_some_and(|u| u > now))
+    }
+}
+
+fn parse_mode(text: &str) -> Option<LockMode> {
+    match text.to_ascii_uppercase().as_str() {
+        "GOVERNANCE" => Some(LockMode::Governance),
+        "COMPLIANCE" => Some(LockMode::Compliance),
+        _ => None,
+    }
+}
+
+fn mode_text(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Governance => "GOVERNANCE",
+        LockMode::Compliance => "COMPLIANCE",
+    }
+}
+
+/// `2030-01-02T03:04:05Z`: ISO 8601 in UTC, whole seconds, rounded up (a retention is never
+/// made shorter than asked).
+pub fn format_until(t: SystemTime) -> String {
+    let mut t = t;
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    if since.subsec_nanos() != 0 {
+        t += Duration::from_nanos(u64::from(1_000_000_000 - since.subsec_nanos()));
+    }
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_until(text: &str) -> Option<SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(SystemTime::from)
+}
+
+/// Wording with which S3 explains a refusal caused by Object Lock.
+fn mentions_object_lock(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("object lock") || b.contains("objectlock") || b.contains("retention")
+}
+
+impl S3Backend {
+    fn object_lock(&self) -> Option<ObjectLock> {
+        self.object_lock
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A copy of the client that adds these headers and query parameters to every request.
+    fn bucket_with(&self, headers: &[(&str, &str)], query: &[(&str, &str)]) -> Bucket {
+        let mut b = (*self.bucket).clone();
+        for (k, v) in headers {
+            b.add_header(k, v);
+        }
+        for (k, v) in query {
+            b.add_query(k, v);
+        }
+        b
+    }
+
+    /// HEAD of the current version, or of `version`; `None` when absent.
+    fn head(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<s3::serde_types::HeadObjectResult>> {
+        let bucket = match version {
+            Some(v) => self.bucket_with(&[], &[("versionId", v)]),
+            None => (*self.bucket).clone(),
+        };
+        self.block_on(async {
+            match bucket.head_object(key).await {
+                Ok((head, _)) => Ok(Some(head)),
+                Err(e) if Self::is_not_found(&e) => Ok(None),
+                Err(e) => Err(self.fail("check", key, e)),
+            }
+        })
+    }
+
+    /// The Object Lock state of an object's current version; `None` when it does not exist.
+    pub fn retention(&self, kind: Kind, name: &str) -> Result<Option<Retention>> {
+        check_name(kind, name)?;
+        Ok(self
+            .head(&self.key(kind, name), None)?
+            .map(|h| Retention::from_head(&h)))
+    }
+
+    /// As [`S3Backend::fail`], for requests that carry or touch object-lock settings.
+    fn fail_locked(&self, op: &str, key: &str, err: S3Error) -> Error {
+        if let S3Error::HttpFailWithBody(status, body) = &err {
+            let code = xml_field(body, "Code").unwrap_or("");
+            let detail = xml_field(body, "Message")
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if (*status == 400 || code == "InvalidRequest")
+                && (detail.contains("objectlockconfiguration")
+                    || detail.contains("object lock configuration"))
+            {
+                return Error::Usage(format!(
+                    "{op} {}: {}",
+                    self.url(key),
+                    self.not_lock_enabled()
+                ));
+            }
+            if *status == 409 && code == "ConditionalRequestConflict" {
+                return Error::Remote {
+                    message: format!(
+                        "{op} {}: a concurrent write of the same object (HTTP 409)",
+                        self.url(key)
+                    ),
+                    transient: true,
+                };
+            }
+        }
+        self.fail(op, key, err)
+    }
+
+    fn not_lock_enabled(&self) -> String {
+        format!(
+            "bucket {:?} was not created with object lock enabled, but this store asks for object lock: \
+             use a bucket created with it (aws s3api create-bucket --object-lock-enabled-for-bucket), \
+             enable it on a versioned bucket (aws s3api put-object-lock-configuration), or create \
+             the store without --object-lock",
+            self.bucket_name
+        )
+    }
+
+    /// Fails unless the bucket has Object Lock enabled.
+    fn check_bucket_lock(&self) -> Result<()> {
+        let bucket = self.bucket_with(&[], &[("object-lock", "")]);
+        let answer = self.block_on(async { bucket.get_object("/").await.map(|r| r.to_vec()) });
+        match answer {
+            Ok(body) => {
+                let body = String::from_utf8_lossy(&body);
+                if xml_field(&body, "ObjectLockEnabled") == Some("Enabled") {
+                    Ok(())
+                } else {
+                    Err(Error::Usage(self.not_lock_enabled()))
+                }
+            }
+            Err(S3Error::HttpFailWithBody(404, body))
+                if body.contains("ObjectLockConfigurationNotFound") =>
+            {
+                Err(Error::Usage(self.not_lock_enabled()))
+            }
+            Err(S3Error::HttpFailWithBody(status, body))
+                if status == 501 || body.contains("NotImplemented") =>
+            {
+                Err(Error::Usage(format!(
+                    "the S3 server at {} does not support Object Lock (HTTP {status}); create the \
+                     store without --object-lock, or use a server that has it",
+                    self.endpoint
+                )))
+            }
+            Err(e) => Err(self.fail("read the object lock configuration of bucket", "", e)),
+        }
+    }
+
+    /// `put` on a store with object lock; see the module docs.
+    fn put_locked(
+        &self,
+        kind: Kind,
+        name: &str,
+        key: &str,
+        data: &[u8],
+        lock: &ObjectLock,
+    ) -> Result<()> {
+        let until = SystemTime::now() + Duration::from_secs(u64::from(lock.days) * 86_400);
+        let until = format_until(until);
+        let headers = [
+            ("x-amz-object-lock-mode", mode_text(lock.mode)),
+            ("x-amz-object-lock-retain-until-date", until.as_str()),
+        ];
+        // Keys may be re-wrapped (a new passphrase); everything else is written once.
+        let write_once = kind != Kind::Keys;
+        if data.len() as u64 > self.multipart_threshold {
+            if write_once && self.head(key, None)?.is_some() {
+                return self.settle_existing(kind, name, key, data, &headers);
+            }
+            let start = self.bucket_with(&headers, &[]);
+            return self.block_on(self.put_multipart(key, data, Some(&start)));
+        }
+        let mut conditional = headers.to_vec();
+        if write_once {
+            conditional.push(("if-none-match", "*"));
+        }
+        let bucket = self.bucket_with(&conditional, &[]);
+        let sent = self.block_on(async {
+            bucket
+                .put_object_with_content_type(key, data, CONTENT_TYPE)
+                .await
+                .map(|_| ())
+        });
+        match sent {
+            Ok(()) => Ok(()),
+            Err(S3Error::HttpFailWithBody(412, _)) => {
+                self.settle_existing(kind, name, key, data, &headers)
+            }
+            Err(e) => Err(self.fail_locked("put", key, e)),
+        }
+    }
+
+    /// A write-once `put` found the name taken: the same bytes are success (a repeated
+    /// PUT), other bytes under retention are refused, other bytes past it are replaced.
+    fn settle_existing(
+        &self,
+        kind: Kind,
+        name: &str,
+        key: &str,
+        data: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<()> {
+        if let Some(head) = self.head(key, None)? {
+            let same_size = head.content_length.is_some_and(|n| n == data.len() as i64);
+            if same_size {
+                let stored =
+                    self.block_on(async { self.bucket.get_object(key).await.map(|r| r.to_vec()) });
+                match stored {
+                    Ok(bytes) if bytes == data => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if Self::is_not_found(&e) => {}
+                    Err(e) => return Err(self.fail("get", key, e)),
+                }
+            }
+            if Retention::from_head(&head).locked_at(SystemTime::now()) {
+                return Err(Error::RetentionLocked(format!(
+                    "{}/{name} ({})",
+                    kind.label(),
+                    self.url(key)
+                )));
+            }
+        }
+        let bucket = self.bucket_with(headers, &[]);
+        if data.len() as u64 > self.multipart_threshold {
+            return self.block_on(self.put_multipart(key, data, Some(&bucket)));
+        }
+        self.block_on(async {
+            bucket
+                .put_object_with_content_type(key, data, CONTENT_TYPE)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| self.fail_locked("put", key, e))
+    }
+
+    /// Every version (and delete marker) of exactly `key`, newest first, as
+    /// `(version id, is a delete marker)`.
+    fn versions(&self, key: &str) -> Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![("versions", ""), ("prefix", key)];
+            if let Some((k, v)) = &markers {
+                query.push(("key-marker", k));
+                query.push(("version-id-marker", v));
+            }
+            let bucket = self.bucket_with(&[], &query);
+            let body = self
+                .block_on(async { bucket.get_object("/").await.map(|r| r.to_vec()) })
+                .map_err(|e| self.fail("list the versions of", key, e))?;
+            let body = String::from_utf8_lossy(&body);
+            let mut rest = &body[..];
+            loop {
+                let v = rest.find("<Version>");
+                let m = rest.find("<DeleteMarker>");
+                let (start, tag, marker) = match (v, m) {
+                    (Some(v), Some(m)) if m < v => (m, "DeleteMarker", true),
+                    (Some(v), _) => (v, "Version", false),
+                    (None, Some(m)) => (m, "DeleteMarker", true),
+                    (None, None) => break,
+                };
+                let close = format!("</{tag}>");
+                let Some(len) = rest[start..].find(&close) else {
+                    break;
+                };
+                let entry = &rest[start..start + len];
+                if xml_field(entry, "Key") == Some(key) {
+                    if let Some(id) = xml_field(entry, "VersionId") {
+                        out.push((id.to_string(), marker));
+                    }
+                }
+                rest = &rest[start + len + close.len()..];
+            }
+            let truncated = xml_field(&body, "IsTruncated") == Some("true");
+            let next = xml_field(&body, "NextKeyMarker")
+                .zip(xml_field(&body, "NextVersionIdMarker"))
+                .map(|(k, v)| (k.to_string(), v.to_string()));
+            match next {
+                Some(n) if truncated && Some(&n) != markers.as_ref() => markers = Some(n),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// `delete` on a store with object lock: every version goes, newest first; the first
+    /// one under retention stops it with [`Error::RetentionLocked`].
+    fn delete_versions(&self, kind: Kind, name: &str, key: &str) -> Result<()> {
+        for (version, marker) in self.versions(key)? {
+            let bucket = self.bucket_with(&[], &[("versionId", &version)]);
+            let answer = self.block_on(async { bucket.delete_object(key).await.map(|_| ()) });
+            let err = match answer {
+                Ok(()) => continue,
+                Err(e) if Self::is_not_found(&e) => continue,
+                Err(e) => e,
+            };
+            if let (S3Error::HttpFailWithBody(403, body), false) = (&err, marker) {
+                let locked = mentions_object_lock(body)
+                    || self
+                        .head(key, Some(&version))
+                        .ok()
+                        .flatten()
+                        .is_some_and(|h| Retention::from_head(&h).locked_at(SystemTime::now()));
+                if locked {
+                    return Err(Error::RetentionLocked(format!(
+                        "{}/{name} ({})",
+                        kind.label(),
+                        self.url(key)
+                    )));
+                }
+            }
+            return Err(self.fail("delete", key, err));
+        }
+        Ok(())
     }
 }
 
