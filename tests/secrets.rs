@@ -675,3 +675,246 @@ fn verify_a_restored_travis_yml() {
     let e = secrets::verify(&backend, &sources, Some(&root), None, None).unwrap_err();
     assert!(matches!(e, SecretsError::NeedKey(_)), "{e}");
 }
+
+// ---- Black-box tests of `vault secrets ...` ----
+
+/// The store passphrase (so `init` keeps the reader identity in the store, not in a file
+/// under /etc/vault).
+const STORE_PASS: (&str, &str) = ("VAULT_PASSPHRASE", "store passphrase for tests");
+
+struct VaultCli {
+    dir: tempfile::TempDir,
+}
+
+impl VaultCli {
+    /// A fresh store made by `vault init`, with a config whose `[secrets]` reads
+    /// DIR/live/travis.yml (a copy of the fixture).
+    fn new() -> VaultCli {
+        let cli = VaultCli::setup();
+        cli.ok_env(&["init"], &[STORE_PASS], 0);
+        let out = cli.path("reader.txt");
+        cli.ok_env(&["key", "export-identity", "--out", out.to_str().unwrap()], &[STORE_PASS], 0);
+        cli
+    }
+
+    /// The folders and config, without a store yet.
+    fn setup() -> VaultCli {
+        let cli = VaultCli { dir: tempdir() };
+        let d = cli.dir.path();
+        fs::create_dir_all(d.join("live")).unwrap();
+        fs::create_dir_all(d.join("home")).unwrap();
+        fs::copy(fixture(), cli.live()).unwrap();
+        fs::write(
+            d.join("vault.toml"),
+            format!("[secrets]\ntravis_yml = [{:?}]\n", cli.live().display().to_string()),
+        )
+        .unwrap();
+        cli
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn live(&self) -> PathBuf {
+        self.path("live/travis.yml")
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vault"));
+        cmd.arg("--store")
+            .arg(self.path("store"))
+            .arg("--config")
+            .arg(self.path("vault.toml"))
+            .arg("--writer-key")
+            .arg(self.path("writer.json"))
+            .arg("--cache-dir")
+            .arg(self.path("cache"))
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("home/.config"))
+            .env("XDG_CACHE_HOME", self.path("home/.cache"))
+            .env("XDG_DATA_HOME", self.path("home/.local/share"))
+            .env_remove("VAULT_PASSPHRASE")
+            .env_remove("VAULT_ESCROW_PASSPHRASE")
+            .env_remove("VAULT_IDENTITY_FILE")
+            .env_remove("VAULT_PASSPHRASE_FILE")
+            .env_remove("VAULT_STORE")
+            .env_remove("VAULT_CONFIG")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // No controlling terminal: nothing may wait for a typed passphrase.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        cmd.output().expect("run vault")
+    }
+
+    /// Runs and checks the exit code; returns (stdout, stderr). Neither secret may appear
+    /// in standard error, whatever the command.
+    fn ok(&self, args: &[&str], code: i32) -> (String, String) {
+        self.ok_env(args, &[], code)
+    }
+
+    fn ok_env(&self, args: &[&str], env: &[(&str, &str)], code: i32) -> (String, String) {
+        let out = self.run(args, env);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "vault {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        for secret in [KEY, AMQP] {
+            assert!(!stderr.contains(secret), "vault {args:?} printed a secret on stderr: {stderr}");
+        }
+        (stdout, stderr)
+    }
+
+    /// The store's reader identity, exported after `init`.
+    fn reader_identity(&self) -> PathBuf {
+        self.path("reader.txt")
+    }
+}
+
+fn no_secret(text: &str) {
+    assert!(!text.contains(KEY) && !text.contains(AMQP), "{text}");
+}
+
+#[test]
+fn cli_seal_list_show_paper_and_verify() {
+    let cli = VaultCli::new();
+    let (escrow, escrow_public) = keygen(cli.dir.path(), "escrow.txt");
+    let reader = cli.reader_identity();
+    let reader_public = {
+        let out = Command::new("age-keygen").arg("-y").arg(&reader).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let esc = escrow.to_str().unwrap();
+
+    // Before any escrow recipient: sealing says what to do.
+    let (_, err) = cli.ok(&["secrets", "seal"], 1);
+    assert!(err.contains("recipients set"), "{err}");
+    // The store's reader cannot be an escrow recipient.
+    let (_, err) = cli.ok(&["secrets", "recipients", "set", &reader_public], 1);
+    assert!(err.contains("reader"), "{err}");
+    let (out, _) = cli.ok(&["secrets", "recipients", "set", &escrow_public], 0);
+    assert!(out.contains(&escrow_public), "{out}");
+
+    let (out, err) = cli.ok(&["secrets", "seal"], 0);
+    no_secret(&out);
+    assert!(err.contains("encryption-key: sealed version 1"), "{err}");
+    let (_, err) = cli.ok(&["secrets", "seal"], 0);
+    assert!(err.contains("encryption-key: unchanged"), "{err}");
+
+    let (out, _) = cli.ok(&["secrets", "list"], 0);
+    no_secret(&out);
+    assert!(out.contains("encryption-key") && out.contains("amqp-password") && out.contains(&escrow_public), "{out}");
+
+    // Show: the escrow identity opens it, the store's reader identity does not.
+    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--escrow-identity", esc], 0);
+    assert_eq!(out, format!("{KEY}\n"));
+    let (out, _) = cli.ok(&["secrets", "show", "amqp-password", "--escrow-identity", esc], 0);
+    assert_eq!(out, format!("{AMQP}\n"));
+    let (out, err) = cli.ok(
+        &["secrets", "show", "encryption-key", "--escrow-identity", reader.to_str().unwrap()],
+        1,
+    );
+    assert!(out.is_empty() && err.contains("none of the given identities"), "{err}");
+    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--identity", reader.to_str().unwrap()], 1);
+    assert!(out.is_empty());
+
+    // Paper, typed back in.
+    let (sheet, _) = cli.ok(&["secrets", "paper", "encryption-key", "--escrow-identity", esc], 0);
+    assert!(sheet.contains(&cli.path("store").display().to_string()), "{sheet}");
+    fs::write(cli.path("typed.txt"), &sheet).unwrap();
+    let (out, err) = cli.ok(&["secrets", "show", "--from-paper", cli.path("typed.txt").to_str().unwrap()], 0);
+    assert_eq!(out, format!("{KEY}\n"), "{err}");
+    let typo = with_typo(&sheet, 2, 5, if KEY.as_bytes()[25] == b'x' { 'y' } else { 'x' });
+    fs::write(cli.path("typo.txt"), typo).unwrap();
+    let (out, err) = cli.ok(&["secrets", "show", "--from-paper", cli.path("typo.txt").to_str().unwrap()], 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("row 02, group 2, character 2"), "{err}");
+
+    // Verify a restored tree: ROOT/<live path>.
+    let root = cli.path("root");
+    let restored = secrets::source::under_root(&root, &cli.live());
+    fs::create_dir_all(restored.parent().unwrap()).unwrap();
+    fs::copy(fixture(), &restored).unwrap();
+    let root_arg = root.to_str().unwrap();
+    let (out, err) = cli.ok(&["secrets", "verify", "--root", root_arg], 0);
+    no_secret(&out);
+    assert!(err.contains("encryption-key: OK") && err.contains("amqp-password: OK"), "{err}");
+    let other = "9".repeat(64);
+    fs::write(&restored, fs::read_to_string(fixture()).unwrap().replace(KEY, &other)).unwrap();
+    let (out, err) = cli.ok(&["secrets", "verify", "--root", root_arg], 1);
+    assert!(!out.contains(&other) && !err.contains(&other));
+    assert!(err.contains("encryption-key: DIFFERS") && err.contains("amqp-password: OK"), "{err}");
+    // The same check with only the escrow identity (a restore host without writer key).
+    fs::remove_file(cli.path("writer.json")).unwrap();
+    let (_, err) = cli.ok(&["secrets", "verify", "--root", root_arg, "--escrow-identity", esc], 1);
+    assert!(err.contains("encryption-key: DIFFERS"), "{err}");
+}
+
+#[test]
+fn cli_init_escrow_and_snapshots_seal_changes() {
+    let cli = VaultCli::setup();
+    let (escrow, escrow_public) = keygen(cli.dir.path(), "escrow.txt");
+    let esc = escrow.to_str().unwrap();
+    let pass = [("VAULT_ESCROW_PASSPHRASE", "escrow passphrase for the safe")];
+    let (out, _) = cli.ok_env(
+        &["init", "--escrow-recipient", &escrow_public, "--escrow-passphrase"],
+        &[pass[0], STORE_PASS],
+        0,
+    );
+    assert!(out.contains(&escrow_public) && out.contains("passphrase"), "{out}");
+
+    // Every snapshot seals what changed.
+    let data = cli.path("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("f"), "x").unwrap();
+    let data_arg = data.to_str().unwrap();
+    let (_, err) = cli.ok(&["snapshot", data_arg], 0);
+    assert!(err.contains("encryption-key: sealed version 1"), "{err}");
+    let (_, err) = cli.ok(&["snapshot", data_arg], 0);
+    assert!(!err.contains("sealed version"), "{err}");
+    let new_key = "abcd".repeat(16);
+    fs::write(cli.live(), fs::read_to_string(fixture()).unwrap().replace(KEY, &new_key)).unwrap();
+    let (_, err) = cli.ok(&["snapshot", data_arg], 0);
+    assert!(!err.contains(&new_key), "{err}");
+    assert!(err.contains("encryption-key: sealed version 2 (value changed)"), "{err}");
+    assert!(!err.contains("amqp-password: sealed"), "{err}");
+
+    // Both versions open: with the escrow identity, and with the escrow passphrase.
+    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--number", "1", "--escrow-identity", esc], 0);
+    assert_eq!(out, format!("{KEY}\n"));
+    let (out, _) = cli.ok_env(&["secrets", "show", "encryption-key"], &pass, 0);
+    assert_eq!(out, format!("{new_key}\n"));
+    let (out, err) = cli.ok_env(
+        &["secrets", "show", "encryption-key"],
+        &[("VAULT_ESCROW_PASSPHRASE", "not it")],
+        1,
+    );
+    assert!(out.is_empty() && err.contains("wrong escrow passphrase"), "{err}");
+    let (out, _) = cli.ok(&["secrets", "list", "--json"], 0);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let numbers: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "encryption-key")
+        .map(|r| r["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2]);
+
+    // A worker host (no travis.yml): snapshots say nothing about secrets.
+    fs::write(
+        cli.path("vault.toml"),
+        format!("[secrets]\ntravis_yml = [{:?}]\n", cli.path("none/travis.yml").display().to_string()),
+    )
+    .unwrap();
+    let (_, err) = cli.ok(&["snapshot", data_arg], 0);
+    assert!(!err.contains("secrets:") && !err.contains("travis.yml"), "{err}");
+}
