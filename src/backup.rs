@@ -14,7 +14,6 @@
 //! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
 //! whatever was not indexed.
 
-use crate::backend::Kind;
 use crate::cache::{Cache, FileStamp};
 use crate::chunker::{ChunkError, Chunker};
 use crate::crypto::WriterKeys;
@@ -610,12 +609,12 @@ impl Uploader {
                         let w = writer.as_mut().unwrap();
                         w.add(job.id, job.kind, job.data.len() as u32, compressed.is_some(), payload);
                         if w.len() >= pack_size {
-                            let record = upload(&repo, &keys, writer.take().unwrap())?;
+                            let record = repo.save_pack(&keys, writer.take().unwrap())?;
                             let _ = done_tx.send(record);
                         }
                     }
                     if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
-                        let record = upload(&repo, &keys, w)?;
+                        let record = repo.save_pack(&keys, w)?;
                         let _ = done_tx.send(record);
                     }
                     Ok(())
@@ -673,8 +672,3 @@ impl Uploader {
     }
 }
 
-fn upload(repo: &Repo, keys: &WriterKeys, writer: PackWriter) -> Result<PackRecord> {
-    let (bytes, record) = writer.finish(keys);
-    repo.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
-    Ok(record)
-}

@@ -145,12 +145,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
             };
             w.add(entry.id, entry.kind, plain.len() as u32, compressed.is_some(), compressed.as_deref().unwrap_or(&plain));
             if w.len() >= pack_size {
-                new_packs.push(upload(reader, writer.take().unwrap())?);
+                new_packs.push(repo.save_pack(keys, writer.take().unwrap())?);
             }
         }
     }
     if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
-        new_packs.push(upload(reader, w)?);
+        new_packs.push(repo.save_pack(keys, w)?);
     }
     report.packs_written = new_packs.len();
 
@@ -177,12 +177,6 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     report.bytes_freed = stored.values().sum::<u64>().saturating_sub(after);
     cache.sync_index(repo, keys)?;
     Ok(report)
-}
-
-fn upload(reader: &BlobReader, w: PackWriter) -> Result<PackRecord> {
-    let (bytes, record) = w.finish(&reader.keys);
-    reader.repo.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
-    Ok(record)
 }
 
 /// Deletes an object; one the store refuses to delete because it is retention-locked is

@@ -147,6 +147,13 @@ impl Repo {
         self.backend.location()
     }
 
+    /// Seals a finished pack and stores it under its hash.
+    pub fn save_pack(&self, keys: &WriterKeys, pack: crate::pack::PackWriter) -> Result<PackRecord> {
+        let (bytes, record) = pack.finish(keys);
+        self.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
+        Ok(record)
+    }
+
     pub fn save_index(&self, keys: &WriterKeys, packs: &[PackRecord]) -> Result<String> {
         let mut plain = Vec::new();
         ciborium::into_writer(packs, &mut plain).expect("serialisable");
