@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# vault on a local folder store and on S3 (a single-node Garage on 127.0.0.1), side by side.
+#
+#   benches/s3_bench.sh [--size-gb G] [--work DIR] [--threads N] [--seed S]
+#                       [--keep] [--no-build] [--vault-bin PATH]
+#
+# One tree is generated (gen_tree.py, about G GiB). Then, for each store (local folder,
+# Garage), page cache warm, `sync` before each timed step:
+#   init, first snapshot, unchanged re-run, restore of the latest snapshot;
+# and `vault copy` of the local store to a fresh Garage prefix.
+# Measured per step: wall time and peak RSS (GNU time '%e %M'), and for Garage the S3
+# requests the server answered, by kind (from its Prometheus metrics, so nothing sits in
+# the data path), set against the packs written and the new data stored.
+# Output: a table on stdout (also WORK/results.txt) and the raw figures in WORK/*.tsv.
+# Garage runs without fsync (like the tests), on the same disk as the local store.
+#
+# Reading the figures: Garage 2.5.0 answers a request on a reused (keep-alive) connection
+# about 40 ms late (Nagle on its side against delayed ACKs on ours; a fresh connection
+# answers in 2 to 5 ms), so every step made of many small requests in a row, such as a
+# restore that reads blob by blob, pays about 40 ms per request per worker here. Real S3
+# first-byte latencies are of the same order (tens of ms), so the request count is what
+# matters; the table shows it for every step.
+set -euo pipefail
+
+SIZE_GB=0.5
+WORK="${TMPDIR:-/tmp}/vault-s3-bench"
+THREADS=""
+SEED=1
+KEEP=0
+BUILD=1
+VAULT_BIN=""
+PASSPHRASE="bench-passphrase-not-secret"
+PACK_MIB=16
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --size-gb) SIZE_GB="$2"; shift 2 ;;
+        --work) WORK="$2"; shift 2 ;;
+        --threads) THREADS="$2"; shift 2 ;;
+        --seed) SEED="$2"; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        --no-build) BUILD=0; shift ;;
+        --vault-bin) VAULT_BIN="$2"; BUILD=0; shift 2 ;;
+        -h|--help) usage 0 ;;
+        *) echo "s3_bench.sh: unknown argument: $1" >&2; usage 2 >&2 ;;
+    esac
+done
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HERE/.." && pwd)"
+log() { printf '[s3-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+for c in /usr/bin/time python3 curl; do
+    command -v "$c" >/dev/null 2>&1 || { echo "s3_bench.sh: $c is missing (Debian packages: time, python3, curl)" >&2; exit 1; }
+done
+
+GARAGE="${GARAGE_BIN:-$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")}"
+if [ ! -x "$GARAGE" ]; then
+    log "garage not found: installing it with .ci/garage.sh (several minutes)"
+    sh "$REPO_ROOT/.ci/garage.sh" >&2
+    GARAGE="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
+fi
+
+# Work folder: only ever delete what this script made.
+if [ -e "$WORK" ] && [ -n "$(ls -A "$WORK" 2>/dev/null)" ] && [ ! -e "$WORK/.vault-s3-bench" ]; then
+    echo "s3_bench.sh: $WORK exists, is not empty and was not made by s3_bench.sh; pick another --work" >&2
+    exit 1
+fi
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+touch "$WORK/.vault-s3-bench"
+rm -rf "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/garage" "${WORK:?}/logs" "${WORK:?}/tree"
+mkdir -p "$WORK/logs"
+LOGS="$WORK/logs"
+MEAS="$WORK/measurements.tsv"   # target step wall_s maxrss_kib rc
+REQS="$WORK/requests.tsv"       # target step endpoint count
+INFO="$WORK/info.tsv"           # key value
+: > "$MEAS"; : > "$REQS"; : > "$INFO"
+info() { printf '%s\t%s\n' "$1" "$2" >> "$INFO"; }
+
+if [ -z "$VAULT_BIN" ]; then
+    VAULT_BIN="$REPO_ROOT/target/release/vault"
+    if [ "$BUILD" = 1 ]; then
+        log "cargo build --release"
+        (cd "$REPO_ROOT" && cargo build --release --bin vault 2>&1 | tail -3 >&2)
+    fi
+fi
+[ -x "$VAULT_BIN" ] || { echo "s3_bench.sh: no vault binary at $VAULT_BIN" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Garage on 127.0.0.1, killed when this script exits.
+# ---------------------------------------------------------------------------------------------
+GARAGE_PID=""
+cleanup() {
+    if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null || true; wait "$GARAGE_PID" 2>/dev/null || true; fi
+    if [ "$KEEP" = 0 ]; then
+        rm -rf "${WORK:?}/garage" "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/tree"
+    fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+hex() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
+
+GDIR="$WORK/garage"
+mkdir -p "$GDIR/meta" "$GDIR/data"
+RPC_PORT=$(free_port); S3_PORT=$(free_port); ADMIN_PORT=$(free_port)
+METRICS_TOKEN=$(hex 16)
+cat > "$GDIR/garage.toml" <<EOF
+metadata_dir = "$GDIR/meta"
+data_dir = "$GDIR/data"
+db_engine = "sqlite"
+replication_factor = 1
+metadata_fsync = false
+data_fsync = false
+rpc_bind_addr = "127.0.0.1:$RPC_PORT"
+rpc_public_addr = "127.0.0.1:$RPC_PORT"
+rpc_secret = "$(hex 32)"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$S3_PORT"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$ADMIN_PORT"
+admin_token = "$(hex 16)"
+metrics_token = "$METRICS_TOKEN"
+EOF
+g() { "$GARAGE" -c "$GDIR/garage.toml" "$@"; }
+retry() { local i; for i in 1 2 3 4 5 6 7 8 9 10; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; "$@"; }
+
+log "starting garage $("$GARAGE" --version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1:$S3_PORT"
+RUST_LOG=warn "$GARAGE" -c "$GDIR/garage.toml" server > "$LOGS/garage.log" 2>&1 &
+GARAGE_PID=$!
+for _ in $(seq 1 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
+NODE=$(g node id -q 2>/dev/null | cut -d@ -f1)
+retry g layout assign -z dc1 -c 10G "$NODE"
+retry g layout apply --version 1
+KEY_ID="GK$(hex 12)"; KEY_SECRET=$(hex 32)
+retry g key import --yes -n bench "$KEY_ID" "$KEY_SECRET"
+BUCKET=vault-bench
+retry g bucket create "$BUCKET"
+retry g bucket allow --read --write --owner "$BUCKET" --key bench
+info garage_version "$("$GARAGE" --version 2>/dev/null | awk '{ print $2 }')"
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_REGION=garage
+export AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET"
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SHARED_CREDENTIALS_FILE AWS_ENDPOINT_URL_S3 || true
+
+# S3 requests Garage has answered so far, as "Endpoint count" lines.
+s3_counts() {
+    curl -sf -H "Authorization: Bearer $METRICS_TOKEN" "http://127.0.0.1:$ADMIN_PORT/metrics" |
+        awk '/^api_s3_request_counter\{/ {
+                 match($0, /api_endpoint="[^"]*"/); ep = substr($0, RSTART + 14, RLENGTH - 15)
+                 n[ep] += $NF }
+             END { for (e in n) printf "%s %d\n", e, n[e] }' | sort
+}
+probe=$(s3_counts || true)
+[ -n "$probe" ] || { curl -s "http://127.0.0.1:$S3_PORT/$BUCKET" >/dev/null || true; }
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------
+log "generating a ${SIZE_GB} GiB tree"
+python3 "$HERE/gen_tree.py" "$WORK/tree" --size-gb "$SIZE_GB" --seed "$SEED" --quiet >&2
+SRC=("$WORK/tree/etc/travis" "$WORK/tree/var/travis")
+TREE_BYTES=$(find "${SRC[@]}" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+info tree_bytes "$TREE_BYTES"
+sync
+sleep 3
+warm() { find "${SRC[@]}" -type f -print0 | xargs -0 cat > /dev/null; }
+
+vault_cmd() {  # vault_cmd TARGET ARGS...: sets CMD
+    local target=$1; shift
+    local dir="$WORK/$target" store
+    mkdir -p "$dir"
+    [ -e "$dir/config.toml" ] || : > "$dir/config.toml"
+    case "$target" in
+        local) store="$dir/store" ;;
+        s3) store="s3://$BUCKET/s3" ;;
+        copy) store="s3://$BUCKET/copy" ;;
+    esac
+    local keydir="$dir"
+    # The copy runs on the host that snapshots into the local store, with its keys and cache.
+    [ "$target" = copy ] && keydir="$WORK/local"
+    CMD=("$VAULT_BIN" --config "$dir/config.toml" --store "$store" --cache-dir "$keydir/cache"
+         --writer-key "$keydir/writer.key")
+    [ -n "$THREADS" ] && [ "${1:-}" != --threads ] && CMD+=(--threads "$THREADS")
+    CMD+=("$@")
+}
+
+run_step() {  # run_step TARGET STEP ARGS...
+    local target=$1 step=$2; shift 2
+    local out="$LOGS/$target.$step" rc=0 before after t0 t1 wall rss
+    vault_cmd "$target" "$@"
+    export VAULT_PASSPHRASE="$PASSPHRASE"
+    sync
+    before=$(s3_counts)
+    t0=$(date +%s%N)
+    /usr/bin/time -o "$out.time" -f '%e %M' "${CMD[@]}" > "$out.out" 2> "$out.err" || rc=$?
+    t1=$(date +%s%N)
+    after=$(s3_counts)
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+    rss=$(tail -n 1 "$out.time" | awk '{ print $2 }')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$step" "$wall" "${rss:-0}" "$rc" >> "$MEAS"
+    join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$before") <(echo "$after") 2>/dev/null |
+        awk -v t="$target" -v s="$step" '$3 - $2 > 0 { printf "%s\t%s\t%s\t%d\n", t, s, $1, $3 - $2 }' >> "$REQS"
+    if [ "$rc" != 0 ]; then
+        log "$target $step FAILED (exit $rc):"; tail -n 5 "$out.err" | sed 's/^/    /' >&2
+        return 0
+    fi
+    log "$target $step: $wall s, peak $(( ${rss:-0} / 1024 )) MiB"
+}
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+info load_before "$(load)"
+for target in local s3; do
+    run_step "$target" init init
+    warm; run_step "$target" snap1 snapshot "${SRC[@]}"
+    warm; run_step "$target" snap2 snapshot "${SRC[@]}"
+    rm -rf "$WORK/$target/restore"
+    run_step "$target" restore restore latest --to "$WORK/$target/restore"
+    # The same with many more requests in flight than cores (restore reads blob by blob).
+    rm -rf "$WORK/$target/restore16"
+    run_step "$target" restore16 --threads 16 restore latest --to "$WORK/$target/restore16"
+    rm -rf "$WORK/$target/restore16"
+    vault_cmd "$target" snapshots --json
+    VAULT_PASSPHRASE="$PASSPHRASE" "${CMD[@]}" > "$LOGS/$target.snapshots.json" 2>/dev/null || true
+    bad=0
+    for p in "${SRC[@]}"; do
+        bad=$((bad + $(diff -rq --no-dereference "$p" "$WORK/$target/restore$p" 2>&1 | wc -l)))
+    done
+    info "$target.restore_differences" "$bad"
+    rm -rf "$WORK/$target/restore"
+done
+# Shipping the local store offsite: a copy to another prefix of the bucket.
+run_step copy copy copy --from "$WORK/local/store" --to "s3://$BUCKET/copy"
+info load_after "$(load)"
+
+# ---------------------------------------------------------------------------------------------
+# Table
+# ---------------------------------------------------------------------------------------------
+python3 - "$WORK" "$PACK_MIB" "${THREADS:-$(nproc)}" <<'PY' | tee "$WORK/results.txt"
+import json, sys, os
+work, pack_mib, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+meas = {}
+for line in open(os.path.join(work, "measurements.tsv")):
+    t, s, wall, rss, rc = line.rstrip("\n").split("\t")
+    meas[(t, s)] = (float(wall), int(rss), int(rc))
+reqs = {}
+for line in open(os.path.join(work, "requests.tsv")):
+    t, s, ep, n = line.rstrip("\n").split("\t")
+    reqs.setdefault((t, s), {})[ep] = int(n)
+info = dict(l.rstrip("\n").split("\t", 1) for l in open(os.path.join(work, "info.tsv")))
+
+def summary(target):
+    try:
+        snaps = json.load(open(os.path.join(work, "logs", f"{target}.snapshots.json")))
+        return snaps[0]["summary"]
+    except Exception:
+        return {}
+
+first = summary("s3") or summary("local")
+stored = first.get("stored_bytes", 0)
+packs = first.get("packs", 0)
+MiB = 1 << 20
+print(f"tree: {int(info.get('tree_bytes', 0)) / MiB:.0f} MiB; first snapshot: {first.get('new_bytes', 0) / MiB:.0f} MiB new data, "
+      f"{stored / MiB:.0f} MiB stored in {packs} packs ({stored / MiB / max(packs, 1):.1f} MiB each); "
+      f"ideal PUTs for that = stored / {pack_mib} MiB = {stored / (pack_mib * MiB):.1f}")
+print(f"load average (1/5/15 min) before: {info.get('load_before')}, after: {info.get('load_after')}; garage {info.get('garage_version')}")
+print()
+steps = [("init", "init"), ("snap1", "first snapshot"), ("snap2", "unchanged re-run"), ("restore", "restore latest"),
+         ("restore16", "restore latest, --threads 16"), ("copy", "copy local -> S3")]
+print(f"| step | local s | local peak MiB | S3 s | S3 peak MiB | S3 requests (PUT / GET / other) |")
+print(f"| --- | ---: | ---: | ---: | ---: | --- |")
+for step, label in steps:
+    def cell(target):
+        m = meas.get((target, step))
+        if not m:
+            return ("", "")
+        wall, rss, rc = m
+        flag = "" if rc == 0 else f" (exit {rc})"
+        return (f"{wall:.2f}{flag}", f"{rss / 1024:.0f}")
+    if step == "copy":
+        l = ("", "")
+        s = cell("copy")
+        r = reqs.get(("copy", step), {})
+    else:
+        l, s = cell("local"), cell("s3")
+        r = reqs.get(("s3", step), {})
+    puts = sum(n for e, n in r.items() if e in ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload"))
+    gets = sum(n for e, n in r.items() if e == "GetObject")
+    other = sum(r.values()) - puts - gets
+    detail = ", ".join(f"{e} {n}" for e, n in sorted(r.items()))
+    print(f"| {label} | {l[0]} | {l[1]} | {s[0]} | {s[1]} | {puts} / {gets} / {other} ({detail}) |")
+print()
+snap1 = reqs.get(("s3", "snap1"), {})
+puts = snap1.get("PutObject", 0)
+mp = snap1.get("UploadPart", 0)
+if packs:
+    print(f"first snapshot to S3: {puts} PutObject + {mp} UploadPart for {packs} packs "
+          f"({(puts + mp) / packs:.2f} PUTs per pack; {(puts + mp) / max(stored / (pack_mib * MiB), 1e-9):.2f} per {pack_mib} MiB stored)")
+rest = reqs.get(("s3", "restore"), {})
+gets = rest.get("GetObject", 0)
+restored = int(info.get("tree_bytes", 0))
+if gets:
+    print(f"restore from S3: {gets} GETs for {restored / MiB:.0f} MiB restored ({restored / gets / 1024:.0f} KiB per GET)")
+    for step, workers in (("restore", threads), ("restore16", 16)):
+        m = meas.get(("s3", step))
+        n = sum(v for e, v in reqs.get(("s3", step), {}).items() if e == "GetObject")
+        l = meas.get(("local", step))
+        if m and n:
+            print(f"  {step}: {m[0]:.1f} s with {workers} workers = {m[0] * workers / n * 1000:.1f} ms per GET per worker"
+                  + (f"; {m[0] / l[0]:.0f} times the local restore" if l and l[0] > 0 else ""))
+for t in ("local", "s3"):
+    d = info.get(f"{t}.restore_differences")
+    if d not in (None, "0"):
+        print(f"WARNING: the {t} restore differs from the tree in {d} places (see logs)")
+PY
