@@ -151,6 +151,43 @@ fn locked_objects_cannot_be_deleted_or_overwritten() {
 }
 
 #[test]
+fn multipart_uploads_are_locked_too() {
+    let m = Moto::start();
+    let bucket = m.bucket("multipart", true);
+    let cfg = vault::backend::s3::S3Config {
+        multipart_threshold: Some(5 << 20),
+        part_size: Some(5 << 20),
+        ..m.s3_config()
+    };
+    let b = S3Backend::new(&format!("s3://{bucket}/big"), &cfg).unwrap();
+    b.set_object_lock(Some(&governance(2))).unwrap();
+    b.create().unwrap();
+    let name = "5a".repeat(32);
+    let key = format!("big/packs/5a/{name}");
+    let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let written = SystemTime::now();
+    b.put(Kind::Packs, &name, &data).unwrap();
+    let (mode, until) = m
+        .retention(&bucket, &key)
+        .expect("the multipart upload carries no retention");
+    assert_eq!(mode, "GOVERNANCE");
+    assert_near(
+        until,
+        written + 2 * DAY,
+        Duration::from_secs(60),
+        "multipart retain-until",
+    );
+    // Repeated: fine; other bytes: refused; nothing new is stored either way.
+    b.put(Kind::Packs, &name, &data).unwrap();
+    let mut other = data.clone();
+    other[17] ^= 1;
+    let err = b.put(Kind::Packs, &name, &other).unwrap_err();
+    assert!(err.is_retention_locked(), "{err}");
+    assert_eq!(b.get(Kind::Packs, &name).unwrap(), data);
+    assert_eq!(m.versions(&bucket, &key), (1, 0));
+}
+
+#[test]
 fn leases_carry_no_retention_and_keys_may_be_rewrapped() {
     let m = Moto::start();
     let bucket = m.bucket("leases", true);

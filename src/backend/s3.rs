@@ -28,7 +28,7 @@
 //! - every `put` (except leases, `locks/*`, which are rewritten and removed all the time)
 //!   sends `x-amz-object-lock-mode` and `x-amz-object-lock-retain-until-date` (now plus the
 //!   policy's days) with a `Content-MD5`, on the single PUT or on the multipart upload's
-//!   CreateMultipartUpload;
+//!   CreateMultipartUpload (followed by a PutObjectRetention where the server ignored them);
 //! - a `put` never hides an object under a new version: it is conditional
 //!   (`If-None-Match: *`); when the name exists with the same bytes it succeeds (a repeated
 //!   PUT), with other bytes it fails with [`Error::RetentionLocked`] while the object is under
@@ -955,6 +955,40 @@ fn parse_until(text: &str) -> Option<SystemTime> {
         .map(SystemTime::from)
 }
 
+/// The versions of exactly `key` in one ListObjectVersions page, in the page's order
+/// (newest first), as `(version id, is a delete marker)`; and the markers of the next page
+/// when the listing is truncated.
+fn parse_versions(body: &str, key: &str) -> (Vec<(String, bool)>, Option<(String, String)>) {
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let v = rest.find("<Version>");
+        let m = rest.find("<DeleteMarker>");
+        let (start, tag, marker) = match (v, m) {
+            (Some(v), Some(m)) if m < v => (m, "DeleteMarker", true),
+            (Some(v), _) => (v, "Version", false),
+            (None, Some(m)) => (m, "DeleteMarker", true),
+            (None, None) => break,
+        };
+        let close = format!("</{tag}>");
+        let Some(len) = rest[start..].find(&close) else {
+            break;
+        };
+        let entry = &rest[start..start + len];
+        if xml_field(entry, "Key") == Some(key) {
+            if let Some(id) = xml_field(entry, "VersionId") {
+                out.push((id.to_string(), marker));
+            }
+        }
+        rest = &rest[start + len + close.len()..];
+    }
+    let next = xml_field(body, "NextKeyMarker")
+        .zip(xml_field(body, "NextVersionIdMarker"))
+        .filter(|_| xml_field(body, "IsTruncated") == Some("true"))
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    (out, next)
+}
+
 /// Wording with which S3 explains a refusal caused by Object Lock.
 fn mentions_object_lock(body: &str) -> bool {
     let b = body.to_ascii_lowercase();
@@ -1100,8 +1134,7 @@ impl S3Backend {
             if write_once && self.head(key, None)?.is_some() {
                 return self.settle_existing(kind, name, key, data, &headers);
             }
-            let start = self.bucket_with(&headers, &[]);
-            return self.block_on(self.put_multipart(key, data, Some(&start)));
+            return self.put_multipart_locked(kind, name, key, data, &headers);
         }
         let mut conditional = headers.to_vec();
         if write_once {
@@ -1120,6 +1153,29 @@ impl S3Backend {
                 self.settle_existing(kind, name, key, data, &headers)
             }
             Err(e) => Err(self.fail_locked("put", key, e)),
+        }
+    }
+
+    /// A multipart upload whose CreateMultipartUpload carries the object-lock `headers`;
+    /// the retention is then made sure of with PutObjectRetention (a HEAD where the server
+    /// honoured the headers; moto ignores them).
+    fn put_multipart_locked(
+        &self,
+        kind: Kind,
+        name: &str,
+        key: &str,
+        data: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<()> {
+        let start = self.bucket_with(headers, &[]);
+        self.block_on(self.put_multipart(key, data, Some(&start)))?;
+        let until = headers
+            .iter()
+            .find(|(h, _)| *h == "x-amz-object-lock-retain-until-date")
+            .and_then(|(_, v)| parse_until(v));
+        match until {
+            Some(until) => self.extend_retention(kind, name, until),
+            None => Ok(()),
         }
     }
 
@@ -1153,10 +1209,10 @@ impl S3Backend {
                 )));
             }
         }
-        let bucket = self.bucket_with(headers, &[]);
         if data.len() as u64 > self.multipart_threshold {
-            return self.block_on(self.put_multipart(key, data, Some(&bucket)));
+            return self.put_multipart_locked(kind, name, key, data, headers);
         }
+        let bucket = self.bucket_with(headers, &[]);
         self.block_on(async {
             bucket
                 .put_object_with_content_type(key, data, CONTENT_TYPE)
@@ -1181,35 +1237,10 @@ impl S3Backend {
             let body = self
                 .block_on(async { bucket.get_object("/").await.map(|r| r.to_vec()) })
                 .map_err(|e| self.fail("list the versions of", key, e))?;
-            let body = String::from_utf8_lossy(&body);
-            let mut rest = &body[..];
-            loop {
-                let v = rest.find("<Version>");
-                let m = rest.find("<DeleteMarker>");
-                let (start, tag, marker) = match (v, m) {
-                    (Some(v), Some(m)) if m < v => (m, "DeleteMarker", true),
-                    (Some(v), _) => (v, "Version", false),
-                    (None, Some(m)) => (m, "DeleteMarker", true),
-                    (None, None) => break,
-                };
-                let close = format!("</{tag}>");
-                let Some(len) = rest[start..].find(&close) else {
-                    break;
-                };
-                let entry = &rest[start..start + len];
-                if xml_field(entry, "Key") == Some(key) {
-                    if let Some(id) = xml_field(entry, "VersionId") {
-                        out.push((id.to_string(), marker));
-                    }
-                }
-                rest = &rest[start + len + close.len()..];
-            }
-            let truncated = xml_field(&body, "IsTruncated") == Some("true");
-            let next = xml_field(&body, "NextKeyMarker")
-                .zip(xml_field(&body, "NextVersionIdMarker"))
-                .map(|(k, v)| (k.to_string(), v.to_string()));
+            let (found, next) = parse_versions(&String::from_utf8_lossy(&body), key);
+            out.extend(found);
             match next {
-                Some(n) if truncated && Some(&n) != markers.as_ref() => markers = Some(n),
+                Some(n) if Some(&n) != markers.as_ref() => markers = Some(n),
                 _ => break,
             }
         }
@@ -1578,6 +1609,95 @@ mod tests {
             toml::from_str("endpoint = 'http://h:1'\npath_style = false\npart_size = 6000000")
                 .unwrap();
         assert_eq!(c.path_style, Some(false));
+    }
+
+    #[test]
+    fn retain_until_dates_are_utc_seconds_rounded_up() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        assert_eq!(format_until(t), "2030-03-17T17:46:40Z");
+        let later = t + Duration::from_millis(1);
+        assert_eq!(format_until(later), "2030-03-17T17:46:41Z");
+        assert_eq!(parse_until("2030-03-17T17:46:40Z"), Some(t));
+        assert_eq!(parse_until("2030-03-17T17:46:40.000Z"), Some(t));
+        assert_eq!(parse_until("yesterday"), None);
+    }
+
+    #[test]
+    fn retention_locks_until_its_date_or_while_on_hold() {
+        let now = SystemTime::now();
+        let r = |mode, until, legal_hold| Retention {
+            mode,
+            until,
+            legal_hold,
+        };
+        let gov = Some(LockMode::Governance);
+        assert!(r(gov, Some(now + Duration::from_secs(1)), false).locked_at(now));
+        assert!(!r(gov, Some(now - Duration::from_secs(1)), false).locked_at(now));
+        assert!(!r(None, None, false).locked_at(now));
+        assert!(r(None, None, true).locked_at(now));
+        assert_eq!(parse_mode("COMPLIANCE"), Some(LockMode::Compliance));
+        assert_eq!(parse_mode("governance"), Some(LockMode::Governance));
+        assert_eq!(parse_mode("none"), None);
+    }
+
+    #[test]
+    fn version_listings_parse_in_order() {
+        let key = "p/packs/ab/abcd";
+        let body = format!(
+            "<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>{key}</NextKeyMarker>\
+             <NextVersionIdMarker>v0</NextVersionIdMarker>\
+             <DeleteMarker><Key>{key}</Key><VersionId>m3</VersionId></DeleteMarker>\
+             <Version><Key>{key}</Key><VersionId>v2</VersionId><IsLatest>false</IsLatest></Version>\
+             <Version><Key>{key}e</Key><VersionId>other</VersionId></Version>\
+             <Version><Key>{key}</Key><VersionId>v1</VersionId></Version></ListVersionsResult>"
+        );
+        let (found, next) = parse_versions(&body, key);
+        assert_eq!(
+            found,
+            vec![
+                ("m3".to_string(), true),
+                ("v2".to_string(), false),
+                ("v1".to_string(), false)
+            ]
+        );
+        assert_eq!(next, Some((key.to_string(), "v0".to_string())));
+        let last = body.replace("<IsTruncated>true", "<IsTruncated>false");
+        assert_eq!(parse_versions(&last, key).1, None);
+    }
+
+    #[test]
+    fn object_lock_answers_are_explained() {
+        let cfg = S3Config {
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let b = S3Backend::new_with_env("s3://bkt/p", &cfg, &env_of(&[])).unwrap();
+        let missing_config = "<Error><Code>InvalidRequest</Code><Message>Bucket is missing ObjectLockConfiguration</Message></Error>";
+        let err = b.fail_locked(
+            "put",
+            "p/config",
+            S3Error::HttpFailWithBody(400, missing_config.into()),
+        );
+        assert!(
+            err.to_string()
+                .contains("bucket \"bkt\" was not created with object lock enabled"),
+            "{err}"
+        );
+        let conflict = "<Error><Code>ConditionalRequestConflict</Code><Message>m</Message></Error>";
+        let err = b.fail_locked(
+            "put",
+            "p/config",
+            S3Error::HttpFailWithBody(409, conflict.into()),
+        );
+        assert!(crate::backend::retry::is_transient(&err), "{err}");
+        assert!(mentions_object_lock(
+            "<Error><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error>"
+        ));
+        assert!(!mentions_object_lock(
+            "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        ));
     }
 
     fn ctx() -> Ctx<'static> {
