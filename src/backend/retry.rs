@@ -342,6 +342,73 @@ mod tests {
         assert!(b.retries() > 0);
     }
 
+    /// A store that keeps an object-lock policy and records extensions, as S3 does.
+    #[derive(Default)]
+    struct Lockable {
+        objects: MemoryBackend,
+        lock: std::sync::Mutex<Option<ObjectLock>>,
+        extended: std::sync::Mutex<Vec<(Kind, String, SystemTime)>>,
+    }
+
+    impl Backend for Lockable {
+        fn location(&self) -> String {
+            "lockable".into()
+        }
+        fn create(&self) -> Result<()> {
+            self.objects.create()
+        }
+        fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+            self.objects.put(kind, name, data)
+        }
+        fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+            self.objects.get(kind, name)
+        }
+        fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.objects.get_range(kind, name, offset, len)
+        }
+        fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+            self.objects.list(kind)
+        }
+        fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+            self.objects.delete(kind, name)
+        }
+        fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+            self.objects.exists(kind, name)
+        }
+        fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+            *self.lock.lock().unwrap() = lock.cloned();
+            Ok(())
+        }
+        fn extend_retention(&self, kind: Kind, name: &str, until: SystemTime) -> Result<()> {
+            self.extended
+                .lock()
+                .unwrap()
+                .push((kind, name.to_string(), until));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn object_lock_calls_reach_the_store_through_both_wrappers() {
+        let inner = FaultyBackend::new(Lockable::default());
+        inner.script([Fault::Transient]);
+        let b = RetryBackend::new(inner, RetryPolicy::fast(3));
+        let lock: ObjectLock = "compliance:9".parse().unwrap();
+        b.set_object_lock(Some(&lock)).unwrap();
+        assert_eq!(*b.inner().inner().lock.lock().unwrap(), Some(lock));
+        let until = SystemTime::now();
+        b.extend_retention(Kind::Packs, &name(), until).unwrap();
+        assert_eq!(
+            b.retries(),
+            1,
+            "a transient failure of an extension is retried"
+        );
+        assert_eq!(
+            *b.inner().inner().extended.lock().unwrap(),
+            vec![(Kind::Packs, name(), until)]
+        );
+    }
+
     #[test]
     fn io_errors_are_classified() {
         let reset = Error::io(
