@@ -68,6 +68,25 @@ pub struct PackRecord {
     pub entries: Vec<PackEntry>,
 }
 
+// zstd contexts cost more to set up than a small blob takes to (de)compress, so each
+// thread keeps one instead of making one per blob.
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<zstd::bulk::Decompressor<'static>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().expect("a zstd context"));
+}
+
+fn with_compressor(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<Vec<u8>>) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        f(&mut slot.as_mut()?.1).ok()
+    })
+}
+
 /// Compresses a blob unless that does not pay (already compressed data, random data).
 pub fn compress(plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
     if plaintext.len() < 64 {
@@ -77,12 +96,12 @@ pub fn compress(plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
     // compressed pages, TLS material, archives) and zstd on it costs as much as on text.
     if plaintext.len() > 256 * 1024 {
         let probe = &plaintext[..64 * 1024];
-        let small = zstd::bulk::compress(probe, level).ok()?;
+        let small = with_compressor(level, |c| c.compress(probe))?;
         if small.len() > probe.len() - probe.len() / 32 {
             return None;
         }
     }
-    let out = zstd::bulk::compress(plaintext, level).ok()?;
+    let out = with_compressor(level, |c| c.compress(plaintext))?;
     (out.len() <= plaintext.len() - plaintext.len() / 16).then_some(out)
 }
 
@@ -201,7 +220,8 @@ pub fn open_blob(
     )
     .ok_or_else(|| corrupt("authentication failed (the pack was altered or damaged)"))?;
     let plain = if entry.compressed {
-        zstd::bulk::decompress(&payload, entry.raw_len as usize)
+        DECOMPRESSOR
+            .with(|d| d.borrow_mut().decompress(&payload, entry.raw_len as usize))
             .map_err(|e| corrupt(&format!("does not decompress: {e}")))?
     } else {
         payload

@@ -428,15 +428,79 @@ type Components = Vec<Vec<u8>>;
 /// A later path of a hardlink group: (first path, this path, this path for messages).
 type PendingLink = (Components, Components, String);
 
-/// Content and metadata of one regular file, written by a worker.
-struct FileJob {
+/// A regular file being restored. Its content is written in parts, possibly by several
+/// workers at once (a 1 GiB database segment should not keep one core busy while the
+/// other idles); whoever finishes the last part sets the metadata and, for a replacement,
+/// renames it into place.
+struct OpenFile {
     dir: Arc<OwnedFd>,
     name: Vec<u8>,
+    /// The name it is written under: its own, or a temporary one when it replaces a file.
+    write_name: std::ffi::OsString,
     display: String,
     node: Node,
-    owner: Option<(u32, u32)>,
-    chunks: Vec<(u64, Location)>,
+    owner: (u32, u32),
     replace: bool,
+    file: std::fs::File,
+    parts_left: std::sync::atomic::AtomicUsize,
+    failed: Mutex<Option<String>>,
+}
+
+impl OpenFile {
+    /// Creates the file with `O_EXCL`: a new file under its final name (nothing can be in
+    /// its place), a replacement under a temporary name, so the old file stays until the
+    /// new one is whole.
+    fn create(dir: Arc<OwnedFd>, node: &Node, display: String, owner: (u32, u32), replace: bool) -> std::result::Result<OpenFile, String> {
+        let write_name: std::ffi::OsString = if replace {
+            format!(".vault-restore-{}", crate::id::Id::random().short()).into()
+        } else {
+            OsStr::from_bytes(&node.name).to_owned()
+        };
+        let fd = rustix::fs::openat(
+            dir.as_fd(),
+            write_name.as_os_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| format!("{display}: not restored: cannot create: {e}"))?;
+        Ok(OpenFile {
+            dir,
+            name: node.name.clone(),
+            write_name,
+            display,
+            node: node.clone(),
+            owner,
+            replace,
+            file: std::fs::File::from(fd),
+            parts_left: Default::default(),
+            failed: Mutex::default(),
+        })
+    }
+}
+
+/// One part of a file's content, written by a worker.
+struct FileJob {
+    file: Arc<OpenFile>,
+    chunks: Vec<(u64, Location)>,
+}
+
+/// Largest part of a file one worker writes before another may take the next.
+const PART_BYTES: u64 = 8 << 20;
+
+/// Splits a file's chunks into parts of about [`PART_BYTES`]; always at least one part,
+/// so an empty file is finished like any other.
+fn split_parts(chunks: Vec<(u64, Location)>) -> Vec<Vec<(u64, Location)>> {
+    let mut parts = vec![Vec::new()];
+    let mut size = 0u64;
+    for c in chunks {
+        if size >= PART_BYTES {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += c.1.entry.raw_len as u64;
+        parts.last_mut().expect("never empty").push(c);
+    }
+    parts
 }
 
 struct Shared {
@@ -494,7 +558,7 @@ where
                 scope.spawn(move || loop {
                     let job = rx.lock().unwrap().recv();
                     let Ok(job) = job else { break };
-                    write_file(reader, &shared, job, is_root);
+                    write_part(reader, &shared, job, is_root);
                 })
             })
             .collect();
@@ -589,17 +653,23 @@ where
                         continue;
                     }
                     let owner = self.owner(node);
-                    let job = FileJob {
-                        dir: dir.clone(),
-                        name: node.name.clone(),
-                        display,
-                        node: node.clone(),
-                        owner: Some(owner),
-                        chunks,
-                        replace: item.action == Action::Replace,
+                    let file = match OpenFile::create(dir.clone(), node, display, owner, item.action == Action::Replace) {
+                        Ok(f) => Arc::new(f),
+                        Err(msg) => {
+                            self.fail(msg);
+                            continue;
+                        }
                     };
-                    if self.tx.as_ref().expect("workers running").send(job).is_err() {
-                        return Err(Error::Restore("file workers stopped unexpectedly".into()));
+                    let parts = split_parts(chunks);
+                    file.parts_left.store(parts.len(), std::sync::atomic::Ordering::SeqCst);
+                    for part in parts {
+                        let job = FileJob {
+                            file: file.clone(),
+                            chunks: part,
+                        };
+                        if self.tx.as_ref().expect("workers running").send(job).is_err() {
+                            return Err(Error::Restore("file workers stopped unexpectedly".into()));
+                        }
                     }
                 }
                 _ => {
@@ -804,91 +874,87 @@ fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &
 /// Longest run of back-to-back blobs fetched with one read.
 const MAX_RUN_BYTES: u64 = 8 << 20;
 
-/// Writes one file and sets its metadata. A new file is written under its final name,
-/// created with `O_EXCL` (nothing can be in its place); a file that replaces another is
-/// written under a temporary name and renamed over it, so the old one stays until the
-/// new one is whole. On any failure what was written is removed: no file is left holding
-/// unverified or partial data.
-fn write_file(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool) {
-    let tmp_name;
-    let write_name: &OsStr = if job.replace {
-        tmp_name = format!(".vault-restore-{}", crate::id::Id::random().short());
-        OsStr::new(tmp_name.as_str())
-    } else {
-        OsStr::from_bytes(&job.name)
-    };
-    let mut created = false;
-    let result = (|| -> std::result::Result<(), String> {
-        let fd = rustix::fs::openat(
-            job.dir.as_fd(),
-            write_name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| format!("cannot create: {e}"))?;
-        created = true;
-        let file = std::fs::File::from(fd);
-        use std::os::unix::fs::FileExt;
-        let mut i = 0;
-        while i < job.chunks.len() {
-            // Blobs that follow each other in a pack are fetched together.
-            let mut j = i + 1;
-            let mut run_len = job.chunks[i].1.entry.length as u64;
-            while j < job.chunks.len() {
-                let (prev, next) = (&job.chunks[j - 1].1, &job.chunks[j].1);
-                let adjacent = next.pack == prev.pack && next.entry.offset == prev.entry.offset + prev.entry.length;
-                if !adjacent || run_len + next.entry.length as u64 > MAX_RUN_BYTES {
-                    break;
+/// Writes one part of a file; the worker that writes the last part finishes the file.
+fn write_part(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool) {
+    let of = &job.file;
+    if of.failed.lock().unwrap().is_none() {
+        if let Err(msg) = write_chunks(reader, shared, &of.file, &job.chunks) {
+            of.failed.lock().unwrap().get_or_insert(msg);
+        }
+    }
+    if of.parts_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        finish_file(shared, of, is_root);
+    }
+}
+
+fn write_chunks(reader: &BlobReader, shared: &Shared, file: &std::fs::File, chunks: &[(u64, Location)]) -> std::result::Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let mut i = 0;
+    while i < chunks.len() {
+        // Blobs that follow each other in a pack are fetched together.
+        let mut j = i + 1;
+        let mut run_len = chunks[i].1.entry.length as u64;
+        while j < chunks.len() {
+            let (prev, next) = (&chunks[j - 1].1, &chunks[j].1);
+            let adjacent = next.pack == prev.pack && next.entry.offset == prev.entry.offset + prev.entry.length;
+            if !adjacent || run_len + next.entry.length as u64 > MAX_RUN_BYTES {
+                break;
+            }
+            run_len += next.entry.length as u64;
+            j += 1;
+        }
+        let run: Vec<&Location> = chunks[i..j].iter().map(|(_, loc)| loc).collect();
+        let blobs = reader.read_run(&run).map_err(|e| e.to_string())?;
+        for ((offset, _), data) in chunks[i..j].iter().zip(blobs) {
+            file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
+            shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// Sizes the file (so trailing holes stay holes), sets owner, mode, xattrs and times in
+/// that order, and moves a replacement into place. A file whose content failed is
+/// removed: no file is left holding unverified or partial data.
+fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
+    let warn = |m: String| shared.warnings.lock().unwrap().push(m);
+    let result = of.failed.lock().unwrap().take().map_or_else(
+        || {
+            let file = &of.file;
+            file.set_len(of.node.size).map_err(|e| format!("cannot set size: {e}"))?;
+            if let Err(e) = rustix::fs::fchown(file, Some(uid(of.owner.0)), Some(gid(of.owner.1))) {
+                if errno_is_perm(&e) && !is_root {
+                    shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    warn(format!("{}: owner not set: {e}", of.display));
                 }
-                run_len += next.entry.length as u64;
-                j += 1;
             }
-            let run: Vec<&Location> = job.chunks[i..j].iter().map(|(_, loc)| loc).collect();
-            let blobs = reader.read_run(&run).map_err(|e| e.to_string())?;
-            for ((offset, _), data) in job.chunks[i..j].iter().zip(blobs) {
-                file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
-                shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = rustix::fs::fchmod(file, Mode::from_raw_mode(of.node.mode)) {
+                warn(format!("{}: mode not set: {e}", of.display));
             }
-            i = j;
-        }
-        file.set_len(job.node.size).map_err(|e| format!("cannot set size: {e}"))?;
-        let (uid, gid) = job.owner.unwrap_or((job.node.uid, job.node.gid));
-        if let Err(e) = rustix::fs::fchown(&file, Some(self::uid(uid)), Some(self::gid(gid))) {
-            if errno_is_perm(&e) && !is_root {
-                shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                shared.warnings.lock().unwrap().push(format!("{}: owner not set: {e}", job.display));
+            for x in &of.node.xattrs {
+                if let Err(e) = rustix::fs::fsetxattr(file, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
+                    warn(format!("{}: extended attribute {} not set: {e}", of.display, display_name(&x.name)));
+                }
             }
-        }
-        if let Err(e) = rustix::fs::fchmod(&file, Mode::from_raw_mode(job.node.mode)) {
-            shared.warnings.lock().unwrap().push(format!("{}: mode not set: {e}", job.display));
-        }
-        for x in &job.node.xattrs {
-            if let Err(e) = rustix::fs::fsetxattr(&file, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
-                shared.warnings.lock().unwrap().push(format!(
-                    "{}: extended attribute {} not set: {e}",
-                    job.display,
-                    display_name(&x.name)
-                ));
+            let ts = rustix::fs::Timespec {
+                tv_sec: of.node.mtime,
+                tv_nsec: of.node.mtime_nsec as _,
+            };
+            rustix::fs::futimens(file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })
+                .map_err(|e| format!("cannot set mtime: {e}"))?;
+            if of.replace {
+                rustix::fs::renameat(of.dir.as_fd(), of.write_name.as_os_str(), of.dir.as_fd(), OsStr::from_bytes(&of.name))
+                    .map_err(|e| format!("cannot move into place: {e}"))?;
             }
-        }
-        let ts = rustix::fs::Timespec {
-            tv_sec: job.node.mtime,
-            tv_nsec: job.node.mtime_nsec as _,
-        };
-        rustix::fs::futimens(&file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })
-            .map_err(|e| format!("cannot set mtime: {e}"))?;
-        if job.replace {
-            rustix::fs::renameat(job.dir.as_fd(), write_name, job.dir.as_fd(), OsStr::from_bytes(&job.name))
-                .map_err(|e| format!("cannot move into place: {e}"))?;
-        }
-        Ok(())
-    })();
+            Ok(())
+        },
+        Err,
+    );
     if let Err(msg) = result {
-        if created {
-            let _ = rustix::fs::unlinkat(job.dir.as_fd(), write_name, AtFlags::empty());
-        }
-        shared.failures.lock().unwrap().push(format!("{}: not restored: {msg}", job.display));
+        let _ = rustix::fs::unlinkat(of.dir.as_fd(), of.write_name.as_os_str(), AtFlags::empty());
+        shared.failures.lock().unwrap().push(format!("{}: not restored: {msg}", of.display));
     }
 }
 

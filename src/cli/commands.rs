@@ -107,6 +107,8 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
 /// says nothing; a failure is a warning, because the snapshot itself succeeded.
 fn seal_platform_secrets(ctx: &Context, writer: &super::context::Writer) {
     let key = writer.keys.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT);
+    // The values pass through this process's memory: keep them out of core dumps.
+    super::secrets::harden_process();
     match vault::secrets::seal_changed(writer.repo.backend.as_ref(), &ctx.config.secrets, &key, std::time::SystemTime::now()) {
         Ok(outcomes) => {
             super::secrets::report_snapshot_seal(&outcomes, false);
