@@ -7,7 +7,8 @@
 # One tree is generated (gen_tree.py, about G GiB). Then, for each store (local folder,
 # Garage), page cache warm, `sync` before each timed step:
 #   init, first snapshot, unchanged re-run, restore of the latest snapshot;
-# and `vault copy` of the local store to a fresh Garage prefix.
+# then `vault copy` of the local store to a fresh Garage prefix, and of the Garage store to
+# a local folder (whole packs, one GET each) followed by a restore from that folder.
 # Measured per step: wall time and peak RSS (GNU time '%e %M'), and for Garage the S3
 # requests the server answered, by kind (from its Prometheus metrics, so nothing sits in
 # the data path), set against the packs written and the new data stored.
@@ -32,7 +33,7 @@ VAULT_BIN=""
 PASSPHRASE="bench-passphrase-not-secret"
 PACK_MIB=16
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -69,7 +70,7 @@ fi
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
 touch "$WORK/.vault-s3-bench"
-rm -rf "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/garage" "${WORK:?}/logs" "${WORK:?}/tree"
+rm -rf "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/back" "${WORK:?}/garage" "${WORK:?}/logs" "${WORK:?}/tree"
 mkdir -p "$WORK/logs"
 LOGS="$WORK/logs"
 MEAS="$WORK/measurements.tsv"   # target step wall_s maxrss_kib rc
@@ -94,7 +95,7 @@ GARAGE_PID=""
 cleanup() {
     if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null || true; wait "$GARAGE_PID" 2>/dev/null || true; fi
     if [ "$KEEP" = 0 ]; then
-        rm -rf "${WORK:?}/garage" "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/tree"
+        rm -rf "${WORK:?}/garage" "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/back" "${WORK:?}/tree"
     fi
 }
 trap cleanup EXIT
@@ -180,6 +181,7 @@ vault_cmd() {  # vault_cmd TARGET ARGS...: sets CMD
         local) store="$dir/store" ;;
         s3) store="s3://$BUCKET/s3" ;;
         copy) store="s3://$BUCKET/copy" ;;
+        back) store="$WORK/back/store" ;;
     esac
     local keydir="$dir"
     # The copy runs on the host that snapshots into the local store, with its keys and cache.
@@ -236,6 +238,12 @@ for target in local s3; do
 done
 # Shipping the local store offsite: a copy to another prefix of the bucket.
 run_step copy copy copy --from "$WORK/local/store" --to "s3://$BUCKET/copy"
+# Reading whole packs instead of blob by blob: copy the S3 store to a local folder (one GET
+# per pack), then restore from there.
+run_step s3 copyback copy --from "s3://$BUCKET/s3" --to "$WORK/back/store"
+rm -rf "$WORK/back/restore"
+run_step back restore restore latest --to "$WORK/back/restore"
+rm -rf "$WORK/back/restore"
 info load_after "$(load)"
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +279,8 @@ print(f"tree: {int(info.get('tree_bytes', 0)) / MiB:.0f} MiB; first snapshot: {f
 print(f"load average (1/5/15 min) before: {info.get('load_before')}, after: {info.get('load_after')}; garage {info.get('garage_version')}")
 print()
 steps = [("init", "init"), ("snap1", "first snapshot"), ("snap2", "unchanged re-run"), ("restore", "restore latest"),
-         ("restore16", "restore latest, --threads 16"), ("copy", "copy local -> S3")]
+         ("restore16", "restore latest, --threads 16"), ("copy", "copy local -> S3"),
+         ("copyback", "copy S3 -> local (whole packs)"), ("back", "restore from that local copy")]
 print(f"| step | local s | local peak MiB | S3 s | S3 peak MiB | S3 requests (PUT / GET / other) |")
 print(f"| --- | ---: | ---: | ---: | ---: | --- |")
 for step, label in steps:
@@ -286,6 +295,11 @@ for step, label in steps:
         l = ("", "")
         s = cell("copy")
         r = reqs.get(("copy", step), {})
+    elif step == "back":
+        m = meas.get(("back", "restore"))
+        l = (f"{m[0]:.2f}", f"{m[1] / 1024:.0f}") if m else ("", "")
+        s = ("", "")
+        r = {}
     else:
         l, s = cell("local"), cell("s3")
         r = reqs.get(("s3", step), {})
