@@ -559,16 +559,25 @@ impl S3Backend {
         }
     }
 
-    /// `start` makes the CreateMultipartUpload request (with object-lock headers, say);
-    /// parts and completion go through the plain client.
-    async fn put_multipart(&self, key: &str, data: &[u8], start: Option<&Bucket>) -> Result<()> {
+    /// `start` makes the CreateMultipartUpload request (with object-lock headers, say) and
+    /// `complete` the CompleteMultipartUpload (with `If-None-Match`, say); parts go through
+    /// the plain client.
+    async fn put_multipart(
+        &self,
+        key: &str,
+        data: &[u8],
+        start: Option<&Bucket>,
+        complete: Option<&Bucket>,
+    ) -> Result<()> {
         let init = start
             .unwrap_or(&self.bucket)
             .initiate_multipart_upload(key, CONTENT_TYPE)
             .await
             .map_err(|e| self.fail("start multipart upload of", key, e))?;
         let upload_id = init.upload_id;
-        let result = self.upload_parts(key, &upload_id, data).await;
+        let result = self
+            .upload_parts(key, &upload_id, data, complete.unwrap_or(&self.bucket))
+            .await;
         if result.is_err() {
             // Best effort: an unfinished upload is invisible anyway, this frees its parts.
             let _ = self.bucket.abort_upload(key, &upload_id).await;
@@ -576,7 +585,13 @@ impl S3Backend {
         result
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, data: &[u8]) -> Result<()> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        data: &[u8],
+        complete: &Bucket,
+    ) -> Result<()> {
         let part_size = self
             .part_size
             .max((data.len() as u64).div_ceil(MAX_PARTS))
@@ -614,7 +629,7 @@ impl S3Backend {
             }
         }
         parts.sort_by_key(|p| p.part_number);
-        self.bucket
+        complete
             .complete_multipart_upload(key, upload_id, parts)
             .await
             .map_err(|e| self.fail("complete multipart upload of", key, e))?;
@@ -702,7 +717,7 @@ impl Backend for S3Backend {
         if let Some(lock) = lock {
             self.put_locked(kind, name, &key, data, &lock)?;
         } else if data.len() as u64 > self.multipart_threshold {
-            self.block_on(self.put_multipart(&key, data, None))?;
+            self.block_on(self.put_multipart(&key, data, None, None))?;
         } else {
             self.block_on(async {
                 self.bucket
@@ -1134,7 +1149,7 @@ impl S3Backend {
             if write_once && self.head(key, None)?.is_some() {
                 return self.settle_existing(kind, name, key, data, &headers);
             }
-            return self.put_multipart_locked(kind, name, key, data, &headers);
+            return self.put_multipart_locked(kind, name, key, data, &headers, write_once);
         }
         let mut conditional = headers.to_vec();
         if write_once {
@@ -1156,9 +1171,10 @@ impl S3Backend {
         }
     }
 
-    /// A multipart upload whose CreateMultipartUpload carries the object-lock `headers`;
-    /// the retention is then made sure of with PutObjectRetention (a HEAD where the server
-    /// honoured the headers; moto ignores them).
+    /// A multipart upload whose CreateMultipartUpload carries the object-lock `headers`
+    /// (and whose completion `If-None-Match: *` when `write_once`); the retention is then
+    /// made sure of with PutObjectRetention (a HEAD where the server honoured the headers;
+    /// moto ignores them).
     fn put_multipart_locked(
         &self,
         kind: Kind,
@@ -1166,9 +1182,18 @@ impl S3Backend {
         key: &str,
         data: &[u8],
         headers: &[(&str, &str)],
+        write_once: bool,
     ) -> Result<()> {
         let start = self.bucket_with(headers, &[]);
-        self.block_on(self.put_multipart(key, data, Some(&start)))?;
+        let complete = self.bucket_with(
+            if write_once {
+                &[("if-none-match", "*")]
+            } else {
+                &[]
+            },
+            &[],
+        );
+        self.block_on(self.put_multipart(key, data, Some(&start), Some(&complete)))?;
         let until = headers
             .iter()
             .find(|(h, _)| *h == "x-amz-object-lock-retain-until-date")
@@ -1210,7 +1235,7 @@ impl S3Backend {
             }
         }
         if data.len() as u64 > self.multipart_threshold {
-            return self.put_multipart_locked(kind, name, key, data, headers);
+            return self.put_multipart_locked(kind, name, key, data, headers, false);
         }
         let bucket = self.bucket_with(headers, &[]);
         self.block_on(async {
