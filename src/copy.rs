@@ -60,9 +60,21 @@ pub struct CopyOptions {
 /// pack being copied, nor a prune of DST a pack copied but not yet indexed there.
 fn leases(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions) -> Result<(Lease, Lease)> {
     let purpose = format!("copy to {}", dst.location());
-    let a = Lease::acquire_waiting(&src.backend, keys, LeaseKind::Shared, &purpose, opts.lock_wait)?;
+    let a = Lease::acquire_waiting(
+        &src.backend,
+        keys,
+        LeaseKind::Shared,
+        &purpose,
+        opts.lock_wait,
+    )?;
     let purpose = format!("copy from {}", src.location());
-    let b = Lease::acquire_waiting(&dst.backend, keys, LeaseKind::Shared, &purpose, opts.lock_wait)?;
+    let b = Lease::acquire_waiting(
+        &dst.backend,
+        keys,
+        LeaseKind::Shared,
+        &purpose,
+        opts.lock_wait,
+    )?;
     Ok((a, b))
 }
 
@@ -139,7 +151,9 @@ impl CopyReport {
     }
 
     pub fn present(&self) -> Tally {
-        self.kinds().iter().fold(Tally::default(), |t, (_, k)| t.plus(k.present))
+        self.kinds()
+            .iter()
+            .fold(Tally::default(), |t, (_, k)| t.plus(k.present))
     }
 
     pub fn is_complete(&self) -> bool {
@@ -177,7 +191,10 @@ pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) ->
         }
     }
     let dst_keys: HashMap<String, u64> = if existing {
-        dst.list(Kind::Keys)?.into_iter().map(|o| (o.name, o.size)).collect()
+        dst.list(Kind::Keys)?
+            .into_iter()
+            .map(|o| (o.name, o.size))
+            .collect()
     } else {
         HashMap::new()
     };
@@ -214,7 +231,13 @@ pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) ->
 
 /// Copies every pack, index file and snapshot record (and sealed secret) DST lacks, in
 /// that order. Needs only the metadata key. See the module docs.
-pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, report: &mut CopyReport) -> Result<()> {
+pub fn copy_all(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<()> {
     let _leases = leases(src, dst, keys, opts)?;
     // Snapshots first, packs last: whatever a listed snapshot or index file needs was
     // durable before it appeared, so it is in the later listings.
@@ -228,7 +251,9 @@ pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, r
     // Packs.
     let mut todo = Vec::new();
     for info in &src_packs {
-        let Some(id) = Id::from_hex(&info.name) else { continue };
+        let Some(id) = Id::from_hex(&info.name) else {
+            continue;
+        };
         if dst_packs.get(&info.name) == Some(&info.size) {
             report.packs.present.add(info.size);
         } else {
@@ -269,7 +294,11 @@ pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, r
         let records = match open_index(src, keys, &info.name, &bytes) {
             Ok(r) => r,
             Err(e) => {
-                state.lock().unwrap().1.push(format!("index file {}: {e}; not copied", info.name));
+                state
+                    .lock()
+                    .unwrap()
+                    .1
+                    .push(format!("index file {}: {e}; not copied", info.name));
                 return Ok(());
             }
         };
@@ -311,7 +340,9 @@ pub fn copy_all(src: &Repo, dst: &Repo, keys: &WriterKeys, opts: &CopyOptions, r
     } else {
         let state = Mutex::new((Tally::default(), Vec::<String>::new(), Vec::<Id>::new()));
         parallel(&todo, opts.threads, |info| {
-            let Some(id) = Id::from_hex(&info.name) else { return Ok(()) };
+            let Some(id) = Id::from_hex(&info.name) else {
+                return Ok(());
+            };
             match copy_snapshot_record(src, dst, keys, &id)? {
                 Ok(bytes) => {
                     let mut s = state.lock().unwrap();
@@ -445,7 +476,11 @@ pub fn copy_snapshots(
 
 /// The packs holding a tree's blobs and everything below it. `Ok(Err(problem))` when the
 /// walk found a blob no index names or a tree that cannot be read.
-fn packs_needed(reader: &BlobReader, cache: &Cache, root: &Id) -> Result<std::result::Result<HashSet<Id>, String>> {
+fn packs_needed(
+    reader: &BlobReader,
+    cache: &Cache,
+    root: &Id,
+) -> Result<std::result::Result<HashSet<Id>, String>> {
     let mut packs = HashSet::new();
     let mut visited = HashSet::new();
     let mut stack = vec![*root];
@@ -460,7 +495,11 @@ fn packs_needed(reader: &BlobReader, cache: &Cache, root: &Id) -> Result<std::re
         let tree = match reader.tree(cache, &tree_id) {
             Ok(t) => t,
             Err(e) if is_object_problem(&e) => {
-                return Ok(Err(format!("tree {} in pack {} cannot be read: {e}", tree_id.short(), loc.pack)))
+                return Ok(Err(format!(
+                    "tree {} in pack {} cannot be read: {e}",
+                    tree_id.short(),
+                    loc.pack
+                )))
             }
             Err(e) => return Err(e),
         };
@@ -470,7 +509,12 @@ fn packs_needed(reader: &BlobReader, cache: &Cache, root: &Id) -> Result<std::re
                     Some(loc) => {
                         packs.insert(loc.pack);
                     }
-                    None => return Ok(Err(format!("data blob {} is in no index file", chunk.id.short()))),
+                    None => {
+                        return Ok(Err(format!(
+                            "data blob {} is in no index file",
+                            chunk.id.short()
+                        )))
+                    }
                 }
             }
             if let Some(sub) = node.subtree {
@@ -516,7 +560,11 @@ fn transfer_packs(
         // The sealed size: the CBOR list plus a 24-byte nonce and a 16-byte tag.
         let mut plain = Vec::new();
         ciborium::into_writer(&records, &mut plain).expect("serialisable");
-        state.lock().unwrap().index_files.add(plain.len() as u64 + 40);
+        state
+            .lock()
+            .unwrap()
+            .index_files
+            .add(plain.len() as u64 + 40);
         Ok(())
     };
     parallel(packs, opts.threads, |id| {
@@ -537,7 +585,8 @@ fn transfer_packs(
                 src.location()
             ))
         } else {
-            pack::read_trailer(keys, id, &bytes).map_err(|e| format!("{e} (at {}); not copied", src.location()))
+            pack::read_trailer(keys, id, &bytes)
+                .map_err(|e| format!("{e} (at {}); not copied", src.location()))
         };
         let record = match record {
             Ok(r) => r,
@@ -583,7 +632,12 @@ fn transfer_packs(
 
 /// Copies one snapshot record verbatim after checking it opens: `Ok(Ok(bytes copied))`, or
 /// `Ok(Err(problem))` for a damaged or vanished record.
-fn copy_snapshot_record(src: &Repo, dst: &Repo, keys: &WriterKeys, id: &Id) -> Result<std::result::Result<u64, String>> {
+fn copy_snapshot_record(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    id: &Id,
+) -> Result<std::result::Result<u64, String>> {
     let name = id.to_hex();
     let bytes = match fetch(src, Kind::Snapshots, &name) {
         Fetched::Ok(b) => b,
@@ -624,7 +678,13 @@ fn is_object_problem(e: &Error) -> bool {
 
 /// Opens a sealed index file or snapshot record given as bytes, with the same code that
 /// reads them from a store (so the check is exactly the one every reader applies).
-fn open_sealed(src: &Repo, keys: &WriterKeys, kind: Kind, name: &str, bytes: &[u8]) -> Result<Option<Vec<PackRecord>>> {
+fn open_sealed(
+    src: &Repo,
+    keys: &WriterKeys,
+    kind: Kind,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Option<Vec<PackRecord>>> {
     let probe = Repo {
         backend: Arc::new(MemoryBackend::new("copy-verify")),
         config: src.config.clone(),
@@ -633,7 +693,8 @@ fn open_sealed(src: &Repo, keys: &WriterKeys, kind: Kind, name: &str, bytes: &[u
     match kind {
         Kind::Index => probe.load_index(keys, name).map(Some),
         Kind::Snapshots => {
-            let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(format!("snapshot {name}"), "name is not an id"))?;
+            let id = Id::from_hex(name)
+                .ok_or_else(|| Error::corrupt(format!("snapshot {name}"), "name is not an id"))?;
             probe.load_snapshot(keys, &id).map(|_| None)
         }
         _ => Ok(None),
@@ -650,7 +711,11 @@ fn sizes(list: Vec<ObjectInfo>) -> HashMap<String, u64> {
 
 /// Runs `work` on every item with up to `threads` workers. The first error stops the
 /// workers (items already started finish) and is returned.
-fn parallel<T: Sync>(items: &[T], threads: usize, work: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+fn parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
