@@ -135,7 +135,7 @@ fn locked_objects_cannot_be_deleted_or_overwritten() {
     // Once the lock has passed (an admin shortened it), delete removes every version.
     m.set_retention(
         &bucket,
-        &[key.clone()],
+        std::slice::from_ref(&key),
         SystemTime::now() + Duration::from_secs(2),
     );
     sleep_until(SystemTime::now() + Duration::from_secs(3));

@@ -970,10 +970,14 @@ fn parse_until(text: &str) -> Option<SystemTime> {
         .map(SystemTime::from)
 }
 
+/// `(version id, is a delete marker)`.
+type VersionEntry = (String, bool);
+/// `(key marker, version id marker)` of the next ListObjectVersions page.
+type VersionMarkers = (String, String);
+
 /// The versions of exactly `key` in one ListObjectVersions page, in the page's order
-/// (newest first), as `(version id, is a delete marker)`; and the markers of the next page
-/// when the listing is truncated.
-fn parse_versions(body: &str, key: &str) -> (Vec<(String, bool)>, Option<(String, String)>) {
+/// (newest first); and the markers of the next page when the listing is truncated.
+fn parse_versions(body: &str, key: &str) -> (Vec<VersionEntry>, Option<VersionMarkers>) {
     let mut out = Vec::new();
     let mut rest = body;
     loop {
@@ -1249,9 +1253,9 @@ impl S3Backend {
 
     /// Every version (and delete marker) of exactly `key`, newest first, as
     /// `(version id, is a delete marker)`.
-    fn versions(&self, key: &str) -> Result<Vec<(String, bool)>> {
+    fn versions(&self, key: &str) -> Result<Vec<VersionEntry>> {
         let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
+        let mut markers: Option<VersionMarkers> = None;
         loop {
             let mut query = vec![("versions", ""), ("prefix", key)];
             if let Some((k, v)) = &markers {
