@@ -34,11 +34,29 @@ fi
 
 echo "moto: installing $MOTO_SPEC into $VENV"
 mkdir -p "$(dirname "$VENV")"
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
 if [ ! -x "$PY" ]; then
     rm -rf "$VENV"
     if ! "$PYTHON" -m venv "$VENV"; then
-        echo "moto: '$PYTHON -m venv' failed; on Debian/Ubuntu install python3-venv" >&2
-        exit 1
+        # Debian and Ubuntu ship venv (ensurepip) apart from python3.
+        rm -rf "$VENV"
+        echo "moto: '$PYTHON -m venv' failed; installing python3-venv"
+        if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null &&
+               as_root env DEBIAN_FRONTEND=noninteractive \
+                   apt-get install -y -qq --no-install-recommends python3-venv </dev/null &&
+               "$PYTHON" -m venv "$VENV"; }; then
+            echo "moto: cannot create a virtualenv; install python3-venv (as root) and run again" >&2
+            exit 1
+        fi
     fi
 fi
 "$PY" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC" boto3
