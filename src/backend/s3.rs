@@ -32,11 +32,11 @@
 //! - a `put` never hides an object under a new version: it is conditional
 //!   (`If-None-Match: *`); when the name exists with the same bytes it succeeds (a repeated
 //!   PUT), with other bytes it fails with [`Error::RetentionLocked`] while the object is under
-//!   retention. `keys/*` are the exception: re-wrapping the reader identity under a new
+//!   retention (and replaces it once that has passed). `keys/*` are the exception: re-wrapping the reader identity under a new
 //!   passphrase writes a new version, and the old one stays under its own retention;
 //! - `delete` removes every version of the key (ListObjectVersions, then DeleteObject with
 //!   each `versionId`, newest first) instead of laying a delete marker over data that
-//!   would then stay stored, invisible, forever. A version still under retention is refused
+//!   would then stay stored, invisible, until removed by hand. A version still under retention is refused
 //!   by S3 with `AccessDenied`; the backend reads that version's retention (HEAD) to tell
 //!   this apart from a missing permission, and returns [`Error::RetentionLocked`];
 //! - [`Backend::extend_retention`] reads the current retention with a HEAD (which carries
