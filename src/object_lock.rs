@@ -2,7 +2,7 @@
 //! holds a snapshotting host's credentials or the admin's.
 //!
 //! A store created with `vault init --object-lock MODE:DAYS` (see
-//! [`ObjectLock`](crate::backend::ObjectLock)) gives every object it writes a retention of
+//! [`ObjectLock`]) gives every object it writes a retention of
 //! DAYS days from the moment of writing (leases excepted). Until then S3 refuses to delete
 //! that object version, whoever asks ([`LockMode::Compliance`](crate::backend::LockMode)),
 //! or whoever lacks `s3:BypassGovernanceRetention` (governance). A snapshot taken today
