@@ -346,6 +346,7 @@ fn run(cli: Cli) -> Result<u8> {
                 verify,
                 numeric_owner,
                 threads: ctx.threads(),
+                spool: ctx.restore_spool()?,
             },
         ),
         Command::Forget { keep, dry_run, prune } => {

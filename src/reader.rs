@@ -28,6 +28,20 @@ impl BlobReader {
         }
     }
 
+    /// The same reader over another backend (such as a restore spool in front of this
+    /// one); pack data keys already unwrapped are kept.
+    pub fn with_backend(&self, backend: crate::backend::BackendRef) -> BlobReader {
+        BlobReader {
+            repo: Repo {
+                backend,
+                config: self.repo.config.clone(),
+            },
+            keys: self.keys.clone(),
+            identity: self.identity.clone(),
+            data_keys: Mutex::new(self.data_keys.lock().unwrap().clone()),
+        }
+    }
+
     pub fn identity(&self) -> &age::x25519::Identity {
         &self.identity
     }

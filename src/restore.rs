@@ -24,7 +24,8 @@ use crate::reader::{locate, BlobReader};
 use crate::tree::{display_name, is_safe_name, LinkKey, Node, NodeKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
-use std::collections::HashMap;
+use crate::backend::spool::SpoolBackend;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,9 @@ pub struct RestoreOptions {
     pub verify: bool,
     pub numeric_owner: bool,
     pub threads: usize,
+    /// For remote stores: fetch the needed pack ranges into this folder first (many
+    /// requests in flight), then restore from there; see [`crate::backend::spool`].
+    pub spool: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +215,18 @@ pub fn run(
         return Ok(report);
     }
     let root_fd = root_fd.expect("target exists when not a dry run");
+    let spooled;
+    let reader = match &opts.spool {
+        Some(dir) => {
+            let mut needed = BTreeMap::new();
+            needed_ranges(cache, &items, &mut needed)?;
+            let fetchers = (opts.threads * 4).max(8);
+            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), dir, needed, fetchers)?;
+            spooled = reader.with_backend(Arc::new(spool));
+            &spooled
+        }
+        None => reader,
+    };
     let mut report = std::thread::scope(|scope| -> Result<RestoreReport> {
         let mut runner = Runner::new(scope, reader, cache, opts, &root_fd, report);
         runner.run(&items)?;
@@ -220,6 +236,31 @@ pub fn run(
         verify(reader, &root_fd, &items, &mut report)?;
     }
     Ok(report)
+}
+
+/// The byte ranges of every pack the files to write need: their blobs and the headers
+/// that hold the packs' data keys.
+fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, Vec<(u64, u64)>>) -> Result<()> {
+    for item in items {
+        if item.action == Action::Keep {
+            continue;
+        }
+        if item.node.kind == NodeKind::Dir {
+            needed_ranges(cache, &item.children, out)?;
+        }
+        for c in item.node.chunks() {
+            // A blob the index lacks is reported when its file is written.
+            if let Some(loc) = cache.locate(&c.id)? {
+                let ranges = out.entry(loc.pack.to_hex()).or_default();
+                if ranges.is_empty() {
+                    let (off, len) = crate::pack::header_range(loc.header_len);
+                    ranges.push((off, len));
+                }
+                ranges.push((loc.entry.offset as u64, loc.entry.length as u64));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn collect_plan(items: &[Item], target: &Path, out: &mut Vec<PlanLine>) {

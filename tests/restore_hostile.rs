@@ -114,6 +114,7 @@ fn restore(c: &Crafted, snap: &Snapshot) -> vault::Result<vault::restore::Restor
             verify: false,
             numeric_owner: true,
             threads: 2,
+            spool: None,
         },
     )
 }

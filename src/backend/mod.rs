@@ -16,6 +16,7 @@
 pub mod faulty;
 pub mod local;
 pub mod memory;
+pub mod spool;
 pub mod retry;
 pub mod s3;
 pub mod testsuite;

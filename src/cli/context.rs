@@ -73,14 +73,25 @@ impl Context {
         Ok(Repo::open(self.backend()?)?)
     }
 
-    pub fn open_cache(&self, repo: &Repo) -> Result<Cache> {
-        let dir = self
-            .ov
+    fn cache_dir(&self) -> PathBuf {
+        self.ov
             .cache_dir
             .clone()
             .or_else(|| self.config.cache_dir.clone())
-            .unwrap_or_else(vault::config::default_cache_dir);
-        Ok(Cache::open(&dir, &repo.config.store_id)?)
+            .unwrap_or_else(vault::config::default_cache_dir)
+    }
+
+    pub fn open_cache(&self, repo: &Repo) -> Result<Cache> {
+        Ok(Cache::open(&self.cache_dir(), &repo.config.store_id)?)
+    }
+
+    /// Where a restore from a remote store spools the pack ranges it needs: beside the
+    /// cache (restores from a local folder read it directly).
+    pub fn restore_spool(&self) -> Result<Option<PathBuf>> {
+        if !self.store_location().starts_with("s3://") {
+            return Ok(None);
+        }
+        Ok(Some(self.cache_dir().join(format!("restore-spool-{}", std::process::id()))))
     }
 
     pub fn writer_key_path(&self, store_id: &str) -> PathBuf {

@@ -1,0 +1,184 @@
+//! A local spool in front of a remote store, for restores.
+//!
+//! A restore reads thousands of blobs; over S3 one ranged GET each would make request
+//! latency, not bandwidth, the limit. So before writing files, the restore fetches every
+//! byte range it will need, merged per pack (small gaps are fetched rather than split)
+//! and many at a time, into sparse files in a spool folder, and then reads the blobs from
+//! there. Only the ranges the snapshot needs are downloaded, each once. Everything but
+//! those pack ranges goes to the store itself.
+
+use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
+use crate::error::{Error, IoContext, Result};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Ranges closer than this are fetched as one (the gap is cheaper than a request).
+const MERGE_GAP: u64 = 1 << 20;
+/// Longest single request, which bounds memory to this times the number of fetchers.
+const MAX_REQUEST: u64 = 4 << 20;
+
+pub struct SpoolBackend {
+    inner: BackendRef,
+    dir: PathBuf,
+    spooled: HashSet<String>,
+}
+
+/// Merges `(offset, len)` ranges that overlap or lie within [`MERGE_GAP`], then splits the
+/// result into requests of at most [`MAX_REQUEST`] bytes.
+fn plan_requests(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (off, len) in ranges {
+        match merged.last_mut() {
+            Some((m_off, m_len)) if off <= *m_off + *m_len + MERGE_GAP => {
+                *m_len = (*m_len).max(off + len - *m_off);
+            }
+            _ => merged.push((off, len)),
+        }
+    }
+    merged
+        .into_iter()
+        .flat_map(|(off, len)| {
+            (0..len.div_ceil(MAX_REQUEST)).map(move |i| {
+                let start = off + i * MAX_REQUEST;
+                (start, MAX_REQUEST.min(off + len - start))
+            })
+        })
+        .collect()
+}
+
+impl SpoolBackend {
+    /// Fetches `needed` (pack name -> byte ranges) into `dir` with `fetchers` requests in
+    /// flight, and returns a backend that serves those ranges from the spool.
+    pub fn fetch(inner: BackendRef, dir: &Path, needed: BTreeMap<String, Vec<(u64, u64)>>, fetchers: usize) -> Result<SpoolBackend> {
+        std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
+        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
+        for (pack, ranges) in &needed {
+            jobs.extend(plan_requests(ranges.clone()).into_iter().map(|(o, l)| (pack.clone(), o, l)));
+        }
+        let queue = Mutex::new(jobs.into_iter());
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..fetchers.max(1) {
+                scope.spawn(|| loop {
+                    if first_error.lock().unwrap().is_some() {
+                        return;
+                    }
+                    let Some((pack, off, len)) = queue.lock().unwrap().next() else { return };
+                    let result = inner.get_range(Kind::Packs, &pack, off, len).and_then(|bytes| {
+                        let path = dir.join(&pack);
+                        OpenOptions::new()
+                            .create(true)
+                            .write(true)
+                            .truncate(false)
+                            .open(&path)
+                            .and_then(|f| f.write_all_at(&bytes, off))
+                            .ctx(|| format!("write restore spool {} (is the disk full?)", path.display()))
+                    });
+                    if let Err(e) = result {
+                        first_error.lock().unwrap().get_or_insert(e);
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap() {
+            return Err(e);
+        }
+        Ok(SpoolBackend {
+            inner,
+            dir: dir.to_path_buf(),
+            spooled: needed.into_keys().collect(),
+        })
+    }
+}
+
+impl Backend for SpoolBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create(&self) -> Result<()> {
+        self.inner.create()
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(kind, name, data)
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        self.inner.get(kind, name)
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if kind != Kind::Packs || !self.spooled.contains(name) {
+            return self.inner.get_range(kind, name, offset, len);
+        }
+        let path = self.dir.join(name);
+        let mut buf = vec![0u8; len as usize];
+        File::open(&path)
+            .and_then(|f| f.read_exact_at(&mut buf, offset))
+            .ctx(|| format!("read restore spool {}", path.display()))?;
+        Ok(buf)
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(kind)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        self.inner.delete(kind, name)
+    }
+
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+        self.inner.exists(kind, name)
+    }
+
+    fn set_object_lock(&self, lock: Option<&ObjectLock>) -> Result<()> {
+        self.inner.set_object_lock(lock)
+    }
+
+    fn extend_retention(&self, kind: Kind, name: &str, until: std::time::SystemTime) -> Result<()> {
+        self.inner.extend_retention(kind, name, until)
+    }
+}
+
+impl Drop for SpoolBackend {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+
+    #[test]
+    fn requests_merge_small_gaps_and_split_large_spans() {
+        assert_eq!(plan_requests(vec![(100, 10), (0, 10), (200, 50)]), vec![(0, 250)]);
+        assert_eq!(plan_requests(vec![(0, 10), (5 << 20, 10)]), vec![(0, 10), (5 << 20, 10)]);
+        let split = plan_requests(vec![(0, 10 << 20)]);
+        assert_eq!(split, vec![(0, 4 << 20), (4 << 20, 4 << 20), (8 << 20, 2 << 20)]);
+    }
+
+    #[test]
+    fn serves_spooled_ranges_and_forwards_the_rest() {
+        let inner: BackendRef = std::sync::Arc::new(MemoryBackend::new("spool"));
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let name = "ab".repeat(32);
+        inner.put(Kind::Packs, &name, &data).unwrap();
+        inner.put(Kind::Packs, &"cd".repeat(32), b"other").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        let needed = BTreeMap::from([(name.clone(), vec![(10, 100), (50_000, 1000)])]);
+        let spool = SpoolBackend::fetch(inner, &spool_dir, needed, 3).unwrap();
+        assert_eq!(spool.get_range(Kind::Packs, &name, 10, 100).unwrap(), &data[10..110]);
+        assert_eq!(spool.get_range(Kind::Packs, &name, 50_500, 100).unwrap(), &data[50_500..50_600]);
+        assert_eq!(spool.get_range(Kind::Packs, &"cd".repeat(32), 0, 5).unwrap(), b"other");
+        drop(spool);
+        assert!(!spool_dir.exists(), "the spool is removed afterwards");
+    }
+}
