@@ -226,6 +226,37 @@ impl Cache {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    /// Where every directory-tree blob lies: (pack, pack size, header length, offset, length).
+    pub fn tree_blob_ranges(&self) -> Result<Vec<(Id, u64, u32, u64, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT b.pack, p.size, p.header_len, b.offset, b.length FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.kind = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([BlobKind::Tree as u8], |r| {
+                let pack: Vec<u8> = r.get(0)?;
+                Ok((
+                    Id(pack.try_into().unwrap_or([0; 32])),
+                    r.get::<_, i64>(1)? as u64,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                    r.get::<_, i64>(4)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn pack_size(&self, pack: &Id) -> Result<Option<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size FROM packs WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_row([&pack.0[..]], |r| r.get::<_, i64>(0).map(|s| s as u64))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn pack_header_len(&self, pack: &Id) -> Result<Option<u32>> {
         let mut stmt = self
             .conn

@@ -24,7 +24,7 @@ use crate::reader::{locate, BlobReader};
 use crate::tree::{display_name, is_safe_name, LinkKey, Node, NodeKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
-use crate::backend::spool::SpoolBackend;
+use crate::backend::spool::{PackNeeds, SpoolBackend};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -178,6 +178,28 @@ pub fn run(
     };
 
     let _batch = cache.read_batch()?;
+    // From a remote store, every folder listing the plan reads would be one request in a
+    // row; fetch them all at once first.
+    let tree_spool;
+    let reader = match &opts.spool {
+        Some(dir) => {
+            let mut needed: BTreeMap<String, PackNeeds> = BTreeMap::new();
+            for (pack, size, header_len, offset, length) in cache.tree_blob_ranges()? {
+                needed
+                    .entry(pack.to_hex())
+                    .or_insert_with(|| PackNeeds {
+                        size,
+                        ranges: vec![crate::pack::header_range(header_len)],
+                    })
+                    .ranges
+                    .push((offset, length));
+            }
+            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), &dir.join("trees"), needed, SPOOL_FETCHERS)?;
+            tree_spool = reader.with_backend(Arc::new(spool));
+            &tree_spool
+        }
+        None => reader,
+    };
     let mut planner = Planner {
         reader,
         cache,
@@ -220,8 +242,7 @@ pub fn run(
         Some(dir) => {
             let mut needed = BTreeMap::new();
             needed_ranges(cache, &items, &mut needed)?;
-            let fetchers = (opts.threads * 4).max(8);
-            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), dir, needed, fetchers)?;
+            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), &dir.join("data"), needed, SPOOL_FETCHERS)?;
             spooled = reader.with_backend(Arc::new(spool));
             &spooled
         }
@@ -238,9 +259,13 @@ pub fn run(
     Ok(report)
 }
 
+/// Requests in flight while spooling: few, as a whole pack (up to 17 MiB) may be in memory
+/// per request.
+const SPOOL_FETCHERS: usize = 4;
+
 /// The byte ranges of every pack the files to write need: their blobs and the headers
 /// that hold the packs' data keys.
-fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, Vec<(u64, u64)>>) -> Result<()> {
+fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, PackNeeds>) -> Result<()> {
     for item in items {
         if item.action == Action::Keep {
             continue;
@@ -251,12 +276,14 @@ fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, Vec<(
         for c in item.node.chunks() {
             // A blob the index lacks is reported when its file is written.
             if let Some(loc) = cache.locate(&c.id)? {
-                let ranges = out.entry(loc.pack.to_hex()).or_default();
-                if ranges.is_empty() {
-                    let (off, len) = crate::pack::header_range(loc.header_len);
-                    ranges.push((off, len));
-                }
-                ranges.push((loc.entry.offset as u64, loc.entry.length as u64));
+                let needs = match out.entry(loc.pack.to_hex()) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(PackNeeds {
+                        size: cache.pack_size(&loc.pack)?.unwrap_or(0),
+                        ranges: vec![crate::pack::header_range(loc.header_len)],
+                    }),
+                };
+                needs.ranges.push((loc.entry.offset as u64, loc.entry.length as u64));
             }
         }
     }

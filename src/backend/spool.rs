@@ -9,7 +9,7 @@
 
 use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
 use crate::error::{Error, IoContext, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -17,13 +17,25 @@ use std::sync::Mutex;
 
 /// Ranges closer than this are fetched as one (the gap is cheaper than a request).
 const MERGE_GAP: u64 = 1 << 20;
-/// Longest single request, which bounds memory to this times the number of fetchers.
+/// Longest single ranged request.
 const MAX_REQUEST: u64 = 4 << 20;
+/// A pack of which at least this share is needed is fetched whole, with one plain GET:
+/// fewer requests, and some S3 servers serve ranges much slower than whole objects.
+const WHOLE_PACK_SHARE: f64 = 0.5;
+
+/// What a restore needs of one pack.
+pub struct PackNeeds {
+    /// The pack's size.
+    pub size: u64,
+    /// `(offset, len)` byte ranges.
+    pub ranges: Vec<(u64, u64)>,
+}
 
 pub struct SpoolBackend {
     inner: BackendRef,
     dir: PathBuf,
-    spooled: HashSet<String>,
+    /// Per pack, the byte ranges held in the spool; anything else goes to `inner`.
+    spooled: HashMap<String, Vec<(u64, u64)>>,
 }
 
 /// Merges `(offset, len)` ranges that overlap or lie within [`MERGE_GAP`], then splits the
@@ -51,13 +63,24 @@ fn plan_requests(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 impl SpoolBackend {
-    /// Fetches `needed` (pack name -> byte ranges) into `dir` with `fetchers` requests in
-    /// flight, and returns a backend that serves those ranges from the spool.
-    pub fn fetch(inner: BackendRef, dir: &Path, needed: BTreeMap<String, Vec<(u64, u64)>>, fetchers: usize) -> Result<SpoolBackend> {
+    /// Fetches `needed` (pack name -> needs) into `dir` with `fetchers` requests in
+    /// flight, and returns a backend that serves those ranges from the spool. Memory is
+    /// bounded by `fetchers` times the largest pack.
+    pub fn fetch(inner: BackendRef, dir: &Path, needed: BTreeMap<String, PackNeeds>, fetchers: usize) -> Result<SpoolBackend> {
         std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
-        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
-        for (pack, ranges) in &needed {
-            jobs.extend(plan_requests(ranges.clone()).into_iter().map(|(o, l)| (pack.clone(), o, l)));
+        // (pack, offset, len); a `None` length means the whole object.
+        let mut jobs: Vec<(String, u64, Option<u64>)> = Vec::new();
+        let mut spooled: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        for (pack, needs) in &needed {
+            let wanted: u64 = needs.ranges.iter().map(|r| r.1).sum();
+            if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
+                jobs.push((pack.clone(), 0, None));
+                spooled.insert(pack.clone(), vec![(0, needs.size)]);
+            } else {
+                let requests = plan_requests(needs.ranges.clone());
+                jobs.extend(requests.iter().map(|&(o, l)| (pack.clone(), o, Some(l))));
+                spooled.insert(pack.clone(), requests);
+            }
         }
         let queue = Mutex::new(jobs.into_iter());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -68,7 +91,11 @@ impl SpoolBackend {
                         return;
                     }
                     let Some((pack, off, len)) = queue.lock().unwrap().next() else { return };
-                    let result = inner.get_range(Kind::Packs, &pack, off, len).and_then(|bytes| {
+                    let fetched = match len {
+                        Some(len) => inner.get_range(Kind::Packs, &pack, off, len),
+                        None => inner.get(Kind::Packs, &pack),
+                    };
+                    let result = fetched.and_then(|bytes| {
                         let path = dir.join(&pack);
                         OpenOptions::new()
                             .create(true)
@@ -90,7 +117,7 @@ impl SpoolBackend {
         Ok(SpoolBackend {
             inner,
             dir: dir.to_path_buf(),
-            spooled: needed.into_keys().collect(),
+            spooled,
         })
     }
 }
@@ -113,7 +140,12 @@ impl Backend for SpoolBackend {
     }
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if kind != Kind::Packs || !self.spooled.contains(name) {
+        let held = kind == Kind::Packs
+            && self
+                .spooled
+                .get(name)
+                .is_some_and(|ranges| ranges.iter().any(|&(o, l)| o <= offset && offset + len <= o + l));
+        if !held {
             return self.inner.get_range(kind, name, offset, len);
         }
         let path = self.dir.join(name);
@@ -173,11 +205,35 @@ mod tests {
         inner.put(Kind::Packs, &"cd".repeat(32), b"other").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let spool_dir = dir.path().join("spool");
-        let needed = BTreeMap::from([(name.clone(), vec![(10, 100), (50_000, 1000)])]);
-        let spool = SpoolBackend::fetch(inner, &spool_dir, needed, 3).unwrap();
+        let needed = BTreeMap::from([(
+            name.clone(),
+            PackNeeds {
+                size: data.len() as u64,
+                ranges: vec![(10, 100), (50_000, 1000)],
+            },
+        )]);
+        let spool = SpoolBackend::fetch(inner.clone(), &spool_dir, needed, 3).unwrap();
         assert_eq!(spool.get_range(Kind::Packs, &name, 10, 100).unwrap(), &data[10..110]);
         assert_eq!(spool.get_range(Kind::Packs, &name, 50_500, 100).unwrap(), &data[50_500..50_600]);
+        assert!(
+            std::fs::metadata(spool_dir.join(&name)).unwrap().len() < data.len() as u64,
+            "a pack mostly not needed is fetched by ranges"
+        );
+        let whole = BTreeMap::from([(
+            name.clone(),
+            PackNeeds {
+                size: data.len() as u64,
+                ranges: vec![(0, 60_000)],
+            },
+        )]);
+        let spool2 = SpoolBackend::fetch(inner, &dir.path().join("spool2"), whole, 2).unwrap();
+        assert_eq!(spool2.get_range(Kind::Packs, &name, 99_000, 1000).unwrap(), &data[99_000..]);
         assert_eq!(spool.get_range(Kind::Packs, &"cd".repeat(32), 0, 5).unwrap(), b"other");
+        assert_eq!(
+            spool.get_range(Kind::Packs, &name, 90_000, 100).unwrap(),
+            &data[90_000..90_100],
+            "a range the spool does not hold comes from the store"
+        );
         drop(spool);
         assert!(!spool_dir.exists(), "the spool is removed afterwards");
     }

@@ -323,8 +323,11 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     let (id, snap) = repo.find_snapshot(&keys, spec)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let started = std::time::Instant::now();
-    let report = vault::restore::run(&reader, &cache, &snap, &opts)
-        .with_context(|| format!("restore of snapshot {} into {}", id.short(), opts.target.display()))?;
+    let result = vault::restore::run(&reader, &cache, &snap, &opts);
+    if let Some(spool) = &opts.spool {
+        let _ = std::fs::remove_dir_all(spool);
+    }
+    let report = result.with_context(|| format!("restore of snapshot {} into {}", id.short(), opts.target.display()))?;
     if opts.dry_run {
         for line in &report.plan {
             println!("{:<8} {}", line.action.label(), line.path);
