@@ -133,6 +133,10 @@ impl Lease {
                 && (kind == LeaseKind::Exclusive || r.kind == LeaseKind::Exclusive)
         });
         if let Some((_, other)) = conflict {
+            // Withdraw: expire it first, so a host that may not delete still frees it.
+            let mut withdrawn = record.clone();
+            withdrawn.expires = 0;
+            let _ = write(backend, keys, &name, &withdrawn);
             let _ = backend.delete(Kind::Locks, &name);
             return Err(Error::Busy(other.describe()));
         }

@@ -118,6 +118,13 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         return Ok(report);
     }
 
+    if delete.is_empty() && repack.is_empty() && orphans.is_empty() {
+        // Nothing to remove: rewriting the index would only add objects (and, under
+        // object lock, index files that cannot be deleted for a whole lock period).
+        report.stale_leases_removed = crate::lock::remove_stale(&repo.backend, keys).unwrap_or(0);
+        return Ok(report);
+    }
+
     // Repack: copy the used blobs of sparse packs into new packs. Blobs already written
     // into a kept pack are not copied twice.
     let recipients = crate::crypto::parse_recipients(&repo.config.recipients)?;
@@ -160,13 +167,24 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     for slice in all.chunks(256) {
         repo.save_index(keys, slice)?;
     }
-    // 4. The old index files go; the new ones name everything kept.
+    // 4. The old index files go; the new ones name everything kept. One the store keeps
+    // under retention still names its packs, so those packs must stay as long as it does:
+    // deleting them would leave an index file pointing at nothing.
+    let mut still_named: HashSet<Id> = HashSet::new();
     for name in &index_files {
+        let kept_before = report.kept_locked.len();
         delete_tolerant(repo, Kind::Index, name, &mut report)?;
+        if report.kept_locked.len() > kept_before {
+            still_named.extend(repo.load_index(keys, name)?.into_iter().map(|r| r.id));
+        }
     }
     report.index_files_replaced = index_files.len();
     // 5. Packs nothing names any more.
     for id in delete.iter().chain(repack.iter().map(|(r, _)| &r.id)) {
+        if still_named.contains(id) {
+            report.kept_locked.push(format!("packs/{} (named by a locked index file)", id.to_hex()));
+            continue;
+        }
         delete_tolerant(repo, Kind::Packs, &id.to_hex(), &mut report)?;
     }
     for name in &orphans {

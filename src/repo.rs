@@ -139,7 +139,13 @@ impl Repo {
                 supported: FORMAT_VERSION,
             });
         }
-        backend.set_object_lock(config.object_lock.as_ref())?;
+        // A copy of a locked store kept in a folder (or any store without object lock)
+        // must still open, for restores: the lock only applies where the store has it.
+        match backend.set_object_lock(config.object_lock.as_ref()) {
+            Ok(()) => {}
+            Err(Error::Usage(_)) if config.object_lock.is_some() => {}
+            Err(e) => return Err(e),
+        }
         Ok(Repo { backend, config })
     }
 

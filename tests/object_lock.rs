@@ -599,7 +599,6 @@ fn cli_refuses_object_lock_on_a_store_without_it() {
 /// names it: `check` would report the pack missing, and a snapshot deduplicating against
 /// the index would reference blobs that are gone.
 #[test]
-#[ignore = "prune deletes packs that a retention-locked index file still names; un-ignore once prune keeps them"]
 fn prune_keeps_packs_that_a_locked_index_file_still_names() {
     let w = World::new();
     w.run(["init", "--object-lock", "governance:1"]).ok();
