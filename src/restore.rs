@@ -259,9 +259,8 @@ pub fn run(
     Ok(report)
 }
 
-/// Requests in flight while spooling: few, as a whole pack (up to 17 MiB) may be in memory
-/// per request.
-const SPOOL_FETCHERS: usize = 4;
+/// Requests in flight while spooling (each holds up to 4 MiB).
+const SPOOL_FETCHERS: usize = 8;
 
 /// The byte ranges of every pack the files to write need: their blobs and the headers
 /// that hold the packs' data keys.

@@ -17,10 +17,10 @@ use std::sync::Mutex;
 
 /// Ranges closer than this are fetched as one (the gap is cheaper than a request).
 const MERGE_GAP: u64 = 1 << 20;
-/// Longest single ranged request.
+/// Longest single request; memory holds at most this per fetcher.
 const MAX_REQUEST: u64 = 4 << 20;
-/// A pack of which at least this share is needed is fetched whole, with one plain GET:
-/// fewer requests, and some S3 servers serve ranges much slower than whole objects.
+/// A pack of which at least this share is needed is fetched whole (in requests of
+/// [`MAX_REQUEST`]): fewer, larger requests beat skipping the few blobs not needed.
 const WHOLE_PACK_SHARE: f64 = 0.5;
 
 /// What a restore needs of one pack.
@@ -64,23 +64,20 @@ fn plan_requests(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 
 impl SpoolBackend {
     /// Fetches `needed` (pack name -> needs) into `dir` with `fetchers` requests in
-    /// flight, and returns a backend that serves those ranges from the spool. Memory is
-    /// bounded by `fetchers` times the largest pack.
+    /// flight, and returns a backend that serves those ranges from the spool.
     pub fn fetch(inner: BackendRef, dir: &Path, needed: BTreeMap<String, PackNeeds>, fetchers: usize) -> Result<SpoolBackend> {
         std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
-        // (pack, offset, len); a `None` length means the whole object.
-        let mut jobs: Vec<(String, u64, Option<u64>)> = Vec::new();
+        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
         let mut spooled: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
         for (pack, needs) in &needed {
             let wanted: u64 = needs.ranges.iter().map(|r| r.1).sum();
-            if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
-                jobs.push((pack.clone(), 0, None));
-                spooled.insert(pack.clone(), vec![(0, needs.size)]);
+            let requests = if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
+                plan_requests(vec![(0, needs.size)])
             } else {
-                let requests = plan_requests(needs.ranges.clone());
-                jobs.extend(requests.iter().map(|&(o, l)| (pack.clone(), o, Some(l))));
-                spooled.insert(pack.clone(), requests);
-            }
+                plan_requests(needs.ranges.clone())
+            };
+            jobs.extend(requests.iter().map(|&(o, l)| (pack.clone(), o, l)));
+            spooled.insert(pack.clone(), requests);
         }
         let queue = Mutex::new(jobs.into_iter());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -91,11 +88,7 @@ impl SpoolBackend {
                         return;
                     }
                     let Some((pack, off, len)) = queue.lock().unwrap().next() else { return };
-                    let fetched = match len {
-                        Some(len) => inner.get_range(Kind::Packs, &pack, off, len),
-                        None => inner.get(Kind::Packs, &pack),
-                    };
-                    let result = fetched.and_then(|bytes| {
+                    let result = inner.get_range(Kind::Packs, &pack, off, len).and_then(|bytes| {
                         let path = dir.join(&pack);
                         OpenOptions::new()
                             .create(true)
