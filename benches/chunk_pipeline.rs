@@ -25,8 +25,23 @@ impl Rng {
 
 fn database_like(size: usize) -> Vec<u8> {
     let words: Vec<&[u8]> = [
-        "passed", "failed", "errored", "travis-ci", "master", "pull_request", "push", "ubuntu",
-        "xenial", "bionic", "ruby", "node_js", "python", "go", "job", "build", "repository",
+        "passed",
+        "failed",
+        "errored",
+        "travis-ci",
+        "master",
+        "pull_request",
+        "push",
+        "ubuntu",
+        "xenial",
+        "bionic",
+        "ruby",
+        "node_js",
+        "python",
+        "go",
+        "job",
+        "build",
+        "repository",
     ]
     .iter()
     .map(|w| w.as_bytes())
@@ -57,7 +72,9 @@ fn database_like(size: usize) -> Vec<u8> {
 
 fn random(size: usize) -> Vec<u8> {
     let mut rng = Rng(42);
-    (0..size / 8).flat_map(|_| rng.next().to_le_bytes()).collect()
+    (0..size / 8)
+        .flat_map(|_| rng.next().to_le_bytes())
+        .collect()
 }
 
 fn chunks<'a>(data: &'a [u8], p: &ChunkerParams, seed: u64) -> Vec<&'a [u8]> {
@@ -101,8 +118,14 @@ fn bench(c: &mut Criterion) {
                         .sum::<usize>()
                 })
             });
-            let packed: usize = cut.iter().map(|c| pack::compress(c, level).map_or(c.len(), |z| z.len())).sum();
-            eprintln!("{label}: zstd {level} keeps {:.1}% of the bytes", packed as f64 * 100.0 / SIZE as f64);
+            let packed: usize = cut
+                .iter()
+                .map(|c| pack::compress(c, level).map_or(c.len(), |z| z.len()))
+                .sum();
+            eprintln!(
+                "{label}: zstd {level} keeps {:.1}% of the bytes",
+                packed as f64 * 100.0 / SIZE as f64
+            );
         }
         g.bench_function(BenchmarkId::new("whole pipeline into packs", label), |b| {
             b.iter(|| {
@@ -111,9 +134,18 @@ fn bench(c: &mut Criterion) {
                 for c in &cut {
                     let id = keys.blob_id(c);
                     let z = pack::compress(c, 1);
-                    w.add(id, BlobKind::Data, c.len() as u32, z.is_some(), z.as_deref().unwrap_or(c));
+                    w.add(
+                        id,
+                        BlobKind::Data,
+                        c.len() as u32,
+                        z.is_some(),
+                        z.as_deref().unwrap_or(c),
+                    );
                     if w.len() >= 16 << 20 {
-                        let full = std::mem::replace(&mut w, PackWriter::new(&[reader.to_public()], 16 << 20, 4 << 20).unwrap());
+                        let full = std::mem::replace(
+                            &mut w,
+                            PackWriter::new(&[reader.to_public()], 16 << 20, 4 << 20).unwrap(),
+                        );
                         packed += full.finish(&keys).0.len();
                     }
                 }

@@ -74,7 +74,13 @@ pub fn run(
     let started_wall = SystemTime::now();
     // Held until the snapshot record is written: prune must not delete packs this
     // snapshot finds in the index and reuses.
-    let _lease = Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Shared, "snapshot", opts.lock_wait)?;
+    let _lease = Lease::acquire_waiting(
+        &repo.backend,
+        keys,
+        LeaseKind::Shared,
+        "snapshot",
+        opts.lock_wait,
+    )?;
     cache.sync_index(repo, keys)?;
     let sources = normalise_sources(&opts.paths)?;
 
@@ -140,7 +146,11 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("read the current folder", e))?;
     let mut out: Vec<PathBuf> = Vec::new();
     for p in paths {
-        let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        let abs = if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        };
         let mut clean = PathBuf::from("/");
         for c in abs.components() {
             match c {
@@ -151,9 +161,8 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 _ => {}
             }
         }
-        std::fs::symlink_metadata(&clean).map_err(|e| {
-            Error::io(format!("source path {}", clean.display()), e)
-        })?;
+        std::fs::symlink_metadata(&clean)
+            .map_err(|e| Error::io(format!("source path {}", clean.display()), e))?;
         out.push(clean);
     }
     out.sort();
@@ -209,12 +218,13 @@ impl Walker<'_> {
                 so_far.push(c);
                 let key = c.as_bytes().to_vec();
                 if i + 1 == comps.len() {
-                    level.children.insert(key, SkeletonEntry::Source(so_far.clone()));
-                } else {
-                    let entry = level
+                    level
                         .children
-                        .entry(key)
-                        .or_insert_with(|| SkeletonEntry::Ancestor(so_far.clone(), Skeleton::default()));
+                        .insert(key, SkeletonEntry::Source(so_far.clone()));
+                } else {
+                    let entry = level.children.entry(key).or_insert_with(|| {
+                        SkeletonEntry::Ancestor(so_far.clone(), Skeleton::default())
+                    });
                     match entry {
                         SkeletonEntry::Ancestor(_, s) => level = s,
                         SkeletonEntry::Source(_) => unreachable!("nested sources were dropped"),
@@ -269,7 +279,13 @@ impl Walker<'_> {
         })
     }
 
-    fn node_from_meta(&mut self, path: &Path, name: Vec<u8>, meta: &std::fs::Metadata, kind: NodeKind) -> Node {
+    fn node_from_meta(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &std::fs::Metadata,
+        kind: NodeKind,
+    ) -> Node {
         let xattrs = match fsmeta::read_xattrs(path) {
             Ok(x) => x,
             Err(e) => {
@@ -416,7 +432,9 @@ impl Walker<'_> {
         while let Ok(record) = self.uploader.done_rx.try_recv() {
             self.uploader.finished.push(record);
         }
-        if self.uploader.finished.len() >= INDEX_EVERY_PACKS || (force && !self.uploader.finished.is_empty()) {
+        if self.uploader.finished.len() >= INDEX_EVERY_PACKS
+            || (force && !self.uploader.finished.is_empty())
+        {
             let records = std::mem::take(&mut self.uploader.finished);
             self.index_packs(records)?;
         }
@@ -497,14 +515,18 @@ impl Walker<'_> {
         Ok(true)
     }
 
-    fn read_file(&mut self, path: &Path, meta: &std::fs::Metadata) -> std::result::Result<Vec<Extent>, ReadError> {
-        let file = open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
+    fn read_file(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> std::result::Result<Vec<Extent>, ReadError> {
+        let file =
+            open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
         let regions = fsmeta::data_regions(&file, meta.len(), meta.blocks())
             .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
-        let mut chunker = self
-            .chunker
-            .take()
-            .unwrap_or_else(|| Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed()));
+        let mut chunker = self.chunker.take().unwrap_or_else(|| {
+            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
+        });
         let mut extents = Vec::with_capacity(regions.len());
         let mut outcome = Ok(());
         for (offset, len) in regions {
@@ -581,7 +603,12 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn start(repo: &Repo, keys: &WriterKeys, recipients: &[age::x25519::Recipient], threads: usize) -> Uploader {
+    fn start(
+        repo: &Repo,
+        keys: &WriterKeys,
+        recipients: &[age::x25519::Recipient],
+        threads: usize,
+    ) -> Uploader {
         let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (done_tx, done_rx) = mpsc::channel();
@@ -607,7 +634,13 @@ impl Uploader {
                             writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
                         }
                         let w = writer.as_mut().unwrap();
-                        w.add(job.id, job.kind, job.data.len() as u32, compressed.is_some(), payload);
+                        w.add(
+                            job.id,
+                            job.kind,
+                            job.data.len() as u32,
+                            compressed.is_some(),
+                            payload,
+                        );
                         if w.len() >= pack_size {
                             let record = repo.save_pack(&keys, writer.take().unwrap())?;
                             let _ = done_tx.send(record);
@@ -632,7 +665,11 @@ impl Uploader {
 
     fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
         self.pending.insert(id);
-        let sent = self.tx.as_ref().expect("uploader running").send(Job { id, kind, data });
+        let sent = self
+            .tx
+            .as_ref()
+            .expect("uploader running")
+            .send(Job { id, kind, data });
         if sent.is_err() {
             // Every worker has stopped, which only happens on an error: report it.
             self.tx = None;
@@ -671,4 +708,3 @@ impl Uploader {
         }
     }
 }
-

@@ -27,6 +27,16 @@ pub struct Location {
     pub entry: PackEntry,
 }
 
+/// Where a blob's bytes lie, with what is needed to fetch its pack's header too.
+#[derive(Clone, Debug)]
+pub struct BlobRange {
+    pub pack: Id,
+    pub pack_size: u64,
+    pub header_len: u32,
+    pub offset: u64,
+    pub length: u64,
+}
+
 /// What the files cache knows of one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileStamp {
@@ -66,14 +76,21 @@ impl Cache {
         let folder = dir.join(store_id);
         std::fs::create_dir_all(&folder).map_err(|e| {
             Error::io(
-                format!("create cache folder {} (set --cache-dir to a writable folder)", folder.display()),
+                format!(
+                    "create cache folder {} (set --cache-dir to a writable folder)",
+                    folder.display()
+                ),
                 e,
             )
         })?;
         let path = folder.join("cache.sqlite");
-        let wrap = |source| Error::Cache { path: path.clone(), source };
+        let wrap = |source| Error::Cache {
+            path: path.clone(),
+            source,
+        };
         let conn = Connection::open(&path).map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         Ok(Cache { conn, path })
     }
@@ -101,7 +118,8 @@ impl Cache {
             let rows = stmt
                 .query_map([], |r| r.get::<_, String>(0))
                 .map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
         };
         for gone in known.difference(&listed) {
             self.forget_index_file(gone)?;
@@ -114,7 +132,10 @@ impl Cache {
     }
 
     fn forget_index_file(&mut self, name: &str) -> Result<()> {
-        let tx = self.conn.transaction().map_err(|e| Error::Cache { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| Error::Cache {
+            path: self.path.clone(),
+            source: e,
+        })?;
         tx.execute(
             "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_file = ?1)",
             [name],
@@ -122,17 +143,26 @@ impl Cache {
         .and_then(|_| tx.execute("DELETE FROM packs WHERE index_file = ?1", [name]))
         .and_then(|_| tx.execute("DELETE FROM index_files WHERE name = ?1", [name]))
         .and_then(|_| tx.commit())
-        .map_err(|e| Error::Cache { path: self.path.clone(), source: e })
+        .map_err(|e| Error::Cache {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     /// Records an index file (already durable in the store) and the packs it names.
     pub fn add_index(&mut self, name: &str, packs: &[PackRecord]) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| Error::Cache { path: path.clone(), source };
+        let wrap = |source| Error::Cache {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(wrap)?;
         {
-            tx.execute("INSERT OR IGNORE INTO index_files (name) VALUES (?1)", [name])
-                .map_err(wrap)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO index_files (name) VALUES (?1)",
+                [name],
+            )
+            .map_err(wrap)?;
             let mut pack_stmt = tx
                 .prepare(
                     "INSERT OR REPLACE INTO packs (id, header_len, size, index_file) VALUES (?1, ?2, ?3, ?4)",
@@ -146,7 +176,12 @@ impl Cache {
                 .map_err(wrap)?;
             for pack in packs {
                 pack_stmt
-                    .execute(params![&pack.id.0[..], pack.header_len, pack.size as i64, name])
+                    .execute(params![
+                        &pack.id.0[..],
+                        pack.header_len,
+                        pack.size as i64,
+                        name
+                    ])
                     .map_err(wrap)?;
                 for e in &pack.entries {
                     blob_stmt
@@ -220,14 +255,18 @@ impl Cache {
         let rows = stmt
             .query_map([], |r| {
                 let id: Vec<u8> = r.get(0)?;
-                Ok((Id(id.try_into().unwrap_or([0; 32])), r.get::<_, i64>(1)? as u64))
+                Ok((
+                    Id(id.try_into().unwrap_or([0; 32])),
+                    r.get::<_, i64>(1)? as u64,
+                ))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
-    /// Where every directory-tree blob lies: (pack, pack size, header length, offset, length).
-    pub fn tree_blob_ranges(&self) -> Result<Vec<(Id, u64, u32, u64, u64)>> {
+    /// Where every directory-tree blob lies.
+    pub fn tree_blob_ranges(&self) -> Result<Vec<BlobRange>> {
         let mut stmt = self
             .conn
             .prepare("SELECT b.pack, p.size, p.header_len, b.offset, b.length FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.kind = ?1")
@@ -235,16 +274,17 @@ impl Cache {
         let rows = stmt
             .query_map([BlobKind::Tree as u8], |r| {
                 let pack: Vec<u8> = r.get(0)?;
-                Ok((
-                    Id(pack.try_into().unwrap_or([0; 32])),
-                    r.get::<_, i64>(1)? as u64,
-                    r.get(2)?,
-                    r.get::<_, i64>(3)? as u64,
-                    r.get::<_, i64>(4)? as u64,
-                ))
+                Ok(BlobRange {
+                    pack: Id(pack.try_into().unwrap_or([0; 32])),
+                    pack_size: r.get::<_, i64>(1)? as u64,
+                    header_len: r.get(2)?,
+                    offset: r.get::<_, i64>(3)? as u64,
+                    length: r.get::<_, i64>(4)? as u64,
+                })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn pack_size(&self, pack: &Id) -> Result<Option<u64>> {
@@ -290,13 +330,16 @@ impl Cache {
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn file_lookup(&self, path: &[u8]) -> Result<Option<(FileStamp, Vec<Extent>)>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT dev, ino, size, mtime_ns, ctime_ns, extents FROM files WHERE path = ?1")
+            .prepare_cached(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, extents FROM files WHERE path = ?1",
+            )
             .map_err(|e| self.err(e))?;
         let row = stmt
             .query_row([path], |r| {
@@ -315,14 +358,19 @@ impl Cache {
             .map_err(|e| self.err(e))?;
         Ok(row.and_then(|(stamp, bytes)| {
             // An undecodable row is treated as absent: the file is simply read again.
-            ciborium::from_reader(&bytes[..]).ok().map(|extents| (stamp, extents))
+            ciborium::from_reader(&bytes[..])
+                .ok()
+                .map(|extents| (stamp, extents))
         }))
     }
 
     /// Stores files-cache rows in one transaction.
     pub fn file_store(&mut self, rows: &[(Vec<u8>, FileStamp, Vec<Extent>)]) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| Error::Cache { path: path.clone(), source };
+        let wrap = |source| Error::Cache {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(wrap)?;
         {
             let mut stmt = tx

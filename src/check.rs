@@ -38,7 +38,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
                 }
                 cache.add_index(&info.name, &packs)?;
             }
-            Err(e) => report.problems.push(format!("index file {}: {e}", info.name)),
+            Err(e) => report
+                .problems
+                .push(format!("index file {}: {e}", info.name)),
         }
     }
 
@@ -55,7 +57,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
         match stored.get(&id.to_hex()) {
             None => {
                 bad_packs.insert(*id);
-                report.problems.push(format!("pack {id} is missing from the store"));
+                report
+                    .problems
+                    .push(format!("pack {id} is missing from the store"));
             }
             Some(s) if s != size => {
                 bad_packs.insert(*id);
@@ -71,7 +75,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
     let mut bad_blobs: HashSet<Id> = HashSet::new();
     if read_data {
         for name in stored.keys() {
-            let Some(id) = Id::from_hex(name) else { continue };
+            let Some(id) = Id::from_hex(name) else {
+                continue;
+            };
             let bytes = match repo.backend.get(Kind::Packs, name) {
                 Ok(b) => b,
                 Err(e) => {
@@ -82,9 +88,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
             // A damaged pack is reported, but its blobs are judged one by one below: each
             // is authenticated on its own, so the report can name exactly the files hit.
             if Id::hash_public(&bytes) != id {
-                report
-                    .problems
-                    .push(format!("corrupt pack {name}: its content does not match its name (altered or damaged)"));
+                report.problems.push(format!(
+                    "corrupt pack {name}: its content does not match its name (altered or damaged)"
+                ));
             }
             let entries = match cache.pack_entries(&id)? {
                 e if !e.is_empty() => e,
@@ -96,7 +102,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
                     }
                 },
             };
-            let header_len = u32::from_le_bytes(bytes.get(8..12).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
+            let header_len = u32::from_le_bytes(
+                bytes
+                    .get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0; 4]),
+            );
             let (off, len) = pack::header_range(header_len);
             let header = bytes.get(off as usize..(off + len) as usize).unwrap_or(&[]);
             let data_key = match pack::open_header(reader.identity(), header, &id) {
@@ -113,8 +124,13 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
                 report.blobs_read += 1;
                 let sealed = bytes.get(e.offset as usize..(e.offset as usize + e.length as usize));
                 let ok = match sealed {
-                    Some(s) => pack::open_blob(keys, &data_key, &id, e, s).map_err(|e| e.to_string()),
-                    None => Err(format!("corrupt pack {name}: blob {} lies past the end", e.id)),
+                    Some(s) => {
+                        pack::open_blob(keys, &data_key, &id, e, s).map_err(|e| e.to_string())
+                    }
+                    None => Err(format!(
+                        "corrupt pack {name}: blob {} lies past the end",
+                        e.id
+                    )),
                 };
                 if let Err(msg) = ok {
                     bad_blobs.insert(e.id);
@@ -128,11 +144,15 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
     let mut tree_cache: HashMap<Id, std::result::Result<Tree, String>> = HashMap::new();
     for info in repo.backend.list(Kind::Snapshots)? {
         report.snapshots += 1;
-        let Some(sid) = Id::from_hex(&info.name) else { continue };
+        let Some(sid) = Id::from_hex(&info.name) else {
+            continue;
+        };
         let snap = match repo.load_snapshot(keys, &sid) {
             Ok(s) => s,
             Err(e) => {
-                report.problems.push(format!("snapshot {}: {e}", sid.short()));
+                report
+                    .problems
+                    .push(format!("snapshot {}: {e}", sid.short()));
                 continue;
             }
         };
@@ -173,10 +193,14 @@ impl Walk<'_> {
             return Ok(Some("corrupt data".into()));
         }
         match self.cache.locate(id)? {
-            None => Ok(Some(format!("blob {} is missing (no index file names it)", id.short()))),
-            Some(loc) if self.bad_packs.contains(&loc.pack) => {
-                Ok(Some(format!("its pack {} is missing or corrupt", loc.pack.short())))
-            }
+            None => Ok(Some(format!(
+                "blob {} is missing (no index file names it)",
+                id.short()
+            ))),
+            Some(loc) if self.bad_packs.contains(&loc.pack) => Ok(Some(format!(
+                "its pack {} is missing or corrupt",
+                loc.pack.short()
+            ))),
             Some(_) => Ok(None),
         }
     }
@@ -185,15 +209,21 @@ impl Walk<'_> {
         if !self.trees.contains_key(tree_id) {
             let loaded = match self.blob_problem(tree_id)? {
                 Some(p) => Err(p),
-                None => self.reader.tree(self.cache, tree_id).map_err(|e| e.to_string()),
+                None => self
+                    .reader
+                    .tree(self.cache, tree_id)
+                    .map_err(|e| e.to_string()),
             };
             self.trees.insert(*tree_id, loaded);
         }
         let tree = match &self.trees[tree_id] {
             Ok(t) => t.clone(),
             Err(e) => {
-                self.problems
-                    .push(format!("{}: folder {} cannot be read: {e}", self.label, Self::path(prefix)));
+                self.problems.push(format!(
+                    "{}: folder {} cannot be read: {e}",
+                    self.label,
+                    Self::path(prefix)
+                ));
                 return Ok(());
             }
         };
@@ -205,8 +235,11 @@ impl Walk<'_> {
                     break;
                 }
                 if let Some(p) = self.blob_problem(&c.id)? {
-                    self.problems
-                        .push(format!("{}: {}: {p}; this file cannot be restored whole", self.label, Self::path(prefix)));
+                    self.problems.push(format!(
+                        "{}: {}: {p}; this file cannot be restored whole",
+                        self.label,
+                        Self::path(prefix)
+                    ));
                     reported = true;
                 }
             }

@@ -24,7 +24,11 @@ pub enum ChunkError<E> {
 impl Chunker {
     pub fn new(params: ChunkerParams, seed: u64) -> Chunker {
         let window = vec![0u8; params.max_size as usize * 2];
-        Chunker { params, seed, window }
+        Chunker {
+            params,
+            seed,
+            window,
+        }
     }
 
     /// Cuts everything `source` yields into chunks, calling `handle` on each in order.
@@ -151,10 +155,22 @@ mod tests {
     fn empty_and_tiny_inputs() {
         let mut chunker = Chunker::new(small(), 1);
         let mut n = 0;
-        assert!(matches!(chunker.chunk(&b""[..], |_| -> Result<(), ()> { n += 1; Ok(()) }), Ok(0)));
+        assert!(matches!(
+            chunker.chunk(&b""[..], |_| -> Result<(), ()> {
+                n += 1;
+                Ok(())
+            }),
+            Ok(0)
+        ));
         assert_eq!(n, 0);
         let mut seen = Vec::new();
-        assert!(matches!(chunker.chunk(&b"abc"[..], |c| -> Result<(), ()> { seen.push(c.to_vec()); Ok(()) }), Ok(3)));
+        assert!(matches!(
+            chunker.chunk(&b"abc"[..], |c| -> Result<(), ()> {
+                seen.push(c.to_vec());
+                Ok(())
+            }),
+            Ok(3)
+        ));
         assert_eq!(seen, vec![b"abc".to_vec()]);
     }
 

@@ -144,7 +144,10 @@ mod tests {
     fn shipped_examples_parse() {
         for (name, text) in [
             ("vault.toml", include_str!("../config/vault.toml")),
-            ("vault-worker.toml", include_str!("../config/vault-worker.toml")),
+            (
+                "vault-worker.toml",
+                include_str!("../config/vault-worker.toml"),
+            ),
         ] {
             let c = Config::parse(text).unwrap_or_else(|e| panic!("config/{name}: {e}"));
             assert!(c.paths.is_some(), "config/{name} names its paths");

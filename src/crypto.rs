@@ -127,7 +127,10 @@ impl WriterKeys {
         if sealed.len() < XNONCE_LEN + TAG_LEN {
             return Err(Error::corrupt(
                 what,
-                format!("only {} bytes, too short to be sealed (truncated?)", sealed.len()),
+                format!(
+                    "only {} bytes, too short to be sealed (truncated?)",
+                    sealed.len()
+                ),
             ));
         }
         let cipher = XChaCha20Poly1305::new((&self.meta_key.0).into());
@@ -189,7 +192,11 @@ pub fn seal_blob_in_place(
 ) -> [u8; TAG_LEN] {
     use chacha20poly1305::aead::AeadInPlace;
     ChaCha20Poly1305::new((&data_key.0).into())
-        .encrypt_in_place_detached((&blob_nonce(position)).into(), &blob_aad(id, kind, compressed), buf)
+        .encrypt_in_place_detached(
+            (&blob_nonce(position)).into(),
+            &blob_aad(id, kind, compressed),
+            buf,
+        )
         .expect("encryption of in-memory data cannot fail")
         .into()
 }
@@ -217,16 +224,19 @@ pub fn open_blob(
 pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>> {
     list.iter()
         .map(|r| {
-            r.trim().parse::<age::x25519::Recipient>().map_err(|e| {
-                Error::Key(format!("invalid age recipient {r:?}: {e}"))
-            })
+            r.trim()
+                .parse::<age::x25519::Recipient>()
+                .map_err(|e| Error::Key(format!("invalid age recipient {r:?}: {e}")))
         })
         .collect()
 }
 
 /// Encrypts `plaintext` as a standard (binary) age file to the given recipients.
 pub fn age_encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let boxed: Vec<&dyn age::Recipient> = recipients.iter().map(|r| r as &dyn age::Recipient).collect();
+    let boxed: Vec<&dyn age::Recipient> = recipients
+        .iter()
+        .map(|r| r as &dyn age::Recipient)
+        .collect();
     let encryptor = age::Encryptor::with_recipients(boxed.into_iter())
         .map_err(|e| Error::Key(format!("age: {e}")))?;
     let mut out = Vec::with_capacity(plaintext.len() + 300);
@@ -249,15 +259,21 @@ pub const SCRYPT_LOG_N: u8 = 16;
 
 /// Encrypts `plaintext` as an ASCII-armored age file to a passphrase (scrypt), as
 /// `age -p -a` does; the stock `age -d` opens it.
-pub fn age_encrypt_passphrase(passphrase: &secrecy::SecretString, plaintext: &[u8]) -> Result<Vec<u8>> {
+pub fn age_encrypt_passphrase(
+    passphrase: &secrecy::SecretString,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let mut recipient = age::scrypt::Recipient::new(passphrase.clone());
     recipient.set_work_factor(SCRYPT_LOG_N);
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-        .map_err(|e| Error::Key(format!("age: {e}")))?;
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .map_err(|e| Error::Key(format!("age: {e}")))?;
     let mut out = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(|e| Error::io("age encrypt", e))?;
-    let mut writer = encryptor.wrap_output(armor).map_err(|e| Error::io("age encrypt", e))?;
+    let mut writer = encryptor
+        .wrap_output(armor)
+        .map_err(|e| Error::io("age encrypt", e))?;
     writer
         .write_all(plaintext)
         .map_err(|e| Error::io("age encrypt", e))?;
@@ -276,7 +292,10 @@ pub enum AgeOpenError {
     Damaged(String),
 }
 
-pub fn age_decrypt(identity: &dyn age::Identity, data: &[u8]) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, AgeOpenError> {
+pub fn age_decrypt(
+    identity: &dyn age::Identity,
+    data: &[u8],
+) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, AgeOpenError> {
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(data))
         .map_err(|e| AgeOpenError::Damaged(e.to_string()))?;
     let mut reader = match decryptor.decrypt(std::iter::once(identity)) {
@@ -317,7 +336,10 @@ mod tests {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let sealed = keys.seal_meta(b"index", b"records");
         assert_eq!(keys.open_meta(b"index", &sealed, "x").unwrap(), b"records");
-        assert!(keys.open_meta(b"snapshot", &sealed, "x").unwrap_err().is_corruption());
+        assert!(keys
+            .open_meta(b"snapshot", &sealed, "x")
+            .unwrap_err()
+            .is_corruption());
         assert!(keys
             .open_meta(b"index", &sealed[..sealed.len() - 1], "x")
             .unwrap_err()
@@ -339,6 +361,9 @@ mod tests {
         let other = age::x25519::Identity::generate();
         let ct = age_encrypt(&[id.to_public()], b"data key").unwrap();
         assert_eq!(&age_decrypt(&id, &ct).ok().unwrap()[..], b"data key");
-        assert!(matches!(age_decrypt(&other, &ct), Err(AgeOpenError::NoMatch)));
+        assert!(matches!(
+            age_decrypt(&other, &ct),
+            Err(AgeOpenError::NoMatch)
+        ));
     }
 }

@@ -37,7 +37,9 @@ pub enum Error {
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
 
-    #[error("wrong passphrase for the reader identity stored in {0} (or the key object is damaged)")]
+    #[error(
+        "wrong passphrase for the reader identity stored in {0} (or the key object is damaged)"
+    )]
     WrongPassphrase(String),
 
     #[error("{0}")]

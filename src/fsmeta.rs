@@ -100,19 +100,31 @@ pub struct Names {
 
 impl Names {
     pub fn user(&mut self, uid: u32) -> Option<String> {
-        self.users.entry(uid).or_insert_with(|| user_name(uid)).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| user_name(uid))
+            .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> Option<String> {
-        self.groups.entry(gid).or_insert_with(|| group_name(gid)).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| group_name(gid))
+            .clone()
     }
 
     pub fn uid(&mut self, name: &str) -> Option<u32> {
-        *self.uids.entry(name.to_string()).or_insert_with(|| uid_of(name))
+        *self
+            .uids
+            .entry(name.to_string())
+            .or_insert_with(|| uid_of(name))
     }
 
     pub fn gid(&mut self, name: &str) -> Option<u32> {
-        *self.gids.entry(name.to_string()).or_insert_with(|| gid_of(name))
+        *self
+            .gids
+            .entry(name.to_string())
+            .or_insert_with(|| gid_of(name))
     }
 }
 
@@ -162,7 +174,13 @@ fn uid_of(name: &str) -> Option<u32> {
     unsafe {
         let mut pwd: libc::passwd = std::mem::zeroed();
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        let rc = libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
         (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
     }
 }
@@ -174,7 +192,13 @@ fn gid_of(name: &str) -> Option<u32> {
     unsafe {
         let mut grp: libc::group = std::mem::zeroed();
         let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result);
+        let rc = libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
         (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
     }
 }
@@ -197,7 +221,9 @@ mod tests {
         let regions = data_regions(&File::open(&path).unwrap(), 16 << 20, meta).unwrap();
         let data: u64 = regions.iter().map(|r| r.1).sum();
         assert!(data < 1 << 20, "{regions:?}");
-        assert!(regions.iter().any(|&(o, l)| o <= 4 << 20 && o + l >= (4 << 20) + 4096));
+        assert!(regions
+            .iter()
+            .any(|&(o, l)| o <= 4 << 20 && o + l >= (4 << 20) + 4096));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct WriterKeyFile {
 
 impl WriterKeyFile {
     pub fn load(path: &Path) -> Result<WriterKeyFile> {
-        let text = std::fs::read_to_string(path).ctx(|| format!("read writer key {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).ctx(|| format!("read writer key {}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Key(format!(
                 "writer key {} is not valid ({e}); restore it from a backup or set up this host again",
@@ -51,7 +52,10 @@ impl WriterKeyFile {
 
     pub fn writer_keys(&self, path: &Path) -> Result<WriterKeys> {
         let id_key = SecretKey::from_hex(&self.id_key).ok_or_else(|| {
-            Error::Key(format!("writer key {}: the id key is not 64 hex digits", path.display()))
+            Error::Key(format!(
+                "writer key {}: the id key is not 64 hex digits",
+                path.display()
+            ))
         })?;
         Ok(WriterKeys::from_id_key(id_key))
     }
@@ -76,9 +80,11 @@ pub fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)
             .ctx(|| format!("create {}", tmp.display()))?;
-        f.write_all(data).ctx(|| format!("write {}", tmp.display()))?;
+        f.write_all(data)
+            .ctx(|| format!("write {}", tmp.display()))?;
         f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+        std::fs::rename(&tmp, path)
+            .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -170,13 +176,18 @@ pub fn put_idkey_object(
     backend.put(Kind::Keys, IDKEY_OBJECT, &sealed)
 }
 
-pub fn unlock_idkey_object(backend: &dyn Backend, identity: &age::x25519::Identity) -> Result<SecretKey> {
+pub fn unlock_idkey_object(
+    backend: &dyn Backend,
+    identity: &age::x25519::Identity,
+) -> Result<SecretKey> {
     let sealed = backend.get(Kind::Keys, IDKEY_OBJECT)?;
     match crypto::age_decrypt(identity, &sealed) {
         Ok(text) => std::str::from_utf8(&text)
             .ok()
             .and_then(SecretKey::from_hex)
-            .ok_or_else(|| Error::corrupt("keys/idkey", "decrypted, but holds no 64-hex-digit key")),
+            .ok_or_else(|| {
+                Error::corrupt("keys/idkey", "decrypted, but holds no 64-hex-digit key")
+            }),
         Err(AgeOpenError::NoMatch) => Err(Error::Key(format!(
             "the given identity ({}) is not a reader of the store at {}",
             identity.to_public(),

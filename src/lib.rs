@@ -15,9 +15,9 @@ pub mod object_lock;
 pub mod pack;
 pub mod prune;
 pub mod reader;
+pub mod repo;
 pub mod restore;
 pub mod retention;
-pub mod repo;
 pub mod secrets;
 pub mod tree;
 

@@ -62,7 +62,10 @@ impl LeaseRecord {
             self.host,
             self.pid,
             chrono::DateTime::from_timestamp(self.created as i64, 0)
-                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .map(|t| t
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string())
                 .unwrap_or_default()
         )
     }
@@ -73,11 +76,17 @@ fn process_exists(pid: u32) -> bool {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A held lease; released (and its refresher stopped) on drop.
@@ -104,7 +113,9 @@ pub fn list(backend: &BackendRef, keys: &WriterKeys) -> Result<Vec<(String, Leas
             Err(Error::Missing { .. }) => continue,
             Err(e) => return Err(e),
         };
-        let Ok(plain) = keys.open_meta(LABEL, &sealed, "lease") else { continue };
+        let Ok(plain) = keys.open_meta(LABEL, &sealed, "lease") else {
+            continue;
+        };
         if let Ok(record) = serde_json::from_slice::<LeaseRecord>(&plain) {
             out.push((info.name, record));
         }
@@ -114,7 +125,12 @@ pub fn list(backend: &BackendRef, keys: &WriterKeys) -> Result<Vec<(String, Leas
 
 impl Lease {
     /// Takes a lease, or fails with [`Error::Busy`] naming who holds a conflicting one.
-    pub fn acquire(backend: &BackendRef, keys: &WriterKeys, kind: LeaseKind, purpose: &str) -> Result<Lease> {
+    pub fn acquire(
+        backend: &BackendRef,
+        keys: &WriterKeys,
+        kind: LeaseKind,
+        purpose: &str,
+    ) -> Result<Lease> {
         let host = hostname();
         let created = now();
         let record = LeaseRecord {
@@ -143,7 +159,8 @@ impl Lease {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new((record, keys.clone())));
         let refresher = {
-            let (backend, name, stop, state) = (backend.clone(), name.clone(), stop.clone(), state.clone());
+            let (backend, name, stop, state) =
+                (backend.clone(), name.clone(), stop.clone(), state.clone());
             std::thread::spawn(move || {
                 let mut waited = Duration::ZERO;
                 while !stop.load(Ordering::Relaxed) {
@@ -231,11 +248,19 @@ mod tests {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let s1 = Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").unwrap();
         let s2 = Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot").unwrap();
-        let err = Lease::acquire(&b, &keys, LeaseKind::Exclusive, "prune").err().unwrap();
-        assert!(matches!(err, Error::Busy(ref who) if who.contains("snapshot")), "{err}");
+        let err = Lease::acquire(&b, &keys, LeaseKind::Exclusive, "prune")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, Error::Busy(ref who) if who.contains("snapshot")),
+            "{err}"
+        );
         drop(s1);
         drop(s2);
-        assert!(b.list(Kind::Locks).unwrap().is_empty(), "released leases are gone");
+        assert!(
+            b.list(Kind::Locks).unwrap().is_empty(),
+            "released leases are gone"
+        );
         let x = Lease::acquire(&b, &keys, LeaseKind::Exclusive, "prune").unwrap();
         assert!(matches!(
             Lease::acquire(&b, &keys, LeaseKind::Shared, "snapshot"),

@@ -15,7 +15,11 @@ use vault::restore::Overwrite;
 const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "vault", version, about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts")]
+#[command(
+    name = "vault",
+    version,
+    about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts"
+)]
 struct Cli {
     /// Configuration file [default: /etc/vault/vault.toml when present]
     #[arg(long, global = true, env = "VAULT_CONFIG")]
@@ -213,7 +217,10 @@ struct KeepArgs {
 
 impl KeepArgs {
     /// The policy from the flags when any rule is given, else from the configuration.
-    fn into_config(self, configured: &vault::retention::RetentionConfig) -> vault::retention::RetentionConfig {
+    fn into_config(
+        self,
+        configured: &vault::retention::RetentionConfig,
+    ) -> vault::retention::RetentionConfig {
         let any_rule = self.keep_last.is_some()
             || self.keep_hourly.is_some()
             || self.keep_daily.is_some()
@@ -349,11 +356,18 @@ fn run(cli: Cli) -> Result<u8> {
                 spool: ctx.restore_spool()?,
             },
         ),
-        Command::Forget { keep, dry_run, prune } => {
+        Command::Forget {
+            keep,
+            dry_run,
+            prune,
+        } => {
             let policy = keep.into_config(&ctx.config.retention);
             cli::commands::forget(&ctx, &policy, dry_run, prune)
         }
-        Command::Prune { dry_run, repack_threshold } => cli::commands::prune(&ctx, dry_run, repack_threshold),
+        Command::Prune {
+            dry_run,
+            repack_threshold,
+        } => cli::commands::prune(&ctx, dry_run, repack_threshold),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
@@ -364,8 +378,11 @@ fn run(cli: Cli) -> Result<u8> {
             if out.exists() {
                 bail!("{} already exists; choose a new file name", out.display());
             }
-            vault::keys::write_private_file(&out, vault::keys::identity_file_text(&reader).as_bytes())
-                .with_context(|| format!("write {}", out.display()))?;
+            vault::keys::write_private_file(
+                &out,
+                vault::keys::identity_file_text(&reader).as_bytes(),
+            )
+            .with_context(|| format!("write {}", out.display()))?;
             println!(
                 "wrote the reader identity to {}: it reads every snapshot of this store; keep it offline",
                 out.display()
@@ -378,7 +395,10 @@ fn run(cli: Cli) -> Result<u8> {
                 .new_passphrase()?
                 .ok_or_else(|| anyhow!("no passphrase given: set VAULT_PASSPHRASE, --passphrase-file, or run on a terminal"))?;
             vault::keys::put_reader_object(repo.backend.as_ref(), &reader, &pass)?;
-            println!("the reader identity is now stored in {} wrapped with the passphrase", repo.location());
+            println!(
+                "the reader identity is now stored in {} wrapped with the passphrase",
+                repo.location()
+            );
             Ok(0)
         }
     }

@@ -77,7 +77,10 @@ thread_local! {
         std::cell::RefCell::new(zstd::bulk::Decompressor::new().expect("a zstd context"));
 }
 
-fn with_compressor(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<Vec<u8>>) -> Option<Vec<u8>> {
+fn with_compressor(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<Vec<u8>>,
+) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -117,7 +120,11 @@ impl PackWriter {
     /// `capacity` is the pack size at which the caller closes the pack; room for one more
     /// blob of up to `max_blob` bytes is reserved so the buffer never has to grow (a
     /// doubling would briefly hold two copies of a whole pack).
-    pub fn new(recipients: &[age::x25519::Recipient], capacity: usize, max_blob: usize) -> Result<PackWriter> {
+    pub fn new(
+        recipients: &[age::x25519::Recipient],
+        capacity: usize,
+        max_blob: usize,
+    ) -> Result<PackWriter> {
         let data_key = SecretKey::random();
         let header = crypto::age_encrypt(recipients, &data_key.0)?;
         let mut buf = Vec::with_capacity(capacity + max_blob + 64 * 1024);
@@ -145,7 +152,14 @@ impl PackWriter {
         let position = self.entries.len() as u32;
         let offset = self.buf.len();
         self.buf.extend_from_slice(payload);
-        let tag = crypto::seal_blob_in_place(&self.data_key, position, &id, kind as u8, compressed, &mut self.buf[offset..]);
+        let tag = crypto::seal_blob_in_place(
+            &self.data_key,
+            position,
+            &id,
+            kind as u8,
+            compressed,
+            &mut self.buf[offset..],
+        );
         self.buf.extend_from_slice(&tag);
         self.entries.push(PackEntry {
             id,
@@ -164,7 +178,8 @@ impl PackWriter {
         ciborium::into_writer(&self.entries, &mut plain).expect("serialisable");
         let trailer = keys.seal_meta(TRAILER_LABEL, &plain);
         self.buf.extend_from_slice(&trailer);
-        self.buf.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
         let id = Id::hash_public(&self.buf);
         let record = PackRecord {
             id,
@@ -182,17 +197,25 @@ pub fn header_range(header_len: u32) -> (u64, u64) {
 }
 
 /// Unwraps a pack's data key from its header bytes.
-pub fn open_header(identity: &age::x25519::Identity, header: &[u8], pack: &Id) -> Result<SecretKey> {
+pub fn open_header(
+    identity: &age::x25519::Identity,
+    header: &[u8],
+    pack: &Id,
+) -> Result<SecretKey> {
     match crypto::age_decrypt(identity, header) {
         Ok(key) if key.len() == 32 => Ok(SecretKey(key[..].try_into().unwrap())),
-        Ok(_) => Err(Error::corrupt(format!("pack {pack}"), "header holds no 32-byte data key")),
+        Ok(_) => Err(Error::corrupt(
+            format!("pack {pack}"),
+            "header holds no 32-byte data key",
+        )),
         Err(crypto::AgeOpenError::NoMatch) => Err(Error::Key(format!(
             "pack {pack} was not written for this reader identity ({})",
             identity.to_public()
         ))),
-        Err(crypto::AgeOpenError::Damaged(d)) => {
-            Err(Error::corrupt(format!("pack {pack}"), format!("header: {d}")))
-        }
+        Err(crypto::AgeOpenError::Damaged(d)) => Err(Error::corrupt(
+            format!("pack {pack}"),
+            format!("header: {d}"),
+        )),
     }
 }
 
@@ -206,7 +229,12 @@ pub fn open_blob(
 ) -> Result<Vec<u8>> {
     let corrupt = |detail: &str| {
         Error::corrupt(
-            format!("{} blob {} in pack {}", kind_name(entry.kind), entry.id, pack.short()),
+            format!(
+                "{} blob {} in pack {}",
+                kind_name(entry.kind),
+                entry.id,
+                pack.short()
+            ),
             detail.to_string(),
         )
     };
@@ -243,12 +271,18 @@ fn kind_name(kind: BlobKind) -> &'static str {
 pub fn read_trailer(keys: &WriterKeys, pack: &Id, bytes: &[u8]) -> Result<PackRecord> {
     let what = format!("pack {pack}");
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err(Error::corrupt(&what, "not a vault pack (bad magic or truncated)"));
+        return Err(Error::corrupt(
+            &what,
+            "not a vault pack (bad magic or truncated)",
+        ));
     }
     let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
     let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
     if tlen + 4 + 12 + header_len as usize > bytes.len() {
-        return Err(Error::corrupt(&what, "trailer length out of range (truncated?)"));
+        return Err(Error::corrupt(
+            &what,
+            "trailer length out of range (truncated?)",
+        ));
     }
     let trailer = &bytes[bytes.len() - 4 - tlen..bytes.len() - 4];
     let plain = keys.open_meta(TRAILER_LABEL, trailer, &what)?;
@@ -271,29 +305,55 @@ mod tests {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let reader = age::x25519::Identity::generate();
         let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
-        let blobs: Vec<Vec<u8>> = vec![b"a".repeat(5000), (0..3000u32).map(|i| (i * 7) as u8).collect(), vec![]];
+        let blobs: Vec<Vec<u8>> = vec![
+            b"a".repeat(5000),
+            (0..3000u32).map(|i| (i * 7) as u8).collect(),
+            vec![],
+        ];
         for b in &blobs {
             let c = compress(b, 1);
             let payload = c.as_deref().unwrap_or(b);
-            w.add(keys.blob_id(b), BlobKind::Data, b.len() as u32, c.is_some(), payload);
+            w.add(
+                keys.blob_id(b),
+                BlobKind::Data,
+                b.len() as u32,
+                c.is_some(),
+                payload,
+            );
         }
         let (bytes, record) = w.finish(&keys);
         assert_eq!(record.id, Id::hash_public(&bytes));
         assert!(record.entries[0].compressed);
         let (off, len) = header_range(record.header_len);
-        let data_key = open_header(&reader, &bytes[off as usize..(off + len) as usize], &record.id).unwrap();
+        let data_key = open_header(
+            &reader,
+            &bytes[off as usize..(off + len) as usize],
+            &record.id,
+        )
+        .unwrap();
         for (e, b) in record.entries.iter().zip(&blobs) {
             let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-            assert_eq!(&open_blob(&keys, &data_key, &record.id, e, sealed).unwrap(), b);
+            assert_eq!(
+                &open_blob(&keys, &data_key, &record.id, e, sealed).unwrap(),
+                b
+            );
             let mut bad = sealed.to_vec();
             let middle = bad.len() / 2;
             bad[middle] ^= 0x40;
             let err = open_blob(&keys, &data_key, &record.id, e, &bad).unwrap_err();
             assert!(err.to_string().contains("corrupt"), "{err}");
         }
-        assert_eq!(read_trailer(&keys, &record.id, &bytes).unwrap().entries, record.entries);
+        assert_eq!(
+            read_trailer(&keys, &record.id, &bytes).unwrap().entries,
+            record.entries
+        );
         assert!(read_trailer(&keys, &record.id, &bytes[..bytes.len() - 10]).is_err());
-        assert!(open_header(&age::x25519::Identity::generate(), &bytes[off as usize..(off + len) as usize], &record.id).is_err());
+        assert!(open_header(
+            &age::x25519::Identity::generate(),
+            &bytes[off as usize..(off + len) as usize],
+            &record.id
+        )
+        .is_err());
     }
 
     #[test]

@@ -62,9 +62,20 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     let _lease = if opts.dry_run {
         None
     } else {
-        Some(Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Exclusive, "prune", opts.lock_wait)?)
+        Some(Lease::acquire_waiting(
+            &repo.backend,
+            keys,
+            LeaseKind::Exclusive,
+            "prune",
+            opts.lock_wait,
+        )?)
     };
-    let index_files: Vec<String> = repo.backend.list(Kind::Index)?.into_iter().map(|o| o.name).collect();
+    let index_files: Vec<String> = repo
+        .backend
+        .list(Kind::Index)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     cache.sync_index(repo, keys)?;
 
     // 1. Mark.
@@ -79,16 +90,27 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         snapshots: snapshots.len(),
         ..Default::default()
     };
-    let stored: HashMap<String, u64> = repo.backend.list(Kind::Packs)?.into_iter().map(|o| (o.name, o.size)).collect();
+    let stored: HashMap<String, u64> = repo
+        .backend
+        .list(Kind::Packs)?
+        .into_iter()
+        .map(|o| (o.name, o.size))
+        .collect();
     let mut keep: Vec<PackRecord> = Vec::new();
     let mut repack: Vec<(PackRecord, Vec<usize>)> = Vec::new();
     let mut delete: Vec<Id> = Vec::new();
-    let indexed: HashSet<String> = cache.packs()?.into_iter().map(|(id, _)| id.to_hex()).collect();
+    let indexed: HashSet<String> = cache
+        .packs()?
+        .into_iter()
+        .map(|(id, _)| id.to_hex())
+        .collect();
     for (pack_id, size) in cache.packs()? {
         report.packs_total += 1;
         report.bytes_before += size;
         let entries = cache.pack_entries(&pack_id)?;
-        let used_idx: Vec<usize> = (0..entries.len()).filter(|&i| used.contains(&entries[i].id)).collect();
+        let used_idx: Vec<usize> = (0..entries.len())
+            .filter(|&i| used.contains(&entries[i].id))
+            .collect();
         let used_bytes: u64 = used_idx.iter().map(|&i| entries[i].length as u64).sum();
         let record = PackRecord {
             id: pack_id,
@@ -105,10 +127,17 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         }
     }
     // Packs in the store that no index names: left by an interrupted snapshot or prune.
-    let orphans: Vec<String> = stored.keys().filter(|n| !indexed.contains(*n)).cloned().collect();
+    let orphans: Vec<String> = stored
+        .keys()
+        .filter(|n| !indexed.contains(*n))
+        .cloned()
+        .collect();
     report.packs_deleted = delete.len() + orphans.len();
     report.packs_repacked = repack.len();
-    report.bytes_freed = delete.iter().map(|id| stored.get(&id.to_hex()).copied().unwrap_or(0)).sum::<u64>()
+    report.bytes_freed = delete
+        .iter()
+        .map(|id| stored.get(&id.to_hex()).copied().unwrap_or(0))
+        .sum::<u64>()
         + orphans.iter().map(|n| stored[n]).sum::<u64>();
     if opts.dry_run {
         report.bytes_freed += repack
@@ -132,7 +161,10 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     let max_blob = repo.config.chunker.max_size as usize + 1024;
     let mut new_packs: Vec<PackRecord> = Vec::new();
     let mut writer: Option<PackWriter> = None;
-    let mut copied: HashSet<Id> = keep.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
+    let mut copied: HashSet<Id> = keep
+        .iter()
+        .flat_map(|r| r.entries.iter().map(|e| e.id))
+        .collect();
     for (record, used_idx) in &repack {
         for &i in used_idx {
             let entry = &record.entries[i];
@@ -150,7 +182,13 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
                 Some(w) => w,
                 None => writer.insert(PackWriter::new(&recipients, pack_size, max_blob)?),
             };
-            w.add(entry.id, entry.kind, plain.len() as u32, compressed.is_some(), compressed.as_deref().unwrap_or(&plain));
+            w.add(
+                entry.id,
+                entry.kind,
+                plain.len() as u32,
+                compressed.is_some(),
+                compressed.as_deref().unwrap_or(&plain),
+            );
             if w.len() >= pack_size {
                 new_packs.push(repo.save_pack(keys, writer.take().unwrap())?);
             }
@@ -182,7 +220,10 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     // 5. Packs nothing names any more.
     for id in delete.iter().chain(repack.iter().map(|(r, _)| &r.id)) {
         if still_named.contains(id) {
-            report.kept_locked.push(format!("packs/{} (named by a locked index file)", id.to_hex()));
+            report.kept_locked.push(format!(
+                "packs/{} (named by a locked index file)",
+                id.to_hex()
+            ));
             continue;
         }
         delete_tolerant(repo, Kind::Packs, &id.to_hex(), &mut report)?;
@@ -199,7 +240,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
 
 /// Deletes an object; one the store refuses to delete because it is retention-locked is
 /// noted and left for a later run.
-fn delete_tolerant(repo: &crate::repo::Repo, kind: Kind, name: &str, report: &mut PruneReport) -> Result<()> {
+fn delete_tolerant(
+    repo: &crate::repo::Repo,
+    kind: Kind,
+    name: &str,
+    report: &mut PruneReport,
+) -> Result<()> {
     match repo.backend.delete(kind, name) {
         Ok(()) => Ok(()),
         Err(e) if e.is_retention_locked() => {

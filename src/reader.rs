@@ -51,10 +51,10 @@ impl BlobReader {
             return Ok(k.clone());
         }
         let (off, len) = pack::header_range(header_len);
-        let header = self
-            .repo
-            .backend
-            .get_range(crate::backend::Kind::Packs, &pack.to_hex(), off, len)?;
+        let header =
+            self.repo
+                .backend
+                .get_range(crate::backend::Kind::Packs, &pack.to_hex(), off, len)?;
         let key = pack::open_header(&self.identity, &header, pack)?;
         self.data_keys.lock().unwrap().insert(*pack, key.clone());
         Ok(key)
@@ -81,10 +81,12 @@ impl BlobReader {
         let key = self.data_key(&first.pack, first.header_len)?;
         let start = first.entry.offset as u64;
         let end = last.entry.offset as u64 + last.entry.length as u64;
-        let bytes = self
-            .repo
-            .backend
-            .get_range(crate::backend::Kind::Packs, &first.pack.to_hex(), start, end - start)?;
+        let bytes = self.repo.backend.get_range(
+            crate::backend::Kind::Packs,
+            &first.pack.to_hex(),
+            start,
+            end - start,
+        )?;
         run.iter()
             .map(|loc| {
                 let from = (loc.entry.offset as u64 - start) as usize;

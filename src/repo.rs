@@ -84,7 +84,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn paths_display(&self) -> Vec<String> {
-        self.paths.iter().map(|p| crate::tree::display_name(p)).collect()
+        self.paths
+            .iter()
+            .map(|p| crate::tree::display_name(p))
+            .collect()
     }
 
     pub fn time(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
@@ -154,7 +157,11 @@ impl Repo {
     }
 
     /// Seals a finished pack and stores it under its hash.
-    pub fn save_pack(&self, keys: &WriterKeys, pack: crate::pack::PackWriter) -> Result<PackRecord> {
+    pub fn save_pack(
+        &self,
+        keys: &WriterKeys,
+        pack: crate::pack::PackWriter,
+    ) -> Result<PackRecord> {
         let (bytes, record) = pack.finish(keys);
         self.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
         Ok(record)
@@ -173,15 +180,19 @@ impl Repo {
         let what = format!("index file {name}");
         let sealed = self.backend.get(Kind::Index, name)?;
         let plain = keys.open_meta(INDEX_LABEL, &sealed, &what)?;
-        ciborium::from_reader(&plain[..]).map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
+        ciborium::from_reader(&plain[..])
+            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
     }
 
     pub fn save_snapshot(&self, keys: &WriterKeys, snapshot: &Snapshot) -> Result<Id> {
         let mut plain = Vec::new();
         ciborium::into_writer(snapshot, &mut plain).expect("serialisable");
         let id = Id::random();
-        self.backend
-            .put(Kind::Snapshots, &id.to_hex(), &keys.seal_meta(SNAPSHOT_LABEL, &plain))?;
+        self.backend.put(
+            Kind::Snapshots,
+            &id.to_hex(),
+            &keys.seal_meta(SNAPSHOT_LABEL, &plain),
+        )?;
         Ok(id)
     }
 
@@ -189,7 +200,8 @@ impl Repo {
         let what = format!("snapshot {}", id.short());
         let sealed = self.backend.get(Kind::Snapshots, &id.to_hex())?;
         let plain = keys.open_meta(SNAPSHOT_LABEL, &sealed, &what)?;
-        ciborium::from_reader(&plain[..]).map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
+        ciborium::from_reader(&plain[..])
+            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
     }
 
     /// All snapshots, oldest first. A damaged record is an error naming it: listing must
@@ -197,7 +209,9 @@ impl Repo {
     pub fn snapshots(&self, keys: &WriterKeys) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
         for info in self.backend.list(Kind::Snapshots)? {
-            let Some(id) = Id::from_hex(&info.name) else { continue };
+            let Some(id) = Id::from_hex(&info.name) else {
+                continue;
+            };
             out.push((id, self.load_snapshot(keys, &id)?));
         }
         out.sort_by(|a, b| {
@@ -211,10 +225,9 @@ impl Repo {
     /// Resolves `latest`, a full id, or a unique id prefix.
     pub fn find_snapshot(&self, keys: &WriterKeys, spec: &str) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
-            return self
-                .snapshots(keys)?
-                .pop()
-                .ok_or_else(|| Error::SnapshotNotFound("latest (the store has no snapshots yet)".into()));
+            return self.snapshots(keys)?.pop().ok_or_else(|| {
+                Error::SnapshotNotFound("latest (the store has no snapshots yet)".into())
+            });
         }
         let spec_l = spec.to_ascii_lowercase();
         let matches: Vec<Id> = self
@@ -252,7 +265,10 @@ pub fn create(
     passphrase: Option<&secrecy::SecretString>,
     object_lock: Option<crate::backend::ObjectLock>,
 ) -> Result<Created> {
-    if chunker.min_size < 64 || chunker.min_size > chunker.avg_size || chunker.avg_size > chunker.max_size {
+    if chunker.min_size < 64
+        || chunker.min_size > chunker.avg_size
+        || chunker.avg_size > chunker.max_size
+    {
         return Err(Error::Usage(format!(
             "chunker sizes must satisfy 64 <= min <= avg <= max (got {}/{}/{})",
             chunker.min_size, chunker.avg_size, chunker.max_size

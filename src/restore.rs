@@ -17,6 +17,7 @@
 //! capabilities), then times. Folders get their metadata last, deepest first, after
 //! everything inside them exists, so their mtimes and restrictive modes stick.
 
+use crate::backend::spool::{PackNeeds, SpoolBackend};
 use crate::cache::{Cache, Location};
 use crate::error::{Error, Result};
 use crate::fsmeta::Names;
@@ -24,7 +25,6 @@ use crate::reader::{locate, BlobReader};
 use crate::tree::{display_name, is_safe_name, LinkKey, Node, NodeKind};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
-use crate::backend::spool::{PackNeeds, SpoolBackend};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -159,8 +159,12 @@ pub fn run(
         .collect();
     let sources = snapshot.paths.iter().map(|p| components(p)).collect();
     if !opts.dry_run {
-        std::fs::create_dir_all(&opts.target)
-            .map_err(|e| Error::io(format!("create restore target {}", opts.target.display()), e))?;
+        std::fs::create_dir_all(&opts.target).map_err(|e| {
+            Error::io(
+                format!("create restore target {}", opts.target.display()),
+                e,
+            )
+        })?;
     }
     let root_fd = match rustix::fs::open(
         &opts.target,
@@ -184,17 +188,22 @@ pub fn run(
     let reader = match &opts.spool {
         Some(dir) => {
             let mut needed: BTreeMap<String, PackNeeds> = BTreeMap::new();
-            for (pack, size, header_len, offset, length) in cache.tree_blob_ranges()? {
+            for blob in cache.tree_blob_ranges()? {
                 needed
-                    .entry(pack.to_hex())
+                    .entry(blob.pack.to_hex())
                     .or_insert_with(|| PackNeeds {
-                        size,
-                        ranges: vec![crate::pack::header_range(header_len)],
+                        size: blob.pack_size,
+                        ranges: vec![crate::pack::header_range(blob.header_len)],
                     })
                     .ranges
-                    .push((offset, length));
+                    .push((blob.offset, blob.length));
             }
-            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), &dir.join("trees"), needed, SPOOL_FETCHERS)?;
+            let spool = SpoolBackend::fetch(
+                reader.repo.backend.clone(),
+                &dir.join("trees"),
+                needed,
+                SPOOL_FETCHERS,
+            )?;
             tree_spool = reader.with_backend(Arc::new(spool));
             &tree_spool
         }
@@ -221,7 +230,12 @@ pub fn run(
     collect_plan(&items, &opts.target, &mut report.plan);
     if !planner.conflicts.is_empty() {
         let n = planner.conflicts.len();
-        let shown: Vec<String> = planner.conflicts.iter().take(20).map(|c| format!("  {c}")).collect();
+        let shown: Vec<String> = planner
+            .conflicts
+            .iter()
+            .take(20)
+            .map(|c| format!("  {c}"))
+            .collect();
         return Err(Error::Restore(format!(
             "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}\n\
              choose what to do with them: --overwrite never (keep them), always (replace them), \
@@ -230,7 +244,11 @@ pub fn run(
             if n == 1 { "s" } else { "" },
             opts.target.display(),
             shown.join("\n"),
-            if n > 20 { format!("\n  ... and {} more", n - 20) } else { String::new() },
+            if n > 20 {
+                format!("\n  ... and {} more", n - 20)
+            } else {
+                String::new()
+            },
         )));
     }
     if opts.dry_run {
@@ -242,7 +260,12 @@ pub fn run(
         Some(dir) => {
             let mut needed = BTreeMap::new();
             needed_ranges(cache, &items, &mut needed)?;
-            let spool = SpoolBackend::fetch(reader.repo.backend.clone(), &dir.join("data"), needed, SPOOL_FETCHERS)?;
+            let spool = SpoolBackend::fetch(
+                reader.repo.backend.clone(),
+                &dir.join("data"),
+                needed,
+                SPOOL_FETCHERS,
+            )?;
             spooled = reader.with_backend(Arc::new(spool));
             &spooled
         }
@@ -264,7 +287,11 @@ const SPOOL_FETCHERS: usize = 8;
 
 /// The byte ranges of every pack the files to write need: their blobs and the headers
 /// that hold the packs' data keys.
-fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, PackNeeds>) -> Result<()> {
+fn needed_ranges(
+    cache: &Cache,
+    items: &[Item],
+    out: &mut BTreeMap<String, PackNeeds>,
+) -> Result<()> {
     for item in items {
         if item.action == Action::Keep {
             continue;
@@ -282,7 +309,9 @@ fn needed_ranges(cache: &Cache, items: &[Item], out: &mut BTreeMap<String, PackN
                         ranges: vec![crate::pack::header_range(loc.header_len)],
                     }),
                 };
-                needs.ranges.push((loc.entry.offset as u64, loc.entry.length as u64));
+                needs
+                    .ranges
+                    .push((loc.entry.offset as u64, loc.entry.length as u64));
             }
         }
     }
@@ -311,7 +340,12 @@ fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> 
 }
 
 fn open_path(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
-    let mut fd = rustix::fs::openat(root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut fd = rustix::fs::openat(
+        root,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for c in comps {
         fd = open_dir_at(fd.as_fd(), c)?;
     }
@@ -332,9 +366,9 @@ impl Planner<'_> {
     }
 
     fn is_ancestor(&self, comps: &[Vec<u8>]) -> bool {
-        let strictly_above = |outer: &Vec<Vec<u8>>| comps.len() < outer.len() && is_prefix(comps, outer);
-        self.sources.iter().any(strictly_above)
-            || self.includes.iter().any(strictly_above)
+        let strictly_above =
+            |outer: &Vec<Vec<u8>>| comps.len() < outer.len() && is_prefix(comps, outer);
+        self.sources.iter().any(strictly_above) || self.includes.iter().any(strictly_above)
     }
 
     fn plan_children(
@@ -362,7 +396,11 @@ impl Planner<'_> {
             }
             let ancestor = node.kind == NodeKind::Dir && self.is_ancestor(&comps);
             let existing = match dir {
-                Some(d) => match rustix::fs::statat(d, OsStr::from_bytes(&node.name), AtFlags::SYMLINK_NOFOLLOW) {
+                Some(d) => match rustix::fs::statat(
+                    d,
+                    OsStr::from_bytes(&node.name),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                ) {
                     Ok(st) => Some(st),
                     Err(rustix::io::Errno::NOENT) => None,
                     Err(e) => {
@@ -381,9 +419,9 @@ impl Planner<'_> {
                 ancestor,
                 children: Vec::new(),
             };
-            let existing_is_dir = existing
-                .as_ref()
-                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory);
+            let existing_is_dir = existing.as_ref().map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            });
             item.action = match (existing, node.kind) {
                 (None, _) => Action::Create,
                 (Some(_), NodeKind::Dir) if existing_is_dir == Some(true) => Action::Merge,
@@ -391,7 +429,9 @@ impl Planner<'_> {
                     if existing_is_dir == Some(true) {
                         // Replacing a whole folder by a file would delete data the
                         // snapshot knows nothing of: never done implicitly.
-                        if self.opts.overwrite.is_none() || self.opts.overwrite == Some(Overwrite::Never) {
+                        if self.opts.overwrite.is_none()
+                            || self.opts.overwrite == Some(Overwrite::Never)
+                        {
                             self.conflict_or_keep(&item)
                         } else {
                             return Err(Error::Restore(format!(
@@ -407,18 +447,28 @@ impl Planner<'_> {
             };
             if node.kind == NodeKind::Dir && item.action != Action::Keep {
                 let subtree_id = node.subtree.ok_or_else(|| {
-                    Error::corrupt("snapshot", format!("folder {} has no tree", item.display(&self.opts.target)))
+                    Error::corrupt(
+                        "snapshot",
+                        format!("folder {} has no tree", item.display(&self.opts.target)),
+                    )
                 })?;
                 let subtree = self.reader.tree(self.cache, &subtree_id)?;
                 let child_fd = if item.action == Action::Merge {
                     let d = dir.expect("merge implies the parent exists");
                     Some(open_dir_at(d, &node.name).map_err(|e| {
-                        Error::io(format!("open {} in the target", item.display(&self.opts.target)), e.into())
+                        Error::io(
+                            format!("open {} in the target", item.display(&self.opts.target)),
+                            e.into(),
+                        )
                     })?)
                 } else {
                     None
                 };
-                item.children = self.plan_children(child_fd.as_ref().map(|f| f.as_fd()), &item.comps.clone(), &subtree)?;
+                item.children = self.plan_children(
+                    child_fd.as_ref().map(|f| f.as_fd()),
+                    &item.comps.clone(),
+                    &subtree,
+                )?;
             }
             items.push(item);
         }
@@ -432,14 +482,20 @@ impl Planner<'_> {
         Action::Keep
     }
 
-    fn decide(&mut self, item: &Item, st: &rustix::fs::Stat, dir: Option<BorrowedFd<'_>>) -> Action {
+    fn decide(
+        &mut self,
+        item: &Item,
+        st: &rustix::fs::Stat,
+        dir: Option<BorrowedFd<'_>>,
+    ) -> Action {
         let node = &item.node;
         match self.opts.overwrite {
             None => self.conflict_or_keep(item),
             Some(Overwrite::Never) => Action::Keep,
             Some(Overwrite::Always) => Action::Replace,
             Some(Overwrite::IfNewer) => {
-                let newer = (node.mtime, node.mtime_nsec as i64) > (st.st_mtime as i64, st.st_mtime_nsec as i64);
+                let newer = (node.mtime, node.mtime_nsec as i64)
+                    > (st.st_mtime as i64, st.st_mtime_nsec as i64);
                 if newer {
                     Action::Replace
                 } else {
@@ -459,14 +515,18 @@ impl Planner<'_> {
                 );
                 let same_target = node.kind != NodeKind::Symlink
                     || dir
-                        .and_then(|d| rustix::fs::readlinkat(d, OsStr::from_bytes(&node.name), Vec::new()).ok())
+                        .and_then(|d| {
+                            rustix::fs::readlinkat(d, OsStr::from_bytes(&node.name), Vec::new())
+                                .ok()
+                        })
                         .map(|t| Some(t.as_bytes().to_vec()) == node.target)
                         .unwrap_or(false);
                 let same = same_kind
                     && same_target
                     && (node.kind != NodeKind::File || st.st_size as u64 == node.size)
                     && (node.kind == NodeKind::Symlink
-                        || (st.st_mtime as i64, st.st_mtime_nsec as i64) == (node.mtime, node.mtime_nsec as i64));
+                        || (st.st_mtime as i64, st.st_mtime_nsec as i64)
+                            == (node.mtime, node.mtime_nsec as i64));
                 if same {
                     Action::Keep
                 } else {
@@ -517,7 +577,13 @@ impl OpenFile {
     /// Creates the file with `O_EXCL`: a new file under its final name (nothing can be in
     /// its place), a replacement under a temporary name, so the old file stays until the
     /// new one is whole.
-    fn create(dir: Arc<OwnedFd>, node: &Node, display: String, owner: (u32, u32), replace: bool) -> std::result::Result<OpenFile, String> {
+    fn create(
+        dir: Arc<OwnedFd>,
+        node: &Node,
+        display: String,
+        owner: (u32, u32),
+        replace: bool,
+    ) -> std::result::Result<OpenFile, String> {
         let write_name: std::ffi::OsString = if replace {
             format!(".vault-restore-{}", crate::id::Id::random().short()).into()
         } else {
@@ -646,7 +712,10 @@ where
     }
 
     fn run(&mut self, items: &[Item]) -> Result<()> {
-        let root = Arc::new(open_path(self.root.as_fd(), &[]).map_err(|e| Error::io("open restore target", e.into()))?);
+        let root = Arc::new(
+            open_path(self.root.as_fd(), &[])
+                .map_err(|e| Error::io("open restore target", e.into()))?,
+        );
         self.run_dir(&root, items)
     }
 
@@ -654,8 +723,16 @@ where
         if self.opts.numeric_owner {
             return (node.uid, node.gid);
         }
-        let uid = node.user.as_deref().and_then(|u| self.names.uid(u)).unwrap_or(node.uid);
-        let gid = node.group.as_deref().and_then(|g| self.names.gid(g)).unwrap_or(node.gid);
+        let uid = node
+            .user
+            .as_deref()
+            .and_then(|u| self.names.uid(u))
+            .unwrap_or(node.uid);
+        let gid = node
+            .group
+            .as_deref()
+            .and_then(|g| self.names.gid(g))
+            .unwrap_or(node.gid);
         (uid, gid)
     }
 
@@ -678,8 +755,9 @@ where
             match node.kind {
                 NodeKind::Dir => {
                     if item.action == Action::Replace {
-                        rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty())
-                            .map_err(|e| Error::io(format!("remove {display} to replace it"), e.into()))?;
+                        rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty()).map_err(|e| {
+                            Error::io(format!("remove {display} to replace it"), e.into())
+                        })?;
                     }
                     if item.action != Action::Merge {
                         rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o700))
@@ -692,7 +770,8 @@ where
                     self.report.dirs += 1;
                     self.run_dir(&child, &item.children)?;
                     if !(item.ancestor && item.action == Action::Merge) {
-                        self.dir_meta.push((item.comps.clone(), node.clone(), display));
+                        self.dir_meta
+                            .push((item.comps.clone(), node.clone(), display));
                     }
                 }
                 NodeKind::File => {
@@ -720,7 +799,13 @@ where
                         continue;
                     }
                     let owner = self.owner(node);
-                    let file = match OpenFile::create(dir.clone(), node, display, owner, item.action == Action::Replace) {
+                    let file = match OpenFile::create(
+                        dir.clone(),
+                        node,
+                        display,
+                        owner,
+                        item.action == Action::Replace,
+                    ) {
                         Ok(f) => Arc::new(f),
                         Err(msg) => {
                             self.fail(msg);
@@ -728,13 +813,20 @@ where
                         }
                     };
                     let parts = split_parts(chunks);
-                    file.parts_left.store(parts.len(), std::sync::atomic::Ordering::SeqCst);
+                    file.parts_left
+                        .store(parts.len(), std::sync::atomic::Ordering::SeqCst);
                     for part in parts {
                         let job = FileJob {
                             file: file.clone(),
                             chunks: part,
                         };
-                        if self.tx.as_ref().expect("workers running").send(job).is_err() {
+                        if self
+                            .tx
+                            .as_ref()
+                            .expect("workers running")
+                            .send(job)
+                            .is_err()
+                        {
                             return Err(Error::Restore("file workers stopped unexpectedly".into()));
                         }
                     }
@@ -811,7 +903,9 @@ where
         };
         if let Err(e) = created {
             if e == rustix::io::Errno::PERM && !self.is_root {
-                self.warn(format!("{display}: not created: only root may create device nodes"));
+                self.warn(format!(
+                    "{display}: not created: only root may create device nodes"
+                ));
                 return Ok(());
             }
             return Err(Error::io(format!("create {display}"), e.into()));
@@ -851,7 +945,14 @@ where
                 Ok(pfd) => {
                     let mut node = node;
                     node.name = name[0].clone();
-                    apply_meta_at(pfd.as_fd(), &node, owner, &display, self.is_root, &self.shared);
+                    apply_meta_at(
+                        pfd.as_fd(),
+                        &node,
+                        owner,
+                        &display,
+                        self.is_root,
+                        &self.shared,
+                    );
                 }
                 Err(e) => self.warn(format!("{display}: metadata not set: {e}")),
             }
@@ -860,7 +961,10 @@ where
         report.failures = std::mem::take(&mut self.shared.failures.lock().unwrap());
         report.warnings = std::mem::take(&mut self.shared.warnings.lock().unwrap());
         report.bytes = self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        report.owner_not_set = self.shared.owner_not_set.load(std::sync::atomic::Ordering::Relaxed);
+        report.owner_not_set = self
+            .shared
+            .owner_not_set
+            .load(std::sync::atomic::Ordering::Relaxed);
         Ok(report)
     }
 
@@ -889,7 +993,14 @@ fn errno_is_perm(e: &rustix::io::Errno) -> bool {
 }
 
 /// Sets owner, mode, xattrs and times on `dir/name` without following a symlink there.
-fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &str, is_root: bool, shared: &Shared) {
+fn apply_meta_at(
+    dir: BorrowedFd<'_>,
+    node: &Node,
+    owner: (u32, u32),
+    display: &str,
+    is_root: bool,
+    shared: &Shared,
+) {
     let name = OsStr::from_bytes(&node.name);
     let warn = |m: String| shared.warnings.lock().unwrap().push(m);
     let chown = rustix::fs::chownat(
@@ -901,7 +1012,9 @@ fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &
     );
     if let Err(e) = chown {
         if errno_is_perm(&e) && !is_root {
-            shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .owner_not_set
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
             warn(format!("{display}: owner not set: {e}"));
         }
@@ -909,19 +1022,30 @@ fn apply_meta_at(dir: BorrowedFd<'_>, node: &Node, owner: (u32, u32), display: &
     if node.kind != NodeKind::Symlink {
         // The entry was created by this restore (or is a folder opened without following
         // links), so chmodat cannot be redirected through a symlink here.
-        if let Err(e) = rustix::fs::chmodat(dir, name, Mode::from_raw_mode(node.mode), AtFlags::empty()) {
+        if let Err(e) =
+            rustix::fs::chmodat(dir, name, Mode::from_raw_mode(node.mode), AtFlags::empty())
+        {
             warn(format!("{display}: mode not set: {e}"));
         }
     }
     if !node.xattrs.is_empty() {
         // lsetxattr through the folder's /proc/self/fd link: the folder is the one we
         // hold open, and the final name is not followed.
-        let mut proc_path = format!("/proc/self/fd/{}/", rustix::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
+        let mut proc_path =
+            format!("/proc/self/fd/{}/", rustix::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
         proc_path.extend_from_slice(&node.name);
         let path = OsStr::from_bytes(&proc_path);
         for x in &node.xattrs {
-            if let Err(e) = rustix::fs::lsetxattr(path, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
-                warn(format!("{display}: extended attribute {} not set: {e}", display_name(&x.name)));
+            if let Err(e) = rustix::fs::lsetxattr(
+                path,
+                OsStr::from_bytes(&x.name),
+                &x.value,
+                rustix::fs::XattrFlags::empty(),
+            ) {
+                warn(format!(
+                    "{display}: extended attribute {} not set: {e}",
+                    display_name(&x.name)
+                ));
             }
         }
     }
@@ -949,12 +1073,21 @@ fn write_part(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool)
             of.failed.lock().unwrap().get_or_insert(msg);
         }
     }
-    if of.parts_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+    if of
+        .parts_left
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+        == 1
+    {
         finish_file(shared, of, is_root);
     }
 }
 
-fn write_chunks(reader: &BlobReader, shared: &Shared, file: &std::fs::File, chunks: &[(u64, Location)]) -> std::result::Result<(), String> {
+fn write_chunks(
+    reader: &BlobReader,
+    shared: &Shared,
+    file: &std::fs::File,
+    chunks: &[(u64, Location)],
+) -> std::result::Result<(), String> {
     use std::os::unix::fs::FileExt;
     let mut i = 0;
     while i < chunks.len() {
@@ -963,7 +1096,8 @@ fn write_chunks(reader: &BlobReader, shared: &Shared, file: &std::fs::File, chun
         let mut run_len = chunks[i].1.entry.length as u64;
         while j < chunks.len() {
             let (prev, next) = (&chunks[j - 1].1, &chunks[j].1);
-            let adjacent = next.pack == prev.pack && next.entry.offset == prev.entry.offset + prev.entry.length;
+            let adjacent = next.pack == prev.pack
+                && next.entry.offset == prev.entry.offset + prev.entry.length;
             if !adjacent || run_len + next.entry.length as u64 > MAX_RUN_BYTES {
                 break;
             }
@@ -973,8 +1107,11 @@ fn write_chunks(reader: &BlobReader, shared: &Shared, file: &std::fs::File, chun
         let run: Vec<&Location> = chunks[i..j].iter().map(|(_, loc)| loc).collect();
         let blobs = reader.read_run(&run).map_err(|e| e.to_string())?;
         for ((offset, _), data) in chunks[i..j].iter().zip(blobs) {
-            file.write_all_at(&data, *offset).map_err(|e| format!("write failed: {e}"))?;
-            shared.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            file.write_all_at(&data, *offset)
+                .map_err(|e| format!("write failed: {e}"))?;
+            shared
+                .bytes
+                .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         i = j;
     }
@@ -989,10 +1126,13 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
     let result = of.failed.lock().unwrap().take().map_or_else(
         || {
             let file = &of.file;
-            file.set_len(of.node.size).map_err(|e| format!("cannot set size: {e}"))?;
+            file.set_len(of.node.size)
+                .map_err(|e| format!("cannot set size: {e}"))?;
             if let Err(e) = rustix::fs::fchown(file, Some(uid(of.owner.0)), Some(gid(of.owner.1))) {
                 if errno_is_perm(&e) && !is_root {
-                    shared.owner_not_set.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    shared
+                        .owner_not_set
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 } else {
                     warn(format!("{}: owner not set: {e}", of.display));
                 }
@@ -1001,19 +1141,39 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
                 warn(format!("{}: mode not set: {e}", of.display));
             }
             for x in &of.node.xattrs {
-                if let Err(e) = rustix::fs::fsetxattr(file, OsStr::from_bytes(&x.name), &x.value, rustix::fs::XattrFlags::empty()) {
-                    warn(format!("{}: extended attribute {} not set: {e}", of.display, display_name(&x.name)));
+                if let Err(e) = rustix::fs::fsetxattr(
+                    file,
+                    OsStr::from_bytes(&x.name),
+                    &x.value,
+                    rustix::fs::XattrFlags::empty(),
+                ) {
+                    warn(format!(
+                        "{}: extended attribute {} not set: {e}",
+                        of.display,
+                        display_name(&x.name)
+                    ));
                 }
             }
             let ts = rustix::fs::Timespec {
                 tv_sec: of.node.mtime,
                 tv_nsec: of.node.mtime_nsec as _,
             };
-            rustix::fs::futimens(file, &rustix::fs::Timestamps { last_access: ts, last_modification: ts })
-                .map_err(|e| format!("cannot set mtime: {e}"))?;
+            rustix::fs::futimens(
+                file,
+                &rustix::fs::Timestamps {
+                    last_access: ts,
+                    last_modification: ts,
+                },
+            )
+            .map_err(|e| format!("cannot set mtime: {e}"))?;
             if of.replace {
-                rustix::fs::renameat(of.dir.as_fd(), of.write_name.as_os_str(), of.dir.as_fd(), OsStr::from_bytes(&of.name))
-                    .map_err(|e| format!("cannot move into place: {e}"))?;
+                rustix::fs::renameat(
+                    of.dir.as_fd(),
+                    of.write_name.as_os_str(),
+                    of.dir.as_fd(),
+                    OsStr::from_bytes(&of.name),
+                )
+                .map_err(|e| format!("cannot move into place: {e}"))?;
             }
             Ok(())
         },
@@ -1021,12 +1181,21 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
     );
     if let Err(msg) = result {
         let _ = rustix::fs::unlinkat(of.dir.as_fd(), of.write_name.as_os_str(), AtFlags::empty());
-        shared.failures.lock().unwrap().push(format!("{}: not restored: {msg}", of.display));
+        shared
+            .failures
+            .lock()
+            .unwrap()
+            .push(format!("{}: not restored: {msg}", of.display));
     }
 }
 
 /// Re-reads every restored regular file and checks it against the snapshot's chunk ids.
-fn verify(reader: &BlobReader, root: &OwnedFd, items: &[Item], report: &mut RestoreReport) -> Result<()> {
+fn verify(
+    reader: &BlobReader,
+    root: &OwnedFd,
+    items: &[Item],
+    report: &mut RestoreReport,
+) -> Result<()> {
     for item in items {
         if item.action == Action::Keep {
             continue;
@@ -1037,7 +1206,9 @@ fn verify(reader: &BlobReader, root: &OwnedFd, items: &[Item], report: &mut Rest
                 let display = item.display(Path::new(""));
                 match verify_file(reader, root, item) {
                     Ok(()) => report.verified_files += 1,
-                    Err(msg) => report.failures.push(format!("{display}: verify failed: {msg}")),
+                    Err(msg) => report
+                        .failures
+                        .push(format!("{display}: verify failed: {msg}")),
                 }
             }
             _ => {}
@@ -1046,7 +1217,11 @@ fn verify(reader: &BlobReader, root: &OwnedFd, items: &[Item], report: &mut Rest
     Ok(())
 }
 
-fn verify_file(reader: &BlobReader, root: &OwnedFd, item: &Item) -> std::result::Result<(), String> {
+fn verify_file(
+    reader: &BlobReader,
+    root: &OwnedFd,
+    item: &Item,
+) -> std::result::Result<(), String> {
     let (parent, name) = item.comps.split_at(item.comps.len() - 1);
     let dir = open_path(root.as_fd(), parent).map_err(|e| e.to_string())?;
     let fd = rustix::fs::openat(
@@ -1059,7 +1234,10 @@ fn verify_file(reader: &BlobReader, root: &OwnedFd, item: &Item) -> std::result:
     let file = std::fs::File::from(fd);
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     if size != item.node.size {
-        return Err(format!("size is {size}, the snapshot says {}", item.node.size));
+        return Err(format!(
+            "size is {size}, the snapshot says {}",
+            item.node.size
+        ));
     }
     use std::os::unix::fs::FileExt;
     let mut buf = Vec::new();
@@ -1067,9 +1245,12 @@ fn verify_file(reader: &BlobReader, root: &OwnedFd, item: &Item) -> std::result:
         let mut offset = extent.offset;
         for c in &extent.chunks {
             buf.resize(c.len as usize, 0);
-            file.read_exact_at(&mut buf, offset).map_err(|e| format!("cannot read: {e}"))?;
+            file.read_exact_at(&mut buf, offset)
+                .map_err(|e| format!("cannot read: {e}"))?;
             if reader.keys.blob_id(&buf) != c.id {
-                return Err(format!("content at offset {offset} differs from the snapshot"));
+                return Err(format!(
+                    "content at offset {offset} differs from the snapshot"
+                ));
             }
             offset += c.len as u64;
         }

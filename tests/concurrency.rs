@@ -39,7 +39,11 @@ fn two_snapshots_at_once_both_succeed_and_restore() {
     let cb = spawn("host-b", &b);
     for child in [ca, cb] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let list = v.snapshots_json();
     assert_eq!(list.len(), 2, "both snapshots are listed");
@@ -85,7 +89,13 @@ fn killed_snapshot_leaves_a_healthy_store() {
     v.ok(["snapshot", src.to_str().unwrap()]);
     v.ok(["check", "--read-data"]);
     let out = v.path("out");
-    v.ok(["restore", "latest", "--to", out.to_str().unwrap(), "--verify"]);
+    v.ok([
+        "restore",
+        "latest",
+        "--to",
+        out.to_str().unwrap(),
+        "--verify",
+    ]);
     assert!(
         std::fs::read(src.join("file-059")).unwrap()
             == std::fs::read(restored(&out, &src).join("file-059")).unwrap()

@@ -58,7 +58,11 @@ fn objects(store: &Path, kind: &str) -> Vec<String> {
 fn data_objects(store: &Path) -> Vec<String> {
     ["packs", "index", "snapshots"]
         .iter()
-        .flat_map(|k| objects(store, k).into_iter().map(move |n| format!("{k}/{n}")))
+        .flat_map(|k| {
+            objects(store, k)
+                .into_iter()
+                .map(move |n| format!("{k}/{n}"))
+        })
         .collect()
 }
 
@@ -71,7 +75,8 @@ fn check_clean(w: &Vault) {
 /// Only for tests: the config is plaintext and read at every snapshot.
 fn small_packs(store: &Path) {
     let path = store.join("config");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     config["pack_size"] = serde_json::json!(1 << 20);
     std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
 }
@@ -79,7 +84,11 @@ fn small_packs(store: &Path) {
 fn write_random_files(dir: &Path, count: u64, size: usize, seed: u64) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..count {
-        std::fs::write(dir.join(format!("f{i:03}.bin")), common::random_bytes(seed * 1000 + i, size)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:03}.bin")),
+            common::random_bytes(seed * 1000 + i, size),
+        )
+        .unwrap();
     }
 }
 
@@ -101,20 +110,34 @@ fn copy_restores_and_ships_only_what_is_new() {
     let out = copy(&v, &dst, &[]).ok();
     assert!(out.stdout.contains("created a copy"), "{}", out.describe());
     // Every data object, the two key objects and the config.
-    assert_eq!(copied_objects(&out), data_objects(&v.store).len() as u64 + 3, "{}", out.describe());
+    assert_eq!(
+        copied_objects(&out),
+        data_objects(&v.store).len() as u64 + 3,
+        "{}",
+        out.describe()
+    );
     assert_eq!(data_objects(&dst), data_objects(&v.store));
-    assert_eq!(std::fs::read(dst.join("config")).unwrap(), std::fs::read(v.store.join("config")).unwrap());
+    assert_eq!(
+        std::fs::read(dst.join("config")).unwrap(),
+        std::fs::read(v.store.join("config")).unwrap()
+    );
 
     // Both snapshots restore from the copy, with the passphrase of the original.
     let d = world_at(&dst);
     assert_eq!(d.snapshot_ids(), ids);
     let out_dir = d.dir.join("latest");
     d.restore("latest", &out_dir, &[]).ok();
-    let diffs = compare::diff_scans(&compare::scan(&f.root), &compare::scan(&restored(&out_dir, &f.root)));
+    let diffs = compare::diff_scans(
+        &compare::scan(&f.root),
+        &compare::scan(&restored(&out_dir, &f.root)),
+    );
     assert!(diffs.is_empty(), "restored tree differs: {diffs:?}");
     let first = d.dir.join("first");
     d.restore(&ids[0], &first, &[]).ok();
-    assert_eq!(std::fs::read(restored(&first, &f.path(fixture::SMALL))).unwrap(), before);
+    assert_eq!(
+        std::fs::read(restored(&first, &f.path(fixture::SMALL))).unwrap(),
+        before
+    );
     check_clean(&d);
 
     // Nothing new: nothing copied.
@@ -126,10 +149,22 @@ fn copy_restores_and_ships_only_what_is_new() {
     let old = data_objects(&v.store);
     write_random_files(&f.root.join("more"), 3, 300_000, 7);
     v.snapshot(&[&f.root]);
-    let new: Vec<String> = data_objects(&v.store).into_iter().filter(|o| !old.contains(o)).collect();
-    assert!(new.iter().any(|o| o.starts_with("packs/")) && new.iter().any(|o| o.starts_with("snapshots/")), "{new:?}");
+    let new: Vec<String> = data_objects(&v.store)
+        .into_iter()
+        .filter(|o| !old.contains(o))
+        .collect();
+    assert!(
+        new.iter().any(|o| o.starts_with("packs/"))
+            && new.iter().any(|o| o.starts_with("snapshots/")),
+        "{new:?}"
+    );
     let out = copy(&v, &dst, &[]).ok();
-    assert_eq!(copied_objects(&out), new.len() as u64, "new objects {new:?}\n{}", out.describe());
+    assert_eq!(
+        copied_objects(&out),
+        new.len() as u64,
+        "new objects {new:?}\n{}",
+        out.describe()
+    );
     assert_eq!(data_objects(&dst), data_objects(&v.store));
     assert_eq!(d.snapshot_ids().len(), 3);
     check_clean(&d);
@@ -148,7 +183,10 @@ fn killed_copy_resumes_and_leaves_a_healthy_copy() {
 
     let dst = v.dir.join("offsite");
     let mut cmd = v.command(copy_args(&v.store, &dst, &[]));
-    cmd.args(["--threads", "1"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let start = Instant::now();
     loop {
@@ -158,14 +196,24 @@ fn killed_copy_resumes_and_leaves_a_healthy_copy() {
         if dst.join("packs").is_dir() && objects(&dst, "packs").len() >= 5 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the copy wrote no packs");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the copy wrote no packs"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let copied = objects(&dst, "packs").len();
-    assert!(copied < src_packs.len(), "killed part way: {copied} of {} packs", src_packs.len());
-    assert!(objects(&dst, "snapshots").is_empty(), "no snapshot before all of its data");
+    assert!(
+        copied < src_packs.len(),
+        "killed part way: {copied} of {} packs",
+        src_packs.len()
+    );
+    assert!(
+        objects(&dst, "snapshots").is_empty(),
+        "no snapshot before all of its data"
+    );
 
     // What the killed copy left is a healthy (if empty-looking) store.
     let d = world_at(&dst);
@@ -192,7 +240,10 @@ fn a_corrupt_source_pack_is_named_and_not_copied() {
     write_random_files(&a.join("later"), 3, 400_000, 3);
     v.snapshot(&[&a]);
     let ids = v.snapshot_ids();
-    let new_packs: Vec<String> = objects(&v.store, "packs").into_iter().filter(|p| !first_packs.contains(p)).collect();
+    let new_packs: Vec<String> = objects(&v.store, "packs")
+        .into_iter()
+        .filter(|p| !first_packs.contains(p))
+        .collect();
     let bad = &new_packs[0];
     let bad_path = v.store.join("packs").join(&bad[..2]).join(bad);
     let mut bytes = std::fs::read(&bad_path).unwrap();
@@ -202,8 +253,15 @@ fn a_corrupt_source_pack_is_named_and_not_copied() {
 
     let dst = v.dir.join("offsite");
     let out = copy(&v, &dst, &[]).failed();
-    assert!(out.stderr.contains(bad.as_str()) && out.stderr.contains("corrupt"), "{}", out.describe());
-    assert!(!dst.join("packs").join(&bad[..2]).join(bad).exists(), "the damaged pack was not copied");
+    assert!(
+        out.stderr.contains(bad.as_str()) && out.stderr.contains("corrupt"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !dst.join("packs").join(&bad[..2]).join(bad).exists(),
+        "the damaged pack was not copied"
+    );
     assert!(objects(&dst, "snapshots").is_empty(), "{}", out.describe());
     let d = world_at(&dst);
     check_clean(&d);
@@ -213,7 +271,12 @@ fn a_corrupt_source_pack_is_named_and_not_copied() {
     assert!(out.stderr.contains(bad.as_str()), "{}", out.describe());
     assert!(objects(&dst, "snapshots").is_empty());
     let out = copy(&v, &dst, &[&ids[0][..8]]).ok();
-    assert!(out.stdout.contains(&format!("copied snapshot {}", &ids[0][..8])), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains(&format!("copied snapshot {}", &ids[0][..8])),
+        "{}",
+        out.describe()
+    );
     assert_eq!(d.snapshot_ids(), vec![ids[0].clone()]);
     check_clean(&d);
     let out_dir = d.dir.join("out");
@@ -221,7 +284,10 @@ fn a_corrupt_source_pack_is_named_and_not_copied() {
     let got = restored(&out_dir, &a);
     for i in 0..3 {
         let name = format!("f{i:03}.bin");
-        assert_eq!(std::fs::read(got.join(&name)).unwrap(), std::fs::read(a.join(&name)).unwrap());
+        assert_eq!(
+            std::fs::read(got.join(&name)).unwrap(),
+            std::fs::read(a.join(&name)).unwrap()
+        );
     }
     assert!(!got.join("later").exists());
 }
@@ -244,7 +310,11 @@ fn chosen_snapshots_bring_only_what_they_need() {
     let d = world_at(&dst);
     assert_eq!(d.snapshot_ids(), vec![ids[0].clone()]);
     assert!(objects(&dst, "packs").len() < objects(&v.store, "packs").len());
-    assert_eq!(objects(&dst, "index").len(), 1, "one new index file for the packs copied");
+    assert_eq!(
+        objects(&dst, "index").len(),
+        1,
+        "one new index file for the packs copied"
+    );
     check_clean(&d);
     let out_dir = d.dir.join("out");
     d.restore(&ids[0], &out_dir, &[]).ok();
@@ -253,11 +323,21 @@ fn chosen_snapshots_bring_only_what_they_need() {
     // Again: nothing to do. Then `latest`, then the whole store.
     assert_eq!(copied_objects(&copy(&v, &dst, &[&ids[0]]).ok()), 0);
     let out = copy(&v, &dst, &["latest"]).ok();
-    assert!(out.stdout.contains(&format!("copied snapshot {}", &ids[1][..8])), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains(&format!("copied snapshot {}", &ids[1][..8])),
+        "{}",
+        out.describe()
+    );
     assert_eq!(d.snapshot_ids(), ids);
     check_clean(&d);
     let out = copy(&v, &dst, &[]).ok();
-    assert_eq!(objects(&dst, "packs"), objects(&v.store, "packs"), "{}", out.describe());
+    assert_eq!(
+        objects(&dst, "packs"),
+        objects(&v.store, "packs"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(objects(&dst, "snapshots"), objects(&v.store, "snapshots"));
     check_clean(&d);
 }
@@ -271,12 +351,16 @@ fn a_writer_key_alone_ships_the_whole_store() {
     v.snapshot(&[&a]);
     let dst = v.dir.join("offsite");
     // No passphrase, no identity: only the writer key.
-    let out = v.run_with_passphrase("", copy_args(&v.store, &dst, &[])).ok();
+    let out = v
+        .run_with_passphrase("", copy_args(&v.store, &dst, &[]))
+        .ok();
     assert!(copied_objects(&out) >= 3, "{}", out.describe());
     assert_eq!(data_objects(&dst), data_objects(&v.store));
     check_clean(&world_at(&dst));
     // Choosing snapshots needs to read their trees: a clear refusal.
-    let out = v.run_with_passphrase("", copy_args(&v.store, &v.dir.join("other"), &["latest"])).failed();
+    let out = v
+        .run_with_passphrase("", copy_args(&v.store, &v.dir.join("other"), &["latest"]))
+        .failed();
     assert!(out.stderr.contains("reader identity"), "{}", out.describe());
 }
 
@@ -291,7 +375,9 @@ fn copying_into_another_store_is_refused() {
     other.init();
     let out = copy(&v, &other.store, &[]).failed();
     assert!(out.stderr.contains("different store"), "{}", out.describe());
-    assert!(objects(&other.store, "packs").is_empty() && objects(&other.store, "snapshots").is_empty());
+    assert!(
+        objects(&other.store, "packs").is_empty() && objects(&other.store, "snapshots").is_empty()
+    );
     let same = copy(&v, &v.store, &[]).failed();
     assert!(same.stderr.contains("both name"), "{}", same.describe());
 }

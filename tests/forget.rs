@@ -17,7 +17,10 @@ fn setup() -> Vault {
 }
 
 fn tags(v: &Vault) -> Vec<String> {
-    v.snapshots_json().iter().map(|s| s["tags"][0].as_str().unwrap().to_string()).collect()
+    v.snapshots_json()
+        .iter()
+        .map(|s| s["tags"][0].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -25,17 +28,40 @@ fn flags_decide_and_dry_run_changes_nothing() {
     let v = setup();
     let before = v.snapshot_ids();
     assert_eq!(before.len(), 5);
-    let dry = v.ok(["forget", "--keep-last", "2", "--keep-tag", "pre-upgrade", "--dry-run"]);
+    let dry = v.ok([
+        "forget",
+        "--keep-last",
+        "2",
+        "--keep-tag",
+        "pre-upgrade",
+        "--dry-run",
+    ]);
     assert!(dry.contains("tag pre-upgrade"), "{dry}");
     assert!(dry.contains("last 1") && dry.contains("last 2"), "{dry}");
-    let removals = dry.lines().filter(|l| l.split_whitespace().any(|w| w == "remove")).count();
+    let removals = dry
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == "remove"))
+        .count();
     assert_eq!(removals, 2, "{dry}");
     assert_eq!(v.snapshot_ids(), before, "dry run removes nothing");
-    v.ok(["forget", "--keep-last", "2", "--keep-tag", "pre-upgrade", "--prune"]);
+    v.ok([
+        "forget",
+        "--keep-last",
+        "2",
+        "--keep-tag",
+        "pre-upgrade",
+        "--prune",
+    ]);
     assert_eq!(tags(&v), ["pre-upgrade", "c", "d"]);
     v.ok(["check", "--read-data"]);
     let out = v.path("out");
-    v.ok(["restore", "latest", "--to", out.to_str().unwrap(), "--verify"]);
+    v.ok([
+        "restore",
+        "latest",
+        "--to",
+        out.to_str().unwrap(),
+        "--verify",
+    ]);
 }
 
 #[test]

@@ -10,12 +10,19 @@ use std::process::Stdio;
 fn fill(dir: &Path, seed: u64, files: usize, size: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..files {
-        std::fs::write(dir.join(format!("f{i:02}")), random_bytes(seed * 1000 + i as u64, size)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:02}")),
+            random_bytes(seed * 1000 + i as u64, size),
+        )
+        .unwrap();
     }
 }
 
 fn pack_bytes(v: &Vault) -> u64 {
-    common::files_by_size(&v.store.join("packs")).iter().map(|(_, size)| size).sum()
+    common::files_by_size(&v.store.join("packs"))
+        .iter()
+        .map(|(_, size)| size)
+        .sum()
 }
 
 fn restore_and_compare(v: &Vault, id: &str, expected: &Path, src: &Path) {
@@ -23,11 +30,18 @@ fn restore_and_compare(v: &Vault, id: &str, expected: &Path, src: &Path) {
     v.ok(["restore", id, "--to", out.to_str().unwrap(), "--verify"]);
     let got = restored(&out, src);
     let names = |d: &Path| {
-        let mut n: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut n: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         n.sort();
         n
     };
-    assert_eq!(names(expected), names(&got), "snapshot {id}: same file names");
+    assert_eq!(
+        names(expected),
+        names(&got),
+        "snapshot {id}: same file names"
+    );
     for n in names(expected) {
         assert!(
             std::fs::read(expected.join(&n)).unwrap() == std::fs::read(got.join(&n)).unwrap(),
@@ -60,7 +74,10 @@ fn prune_frees_forgotten_data_and_keeps_the_rest() {
     v.drop_snapshot(&first);
     v.ok(["prune"]);
     let after = pack_bytes(&v);
-    assert!(after < before * 2 / 3, "prune freed the forgotten data: {before} -> {after}");
+    assert!(
+        after < before * 2 / 3,
+        "prune freed the forgotten data: {before} -> {after}"
+    );
     v.ok(["check", "--read-data"]);
     let second = v.snapshot_ids()[0].clone();
     restore_and_compare(&v, &second, &expected, &src);
@@ -103,11 +120,25 @@ fn prune_while_two_hosts_snapshot_in_a_loop() {
                         }
                         let tag = expected.file_name().unwrap().to_str().unwrap();
                         let out = v
-                            .command_on_host(host, ["snapshot", "--host", host, "--tag", tag, src.to_str().unwrap()])
+                            .command_on_host(
+                                host,
+                                [
+                                    "snapshot",
+                                    "--host",
+                                    host,
+                                    "--tag",
+                                    tag,
+                                    src.to_str().unwrap(),
+                                ],
+                            )
                             .stdin(Stdio::null())
                             .output()
                             .unwrap();
-                        assert!(out.status.success(), "{host}: {}", String::from_utf8_lossy(&out.stderr));
+                        assert!(
+                            out.status.success(),
+                            "{host}: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                     }
                 })
             })
@@ -133,7 +164,12 @@ fn prune_while_two_hosts_snapshot_in_a_loop() {
     for snap in &list {
         let tag = snap["tags"][0].as_str().unwrap();
         let host = snap["hostname"].as_str().unwrap();
-        restore_and_compare(&v, snap["id"].as_str().unwrap(), &v.dir.join(tag), &v.dir.join(format!("src-{host}")));
+        restore_and_compare(
+            &v,
+            snap["id"].as_str().unwrap(),
+            &v.dir.join(tag),
+            &v.dir.join(format!("src-{host}")),
+        );
     }
 }
 

@@ -42,7 +42,9 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
 
 /// Writes `trees` (the last one is the root) and one data blob into a fresh store, exactly
 /// as a writer would, but without any of the writer's checks on names.
-fn craft(build: impl FnOnce(&WriterKeys, &mut Vec<(Vec<u8>, BlobKind)>) -> Vec<u8>) -> (Crafted, Snapshot) {
+fn craft(
+    build: impl FnOnce(&WriterKeys, &mut Vec<(Vec<u8>, BlobKind)>) -> Vec<u8>,
+) -> (Crafted, Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let backend = std::sync::Arc::new(LocalBackend::new(root.join("store")));
@@ -61,7 +63,10 @@ fn craft(build: impl FnOnce(&WriterKeys, &mut Vec<(Vec<u8>, BlobKind)>) -> Vec<u
         .backend
         .put(Kind::Packs, &record.id.to_hex(), &bytes)
         .unwrap();
-    let index_name = created.repo.save_index(&keys, &[record.clone()]).unwrap();
+    let index_name = created
+        .repo
+        .save_index(&keys, std::slice::from_ref(&record))
+        .unwrap();
     let mut cache = Cache::open(&root.join("cache"), &created.repo.config.store_id).unwrap();
     cache.add_index(&index_name, &[record]).unwrap();
     let snapshot = Snapshot {
@@ -86,7 +91,12 @@ fn craft(build: impl FnOnce(&WriterKeys, &mut Vec<(Vec<u8>, BlobKind)>) -> Vec<u
     )
 }
 
-fn file_with(keys: &WriterKeys, blobs: &mut Vec<(Vec<u8>, BlobKind)>, name: &[u8], content: &[u8]) -> Node {
+fn file_with(
+    keys: &WriterKeys,
+    blobs: &mut Vec<(Vec<u8>, BlobKind)>,
+    name: &[u8],
+    content: &[u8],
+) -> Node {
     blobs.push((content.to_vec(), BlobKind::Data));
     let mut n = node(name, NodeKind::File);
     n.size = content.len() as u64;
@@ -129,7 +139,11 @@ fn nothing_outside_target(root: &Path) {
     }
     if let Ok(rd) = std::fs::read_dir(root.join("target")) {
         for entry in rd {
-            assert_eq!(entry.unwrap().file_name(), "inner", "restore wrote next to the target");
+            assert_eq!(
+                entry.unwrap().file_name(),
+                "inner",
+                "restore wrote next to the target"
+            );
         }
     }
 }
@@ -157,7 +171,10 @@ fn unsafe_name_deep_in_the_tree_is_refused_before_anything_is_written() {
         let mut d = node(b"sub", NodeKind::Dir);
         d.mode = 0o755;
         d.subtree = Some(keys.blob_id(&sub));
-        Tree { nodes: vec![good, d] }.encode()
+        Tree {
+            nodes: vec![good, d],
+        }
+        .encode()
     });
     assert!(restore(&c, &snap).is_err());
     nothing_outside_target(&c.root);
@@ -181,11 +198,17 @@ fn repeated_name_cannot_turn_a_symlink_into_a_path() {
         blobs.push((sub.clone(), BlobKind::Tree));
         let mut d = node(b"d", NodeKind::Dir);
         d.subtree = Some(keys.blob_id(&sub));
-        Tree { nodes: vec![link, d] }.encode()
+        Tree {
+            nodes: vec![link, d],
+        }
+        .encode()
     });
     let err = restore(&c, &snap).expect_err("a tree with a repeated name must be refused");
     assert!(err.to_string().contains("corrupt"), "{err}");
-    assert!(!outside_path.join("planted").exists(), "wrote through a symlink");
+    assert!(
+        !outside_path.join("planted").exists(),
+        "wrote through a symlink"
+    );
     nothing_outside_target(&c.root);
 }
 
@@ -205,12 +228,19 @@ fn symlink_restored_earlier_is_not_followed_by_a_later_entry() {
         let mut d = node(b"b", NodeKind::Dir);
         d.mode = 0o755;
         d.subtree = Some(keys.blob_id(&sub));
-        Tree { nodes: vec![link, d] }.encode()
+        Tree {
+            nodes: vec![link, d],
+        }
+        .encode()
     });
     restore(&c, &snap).expect("a well-formed snapshot restores");
     restore(&c, &snap).expect("and restores again over itself with --overwrite always");
     let target = c.root.join("target/inner");
     assert_eq!(std::fs::read_link(target.join("a")).unwrap(), outside_path);
     assert_eq!(std::fs::read(target.join("b/x")).unwrap(), b"data");
-    assert_eq!(std::fs::read_dir(&outside_path).unwrap().count(), 0, "nothing written through the symlink");
+    assert_eq!(
+        std::fs::read_dir(&outside_path).unwrap().count(),
+        0,
+        "nothing written through the symlink"
+    );
 }

@@ -159,7 +159,11 @@ fn local_store_with_snapshots(extra: usize) -> (Vault, fixture::Fixture) {
     v.init();
     let f = fixture::build(&v.dir.join("fixture"));
     v.snapshot(&[&f.root]);
-    std::fs::write(f.path(fixture::SMALL), b"changed before the second snapshot\n").unwrap();
+    std::fs::write(
+        f.path(fixture::SMALL),
+        b"changed before the second snapshot\n",
+    )
+    .unwrap();
     if extra > 0 {
         std::fs::write(f.path("files/extra.bin"), common::random_bytes(99, extra)).unwrap();
     }
@@ -191,15 +195,34 @@ fn restore_from_s3_matches(s3: &str, f: &fixture::Fixture, passphrase: &str) {
     d.store = PathBuf::from(s3);
     d.passphrase = passphrase.to_string();
     let out = d.dir.join("out");
-    run(&d, [OsStr::new("restore"), OsStr::new("latest"), OsStr::new("--to"), out.as_os_str()]).ok();
-    let diffs = compare::diff_scans(&compare::scan(&f.root), &compare::scan(&restored(&out, &f.root)));
+    run(
+        &d,
+        [
+            OsStr::new("restore"),
+            OsStr::new("latest"),
+            OsStr::new("--to"),
+            out.as_os_str(),
+        ],
+    )
+    .ok();
+    let diffs = compare::diff_scans(
+        &compare::scan(&f.root),
+        &compare::scan(&restored(&out, &f.root)),
+    );
     assert!(diffs.is_empty(), "restored tree differs: {diffs:?}");
     let checked = run(&d, ["check", "--read-data"]).ok();
-    assert!(checked.stdout.contains("no errors"), "{}", checked.describe());
+    assert!(
+        checked.stdout.contains("no errors"),
+        "{}",
+        checked.describe()
+    );
 }
 
 fn local_objects(store: &std::path::Path, kind: &str) -> usize {
-    common::walk(&store.join(kind)).iter().filter(|p| p.is_file()).count()
+    common::walk(&store.join(kind))
+        .iter()
+        .filter(|p| p.is_file())
+        .count()
 }
 
 #[test]
@@ -238,7 +261,11 @@ fn copy_local_store_to_s3_then_restore_from_s3() {
 
     // Incremental: nothing new, nothing sent.
     let again = copy_to(&v, &s3, &g.endpoint).ok();
-    assert!(again.stdout.starts_with("copied 0 objects"), "{}", again.describe());
+    assert!(
+        again.stdout.starts_with("copied 0 objects"),
+        "{}",
+        again.describe()
+    );
 }
 
 #[test]
@@ -268,5 +295,9 @@ fn copy_to_s3_through_a_faulty_link_completes_and_checks_clean() {
     drop(proxy);
     restore_from_s3_matches(&s3, &f, &v.passphrase);
     let again = copy_to(&v, &s3, &g.endpoint).ok();
-    assert!(again.stdout.starts_with("copied 0 objects"), "{}", again.describe());
+    assert!(
+        again.stdout.starts_with("copied 0 objects"),
+        "{}",
+        again.describe()
+    );
 }

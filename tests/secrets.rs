@@ -53,7 +53,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&path)
         .output()
         .expect("age-keygen runs (apt-get install age)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = fs::read_to_string(&path).unwrap();
     let public = text
         .lines()
@@ -106,13 +110,25 @@ fn quoting_and_nesting_variants() {
     let dir = tempdir();
     let cases: &[(&str, &str)] = &[
         ("encryption:\n  key: plainvalue123\n", "plainvalue123"),
-        ("encryption:\n  key: 'single '' quoted'\n", "single ' quoted"),
-        ("encryption:\n  key: \"double \\\"quoted\\\" \\\\ x\"\n", "double \"quoted\" \\ x"),
+        (
+            "encryption:\n  key: 'single '' quoted'\n",
+            "single ' quoted",
+        ),
+        (
+            "encryption:\n  key: \"double \\\"quoted\\\" \\\\ x\"\n",
+            "double \"quoted\" \\ x",
+        ),
         ("encryption:\n  key: |\n    literalblock\n", "literalblock"),
-        ("encryption:\n  key: >-\n    folded\n    block\n", "folded block"),
+        (
+            "encryption:\n  key: >-\n    folded\n    block\n",
+            "folded block",
+        ),
         ("encryption: scalarform # comment\n", "scalarform"),
         ("encryption: {key: flowform}\n", "flowform"),
-        ("a:\n  b:\n    - c: 1\n      encryption:\n        key: 0000123\n", "0000123"),
+        (
+            "a:\n  b:\n    - c: 1\n      encryption:\n        key: 0000123\n",
+            "0000123",
+        ),
         ("encryption:\r\n  key: crlf-value\r\n", "crlf-value"),
         ("encryption:\n  key: 1e10\n", "1e10"),
     ];
@@ -134,20 +150,46 @@ fn missing_file_entry_and_empty_value_are_clear_errors() {
     let config = config_for(&[&absent]);
     // Reading finds nothing: a quiet `None`, and the error for it names file and entry.
     assert!(read_one(&config, "encryption-key").unwrap().is_none());
-    let source = config.sources().unwrap().into_iter().find(|s| s.name == "encryption-key").unwrap();
+    let source = config
+        .sources()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "encryption-key")
+        .unwrap();
     let msg = source.absent_error(None).to_string();
-    assert!(msg.contains(&absent.display().to_string()) && msg.contains("encryption"), "{msg}");
+    assert!(
+        msg.contains(&absent.display().to_string()) && msg.contains("encryption"),
+        "{msg}"
+    );
 
     let no_entry = write_yaml(dir.path(), "a.yml", "production:\n  amqp:\n    host: x\n");
-    let e = read_one(&config_for(&[&no_entry]), "encryption-key").unwrap_err().to_string();
-    assert!(e.contains(&no_entry.display().to_string()) && e.contains("`encryption`"), "{e}");
-    let e = read_one(&config_for(&[&no_entry]), "amqp-password").unwrap_err().to_string();
+    let e = read_one(&config_for(&[&no_entry]), "encryption-key")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&no_entry.display().to_string()) && e.contains("`encryption`"),
+        "{e}"
+    );
+    let e = read_one(&config_for(&[&no_entry]), "amqp-password")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("amqp.password"), "{e}");
 
-    let empty = write_yaml(dir.path(), "b.yml", "encryption:\n  key: \"\"\namqp:\n  password:\n");
-    let e = read_one(&config_for(&[&empty]), "encryption-key").unwrap_err().to_string();
-    assert!(e.contains("empty") && e.contains("encryption.key") && e.contains("b.yml"), "{e}");
-    let e = read_one(&config_for(&[&empty]), "amqp-password").unwrap_err().to_string();
+    let empty = write_yaml(
+        dir.path(),
+        "b.yml",
+        "encryption:\n  key: \"\"\namqp:\n  password:\n",
+    );
+    let e = read_one(&config_for(&[&empty]), "encryption-key")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("empty") && e.contains("encryption.key") && e.contains("b.yml"),
+        "{e}"
+    );
+    let e = read_one(&config_for(&[&empty]), "amqp-password")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("empty") && e.contains("amqp.password"), "{e}");
 
     // `password` alone is in two places with different values: ambiguous, values unsaid.
@@ -161,7 +203,10 @@ fn missing_file_entry_and_empty_value_are_clear_errors() {
         },
     );
     let e = read_one(&config, "pw").unwrap_err().to_string();
-    assert!(e.contains("production.database.password") && e.contains("production.amqp.password"), "{e}");
+    assert!(
+        e.contains("production.database.password") && e.contains("production.amqp.password"),
+        "{e}"
+    );
     assert!(!e.contains("Rabbit") && !e.contains("db-not"), "{e}");
 }
 
@@ -182,8 +227,13 @@ fn worker_host_without_travis_yml_is_a_quiet_skip() {
 #[test]
 fn platform_host_without_escrow_reports_it_per_secret() {
     let backend = MemoryBackend::new("no-escrow");
-    let outcomes =
-        secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
+    let outcomes = secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
     for o in &outcomes {
         match &o.status {
             SealStatus::Failed(e @ SecretsError::NoEscrow(_)) => {
@@ -200,12 +250,23 @@ fn sealed_secret_opens_with_stock_age() {
     let store = dir.path().join("store");
     let backend = local_store(&store);
     let (identity, public) = keygen(dir.path(), "escrow.txt");
-    secrets::init_escrow(&backend, &[public.clone()], None).unwrap();
-    let outcomes =
-        secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
+    secrets::init_escrow(&backend, std::slice::from_ref(&public), None).unwrap();
+    let outcomes = secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
     for o in &outcomes {
         assert!(
-            matches!(o.status, SealStatus::Sealed { reason: SealReason::First, .. }),
+            matches!(
+                o.status,
+                SealStatus::Sealed {
+                    reason: SealReason::First,
+                    ..
+                }
+            ),
             "{o:?}"
         );
     }
@@ -217,16 +278,29 @@ fn sealed_secret_opens_with_stock_age() {
         assert!(!String::from_utf8_lossy(&raw).contains(want));
         let meta = fs::read_to_string(store.join("secrets").join(v.meta_object())).unwrap();
         assert!(!meta.contains(want) && meta.contains(&hex::encode(v.fingerprint)));
-        let out = Command::new("age").arg("-d").arg("-i").arg(&identity).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&identity)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
         // And vault opens it with the same identity file.
-        let value = secrets::unseal(&backend, &v, &key_from_file(&identity), Some(&fp_key())).unwrap();
+        let value =
+            secrets::unseal(&backend, &v, &key_from_file(&identity), Some(&fp_key())).unwrap();
         assert_eq!(value.expose_secret(), want);
     }
     // A second identity file in the same store layout: `age -d` with a stranger fails.
     let (stranger, _) = keygen(dir.path(), "stranger.txt");
-    let v = secrets::newest(&backend, "encryption-key").unwrap().unwrap();
+    let v = secrets::newest(&backend, "encryption-key")
+        .unwrap()
+        .unwrap();
     let out = Command::new("age")
         .arg("-d")
         .arg("-i")
@@ -244,7 +318,11 @@ fn replace_age_object(backend: &dyn Backend, v: &secrets::SealedVersion, data: &
     let mut meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
     meta["age_blake3"] = blake3::hash(data).to_hex().to_string().into();
     backend
-        .put(Kind::Secrets, &v.meta_object(), &serde_json::to_vec(&meta).unwrap())
+        .put(
+            Kind::Secrets,
+            &v.meta_object(),
+            &serde_json::to_vec(&meta).unwrap(),
+        )
         .unwrap();
 }
 
@@ -253,8 +331,14 @@ fn age_files_from_stock_age_are_accepted() {
     let dir = tempdir();
     let backend = local_store(&dir.path().join("store"));
     let (identity, public) = keygen(dir.path(), "escrow.txt");
-    secrets::init_escrow(&backend, &[public.clone()], None).unwrap();
-    secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
+    secrets::init_escrow(&backend, std::slice::from_ref(&public), None).unwrap();
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
     let v = secrets::newest(&backend, "amqp-password").unwrap().unwrap();
     for armor in [false, true] {
         let mut cmd = Command::new("age");
@@ -262,17 +346,29 @@ fn age_files_from_stock_age_are_accepted() {
         if armor {
             cmd.arg("-a");
         }
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(AMQP.as_bytes()).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(AMQP.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         replace_age_object(&backend, &v, &out.stdout);
         let v = secrets::newest(&backend, "amqp-password").unwrap().unwrap();
-        let value = secrets::unseal(&backend, &v, &key_from_file(&identity), Some(&fp_key())).unwrap();
+        let value =
+            secrets::unseal(&backend, &v, &key_from_file(&identity), Some(&fp_key())).unwrap();
         assert_eq!(value.expose_secret(), AMQP, "armor {armor}");
     }
     // A replaced object whose hash the metadata does not record is refused.
-    backend.put(Kind::Secrets, &v.age_object(), b"age-encryption.org/v1\n").unwrap();
+    backend
+        .put(Kind::Secrets, &v.age_object(), b"age-encryption.org/v1\n")
+        .unwrap();
     let v = secrets::newest(&backend, "amqp-password").unwrap().unwrap();
     let e = secrets::unseal(&backend, &v, &key_from_file(&identity), None).unwrap_err();
     assert!(e.is_corruption(), "{e}");
@@ -336,11 +432,13 @@ fn snapshot_host_keys_and_reader_identity_cannot_unseal() {
         .put(
             Kind::Config,
             "config",
-            serde_json::json!({ "recipients": [reader_public] }).to_string().as_bytes(),
+            serde_json::json!({ "recipients": [reader_public] })
+                .to_string()
+                .as_bytes(),
         )
         .unwrap();
     // The reader's recipient cannot be an escrow recipient.
-    let e = secrets::init_escrow(&backend, &[reader_public.clone()], None).unwrap_err();
+    let e = secrets::init_escrow(&backend, std::slice::from_ref(&reader_public), None).unwrap_err();
     assert!(matches!(e, SecretsError::NotSeparate(_)), "{e}");
 
     let (escrow, escrow_public) = keygen(dir.path(), "escrow.txt");
@@ -352,16 +450,29 @@ fn snapshot_host_keys_and_reader_identity_cannot_unseal() {
         SystemTime::now(),
     )
     .unwrap();
-    secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
-    let v = secrets::newest(&backend, "encryption-key").unwrap().unwrap();
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let v = secrets::newest(&backend, "encryption-key")
+        .unwrap()
+        .unwrap();
 
     // What the snapshotting host holds, tried every way it could be used.
-    let mut attempts: Vec<(String, EscrowKey)> = vec![("reader identity".into(), key_from_file(&reader))];
+    let mut attempts: Vec<(String, EscrowKey)> =
+        vec![("reader identity".into(), key_from_file(&reader))];
     for (label, bytes) in [("id key", id_key()), ("fingerprint key", fp_key())] {
         let mut k = EscrowKey::new();
-        k.add_identities(as_age_identity(&bytes).as_bytes(), label).unwrap();
+        k.add_identities(as_age_identity(&bytes).as_bytes(), label)
+            .unwrap();
         attempts.push((format!("{label} as an identity"), k));
-        for p in [hex::encode(bytes), String::from_utf8_lossy(&bytes).into_owned()] {
+        for p in [
+            hex::encode(bytes),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ] {
             let mut k = EscrowKey::new();
             k.set_passphrase(SecretString::from(p));
             attempts.push((format!("{label} as a passphrase"), k));
@@ -369,13 +480,16 @@ fn snapshot_host_keys_and_reader_identity_cannot_unseal() {
     }
     for (label, key) in &attempts {
         match secrets::unseal(&backend, &v, key, Some(&fp_key())) {
-            Err(SecretsError::NotARecipient { .. }) | Err(SecretsError::WrongPassphrase { .. }) => {}
+            Err(SecretsError::NotARecipient { .. }) | Err(SecretsError::WrongPassphrase { .. }) => {
+            }
             other => panic!("{label}: {:?}", other.map(|_| "OPENED")),
         }
     }
     // Every object in the store refuses the reader identity, with stock age too.
     for obj in backend.list(Kind::Secrets).unwrap() {
-        if obj.name.ends_with("-meta") || obj.name.starts_with("escrow-") && !obj.name.ends_with("-passphrase") {
+        if obj.name.ends_with("-meta")
+            || obj.name.starts_with("escrow-") && !obj.name.ends_with("-passphrase")
+        {
             continue;
         }
         let out = Command::new("age")
@@ -385,16 +499,27 @@ fn snapshot_host_keys_and_reader_identity_cannot_unseal() {
             .arg(store.join("secrets").join(&obj.name))
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{} opened with the reader identity", obj.name);
+        assert!(
+            !out.status.success(),
+            "{} opened with the reader identity",
+            obj.name
+        );
     }
     // The escrow identity and the escrow passphrase do open it.
     assert_eq!(
-        secrets::unseal(&backend, &v, &key_from_file(&escrow), Some(&fp_key())).unwrap().expose_secret(),
+        secrets::unseal(&backend, &v, &key_from_file(&escrow), Some(&fp_key()))
+            .unwrap()
+            .expose_secret(),
         KEY
     );
     let mut k = EscrowKey::new();
     k.set_passphrase(SecretString::from("correct horse battery staple"));
-    assert_eq!(secrets::unseal(&backend, &v, &k, Some(&fp_key())).unwrap().expose_secret(), KEY);
+    assert_eq!(
+        secrets::unseal(&backend, &v, &k, Some(&fp_key()))
+            .unwrap()
+            .expose_secret(),
+        KEY
+    );
     let mut wrong = EscrowKey::new();
     wrong.set_passphrase(SecretString::from("correct horse battery stable"));
     let e = secrets::unseal(&backend, &v, &wrong, None).unwrap_err();
@@ -407,17 +532,23 @@ fn changes_are_sealed_as_new_versions_and_old_ones_kept() {
     let backend = MemoryBackend::new("changes");
     let (id1, pub1) = keygen(dir.path(), "one.txt");
     let (id2, pub2) = keygen(dir.path(), "two.txt");
-    secrets::init_escrow(&backend, &[pub1.clone()], None).unwrap();
+    secrets::init_escrow(&backend, std::slice::from_ref(&pub1), None).unwrap();
     assert!(matches!(
-        secrets::init_escrow(&backend, &[pub2.clone()], None),
+        secrets::init_escrow(&backend, std::slice::from_ref(&pub2), None),
         Err(SecretsError::EscrowExists(_))
     ));
-    let travis = write_yaml(dir.path(), "travis.yml", &fs::read_to_string(fixture()).unwrap());
+    let travis = write_yaml(
+        dir.path(),
+        "travis.yml",
+        &fs::read_to_string(fixture()).unwrap(),
+    );
     let config = config_for(&[&travis]);
     let status = |outcomes: &[secrets::SealOutcome], name: &str| -> String {
         let o = outcomes.iter().find(|o| o.name == name).unwrap();
         match &o.status {
-            SealStatus::Sealed { reason, version } => format!("sealed {reason:?} {}", version.number),
+            SealStatus::Sealed { reason, version } => {
+                format!("sealed {reason:?} {}", version.number)
+            }
             SealStatus::Unchanged { version } => format!("unchanged {}", version.number),
             other => format!("{other:?}"),
         }
@@ -430,29 +561,56 @@ fn changes_are_sealed_as_new_versions_and_old_ones_kept() {
     assert_eq!(status(&o, "amqp-password"), "unchanged 1");
 
     let new_key = "ffff".repeat(16);
-    fs::write(&travis, fs::read_to_string(fixture()).unwrap().replace(KEY, &new_key)).unwrap();
+    fs::write(
+        &travis,
+        fs::read_to_string(fixture())
+            .unwrap()
+            .replace(KEY, &new_key),
+    )
+    .unwrap();
     // Same clock reading: the new version still sorts after the old one.
     let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
     assert_eq!(status(&o, "encryption-key"), "sealed Changed 2");
     assert_eq!(status(&o, "amqp-password"), "unchanged 1");
 
     // New escrow recipients: unchanged values are sealed again, to the new set only.
-    let set = secrets::set_escrow(&backend, &[pub2.clone()], None).unwrap();
+    let set = secrets::set_escrow(&backend, std::slice::from_ref(&pub2), None).unwrap();
     assert_eq!(set.serial, 2);
     let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
     assert_eq!(status(&o, "encryption-key"), "sealed NewRecipients 3");
     assert_eq!(status(&o, "amqp-password"), "sealed NewRecipients 2");
 
     let versions = secrets::versions(&backend, "encryption-key").unwrap();
-    assert_eq!(versions.iter().map(|v| v.number).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(versions.iter().map(|v| v.escrow).collect::<Vec<_>>(), vec![1, 1, 2]);
+    assert_eq!(
+        versions.iter().map(|v| v.number).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        versions.iter().map(|v| v.escrow).collect::<Vec<_>>(),
+        vec![1, 1, 2]
+    );
     assert_eq!(versions[0].fingerprint, versions[0].fingerprint);
     assert_ne!(versions[0].fingerprint, versions[1].fingerprint);
     assert_eq!(versions[1].fingerprint, versions[2].fingerprint);
     let (k1, k2) = (key_from_file(&id1), key_from_file(&id2));
-    assert_eq!(secrets::unseal(&backend, &versions[0], &k1, None).unwrap().expose_secret(), KEY);
-    assert_eq!(secrets::unseal(&backend, &versions[1], &k1, None).unwrap().expose_secret(), new_key);
-    assert_eq!(secrets::unseal(&backend, &versions[2], &k2, None).unwrap().expose_secret(), new_key);
+    assert_eq!(
+        secrets::unseal(&backend, &versions[0], &k1, None)
+            .unwrap()
+            .expose_secret(),
+        KEY
+    );
+    assert_eq!(
+        secrets::unseal(&backend, &versions[1], &k1, None)
+            .unwrap()
+            .expose_secret(),
+        new_key
+    );
+    assert_eq!(
+        secrets::unseal(&backend, &versions[2], &k2, None)
+            .unwrap()
+            .expose_secret(),
+        new_key
+    );
     let e = secrets::unseal(&backend, &versions[2], &k1, None).unwrap_err();
     assert!(matches!(e, SecretsError::NotARecipient { .. }), "{e}");
     assert!(e.to_string().contains(&pub2), "{e}");
@@ -461,7 +619,10 @@ fn changes_are_sealed_as_new_versions_and_old_ones_kept() {
         Err(SecretsError::NotARecipient { .. })
     ));
     // find_version by number, and nothing for an unknown name.
-    assert_eq!(secrets::find_version(&backend, "encryption-key", Some(2)).unwrap(), versions[1]);
+    assert_eq!(
+        secrets::find_version(&backend, "encryption-key", Some(2)).unwrap(),
+        versions[1]
+    );
     assert!(matches!(
         secrets::find_version(&backend, "nope", None),
         Err(SecretsError::NotSealed { .. })
@@ -474,19 +635,43 @@ fn an_interrupted_seal_leaves_no_version() {
     let backend = MemoryBackend::new("interrupted");
     let (_, public) = keygen(dir.path(), "e.txt");
     secrets::init_escrow(&backend, &[public], None).unwrap();
-    secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
-    let v = secrets::newest(&backend, "encryption-key").unwrap().unwrap();
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let v = secrets::newest(&backend, "encryption-key")
+        .unwrap()
+        .unwrap();
     backend.delete(Kind::Secrets, &v.meta_object()).unwrap();
-    assert!(secrets::newest(&backend, "encryption-key").unwrap().is_none());
-    let o = secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
+    assert!(secrets::newest(&backend, "encryption-key")
+        .unwrap()
+        .is_none());
+    let o = secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
     assert!(o.iter().any(|o| o.name == "encryption-key"
-        && matches!(o.status, SealStatus::Sealed { reason: SealReason::First, .. })));
+        && matches!(
+            o.status,
+            SealStatus::Sealed {
+                reason: SealReason::First,
+                ..
+            }
+        )));
 }
 
 fn rows(sheet: &str) -> Vec<String> {
     sheet
         .lines()
-        .filter(|l| l.len() > 3 && l.as_bytes()[..2].iter().all(u8::is_ascii_digit) && &l[2..3] == ":")
+        .filter(|l| {
+            l.len() > 3 && l.as_bytes()[..2].iter().all(u8::is_ascii_digit) && &l[2..3] == ":"
+        })
         .map(str::to_string)
         .collect()
 }
@@ -513,17 +698,19 @@ fn with_typo(sheet: &str, row: usize, pos: usize, c: char) -> String {
 
 fn sweep(secret: &str, alphabet: &[char]) -> usize {
     let sheet = paper::render(&SecretString::from(secret), &SheetInfo::default()).to_string();
-    assert_eq!(paper::read_back(&sheet).unwrap().secret.expose_secret(), secret);
+    assert_eq!(
+        paper::read_back(&sheet).unwrap().secret.expose_secret(),
+        secret
+    );
     let rows = rows(&sheet);
     let mut checked = 0;
     for (r, line) in rows.iter().enumerate() {
         // Row number, the groups, then the row check.
         let tokens: Vec<&str> = line.split_whitespace().collect();
         let chars: Vec<char> = tokens[1..tokens.len() - 1].concat().chars().collect();
-        let n = chars.len();
-        for pos in 0..n {
+        for (pos, &original) in chars.iter().enumerate() {
             for &c in alphabet {
-                if c == chars[pos] {
+                if c == original {
                     continue;
                 }
                 let typed = with_typo(&sheet, r + 1, pos, c);
@@ -533,9 +720,17 @@ fn sweep(secret: &str, alphabet: &[char]) -> usize {
                     group: pos / paper::GROUP_CHARS + 1,
                     char: pos % paper::GROUP_CHARS + 1,
                 };
-                assert_eq!(err.problems, vec![want.clone()], "row {} pos {pos} -> {c:?}", r + 1);
+                assert_eq!(
+                    err.problems,
+                    vec![want.clone()],
+                    "row {} pos {pos} -> {c:?}",
+                    r + 1
+                );
                 let msg = err.to_string();
-                assert!(msg.contains(&format!("row {:02}, group {}", r + 1, pos / 4 + 1)), "{msg}");
+                assert!(
+                    msg.contains(&format!("row {:02}, group {}", r + 1, pos / 4 + 1)),
+                    "{msg}"
+                );
                 checked += 1;
             }
         }
@@ -556,7 +751,14 @@ fn paper_locates_every_one_character_typo() {
     // A non-hex character on a hex sheet is named where it is.
     let sheet = paper::render(&SecretString::from(AMQP), &SheetInfo::default()).to_string();
     let err = paper::read_back(&with_typo(&sheet, 2, 6, 'g')).unwrap_err();
-    assert_eq!(err.problems, vec![Problem::BadChar { row: 2, group: 2, char: 3 }]);
+    assert_eq!(
+        err.problems,
+        vec![Problem::BadChar {
+            row: 2,
+            group: 2,
+            char: 3
+        }]
+    );
 }
 
 #[test]
@@ -577,7 +779,12 @@ fn paper_catches_other_slips() {
     let err = paper::read_back(&short).unwrap_err();
     assert_eq!(
         err.problems,
-        vec![Problem::GroupLength { row: 3, group: 3, found: 3, expected: 4 }]
+        vec![Problem::GroupLength {
+            row: 3,
+            group: 3,
+            found: 3,
+            expected: 4
+        }]
     );
     // A row left out.
     let missing = sheet.replace(&format!("{}\n", r[3]), "");
@@ -585,7 +792,10 @@ fn paper_catches_other_slips() {
     assert!(err.to_string().contains("row 04: missing"), "{err}");
     // Lowercase row checks and O for 0 are fine.
     let relaxed = sheet.to_string().replace(&r[0], &r[0].to_lowercase());
-    assert_eq!(paper::read_back(&relaxed).unwrap().secret.expose_secret(), KEY);
+    assert_eq!(
+        paper::read_back(&relaxed).unwrap().secret.expose_secret(),
+        KEY
+    );
 }
 
 #[test]
@@ -594,8 +804,16 @@ fn paper_sheet_of_a_sealed_secret() {
     let backend = MemoryBackend::new("paper");
     let (identity, public) = keygen(dir.path(), "e.txt");
     secrets::init_escrow(&backend, &[public], None).unwrap();
-    secrets::seal_changed(&backend, &config_for(&[&fixture()]), &fp_key(), SystemTime::now()).unwrap();
-    let v = secrets::newest(&backend, "encryption-key").unwrap().unwrap();
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let v = secrets::newest(&backend, "encryption-key")
+        .unwrap()
+        .unwrap();
     let value = secrets::unseal(&backend, &v, &key_from_file(&identity), None).unwrap();
     let info = SheetInfo {
         name: v.name.clone(),
@@ -605,12 +823,25 @@ fn paper_sheet_of_a_sealed_secret() {
         ..SheetInfo::default()
     };
     let sheet = paper::render(&value, &info);
-    for needle in ["/var/backups/vault", &v.sealed_time(), &v.short_fingerprint(), "encryption-key", "check:"] {
-        assert!(sheet.contains(needle), "{needle} missing from\n{}", sheet.as_str());
+    for needle in [
+        "/var/backups/vault",
+        &v.sealed_time(),
+        &v.short_fingerprint(),
+        "encryption-key",
+        "check:",
+    ] {
+        assert!(
+            sheet.contains(needle),
+            "{needle} missing from\n{}",
+            sheet.as_str()
+        );
     }
     // Only the rows hold the key: grouped, never in one piece.
     assert!(!sheet.contains(KEY));
-    assert_eq!(paper::read_back(&sheet).unwrap().secret.expose_secret(), KEY);
+    assert_eq!(
+        paper::read_back(&sheet).unwrap().secret.expose_secret(),
+        KEY
+    );
 }
 
 #[test]
@@ -619,8 +850,18 @@ fn verify_a_restored_travis_yml() {
     let backend = MemoryBackend::new("verify");
     let (identity, public) = keygen(dir.path(), "e.txt");
     secrets::init_escrow(&backend, &[public], None).unwrap();
-    let live = write_yaml(dir.path(), "live.yml", &fs::read_to_string(fixture()).unwrap());
-    secrets::seal_changed(&backend, &config_for(&[&live]), &fp_key(), SystemTime::now()).unwrap();
+    let live = write_yaml(
+        dir.path(),
+        "live.yml",
+        &fs::read_to_string(fixture()).unwrap(),
+    );
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&live]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
 
     // As restored: ROOT/etc/travis/travis.yml, checked with the default-style path.
     let root = dir.path().join("root");
@@ -646,19 +887,52 @@ fn verify_a_restored_travis_yml() {
             .collect()
     };
     let fpk = fp_key();
-    assert_eq!(check(Some(&fpk), None), ["amqp-password ok", "encryption-key ok"]);
-    assert_eq!(check(None, Some(&escrow)), ["amqp-password ok", "encryption-key ok"]);
+    assert_eq!(
+        check(Some(&fpk), None),
+        ["amqp-password ok", "encryption-key ok"]
+    );
+    assert_eq!(
+        check(None, Some(&escrow)),
+        ["amqp-password ok", "encryption-key ok"]
+    );
 
     // A different key in the restored file.
-    fs::write(&restored, fs::read_to_string(fixture()).unwrap().replace(KEY, &"1".repeat(64))).unwrap();
-    assert_eq!(check(Some(&fpk), None), ["amqp-password ok", "encryption-key differs"]);
-    assert_eq!(check(None, Some(&escrow)), ["amqp-password ok", "encryption-key differs"]);
+    fs::write(
+        &restored,
+        fs::read_to_string(fixture())
+            .unwrap()
+            .replace(KEY, &"1".repeat(64)),
+    )
+    .unwrap();
+    assert_eq!(
+        check(Some(&fpk), None),
+        ["amqp-password ok", "encryption-key differs"]
+    );
+    assert_eq!(
+        check(None, Some(&escrow)),
+        ["amqp-password ok", "encryption-key differs"]
+    );
 
     // The live key changed and was sealed again; the restored file has the old one.
     fs::copy(fixture(), &restored).unwrap();
-    fs::write(&live, fs::read_to_string(fixture()).unwrap().replace(KEY, &"2".repeat(64))).unwrap();
-    secrets::seal_changed(&backend, &config_for(&[&live]), &fp_key(), SystemTime::now()).unwrap();
-    assert_eq!(check(Some(&fpk), None), ["amqp-password ok", "encryption-key older 1"]);
+    fs::write(
+        &live,
+        fs::read_to_string(fixture())
+            .unwrap()
+            .replace(KEY, &"2".repeat(64)),
+    )
+    .unwrap();
+    secrets::seal_changed(
+        &backend,
+        &config_for(&[&live]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        check(Some(&fpk), None),
+        ["amqp-password ok", "encryption-key older 1"]
+    );
 
     // Nothing restored there at all.
     fs::remove_file(&restored).unwrap();
@@ -693,7 +967,11 @@ impl VaultCli {
         let cli = VaultCli::setup();
         cli.ok_env(&["init"], &[STORE_PASS], 0);
         let out = cli.path("reader.txt");
-        cli.ok_env(&["key", "export-identity", "--out", out.to_str().unwrap()], &[STORE_PASS], 0);
+        cli.ok_env(
+            &["key", "export-identity", "--out", out.to_str().unwrap()],
+            &[STORE_PASS],
+            0,
+        );
         cli
     }
 
@@ -706,7 +984,10 @@ impl VaultCli {
         fs::copy(fixture(), cli.live()).unwrap();
         fs::write(
             d.join("vault.toml"),
-            format!("[secrets]\ntravis_yml = [{:?}]\n", cli.live().display().to_string()),
+            format!(
+                "[secrets]\ntravis_yml = [{:?}]\n",
+                cli.live().display().to_string()
+            ),
         )
         .unwrap();
         cli
@@ -766,9 +1047,16 @@ impl VaultCli {
         let out = self.run(args, env);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "vault {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "vault {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
         for secret in [KEY, AMQP] {
-            assert!(!stderr.contains(secret), "vault {args:?} printed a secret on stderr: {stderr}");
+            assert!(
+                !stderr.contains(secret),
+                "vault {args:?} printed a secret on stderr: {stderr}"
+            );
         }
         (stdout, stderr)
     }
@@ -789,7 +1077,11 @@ fn cli_seal_list_show_paper_and_verify() {
     let (escrow, escrow_public) = keygen(cli.dir.path(), "escrow.txt");
     let reader = cli.reader_identity();
     let reader_public = {
-        let out = Command::new("age-keygen").arg("-y").arg(&reader).output().unwrap();
+        let out = Command::new("age-keygen")
+            .arg("-y")
+            .arg(&reader)
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let esc = escrow.to_str().unwrap();
@@ -811,30 +1103,98 @@ fn cli_seal_list_show_paper_and_verify() {
 
     let (out, _) = cli.ok(&["secrets", "list"], 0);
     no_secret(&out);
-    assert!(out.contains("encryption-key") && out.contains("amqp-password") && out.contains(&escrow_public), "{out}");
+    assert!(
+        out.contains("encryption-key")
+            && out.contains("amqp-password")
+            && out.contains(&escrow_public),
+        "{out}"
+    );
 
     // Show: the escrow identity opens it, the store's reader identity does not.
-    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--escrow-identity", esc], 0);
+    let (out, _) = cli.ok(
+        &[
+            "secrets",
+            "show",
+            "encryption-key",
+            "--escrow-identity",
+            esc,
+        ],
+        0,
+    );
     assert_eq!(out, format!("{KEY}\n"));
-    let (out, _) = cli.ok(&["secrets", "show", "amqp-password", "--escrow-identity", esc], 0);
+    let (out, _) = cli.ok(
+        &["secrets", "show", "amqp-password", "--escrow-identity", esc],
+        0,
+    );
     assert_eq!(out, format!("{AMQP}\n"));
     let (out, err) = cli.ok(
-        &["secrets", "show", "encryption-key", "--escrow-identity", reader.to_str().unwrap()],
+        &[
+            "secrets",
+            "show",
+            "encryption-key",
+            "--escrow-identity",
+            reader.to_str().unwrap(),
+        ],
         1,
     );
-    assert!(out.is_empty() && err.contains("none of the given identities"), "{err}");
-    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--identity", reader.to_str().unwrap()], 1);
+    assert!(
+        out.is_empty() && err.contains("none of the given identities"),
+        "{err}"
+    );
+    let (out, _) = cli.ok(
+        &[
+            "secrets",
+            "show",
+            "encryption-key",
+            "--identity",
+            reader.to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(out.is_empty());
 
     // Paper, typed back in.
-    let (sheet, _) = cli.ok(&["secrets", "paper", "encryption-key", "--escrow-identity", esc], 0);
-    assert!(sheet.contains(&cli.path("store").display().to_string()), "{sheet}");
+    let (sheet, _) = cli.ok(
+        &[
+            "secrets",
+            "paper",
+            "encryption-key",
+            "--escrow-identity",
+            esc,
+        ],
+        0,
+    );
+    assert!(
+        sheet.contains(&cli.path("store").display().to_string()),
+        "{sheet}"
+    );
     fs::write(cli.path("typed.txt"), &sheet).unwrap();
-    let (out, err) = cli.ok(&["secrets", "show", "--from-paper", cli.path("typed.txt").to_str().unwrap()], 0);
+    let (out, err) = cli.ok(
+        &[
+            "secrets",
+            "show",
+            "--from-paper",
+            cli.path("typed.txt").to_str().unwrap(),
+        ],
+        0,
+    );
     assert_eq!(out, format!("{KEY}\n"), "{err}");
-    let typo = with_typo(&sheet, 2, 5, if KEY.as_bytes()[25] == b'x' { 'y' } else { 'x' });
+    let typo = with_typo(
+        &sheet,
+        2,
+        5,
+        if KEY.as_bytes()[25] == b'x' { 'y' } else { 'x' },
+    );
     fs::write(cli.path("typo.txt"), typo).unwrap();
-    let (out, err) = cli.ok(&["secrets", "show", "--from-paper", cli.path("typo.txt").to_str().unwrap()], 1);
+    let (out, err) = cli.ok(
+        &[
+            "secrets",
+            "show",
+            "--from-paper",
+            cli.path("typo.txt").to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("row 02, group 2, character 2"), "{err}");
 
@@ -846,15 +1206,35 @@ fn cli_seal_list_show_paper_and_verify() {
     let root_arg = root.to_str().unwrap();
     let (out, err) = cli.ok(&["secrets", "verify", "--root", root_arg], 0);
     no_secret(&out);
-    assert!(err.contains("encryption-key: OK") && err.contains("amqp-password: OK"), "{err}");
+    assert!(
+        err.contains("encryption-key: OK") && err.contains("amqp-password: OK"),
+        "{err}"
+    );
     let other = "9".repeat(64);
-    fs::write(&restored, fs::read_to_string(fixture()).unwrap().replace(KEY, &other)).unwrap();
+    fs::write(
+        &restored,
+        fs::read_to_string(fixture()).unwrap().replace(KEY, &other),
+    )
+    .unwrap();
     let (out, err) = cli.ok(&["secrets", "verify", "--root", root_arg], 1);
     assert!(!out.contains(&other) && !err.contains(&other));
-    assert!(err.contains("encryption-key: DIFFERS") && err.contains("amqp-password: OK"), "{err}");
+    assert!(
+        err.contains("encryption-key: DIFFERS") && err.contains("amqp-password: OK"),
+        "{err}"
+    );
     // The same check with only the escrow identity (a restore host without writer key).
     fs::remove_file(cli.path("writer.json")).unwrap();
-    let (_, err) = cli.ok(&["secrets", "verify", "--root", root_arg, "--escrow-identity", esc], 1);
+    let (_, err) = cli.ok(
+        &[
+            "secrets",
+            "verify",
+            "--root",
+            root_arg,
+            "--escrow-identity",
+            esc,
+        ],
+        1,
+    );
     assert!(err.contains("encryption-key: DIFFERS"), "{err}");
 }
 
@@ -865,11 +1245,19 @@ fn cli_init_escrow_and_snapshots_seal_changes() {
     let esc = escrow.to_str().unwrap();
     let pass = [("VAULT_ESCROW_PASSPHRASE", "escrow passphrase for the safe")];
     let (out, _) = cli.ok_env(
-        &["init", "--escrow-recipient", &escrow_public, "--escrow-passphrase"],
+        &[
+            "init",
+            "--escrow-recipient",
+            &escrow_public,
+            "--escrow-passphrase",
+        ],
         &[pass[0], STORE_PASS],
         0,
     );
-    assert!(out.contains(&escrow_public) && out.contains("passphrase"), "{out}");
+    assert!(
+        out.contains(&escrow_public) && out.contains("passphrase"),
+        "{out}"
+    );
 
     // Every snapshot seals what changed.
     let data = cli.path("data");
@@ -881,14 +1269,34 @@ fn cli_init_escrow_and_snapshots_seal_changes() {
     let (_, err) = cli.ok(&["snapshot", data_arg], 0);
     assert!(!err.contains("sealed version"), "{err}");
     let new_key = "abcd".repeat(16);
-    fs::write(cli.live(), fs::read_to_string(fixture()).unwrap().replace(KEY, &new_key)).unwrap();
+    fs::write(
+        cli.live(),
+        fs::read_to_string(fixture())
+            .unwrap()
+            .replace(KEY, &new_key),
+    )
+    .unwrap();
     let (_, err) = cli.ok(&["snapshot", data_arg], 0);
     assert!(!err.contains(&new_key), "{err}");
-    assert!(err.contains("encryption-key: sealed version 2 (value changed)"), "{err}");
+    assert!(
+        err.contains("encryption-key: sealed version 2 (value changed)"),
+        "{err}"
+    );
     assert!(!err.contains("amqp-password: sealed"), "{err}");
 
     // Both versions open: with the escrow identity, and with the escrow passphrase.
-    let (out, _) = cli.ok(&["secrets", "show", "encryption-key", "--number", "1", "--escrow-identity", esc], 0);
+    let (out, _) = cli.ok(
+        &[
+            "secrets",
+            "show",
+            "encryption-key",
+            "--number",
+            "1",
+            "--escrow-identity",
+            esc,
+        ],
+        0,
+    );
     assert_eq!(out, format!("{KEY}\n"));
     let (out, _) = cli.ok_env(&["secrets", "show", "encryption-key"], &pass, 0);
     assert_eq!(out, format!("{new_key}\n"));
@@ -897,7 +1305,10 @@ fn cli_init_escrow_and_snapshots_seal_changes() {
         &[("VAULT_ESCROW_PASSPHRASE", "not it")],
         1,
     );
-    assert!(out.is_empty() && err.contains("wrong escrow passphrase"), "{err}");
+    assert!(
+        out.is_empty() && err.contains("wrong escrow passphrase"),
+        "{err}"
+    );
     let (out, _) = cli.ok(&["secrets", "list", "--json"], 0);
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let numbers: Vec<u64> = rows
@@ -912,9 +1323,15 @@ fn cli_init_escrow_and_snapshots_seal_changes() {
     // A worker host (no travis.yml): snapshots say nothing about secrets.
     fs::write(
         cli.path("vault.toml"),
-        format!("[secrets]\ntravis_yml = [{:?}]\n", cli.path("none/travis.yml").display().to_string()),
+        format!(
+            "[secrets]\ntravis_yml = [{:?}]\n",
+            cli.path("none/travis.yml").display().to_string()
+        ),
     )
     .unwrap();
     let (_, err) = cli.ok(&["snapshot", data_arg], 0);
-    assert!(!err.contains("secrets:") && !err.contains("travis.yml"), "{err}");
+    assert!(
+        !err.contains("secrets:") && !err.contains("travis.yml"),
+        "{err}"
+    );
 }

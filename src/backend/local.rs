@@ -98,7 +98,15 @@ impl Backend for LocalBackend {
         }
         fs::create_dir_all(&self.root)
             .ctx(|| format!("create store folder {}", self.root.display()))?;
-        for sub in ["keys", "packs", "index", "snapshots", "locks", "secrets", "tmp"] {
+        for sub in [
+            "keys",
+            "packs",
+            "index",
+            "snapshots",
+            "locks",
+            "secrets",
+            "tmp",
+        ] {
             let dir = self.root.join(sub);
             fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         }
@@ -111,14 +119,21 @@ impl Backend for LocalBackend {
             self.ensure_store()?;
         }
         let target = self.path(kind, name);
-        let dir = target.parent().expect("object paths have a parent").to_path_buf();
+        let dir = target
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
         if !dir.exists() {
             fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
             sync_dir(dir.parent().unwrap_or(&self.root))?;
         }
         let tmp_dir = self.root.join("tmp");
         fs::create_dir_all(&tmp_dir).ctx(|| format!("create {}", tmp_dir.display()))?;
-        let tmp = tmp_dir.join(format!("{}-{}", kind.label(), crate::id::Id::random().short()));
+        let tmp = tmp_dir.join(format!(
+            "{}-{}",
+            kind.label(),
+            crate::id::Id::random().short()
+        ));
         let result = (|| {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -128,8 +143,7 @@ impl Backend for LocalBackend {
                 .ctx(|| format!("create {}", tmp.display()))?;
             file.write_all(data)
                 .ctx(|| format!("write {} (is the disk full?)", tmp.display()))?;
-            file.sync_all()
-                .ctx(|| format!("fsync {}", tmp.display()))?;
+            file.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
             fs::rename(&tmp, &target)
                 .ctx(|| format!("rename {} to {}", tmp.display(), target.display()))?;
             sync_dir(&dir)
@@ -210,7 +224,9 @@ impl Backend for LocalBackend {
                 if check_name(kind, &name).is_err() {
                     continue;
                 }
-                let meta = entry.metadata().ctx(|| format!("stat {}", entry.path().display()))?;
+                let meta = entry
+                    .metadata()
+                    .ctx(|| format!("stat {}", entry.path().display()))?;
                 if meta.is_file() {
                     out.push(ObjectInfo {
                         name,
@@ -240,7 +256,9 @@ impl Backend for LocalBackend {
     }
 }
 
-fn read_dir_or_empty(dir: &Path) -> Result<Box<dyn Iterator<Item = std::io::Result<fs::DirEntry>>>> {
+fn read_dir_or_empty(
+    dir: &Path,
+) -> Result<Box<dyn Iterator<Item = std::io::Result<fs::DirEntry>>>> {
     match fs::read_dir(dir) {
         Ok(rd) => Ok(Box::new(rd)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),

@@ -96,7 +96,10 @@ impl Backend for MemoryBackend {
 
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
         check_name(kind, name)?;
-        self.objects.lock().unwrap().remove(&(kind, name.to_string()));
+        self.objects
+            .lock()
+            .unwrap()
+            .remove(&(kind, name.to_string()));
         Ok(())
     }
 

@@ -16,9 +16,9 @@
 pub mod faulty;
 pub mod local;
 pub mod memory;
-pub mod spool;
 pub mod retry;
 pub mod s3;
+pub mod spool;
 pub mod testsuite;
 
 use crate::error::{Error, Result};

@@ -65,7 +65,12 @@ fn plan_requests(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 impl SpoolBackend {
     /// Fetches `needed` (pack name -> needs) into `dir` with `fetchers` requests in
     /// flight, and returns a backend that serves those ranges from the spool.
-    pub fn fetch(inner: BackendRef, dir: &Path, needed: BTreeMap<String, PackNeeds>, fetchers: usize) -> Result<SpoolBackend> {
+    pub fn fetch(
+        inner: BackendRef,
+        dir: &Path,
+        needed: BTreeMap<String, PackNeeds>,
+        fetchers: usize,
+    ) -> Result<SpoolBackend> {
         std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
         let mut jobs: Vec<(String, u64, u64)> = Vec::new();
         let mut spooled: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
@@ -87,17 +92,26 @@ impl SpoolBackend {
                     if first_error.lock().unwrap().is_some() {
                         return;
                     }
-                    let Some((pack, off, len)) = queue.lock().unwrap().next() else { return };
-                    let result = inner.get_range(Kind::Packs, &pack, off, len).and_then(|bytes| {
-                        let path = dir.join(&pack);
-                        OpenOptions::new()
-                            .create(true)
-                            .write(true)
-                            .truncate(false)
-                            .open(&path)
-                            .and_then(|f| f.write_all_at(&bytes, off))
-                            .ctx(|| format!("write restore spool {} (is the disk full?)", path.display()))
-                    });
+                    let Some((pack, off, len)) = queue.lock().unwrap().next() else {
+                        return;
+                    };
+                    let result = inner
+                        .get_range(Kind::Packs, &pack, off, len)
+                        .and_then(|bytes| {
+                            let path = dir.join(&pack);
+                            OpenOptions::new()
+                                .create(true)
+                                .write(true)
+                                .truncate(false)
+                                .open(&path)
+                                .and_then(|f| f.write_all_at(&bytes, off))
+                                .ctx(|| {
+                                    format!(
+                                        "write restore spool {} (is the disk full?)",
+                                        path.display()
+                                    )
+                                })
+                        });
                     if let Err(e) = result {
                         first_error.lock().unwrap().get_or_insert(e);
                     }
@@ -134,10 +148,11 @@ impl Backend for SpoolBackend {
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let held = kind == Kind::Packs
-            && self
-                .spooled
-                .get(name)
-                .is_some_and(|ranges| ranges.iter().any(|&(o, l)| o <= offset && offset + len <= o + l));
+            && self.spooled.get(name).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(o, l)| o <= offset && offset + len <= o + l)
+            });
         if !held {
             return self.inner.get_range(kind, name, offset, len);
         }
@@ -183,10 +198,19 @@ mod tests {
 
     #[test]
     fn requests_merge_small_gaps_and_split_large_spans() {
-        assert_eq!(plan_requests(vec![(100, 10), (0, 10), (200, 50)]), vec![(0, 250)]);
-        assert_eq!(plan_requests(vec![(0, 10), (5 << 20, 10)]), vec![(0, 10), (5 << 20, 10)]);
+        assert_eq!(
+            plan_requests(vec![(100, 10), (0, 10), (200, 50)]),
+            vec![(0, 250)]
+        );
+        assert_eq!(
+            plan_requests(vec![(0, 10), (5 << 20, 10)]),
+            vec![(0, 10), (5 << 20, 10)]
+        );
         let split = plan_requests(vec![(0, 10 << 20)]);
-        assert_eq!(split, vec![(0, 4 << 20), (4 << 20, 4 << 20), (8 << 20, 2 << 20)]);
+        assert_eq!(
+            split,
+            vec![(0, 4 << 20), (4 << 20, 4 << 20), (8 << 20, 2 << 20)]
+        );
     }
 
     #[test]
@@ -206,8 +230,14 @@ mod tests {
             },
         )]);
         let spool = SpoolBackend::fetch(inner.clone(), &spool_dir, needed, 3).unwrap();
-        assert_eq!(spool.get_range(Kind::Packs, &name, 10, 100).unwrap(), &data[10..110]);
-        assert_eq!(spool.get_range(Kind::Packs, &name, 50_500, 100).unwrap(), &data[50_500..50_600]);
+        assert_eq!(
+            spool.get_range(Kind::Packs, &name, 10, 100).unwrap(),
+            &data[10..110]
+        );
+        assert_eq!(
+            spool.get_range(Kind::Packs, &name, 50_500, 100).unwrap(),
+            &data[50_500..50_600]
+        );
         assert!(
             std::fs::metadata(spool_dir.join(&name)).unwrap().len() < data.len() as u64,
             "a pack mostly not needed is fetched by ranges"
@@ -220,8 +250,16 @@ mod tests {
             },
         )]);
         let spool2 = SpoolBackend::fetch(inner, &dir.path().join("spool2"), whole, 2).unwrap();
-        assert_eq!(spool2.get_range(Kind::Packs, &name, 99_000, 1000).unwrap(), &data[99_000..]);
-        assert_eq!(spool.get_range(Kind::Packs, &"cd".repeat(32), 0, 5).unwrap(), b"other");
+        assert_eq!(
+            spool2.get_range(Kind::Packs, &name, 99_000, 1000).unwrap(),
+            &data[99_000..]
+        );
+        assert_eq!(
+            spool
+                .get_range(Kind::Packs, &"cd".repeat(32), 0, 5)
+                .unwrap(),
+            b"other"
+        );
         assert_eq!(
             spool.get_range(Kind::Packs, &name, 90_000, 100).unwrap(),
             &data[90_000..90_100],

@@ -32,14 +32,21 @@ fn put_get_roundtrip(b: &dyn Backend) {
         let name = format!("{:064x}", kind as u8 + 1);
         let data = format!("object of kind {}", kind.label()).into_bytes();
         b.put(kind, &name, &data).expect("put");
-        assert_eq!(b.get(kind, &name).expect("get"), data, "{kind:?} round trip");
+        assert_eq!(
+            b.get(kind, &name).expect("get"),
+            data,
+            "{kind:?} round trip"
+        );
         assert!(b.exists(kind, &name).unwrap(), "{kind:?} exists after put");
     }
 }
 
 fn missing_objects(b: &dyn Backend) {
     let name = "ff".repeat(32);
-    assert!(matches!(b.get(Kind::Packs, &name), Err(Error::Missing { .. })));
+    assert!(matches!(
+        b.get(Kind::Packs, &name),
+        Err(Error::Missing { .. })
+    ));
     assert!(matches!(
         b.get_range(Kind::Packs, &name, 0, 1),
         Err(Error::Missing { .. })
@@ -100,13 +107,16 @@ fn delete_is_idempotent(b: &dyn Backend) {
     b.put(Kind::Locks, &name, b"lease").unwrap();
     b.delete(Kind::Locks, &name).unwrap();
     assert!(!b.exists(Kind::Locks, &name).unwrap());
-    b.delete(Kind::Locks, &name).expect("deleting an absent object is not an error");
+    b.delete(Kind::Locks, &name)
+        .expect("deleting an absent object is not an error");
     assert!(b.list(Kind::Locks).unwrap().iter().all(|o| o.name != name));
 }
 
 fn large_object(b: &dyn Backend) {
     let name = "ef".repeat(32);
-    let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..(20u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     b.put(Kind::Packs, &name, &data).unwrap();
     let back = b.get(Kind::Packs, &name).unwrap();
     assert_eq!(back.len(), data.len());
@@ -119,6 +129,9 @@ fn large_object(b: &dyn Backend) {
 
 fn rejects_bad_names(b: &dyn Backend) {
     for bad in ["../escape", "a/b", "", "UPPER"] {
-        assert!(b.put(Kind::Index, bad, b"x").is_err(), "name {bad:?} must be refused");
+        assert!(
+            b.put(Kind::Index, bad, b"x").is_err(),
+            "name {bad:?} must be refused"
+        );
     }
 }

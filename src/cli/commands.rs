@@ -8,7 +8,11 @@ use vault::keys::WriterKeyFile;
 use vault::repo::{ChunkerParams, Repo};
 use vault::tree::{display_name, NodeKind};
 
-pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vault::backend::ObjectLock>) -> Result<Repo> {
+pub fn init(
+    ctx: &Context,
+    extra_recipients: &[String],
+    object_lock: Option<vault::backend::ObjectLock>,
+) -> Result<Repo> {
     let passphrase = ctx.new_passphrase()?;
     let defaults = ChunkerParams::default();
     let c = &ctx.config.chunker;
@@ -18,7 +22,13 @@ pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vaul
         max_size: c.max_size.unwrap_or(defaults.max_size),
     };
     let backend = ctx.backend()?;
-    let created = vault::repo::create(backend, chunker, extra_recipients, passphrase.as_ref(), object_lock)?;
+    let created = vault::repo::create(
+        backend,
+        chunker,
+        extra_recipients,
+        passphrase.as_ref(),
+        object_lock,
+    )?;
     let repo = created.repo;
     let store_id = repo.config.store_id.clone();
     let writer_path = ctx.writer_key_path(&store_id);
@@ -30,7 +40,10 @@ pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vaul
     }
     .save(&writer_path)?;
     println!("created store {} at {}", store_id, repo.location());
-    println!("this host's writer key: {} (lets it write snapshots, not read them)", writer_path.display());
+    println!(
+        "this host's writer key: {} (lets it write snapshots, not read them)",
+        writer_path.display()
+    );
     if passphrase.is_some() {
         println!(
             "the reader identity is stored in the store, wrapped with your passphrase: the store plus the \
@@ -38,7 +51,10 @@ pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vaul
         );
     } else {
         let id_path = ctx.default_identity_path(&store_id);
-        vault::keys::write_private_file(&id_path, vault::keys::identity_file_text(&created.identity).as_bytes())?;
+        vault::keys::write_private_file(
+            &id_path,
+            vault::keys::identity_file_text(&created.identity).as_bytes(),
+        )?;
         println!();
         println!("KEEP THIS FILE SAFE: {}", id_path.display());
         println!(
@@ -51,7 +67,12 @@ pub fn init(ctx: &Context, extra_recipients: &[String], object_lock: Option<vaul
     Ok(repo)
 }
 
-pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: Vec<PathBuf>) -> Result<u8> {
+pub fn snapshot(
+    ctx: &Context,
+    tags: Vec<String>,
+    host: Option<String>,
+    paths: Vec<PathBuf>,
+) -> Result<u8> {
     let backend = ctx.backend()?;
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
@@ -75,7 +96,13 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
         threads: ctx.threads(),
         lock_wait: ctx.lock_wait(),
     };
-    let result = vault::backup::run(&writer.repo, &writer.keys, &writer.recipients, &mut cache, &opts)?;
+    let result = vault::backup::run(
+        &writer.repo,
+        &writer.keys,
+        &writer.recipients,
+        &mut cache,
+        &opts,
+    )?;
     for p in &result.problems {
         eprintln!("vault: could not read {}: {}", p.path.display(), p.error);
     }
@@ -96,7 +123,11 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
         eprintln!(
             "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
             result.problems.len(),
-            if result.problems.len() == 1 { "y" } else { "ies" }
+            if result.problems.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
         );
         return Ok(crate::exit_partial());
     }
@@ -106,10 +137,17 @@ pub fn snapshot(ctx: &Context, tags: Vec<String>, host: Option<String>, paths: V
 /// Seals the platform's secrets when their value changed. A host without them (a worker)
 /// says nothing; a failure is a warning, because the snapshot itself succeeded.
 fn seal_platform_secrets(ctx: &Context, writer: &super::context::Writer) {
-    let key = writer.keys.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT);
+    let key = writer
+        .keys
+        .derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT);
     // The values pass through this process's memory: keep them out of core dumps.
     super::secrets::harden_process();
-    match vault::secrets::seal_changed(writer.repo.backend.as_ref(), &ctx.config.secrets, &key, std::time::SystemTime::now()) {
+    match vault::secrets::seal_changed(
+        writer.repo.backend.as_ref(),
+        &ctx.config.secrets,
+        &key,
+        std::time::SystemTime::now(),
+    ) {
         Ok(outcomes) => {
             super::secrets::report_snapshot_seal(&outcomes, false);
         }
@@ -209,7 +247,11 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
             s.paths_display().join(" ")
         );
     }
-    println!("{} snapshot{}", list.len(), if list.len() == 1 { "" } else { "s" });
+    println!(
+        "{} snapshot{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
@@ -233,11 +275,22 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
         .unwrap_or_default();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut found = false;
-    list_tree(&reader, &cache, &snap.tree, &mut Vec::new(), &filter, &mut found, &mut out)?;
+    list_tree(
+        &reader,
+        &cache,
+        &snap.tree,
+        &mut Vec::new(),
+        &filter,
+        &mut found,
+        &mut out,
+    )?;
     use std::io::Write;
     out.flush()?;
     if !found {
-        bail!("{} is not in this snapshot", path.map(|p| p.display().to_string()).unwrap_or_default());
+        bail!(
+            "{} is not in this snapshot",
+            path.map(|p| p.display().to_string()).unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -266,7 +319,10 @@ fn list_tree(
                     node.group.clone().unwrap_or_else(|| node.gid.to_string()),
                     node.size,
                     chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec)
-                        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .map(|t| t
+                            .with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string())
                         .unwrap_or_default(),
                     path.join("/")
                 );
@@ -295,7 +351,17 @@ fn mode_string(kind: NodeKind, mode: u32) -> String {
         NodeKind::Socket => 's',
     };
     let mut s = String::from(t);
-    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o040, 'r'), (0o020, 'w'), (0o010, 'x'), (0o004, 'r'), (0o002, 'w'), (0o001, 'x')];
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
     for (i, (bit, c)) in bits.iter().enumerate() {
         let set = mode & bit != 0;
         let special = match i {
@@ -327,12 +393,21 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     if let Some(spool) = &opts.spool {
         let _ = std::fs::remove_dir_all(spool);
     }
-    let report = result.with_context(|| format!("restore of snapshot {} into {}", id.short(), opts.target.display()))?;
+    let report = result.with_context(|| {
+        format!(
+            "restore of snapshot {} into {}",
+            id.short(),
+            opts.target.display()
+        )
+    })?;
     if opts.dry_run {
         for line in &report.plan {
             println!("{:<8} {}", line.action.label(), line.path);
         }
-        println!("dry run: nothing was written ({} entries planned)", report.plan.len());
+        println!(
+            "dry run: nothing was written ({} entries planned)",
+            report.plan.len()
+        );
         return Ok(0);
     }
     for w in &report.warnings {
@@ -389,11 +464,22 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
         report.snapshots,
         report.packs,
         report.index_files,
-        if read_data { format!(", read {} blobs", report.blobs_read) } else { String::new() },
-        if report.problems.is_empty() { "no errors".to_string() } else { format!("{} problems", report.problems.len()) }
+        if read_data {
+            format!(", read {} blobs", report.blobs_read)
+        } else {
+            String::new()
+        },
+        if report.problems.is_empty() {
+            "no errors".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
     );
     if !report.problems.is_empty() {
-        bail!("the store at {} has errors (listed above)", reader.repo.location());
+        bail!(
+            "the store at {} has errors (listed above)",
+            reader.repo.location()
+        );
     }
     Ok(0)
 }
@@ -401,7 +487,10 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
 /// `vault copy`: the context's store is the source (`--from`).
 pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
     use vault::copy::{CopyOptions, CopyReport, Tally};
-    let opts = CopyOptions { threads: ctx.threads(), lock_wait: ctx.lock_wait() };
+    let opts = CopyOptions {
+        threads: ctx.threads(),
+        lock_wait: ctx.lock_wait(),
+    };
     let mut report = CopyReport::default();
     let dst_backend = vault::backend::open_with(to, &ctx.config)?;
     let src_location;
@@ -436,23 +525,28 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
     for p in &report.problems {
         eprintln!("vault: {p}");
     }
-    let describe = |pick: &dyn Fn(&vault::copy::KindTally) -> Tally, extra: Option<Tally>| -> String {
-        let mut parts = Vec::new();
-        for (label, k) in report.kinds() {
-            let t = pick(&k);
-            if t.objects > 0 {
-                parts.push(format!("{} {label} ({})", t.objects, human(t.bytes)));
+    let describe =
+        |pick: &dyn Fn(&vault::copy::KindTally) -> Tally, extra: Option<Tally>| -> String {
+            let mut parts = Vec::new();
+            for (label, k) in report.kinds() {
+                let t = pick(&k);
+                if t.objects > 0 {
+                    parts.push(format!("{} {label} ({})", t.objects, human(t.bytes)));
+                }
             }
-        }
-        if let Some(t) = extra.filter(|t| t.objects > 0) {
-            parts.push(format!("{} new index files ({})", t.objects, human(t.bytes)));
-        }
-        if parts.is_empty() {
-            "nothing".into()
-        } else {
-            parts.join(", ")
-        }
-    };
+            if let Some(t) = extra.filter(|t| t.objects > 0) {
+                parts.push(format!(
+                    "{} new index files ({})",
+                    t.objects,
+                    human(t.bytes)
+                ));
+            }
+            if parts.is_empty() {
+                "nothing".into()
+            } else {
+                parts.join(", ")
+            }
+        };
     let copied = report.copied();
     let present = report.present();
     println!(
@@ -468,7 +562,10 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
         describe(&|k| k.present, None)
     );
     if report.reindexed_packs > 0 {
-        println!("{} packs that were already there are now indexed", report.reindexed_packs);
+        println!(
+            "{} packs that were already there are now indexed",
+            report.reindexed_packs
+        );
     }
     for id in &report.copied_snapshots {
         println!("copied snapshot {}", id.short());
@@ -521,7 +618,11 @@ pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
         r.packs_repacked,
         human(r.bytes_freed),
         human(r.bytes_before),
-        if dry_run { "; dry run: nothing was changed".to_string() } else { format!("; wrote {} new packs", r.packs_written) }
+        if dry_run {
+            "; dry run: nothing was changed".to_string()
+        } else {
+            format!("; wrote {} new packs", r.packs_written)
+        }
     );
     if !r.kept_locked.is_empty() {
         println!(
@@ -532,7 +633,12 @@ pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
     Ok(0)
 }
 
-pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run: bool, then_prune: bool) -> Result<u8> {
+pub fn forget(
+    ctx: &Context,
+    config: &vault::retention::RetentionConfig,
+    dry_run: bool,
+    then_prune: bool,
+) -> Result<u8> {
     let policy = vault::retention::Policy::from_config(config)?;
     // The reader identity is demanded even though only snapshot records are touched: a
     // snapshotting host's writer key must not be able to drop backups.
@@ -544,11 +650,17 @@ pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run
     // example a host that stopped snapshotting a while ago. Losing a host's last backup
     // to a retention rule is never what an operator meant: its newest snapshot stays.
     let mut guarded = std::collections::HashSet::new();
-    let groups: std::collections::BTreeSet<String> = decisions.iter().map(|d| d.group.clone()).collect();
+    let groups: std::collections::BTreeSet<String> =
+        decisions.iter().map(|d| d.group.clone()).collect();
     for g in groups {
-        let members: Vec<usize> = (0..decisions.len()).filter(|&i| decisions[i].group == g && decisions[i].selected).collect();
+        let members: Vec<usize> = (0..decisions.len())
+            .filter(|&i| decisions[i].group == g && decisions[i].selected)
+            .collect();
         if !members.is_empty() && members.iter().all(|&i| !decisions[i].keep) {
-            let newest = *members.iter().max_by_key(|&&i| (decisions[i].time, decisions[i].id)).unwrap();
+            let newest = *members
+                .iter()
+                .max_by_key(|&&i| (decisions[i].time, decisions[i].id))
+                .unwrap();
             decisions[newest].keep = true;
             guarded.insert(decisions[newest].id);
         }
@@ -562,13 +674,22 @@ pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run
     for d in &decisions {
         if group.as_ref() != Some(&d.group) {
             println!("\n{}", d.group);
-            println!("{:<8}  {:<19}  {:<14}  {:<6}  reason", "id", "time", "tags", "action");
+            println!(
+                "{:<8}  {:<19}  {:<14}  {:<6}  reason",
+                "id", "time", "tags", "action"
+            );
             group = Some(d.group.clone());
         }
-        let tags = by_id.get(&d.id).map(|s| s.tags.join(",")).unwrap_or_default();
+        let tags = by_id
+            .get(&d.id)
+            .map(|s| s.tags.join(","))
+            .unwrap_or_default();
         let (action, reason) = match (d.selected, d.keep) {
             (false, _) => ("keep", "not selected (--host)".to_string()),
-            (true, true) if guarded.contains(&d.id) => ("keep", "newest of its group (the policy would keep none)".to_string()),
+            (true, true) if guarded.contains(&d.id) => (
+                "keep",
+                "newest of its group (the policy would keep none)".to_string(),
+            ),
             (true, true) => ("keep", d.reason_text()),
             (true, false) => ("remove", String::new()),
         };
@@ -580,7 +701,10 @@ pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run
             action
         );
         if d.selected && !d.keep && !dry_run {
-            match repo.backend.delete(vault::backend::Kind::Snapshots, &d.id.to_hex()) {
+            match repo
+                .backend
+                .delete(vault::backend::Kind::Snapshots, &d.id.to_hex())
+            {
                 Ok(()) => removed += 1,
                 Err(e) if e.is_retention_locked() => locked.push(d.id.short()),
                 Err(e) => return Err(e.into()),
@@ -589,7 +713,10 @@ pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run
     }
     let to_remove = decisions.iter().filter(|d| d.selected && !d.keep).count();
     if dry_run {
-        println!("\ndry run: {to_remove} of {} snapshots would be removed; nothing was changed", decisions.len());
+        println!(
+            "\ndry run: {to_remove} of {} snapshots would be removed; nothing was changed",
+            decisions.len()
+        );
         return Ok(0);
     }
     println!("\nremoved {removed} of {} snapshots", decisions.len());
@@ -607,7 +734,11 @@ pub fn forget(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run
 }
 
 /// `vault lock extend`: moves the retention of what the kept snapshots need forward.
-pub fn lock_extend(ctx: &Context, config: &vault::retention::RetentionConfig, dry_run: bool) -> Result<u8> {
+pub fn lock_extend(
+    ctx: &Context,
+    config: &vault::retention::RetentionConfig,
+    dry_run: bool,
+) -> Result<u8> {
     let policy = match vault::retention::Policy::from_config(config) {
         Ok(p) => Some(p),
         Err(vault::retention::RetentionError::EmptyPolicy) => None,
@@ -635,7 +766,11 @@ pub fn lock_extend(ctx: &Context, config: &vault::retention::RetentionConfig, dr
     let r = vault::object_lock::extend(&reader, &mut cache, std::time::SystemTime::now(), &opts)?;
     let until = r
         .until
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
         .unwrap_or_default();
     let mode = match r.lock.as_ref().map(|l| l.mode) {
         Some(vault::backend::LockMode::Compliance) => "compliance",
@@ -662,7 +797,11 @@ pub fn lock_extend(ctx: &Context, config: &vault::retention::RetentionConfig, dr
         );
     }
     if !r.vanished.is_empty() {
-        println!("{} objects were removed meanwhile (by a prune?): {}", r.vanished.len(), r.vanished.join(" "));
+        println!(
+            "{} objects were removed meanwhile (by a prune?): {}",
+            r.vanished.len(),
+            r.vanished.join(" ")
+        );
     }
     if dry_run {
         println!("dry run: nothing was changed");

@@ -57,7 +57,11 @@ impl Context {
         self.ov
             .threads
             .or(self.config.threads)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
             .max(1)
     }
 
@@ -66,7 +70,10 @@ impl Context {
     }
 
     pub fn backend(&self) -> Result<BackendRef> {
-        Ok(vault::backend::open_with(&self.store_location(), &self.config)?)
+        Ok(vault::backend::open_with(
+            &self.store_location(),
+            &self.config,
+        )?)
     }
 
     pub fn open_repo(&self) -> Result<Repo> {
@@ -91,7 +98,10 @@ impl Context {
         if !self.store_location().starts_with("s3://") {
             return Ok(None);
         }
-        Ok(Some(self.cache_dir().join(format!("restore-spool-{}", std::process::id()))))
+        Ok(Some(
+            self.cache_dir()
+                .join(format!("restore-spool-{}", std::process::id())),
+        ))
     }
 
     pub fn writer_key_path(&self, store_id: &str) -> PathBuf {
@@ -99,7 +109,9 @@ impl Context {
             .writer_key
             .clone()
             .or_else(|| self.config.writer_key.clone())
-            .unwrap_or_else(|| vault::config::default_key_dir().join(format!("writer-{store_id}.json")))
+            .unwrap_or_else(|| {
+                vault::config::default_key_dir().join(format!("writer-{store_id}.json"))
+            })
     }
 
     pub fn default_identity_path(&self, store_id: &str) -> PathBuf {
@@ -107,7 +119,10 @@ impl Context {
     }
 
     fn explicit_identity(&self) -> Option<PathBuf> {
-        self.ov.identity.clone().or_else(|| self.config.identity_file.clone())
+        self.ov
+            .identity
+            .clone()
+            .or_else(|| self.config.identity_file.clone())
     }
 
     /// The passphrase given without asking: VAULT_PASSPHRASE, or a passphrase file.
@@ -147,8 +162,11 @@ impl Context {
         if secrecy::ExposeSecret::expose_secret(&first).is_empty() {
             return Ok(None);
         }
-        let again = prompt("Repeat the passphrase: ")?.ok_or_else(|| anyhow!("no terminal to confirm the passphrase"))?;
-        if secrecy::ExposeSecret::expose_secret(&first) != secrecy::ExposeSecret::expose_secret(&again) {
+        let again = prompt("Repeat the passphrase: ")?
+            .ok_or_else(|| anyhow!("no terminal to confirm the passphrase"))?;
+        if secrecy::ExposeSecret::expose_secret(&first)
+            != secrecy::ExposeSecret::expose_secret(&again)
+        {
             bail!("the two passphrases differ; nothing was changed");
         }
         Ok(Some(first))
@@ -169,7 +187,10 @@ impl Context {
         if default.exists() {
             return Ok((repo, keys::load_identity_file(&default)?));
         }
-        if let Some(pass) = prompt(&format!("Passphrase for the store at {}: ", repo.location()))? {
+        if let Some(pass) = prompt(&format!(
+            "Passphrase for the store at {}: ",
+            repo.location()
+        ))? {
             let id = keys::unlock_reader_object(repo.backend.as_ref(), &pass)?;
             return Ok((repo, id));
         }
@@ -205,7 +226,11 @@ impl Context {
             }
             let keys = file.writer_keys(&path)?;
             let recipients = vault::crypto::parse_recipients(&file.recipients)?;
-            return Ok(Writer { repo, keys, recipients });
+            return Ok(Writer {
+                repo,
+                keys,
+                recipients,
+            });
         }
         let has_reader = self.explicit_identity().is_some()
             || self.given_passphrase()?.is_some()
@@ -229,7 +254,11 @@ impl Context {
         file.save(&path)?;
         eprintln!("vault: wrote this host's writer key to {}", path.display());
         let recipients = vault::crypto::parse_recipients(&repo.config.recipients)?;
-        Ok(Writer { repo, keys, recipients })
+        Ok(Writer {
+            repo,
+            keys,
+            recipients,
+        })
     }
 
     /// The derived keys if this host can get them without asking anyone: its writer key
@@ -264,7 +293,11 @@ impl Context {
 
 /// Reads a line from the terminal with echo off; `None` when there is no terminal.
 fn prompt(question: &str) -> Result<Option<SecretString>> {
-    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
         return Ok(None);
     };
     let old = rustix::termios::tcgetattr(&tty).ok();
@@ -283,5 +316,7 @@ fn prompt(question: &str) -> Result<Option<SecretString>> {
     }
     let _ = out.write_all(b"\n");
     read.context("read the passphrase from the terminal")?;
-    Ok(Some(SecretString::from(line.trim_end_matches(['\n', '\r']).to_string())))
+    Ok(Some(SecretString::from(
+        line.trim_end_matches(['\n', '\r']).to_string(),
+    )))
 }

@@ -151,7 +151,11 @@ pub fn init_escrow_from_args(
     } else {
         None
     };
-    Ok(Some(secrets::init_escrow(backend, &args.escrow_recipients, passphrase)?))
+    Ok(Some(secrets::init_escrow(
+        backend,
+        &args.escrow_recipients,
+        passphrase,
+    )?))
 }
 
 /// Makes the process non-dumpable and stops core files, so a crash while a secret is in
@@ -180,7 +184,12 @@ pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
             key,
         } => match from_paper {
             Some(file) => show_from_paper(&ctx, &file),
-            None => show(&ctx, name.as_deref().expect("clap requires it"), number, &key),
+            None => show(
+                &ctx,
+                name.as_deref().expect("clap requires it"),
+                number,
+                &key,
+            ),
         },
         SecretsCommand::Paper { name, output, key } => paper_sheets(&ctx, name, output, &key),
         SecretsCommand::Verify { names, root, key } => verify(&ctx, &names, root.as_deref(), &key),
@@ -190,7 +199,12 @@ pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
                 recipients,
                 passphrase,
                 escrow_passphrase_file,
-            }) => set_recipients(&ctx, &recipients, passphrase, escrow_passphrase_file.as_deref()),
+            }) => set_recipients(
+                &ctx,
+                &recipients,
+                passphrase,
+                escrow_passphrase_file.as_deref(),
+            ),
         },
     }
 }
@@ -202,7 +216,11 @@ fn selected_sources(config: &SecretsConfig, names: &[String]) -> Result<Vec<secr
             let known: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
             bail!(
                 "no secret source named {n} is configured (configured: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
         }
     }
@@ -254,7 +272,9 @@ pub fn report_snapshot_seal(outcomes: &[SealOutcome], verbose: bool) -> bool {
                 failed = true;
                 eprintln!("secrets: {}", describe_outcome(o))
             }
-            SealStatus::Unchanged { .. } if verbose => eprintln!("secrets: {}", describe_outcome(o)),
+            SealStatus::Unchanged { .. } if verbose => {
+                eprintln!("secrets: {}", describe_outcome(o))
+            }
             _ => {}
         }
     }
@@ -263,7 +283,10 @@ pub fn report_snapshot_seal(outcomes: &[SealOutcome], verbose: bool) -> bool {
 
 fn need_fingerprint_key(ctx: &SecretsContext, what: &str) -> Result<[u8; 32]> {
     ctx.fingerprint_key.ok_or_else(|| {
-        anyhow!("{what} needs this host's writer key for store {} (or the store's reader identity)", ctx.store_location)
+        anyhow!(
+            "{what} needs this host's writer key for store {} (or the store's reader identity)",
+            ctx.store_location
+        )
     })
 }
 
@@ -273,7 +296,13 @@ fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
     if sources.is_empty() {
         bail!("no secret sources are configured ([secrets] in the configuration)");
     }
-    let outcomes = secrets::seal_sources(ctx.backend.as_ref(), &sources, &key, SystemTime::now(), force)?;
+    let outcomes = secrets::seal_sources(
+        ctx.backend.as_ref(),
+        &sources,
+        &key,
+        SystemTime::now(),
+        force,
+    )?;
     let mut code = 0;
     for o in &outcomes {
         eprintln!("{}", describe_outcome(o));
@@ -341,7 +370,8 @@ fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
 /// First line of a file, for passphrase files.
 fn first_line(path: &Path) -> Result<SecretString> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("read passphrase file {}", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("read passphrase file {}", path.display()))?,
     );
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
@@ -375,10 +405,20 @@ fn escrow_key(args: &EscrowKeyArgs) -> Result<EscrowKey> {
     Ok(key)
 }
 
-fn show(ctx: &SecretsContext, name: &str, number: Option<usize>, args: &EscrowKeyArgs) -> Result<i32> {
+fn show(
+    ctx: &SecretsContext,
+    name: &str,
+    number: Option<usize>,
+    args: &EscrowKeyArgs,
+) -> Result<i32> {
     let version = secrets::find_version(ctx.backend.as_ref(), name, number)?;
     let key = escrow_key(args)?;
-    let value = secrets::unseal(ctx.backend.as_ref(), &version, &key, ctx.fingerprint_key.as_ref())?;
+    let value = secrets::unseal(
+        ctx.backend.as_ref(),
+        &version,
+        &key,
+        ctx.fingerprint_key.as_ref(),
+    )?;
     eprintln!(
         "{}: version {}, sealed {} on {}, fingerprint {}",
         version.name,
@@ -396,7 +436,8 @@ fn show(ctx: &SecretsContext, name: &str, number: Option<usize>, args: &EscrowKe
 
 fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(file).with_context(|| format!("read typed-in sheet {}", file.display()))?,
+        std::fs::read_to_string(file)
+            .with_context(|| format!("read typed-in sheet {}", file.display()))?,
     );
     let back = match paper::read_back(&text) {
         Ok(b) => b,
@@ -416,10 +457,15 @@ fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
         })
     };
     let mut code = 0;
-    if let (Some(key), Some(name), Some(printed)) = (ctx.fingerprint_key, field("secret"), field("fingerprint")) {
+    if let (Some(key), Some(name), Some(printed)) =
+        (ctx.fingerprint_key, field("secret"), field("fingerprint"))
+    {
         let fp = secrets::short_fingerprint(&secrets::fingerprint(&key, &name, &back.secret));
         if fp.eq_ignore_ascii_case(&printed) {
-            eprintln!("{}: every row checks out; fingerprint {fp} matches this store", file.display());
+            eprintln!(
+                "{}: every row checks out; fingerprint {fp} matches this store",
+                file.display()
+            );
         } else {
             eprintln!(
                 "{}: every row checks out, but the value's fingerprint in store {} is {fp}, not the {printed} on the sheet (a sheet from another store, or the fingerprint line mistyped?)",
@@ -448,7 +494,10 @@ fn paper_sheets(
     let names: Vec<String> = match name {
         Some(n) => vec![n],
         None => {
-            let mut names: Vec<String> = secrets::list(backend)?.into_iter().map(|v| v.name).collect();
+            let mut names: Vec<String> = secrets::list(backend)?
+                .into_iter()
+                .map(|v| v.name)
+                .collect();
             names.dedup();
             if names.is_empty() {
                 bail!("no secrets are sealed in {}", ctx.store_location);
@@ -510,13 +559,24 @@ fn paper_sheets(
     Ok(0)
 }
 
-fn verify(ctx: &SecretsContext, names: &[String], root: Option<&Path>, args: &EscrowKeyArgs) -> Result<i32> {
+fn verify(
+    ctx: &SecretsContext,
+    names: &[String],
+    root: Option<&Path>,
+    args: &EscrowKeyArgs,
+) -> Result<i32> {
     let sources = selected_sources(&ctx.config, names)?;
     if sources.is_empty() {
         bail!("no secret sources are configured ([secrets] in the configuration)");
     }
-    let wants_key = !args.identities.is_empty() || args.escrow_passphrase_file.is_some() || ctx.fingerprint_key.is_none();
-    let key = if wants_key { Some(escrow_key(args)?) } else { None };
+    let wants_key = !args.identities.is_empty()
+        || args.escrow_passphrase_file.is_some()
+        || ctx.fingerprint_key.is_none();
+    let key = if wants_key {
+        Some(escrow_key(args)?)
+    } else {
+        None
+    };
     let outcomes = secrets::verify(
         ctx.backend.as_ref(),
         &sources,
@@ -530,10 +590,20 @@ fn verify(ctx: &SecretsContext, names: &[String], root: Option<&Path>, args: &Es
         let newest = o
             .newest
             .as_ref()
-            .map(|v| format!("version {}, sealed {}, fingerprint {}", v.number, v.sealed_time(), v.short_fingerprint()))
+            .map(|v| {
+                format!(
+                    "version {}, sealed {}, fingerprint {}",
+                    v.number,
+                    v.sealed_time(),
+                    v.short_fingerprint()
+                )
+            })
             .unwrap_or_default();
         match &o.status {
-            VerifyStatus::Matches => eprintln!("{}: OK: {from}: matches the newest sealed version ({newest})", o.name),
+            VerifyStatus::Matches => eprintln!(
+                "{}: OK: {from}: matches the newest sealed version ({newest})",
+                o.name
+            ),
             VerifyStatus::MatchesOlder { number } => {
                 code = 1;
                 eprintln!(
@@ -550,10 +620,18 @@ fn verify(ctx: &SecretsContext, names: &[String], root: Option<&Path>, args: &Es
             }
             VerifyStatus::NotSealed => {
                 code = 1;
-                eprintln!("{}: NOT SEALED: {from} has a value, but no version of it is sealed in {}", o.name, ctx.store_location);
+                eprintln!(
+                    "{}: NOT SEALED: {from} has a value, but no version of it is sealed in {}",
+                    o.name, ctx.store_location
+                );
             }
-            VerifyStatus::Absent { .. } if root.is_some() && matches!(source.origin, Origin::Command(_)) => {
-                eprintln!("{}: not checked: a command source cannot be run against --root", o.name);
+            VerifyStatus::Absent { .. }
+                if root.is_some() && matches!(source.origin, Origin::Command(_)) =>
+            {
+                eprintln!(
+                    "{}: not checked: a command source cannot be run against --root",
+                    o.name
+                );
             }
             VerifyStatus::Absent { reason } => {
                 code = 1;
@@ -589,7 +667,10 @@ fn show_recipients(ctx: &SecretsContext) -> Result<i32> {
             old.describe()
         );
     }
-    let mut names: Vec<String> = secrets::list(backend)?.into_iter().map(|v| v.name).collect();
+    let mut names: Vec<String> = secrets::list(backend)?
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     names.dedup();
     for n in names {
         if let Some(v) = secrets::newest(backend, &n)? {
@@ -610,7 +691,11 @@ fn set_recipients(
     passphrase: bool,
     file: Option<&Path>,
 ) -> Result<i32> {
-    let passphrase = if passphrase { Some(new_passphrase(file)?) } else { None };
+    let passphrase = if passphrase {
+        Some(new_passphrase(file)?)
+    } else {
+        None
+    };
     let set = secrets::set_escrow(ctx.backend.as_ref(), recipients, passphrase)?;
     println!("escrow set {}: {}", set.serial, set.describe());
     eprintln!(
@@ -645,7 +730,11 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
 fn prompt(question: &str) -> Result<Option<SecretString>> {
     use std::io::{BufRead, BufReader};
     use std::os::fd::AsRawFd;
-    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
         return Ok(None);
     };
     let fd = tty.as_raw_fd();

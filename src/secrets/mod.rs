@@ -78,9 +78,9 @@ pub use source::{
 };
 pub use store::{
     current_escrow, escrow_sets, find_version, fingerprint, init_escrow, list, newest, open_age,
-    seal_changed, seal_sources, seal_value, set_escrow, set_escrow_with, short_fingerprint,
-    unseal, verify, versions, EscrowKey, EscrowSet, SealOutcome, SealReason, SealStatus,
-    SealedVersion, VerifyOutcome, VerifyStatus,
+    seal_changed, seal_sources, seal_value, set_escrow, set_escrow_with, short_fingerprint, unseal,
+    verify, versions, EscrowKey, EscrowSet, SealOutcome, SealReason, SealStatus, SealedVersion,
+    VerifyOutcome, VerifyStatus,
 };
 
 use std::path::PathBuf;
@@ -159,7 +159,9 @@ pub enum SecretsError {
     #[error("store {0} has no escrow recipients to seal secrets to: set them with `vault secrets recipients set AGE1...` (or `--passphrase`)")]
     NoEscrow(String),
 
-    #[error("store {0} already has escrow recipients: change them with `vault secrets recipients set`")]
+    #[error(
+        "store {0} already has escrow recipients: change them with `vault secrets recipients set`"
+    )]
     EscrowExists(String),
 
     #[error("escrow needs at least one age recipient (age1...) or a non-empty passphrase")]

@@ -86,13 +86,30 @@ pub enum Problem {
     /// A row is missing, repeated, or not numbered as expected.
     Row { row: usize, detail: String },
     /// One character is wrong: the row check locates it.
-    Typo { row: usize, group: usize, char: usize },
+    Typo {
+        row: usize,
+        group: usize,
+        char: usize,
+    },
     /// Two neighbouring characters are swapped.
-    Swapped { row: usize, group: usize, char: usize },
+    Swapped {
+        row: usize,
+        group: usize,
+        char: usize,
+    },
     /// A character that cannot be on the sheet (space, non-ASCII, non-hex in hex).
-    BadChar { row: usize, group: usize, char: usize },
+    BadChar {
+        row: usize,
+        group: usize,
+        char: usize,
+    },
     /// A group has the wrong number of characters.
-    GroupLength { row: usize, group: usize, found: usize, expected: usize },
+    GroupLength {
+        row: usize,
+        group: usize,
+        found: usize,
+        expected: usize,
+    },
     /// The row does not match its check and the mismatch cannot be located.
     Unlocated { row: usize },
     /// The row check itself is mistyped; the row's characters are right.
@@ -465,7 +482,11 @@ pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
     }
     // Mistyped row checks alone do not stop a secret the whole check proves right.
     let mut notes = Vec::new();
-    if !problems.is_empty() && problems.iter().all(|p| matches!(p, Problem::RowCheckTypo { .. })) {
+    if !problems.is_empty()
+        && problems
+            .iter()
+            .all(|p| matches!(p, Problem::RowCheckTypo { .. }))
+    {
         notes = std::mem::take(&mut problems);
     }
     if problems.is_empty() && !whole_ok && header.check.is_some() {
@@ -569,7 +590,9 @@ fn check_row(
     if bad {
         return RowResult::Bad;
     }
-    let expected = match decrockford(check[0]).filter(|v| check[0].len() == 4 && *v < ROW_CHECK_LIMIT as u64) {
+    let expected = match decrockford(check[0])
+        .filter(|v| check[0].len() == 4 && *v < ROW_CHECK_LIMIT as u64)
+    {
         Some(v) => v as u32,
         None => return RowResult::CheckMismatch(data),
     };
@@ -634,7 +657,13 @@ mod tests {
 
     #[test]
     fn round_trip_text_and_hex() {
-        for s in ["a", "abcd", "0123456789abcdef0123", "0123456789abcdef01234", "pässwörd with space"] {
+        for s in [
+            "a",
+            "abcd",
+            "0123456789abcdef0123",
+            "0123456789abcdef01234",
+            "pässwörd with space",
+        ] {
             let back = read_back(&sheet(s)).unwrap();
             assert_eq!(back.secret.expose_secret(), s);
             assert!(back.notes.is_empty());
@@ -648,7 +677,11 @@ mod tests {
         let line = text.lines().find(|l| l.starts_with("01:")).unwrap();
         let check = line.split_whitespace().last().unwrap();
         let other = if check.starts_with('Z') { "Y" } else { "Z" };
-        let bad = text.replacen(line, &line.replace(check, &format!("{other}{}", &check[1..])), 1);
+        let bad = text.replacen(
+            line,
+            &line.replace(check, &format!("{other}{}", &check[1..])),
+            1,
+        );
         // The secret is still accepted because the whole-secret check proves it.
         let back = read_back(&bad).unwrap();
         assert_eq!(back.notes, vec![Problem::RowCheckTypo { row: 1 }]);
@@ -687,6 +720,9 @@ mod tests {
             .filter(|l| !l.starts_with("check:"))
             .collect::<Vec<_>>()
             .join("\n");
-        assert!(read_back(&no_check).unwrap_err().to_string().contains("check:"));
+        assert!(read_back(&no_check)
+            .unwrap_err()
+            .to_string()
+            .contains("check:"));
     }
 }

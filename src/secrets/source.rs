@@ -139,9 +139,12 @@ pub struct Source {
 pub fn check_secret_name(name: &str) -> Result<(), SecretsError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
-        && name
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        && name.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
     if ok {
         Ok(())
     } else {
@@ -282,16 +285,20 @@ impl Source {
                         }
                     };
                     let mut bytes = Zeroizing::new(Vec::new());
-                    f.read_to_end(&mut bytes).map_err(|source| SecretsError::Read {
-                        name: self.name.clone(),
-                        file: path.clone(),
-                        source,
-                    })?;
+                    f.read_to_end(&mut bytes)
+                        .map_err(|source| SecretsError::Read {
+                            name: self.name.clone(),
+                            file: path.clone(),
+                            source,
+                        })?;
                     let shown = path.display().to_string();
                     let text = std::str::from_utf8(&bytes).map_err(|e| SecretsError::Yaml {
                         name: self.name.clone(),
                         file: shown.clone(),
-                        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+                        line: 1 + bytes[..e.valid_up_to()]
+                            .iter()
+                            .filter(|&&b| b == b'\n')
+                            .count(),
                         column: 0,
                         detail: "not UTF-8 text".into(),
                     })?;
@@ -384,7 +391,10 @@ impl Source {
         // Error output may repeat what the program read: say how much there was, not what.
         let stderr = Zeroizing::new(output.stderr);
         if !output.status.success() {
-            let lines = stderr.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+            let lines = stderr
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
             return Err(err(format!(
                 "failed ({}); it wrote {lines} line{} of error output, not shown here because it may hold secrets: run it by hand to see them",
                 output.status,
@@ -457,15 +467,22 @@ mod tests {
         assert_eq!(s[0].name, "encryption-key");
         assert_eq!(s[0].origin, Origin::Files(vec!["/y/travis.yml".into()]));
         assert_eq!(s[0].entry.as_deref(), Some("encryption"));
-        assert_eq!(s[1].origin, Origin::Command(vec!["echo".into(), "hi".into()]));
+        assert_eq!(
+            s[1].origin,
+            Origin::Command(vec!["echo".into(), "hi".into()])
+        );
         assert_eq!(s[1].entry, None);
     }
 
     #[test]
     fn bad_configs_are_named() {
-        let e = cfg("[secrets.sources.Bad]\nfile = \"/x\"\nentry = \"a\"\n").sources().unwrap_err();
+        let e = cfg("[secrets.sources.Bad]\nfile = \"/x\"\nentry = \"a\"\n")
+            .sources()
+            .unwrap_err();
         assert!(e.to_string().contains("Bad"), "{e}");
-        let e = cfg("[secrets.sources.x]\nfile = \"/x\"\n").sources().unwrap_err();
+        let e = cfg("[secrets.sources.x]\nfile = \"/x\"\n")
+            .sources()
+            .unwrap_err();
         assert!(e.to_string().contains("entry"), "{e}");
         let e = cfg("[secrets.sources.x]\nfile = \"/x\"\ncommand = [\"a\"]\nentry = \"a\"\n")
             .sources()
@@ -486,7 +503,10 @@ mod tests {
             origin: Origin::Command(vec!["printf".into(), "s3cret\\n".into()]),
             entry: None,
         };
-        assert_eq!(s.read(None).unwrap().unwrap().value.expose_secret(), "s3cret");
+        assert_eq!(
+            s.read(None).unwrap().unwrap().value.expose_secret(),
+            "s3cret"
+        );
         let absent = Source {
             name: "x".into(),
             origin: Origin::Command(vec!["/nonexistent/program".into()]),
@@ -495,7 +515,11 @@ mod tests {
         assert!(absent.read(None).unwrap().is_none());
         let failing = Source {
             name: "x".into(),
-            origin: Origin::Command(vec!["sh".into(), "-c".into(), "echo $((6*7))leak >&2; exit 3".into()]),
+            origin: Origin::Command(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $((6*7))leak >&2; exit 3".into(),
+            ]),
             entry: None,
         };
         let e = failing.read(None).unwrap_err().to_string();
@@ -507,7 +531,10 @@ mod tests {
         };
         assert!(files.read(None).unwrap().is_none());
         let e = files.absent_error(None).to_string();
-        assert!(e.contains("/nonexistent/a.yml") && e.contains("entry `a`"), "{e}");
+        assert!(
+            e.contains("/nonexistent/a.yml") && e.contains("entry `a`"),
+            "{e}"
+        );
         assert_eq!(
             under_root(Path::new("/r"), Path::new("/etc/../x/y")),
             PathBuf::from("/r/etc/x/y")

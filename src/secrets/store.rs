@@ -2,7 +2,7 @@
 //! the [module docs](super).
 
 use super::source::{check_secret_name, Reading, Source};
-use super::{format_time, SecretsError, SecretsConfig};
+use super::{format_time, SecretsConfig, SecretsError};
 use crate::backend::{Backend, Kind};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use secrecy::{ExposeSecret, SecretString};
@@ -82,7 +82,9 @@ fn escrow_passphrase_object(serial: u32) -> String {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Every escrow set in the store, oldest first.
@@ -103,7 +105,10 @@ pub fn escrow_sets(backend: &dyn Backend) -> Result<Vec<EscrowSet>> {
         if set.format > FORMAT {
             return Err(SecretsError::Corrupt {
                 object: format!("secrets/{}", obj.name),
-                detail: format!("format {} is newer than this vault reads ({FORMAT}); upgrade vault", set.format),
+                detail: format!(
+                    "format {} is newer than this vault reads ({FORMAT}); upgrade vault",
+                    set.format
+                ),
             });
         }
         sets.push(set);
@@ -228,8 +233,12 @@ fn encrypt(recipients: &[&dyn age::Recipient], plaintext: &[u8]) -> Result<Vec<u
         .map_err(|e| fail(e.to_string()))?;
     let armored = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor)
         .map_err(|e| fail(e.to_string()))?;
-    let mut writer = encryptor.wrap_output(armored).map_err(|e| fail(e.to_string()))?;
-    writer.write_all(plaintext).map_err(|e| fail(e.to_string()))?;
+    let mut writer = encryptor
+        .wrap_output(armored)
+        .map_err(|e| fail(e.to_string()))?;
+    writer
+        .write_all(plaintext)
+        .map_err(|e| fail(e.to_string()))?;
     let armored = writer.finish().map_err(|e| fail(e.to_string()))?;
     armored.finish().map_err(|e| fail(e.to_string()))
 }
@@ -329,20 +338,28 @@ fn parse_version_object(object: &str) -> Option<(&str, &str, &str)> {
     let ok = time.len() == 20
         && time.bytes().all(|b| b.is_ascii_digit())
         && random.len() == 8
-        && random.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && random
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && matches!(part, "age" | "meta")
         && check_secret_name(name).is_ok();
     ok.then_some((name, id, part))
 }
 
-fn load_meta(backend: &dyn Backend, name: &str, id: &str, age_present: bool) -> Result<SealedVersion> {
+fn load_meta(
+    backend: &dyn Backend,
+    name: &str,
+    id: &str,
+    age_present: bool,
+) -> Result<SealedVersion> {
     let object = format!("{name}--{id}{META_SUFFIX}");
     let data = backend.get(Kind::Secrets, &object)?;
     let corrupt = |detail: String| SecretsError::Corrupt {
         object: format!("secrets/{object}"),
         detail,
     };
-    let meta: Meta = serde_json::from_slice(&data).map_err(|e| corrupt(format!("not sealed-secret metadata: {e}")))?;
+    let meta: Meta = serde_json::from_slice(&data)
+        .map_err(|e| corrupt(format!("not sealed-secret metadata: {e}")))?;
     if meta.format > FORMAT {
         return Err(corrupt(format!(
             "format {} is newer than this vault reads ({FORMAT}); upgrade vault",
@@ -350,7 +367,10 @@ fn load_meta(backend: &dyn Backend, name: &str, id: &str, age_present: bool) -> 
         )));
     }
     if meta.name != name {
-        return Err(corrupt(format!("names the secret {:?}, not {name:?}", meta.name)));
+        return Err(corrupt(format!(
+            "names the secret {:?}, not {name:?}",
+            meta.name
+        )));
     }
     let mut fingerprint = [0u8; 32];
     hex::decode_to_slice(&meta.fingerprint, &mut fingerprint)
@@ -386,7 +406,10 @@ fn version_ids(backend: &dyn Backend) -> Result<Vec<(String, String, bool, bool)
             }
         }
     }
-    Ok(map.into_iter().map(|((n, i), (a, m))| (n, i, a, m)).collect())
+    Ok(map
+        .into_iter()
+        .map(|((n, i), (a, m))| (n, i, a, m))
+        .collect())
 }
 
 /// Every sealed version in the store, by name, oldest first. An age object without its
@@ -406,7 +429,10 @@ pub fn list(backend: &dyn Backend) -> Result<Vec<SealedVersion>> {
 
 /// The versions of one secret, oldest first.
 pub fn versions(backend: &dyn Backend, name: &str) -> Result<Vec<SealedVersion>> {
-    Ok(list(backend)?.into_iter().filter(|v| v.name == name).collect())
+    Ok(list(backend)?
+        .into_iter()
+        .filter(|v| v.name == name)
+        .collect())
 }
 
 /// The newest version of `name`, reading only its metadata.
@@ -473,7 +499,10 @@ pub fn seal_value(
     if recipients.is_empty() {
         return Err(SecretsError::NoEscrow(backend.location()));
     }
-    let dyns: Vec<&dyn age::Recipient> = recipients.iter().map(|r| r as &dyn age::Recipient).collect();
+    let dyns: Vec<&dyn age::Recipient> = recipients
+        .iter()
+        .map(|r| r as &dyn age::Recipient)
+        .collect();
     let sealed = encrypt(&dyns, reading.value.expose_secret().as_bytes())?;
     let fp = fingerprint(fingerprint_key, name, &reading.value);
     let sealed_at = unix(now);
@@ -543,7 +572,10 @@ pub enum SealReason {
 /// What sealing did with one source.
 #[derive(Debug)]
 pub enum SealStatus {
-    Sealed { version: SealedVersion, reason: SealReason },
+    Sealed {
+        version: SealedVersion,
+        reason: SealReason,
+    },
     /// The newest version already holds this value for the current escrow set.
     Unchanged { version: SealedVersion },
     /// The source does not exist on this host (e.g. a worker host has no travis.yml):
@@ -594,7 +626,9 @@ pub fn seal_sources(
                 }
                 match escrow.as_ref().expect("loaded") {
                     None => SealStatus::Failed(SecretsError::NoEscrow(backend.location())),
-                    Some(set) => seal_one(backend, set, source, &reading, fingerprint_key, now, force)?,
+                    Some(set) => {
+                        seal_one(backend, set, source, &reading, fingerprint_key, now, force)?
+                    }
                 }
             }
         };
@@ -664,8 +698,9 @@ impl EscrowKey {
             file: label.to_string(),
             detail,
         };
-        let file = age::IdentityFile::from_buffer(data)
-            .map_err(|_| bad("not an age identity file (expected AGE-SECRET-KEY-1... lines)".into()))?;
+        let file = age::IdentityFile::from_buffer(data).map_err(|_| {
+            bad("not an age identity file (expected AGE-SECRET-KEY-1... lines)".into())
+        })?;
         let ids = file.into_identities().map_err(|e| bad(e.to_string()))?;
         if ids.is_empty() {
             return Err(bad("holds no identity".into()));
@@ -701,7 +736,8 @@ pub fn unseal(
     if blake3::hash(&data).as_bytes() != &version.age_blake3 {
         return Err(SecretsError::Corrupt {
             object,
-            detail: "its hash differs from the one its metadata records (damaged or replaced)".into(),
+            detail: "its hash differs from the one its metadata records (damaged or replaced)"
+                .into(),
         });
     }
     let mut tried_identities = false;
@@ -765,7 +801,8 @@ pub fn unseal(
         if fingerprint(k, &version.name, &value) != version.fingerprint {
             return Err(SecretsError::Corrupt {
                 object,
-                detail: "opens, but its value does not match the fingerprint in its metadata".into(),
+                detail: "opens, but its value does not match the fingerprint in its metadata"
+                    .into(),
             });
         }
     }
@@ -923,7 +960,10 @@ mod tests {
         );
         assert_eq!(parse_version_object("escrow-00000001"), None);
         assert_eq!(parse_version_object("escrow-00000001-passphrase"), None);
-        assert_eq!(parse_version_object("x--01714567890123456789-0a1b2c3d-other"), None);
+        assert_eq!(
+            parse_version_object("x--01714567890123456789-0a1b2c3d-other"),
+            None
+        );
         assert_eq!(parse_version_object("x--1714567890-0a1b2c3d-age"), None);
     }
 

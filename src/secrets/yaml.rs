@@ -81,9 +81,7 @@ impl MarkedEventReceiver for Builder {
                 self.push_node(Node::Scalar(Zeroizing::new(text), style), anchor)
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), anchor)),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Vec::new(), None, anchor))
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(Vec::new(), None, anchor)),
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq(items, anchor)) => self.push_node(Node::Seq(items), anchor),
                 Some(Frame::Map(entries, _, anchor)) => self.push_node(Node::Map(entries), anchor),
@@ -288,40 +286,73 @@ mod tests {
 
     #[test]
     fn nested_key_and_scalar_forms() {
-        assert_eq!(get("encryption:\n  key: abc\n", "encryption").unwrap(), "abc");
+        assert_eq!(
+            get("encryption:\n  key: abc\n", "encryption").unwrap(),
+            "abc"
+        );
         assert_eq!(get("encryption: abc\n", "encryption").unwrap(), "abc");
         assert_eq!(
             get("production:\n  encryption:\n    key: 'a b'\n", "encryption").unwrap(),
             "a b"
         );
-        assert_eq!(get("amqp:\n  password: \"p\\\"w\"\n", "amqp.password").unwrap(), "p\"w");
+        assert_eq!(
+            get("amqp:\n  password: \"p\\\"w\"\n", "amqp.password").unwrap(),
+            "p\"w"
+        );
     }
 
     #[test]
     fn scalars_keep_their_text() {
-        assert_eq!(get("encryption:\n  key: 12e45\n", "encryption").unwrap(), "12e45");
-        assert_eq!(get("amqp:\n  password: 0123\n", "amqp.password").unwrap(), "0123");
-        assert_eq!(get("amqp:\n  password: |\n    multi\n", "amqp.password").unwrap(), "multi");
+        assert_eq!(
+            get("encryption:\n  key: 12e45\n", "encryption").unwrap(),
+            "12e45"
+        );
+        assert_eq!(
+            get("amqp:\n  password: 0123\n", "amqp.password").unwrap(),
+            "0123"
+        );
+        assert_eq!(
+            get("amqp:\n  password: |\n    multi\n", "amqp.password").unwrap(),
+            "multi"
+        );
     }
 
     #[test]
     fn missing_empty_ambiguous_and_bad_yaml_are_named() {
-        let e = get("amqp:\n  user: x\n", "amqp.password").unwrap_err().to_string();
-        assert!(e.contains("amqp.password") && e.contains("travis.yml"), "{e}");
-        let e = get("encryption:\n  key: ''\n", "encryption").unwrap_err().to_string();
+        let e = get("amqp:\n  user: x\n", "amqp.password")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("amqp.password") && e.contains("travis.yml"),
+            "{e}"
+        );
+        let e = get("encryption:\n  key: ''\n", "encryption")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty") && e.contains("encryption.key"), "{e}");
-        let e = get("encryption:\n  key:\n", "encryption").unwrap_err().to_string();
+        let e = get("encryption:\n  key:\n", "encryption")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
         let e = get("a:\n  encryption: s1\nb:\n  encryption: s2\n", "encryption")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("a.encryption") && e.contains("b.encryption"), "{e}");
+        assert!(
+            e.contains("a.encryption") && e.contains("b.encryption"),
+            "{e}"
+        );
         assert!(!e.contains("s1") && !e.contains("s2"), "{e}");
         assert_eq!(
-            get("a:\n  encryption: s1\nb:\n  encryption: s2\n", "b.encryption").unwrap(),
+            get(
+                "a:\n  encryption: s1\nb:\n  encryption: s2\n",
+                "b.encryption"
+            )
+            .unwrap(),
             "s2"
         );
-        let e = get("encryption:\n  key: [1, 2]\n", "encryption").unwrap_err().to_string();
+        let e = get("encryption:\n  key: [1, 2]\n", "encryption")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("list"), "{e}");
         let e = get("encryption: \"secretvalue\n", "encryption")
             .unwrap_err()

@@ -308,7 +308,10 @@ impl Vault {
         S: AsRef<OsStr>,
     {
         let mut global = self.global_args();
-        let at = global.iter().position(|a| a == "--cache-dir").expect("global args name a cache");
+        let at = global
+            .iter()
+            .position(|a| a == "--cache-dir")
+            .expect("global args name a cache");
         global[at + 1] = self.dir.join(format!("cache-{host}")).into();
         let mut cmd = Command::new(&self.bin);
         cmd.args(global).args(args);
