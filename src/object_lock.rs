@@ -275,24 +275,9 @@ fn extend_all(
 
 /// Collects every blob below `root`: trees and the chunks of their files.
 fn mark(reader: &BlobReader, cache: &Cache, root: &Id, used: &mut HashSet<Id>) -> Result<()> {
-    let mut stack = vec![*root];
-    while let Some(tree_id) = stack.pop() {
-        if !used.insert(tree_id) {
-            continue; // Seen before: so is everything below it.
-        }
-        let tree = reader.tree(cache, &tree_id).map_err(|e| {
-            Error::Backend(format!(
-                "lock extend stopped before extending anything: a snapshot's folder cannot be read ({e}); run `vault check`"
-            ))
-        })?;
-        for node in &tree.nodes {
-            for c in node.chunks() {
-                used.insert(c.id);
-            }
-            if let Some(sub) = &node.subtree {
-                stack.push(*sub);
-            }
-        }
-    }
-    Ok(())
+    reader.collect_reachable(cache, root, used).map_err(|e| {
+        Error::Backend(format!(
+            "lock extend stopped before extending anything: a snapshot's folder cannot be read ({e}); run `vault check`"
+        ))
+    })
 }

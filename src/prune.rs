@@ -257,21 +257,9 @@ fn delete_tolerant(
 }
 
 fn mark(reader: &BlobReader, cache: &Cache, tree_id: &Id, used: &mut HashSet<Id>) -> Result<()> {
-    if !used.insert(*tree_id) {
-        return Ok(()); // Seen before: so is everything below it.
-    }
-    let tree = reader.tree(cache, tree_id).map_err(|e| {
+    reader.collect_reachable(cache, tree_id, used).map_err(|e| {
         Error::Restore(format!(
             "prune stopped before deleting anything: a snapshot's folder cannot be read ({e}); run `vault check`"
         ))
-    })?;
-    for node in &tree.nodes {
-        for c in node.chunks() {
-            used.insert(c.id);
-        }
-        if let Some(sub) = &node.subtree {
-            mark(reader, cache, sub, used)?;
-        }
-    }
-    Ok(())
+    })
 }

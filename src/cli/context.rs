@@ -1,9 +1,9 @@
 //! Where the store, keys, passphrase and cache come from: flags first, then environment,
 //! then the configuration file, then defaults.
 
+use super::terminal::prompt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use secrecy::SecretString;
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use vault::backend::BackendRef;
 use vault::cache::Cache;
@@ -289,34 +289,4 @@ impl Context {
         let (repo, keys, _) = self.reader_keys()?;
         Ok((repo, keys))
     }
-}
-
-/// Reads a line from the terminal with echo off; `None` when there is no terminal.
-fn prompt(question: &str) -> Result<Option<SecretString>> {
-    let Ok(tty) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    else {
-        return Ok(None);
-    };
-    let old = rustix::termios::tcgetattr(&tty).ok();
-    if let Some(old) = &old {
-        let mut quiet = old.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
-    }
-    let mut out = &tty;
-    let _ = out.write_all(question.as_bytes());
-    let _ = out.flush();
-    let mut line = zeroize::Zeroizing::new(String::new());
-    let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    if let Some(old) = &old {
-        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, old);
-    }
-    let _ = out.write_all(b"\n");
-    read.context("read the passphrase from the terminal")?;
-    Ok(Some(SecretString::from(
-        line.trim_end_matches(['\n', '\r']).to_string(),
-    )))
 }

@@ -1,3 +1,4 @@
 pub mod commands;
 pub mod context;
 pub mod secrets;
+pub mod terminal;

@@ -5,6 +5,7 @@
 //! `paper`); everything else goes to standard error and never holds a value. While a
 //! command runs the process is not dumpable and writes no core file.
 
+use super::terminal::prompt;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
@@ -724,40 +725,4 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
         bail!("the escrow passphrase is empty");
     }
     Ok(first)
-}
-
-/// Asks on the terminal without echo; `None` when there is no terminal.
-fn prompt(question: &str) -> Result<Option<SecretString>> {
-    use std::io::{BufRead, BufReader};
-    use std::os::fd::AsRawFd;
-    let Ok(tty) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    else {
-        return Ok(None);
-    };
-    let fd = tty.as_raw_fd();
-    // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
-    let mut old: libc::termios = unsafe { std::mem::zeroed() };
-    let have_old = unsafe { libc::tcgetattr(fd, &mut old) } == 0;
-    if have_old {
-        let mut quiet = old;
-        quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: valid fd and termios.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    }
-    let mut writer = &tty;
-    let _ = writer.write_all(question.as_bytes());
-    let _ = writer.flush();
-    let mut line = Zeroizing::new(String::new());
-    let read = BufReader::new(&tty).read_line(&mut line);
-    if have_old {
-        // SAFETY: restores the settings read above.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
-    }
-    let _ = writer.write_all(b"\n");
-    read.context("read the passphrase from the terminal")?;
-    let trimmed = line.trim_end_matches(['\n', '\r']);
-    Ok(Some(SecretString::from(trimmed)))
 }

@@ -1,0 +1,36 @@
+//! Asking a person at the terminal, for commands run by hand.
+
+use anyhow::{Context as _, Result};
+use secrecy::SecretString;
+use std::io::{BufRead, Write};
+
+/// Reads a line from the terminal with echo off; `None` when there is no terminal (cron,
+/// scripts), so callers fall back to their non-interactive forms.
+pub fn prompt(question: &str) -> Result<Option<SecretString>> {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return Ok(None);
+    };
+    let old = rustix::termios::tcgetattr(&tty).ok();
+    if let Some(old) = &old {
+        let mut quiet = old.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut out = &tty;
+    let _ = out.write_all(question.as_bytes());
+    let _ = out.flush();
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    if let Some(old) = &old {
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, old);
+    }
+    let _ = out.write_all(b"\n");
+    read.context("read the passphrase from the terminal")?;
+    Ok(Some(SecretString::from(
+        line.trim_end_matches(['\n', '\r']).to_string(),
+    )))
+}
