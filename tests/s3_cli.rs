@@ -229,7 +229,8 @@ fn local_objects(store: &std::path::Path, kind: &str) -> usize {
 fn copy_local_store_to_s3_then_restore_from_s3() {
     let g = garage::shared();
     // Enough new data for packs of full size: each must go up as one PUT.
-    let (v, f) = local_store_with_snapshots(40 << 20);
+    // (Every worker fills its own pack, so this is several packs per worker.)
+    let (v, f) = local_store_with_snapshots(72 << 20);
     let packs = local_objects(&v.store, "packs");
     let bucket = g.bucket("copy");
     let s3 = format!("s3://{bucket}/offsite");
