@@ -568,35 +568,27 @@ struct OpenFile {
     node: Node,
     owner: (u32, u32),
     replace: bool,
-    file: std::fs::File,
+    /// Created by the first worker to reach it, so file creation (slow on some
+    /// filesystems) runs on every worker rather than in the planning thread.
+    file: std::sync::OnceLock<std::result::Result<std::fs::File, String>>,
     parts_left: std::sync::atomic::AtomicUsize,
     failed: Mutex<Option<String>>,
 }
 
 impl OpenFile {
-    /// Creates the file with `O_EXCL`: a new file under its final name (nothing can be in
-    /// its place), a replacement under a temporary name, so the old file stays until the
-    /// new one is whole.
-    fn create(
+    fn new(
         dir: Arc<OwnedFd>,
         node: &Node,
         display: String,
         owner: (u32, u32),
         replace: bool,
-    ) -> std::result::Result<OpenFile, String> {
+    ) -> OpenFile {
         let write_name: std::ffi::OsString = if replace {
             format!(".vault-restore-{}", crate::id::Id::random().short()).into()
         } else {
             OsStr::from_bytes(&node.name).to_owned()
         };
-        let fd = rustix::fs::openat(
-            dir.as_fd(),
-            write_name.as_os_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| format!("{display}: not restored: cannot create: {e}"))?;
-        Ok(OpenFile {
+        OpenFile {
             dir,
             name: node.name.clone(),
             write_name,
@@ -604,10 +596,38 @@ impl OpenFile {
             node: node.clone(),
             owner,
             replace,
-            file: std::fs::File::from(fd),
+            file: std::sync::OnceLock::new(),
             parts_left: Default::default(),
             failed: Mutex::default(),
-        })
+        }
+    }
+
+    /// The file, created on first use with `O_EXCL`: a new file under its final name
+    /// (nothing can be in its place), a replacement under a temporary name, so the old
+    /// file stays until the new one is whole.
+    fn handle(&self) -> std::result::Result<&std::fs::File, String> {
+        self.file
+            .get_or_init(|| {
+                rustix::fs::openat(
+                    self.dir.as_fd(),
+                    self.write_name.as_os_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map(std::fs::File::from)
+                .map_err(|e| format!("cannot create: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// True once this restore created the file (and so may remove it again).
+    fn created(&self) -> bool {
+        matches!(self.file.get(), Some(Ok(_)))
     }
 }
 
@@ -799,19 +819,13 @@ where
                         continue;
                     }
                     let owner = self.owner(node);
-                    let file = match OpenFile::create(
+                    let file = Arc::new(OpenFile::new(
                         dir.clone(),
                         node,
                         display,
                         owner,
                         item.action == Action::Replace,
-                    ) {
-                        Ok(f) => Arc::new(f),
-                        Err(msg) => {
-                            self.fail(msg);
-                            continue;
-                        }
-                    };
+                    ));
                     let parts = split_parts(chunks);
                     file.parts_left
                         .store(parts.len(), std::sync::atomic::Ordering::SeqCst);
@@ -1069,7 +1083,10 @@ const MAX_RUN_BYTES: u64 = 8 << 20;
 fn write_part(reader: &BlobReader, shared: &Shared, job: FileJob, is_root: bool) {
     let of = &job.file;
     if of.failed.lock().unwrap().is_none() {
-        if let Err(msg) = write_chunks(reader, shared, &of.file, &job.chunks) {
+        let written = of
+            .handle()
+            .and_then(|file| write_chunks(reader, shared, file, &job.chunks));
+        if let Err(msg) = written {
             of.failed.lock().unwrap().get_or_insert(msg);
         }
     }
@@ -1125,7 +1142,7 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
     let warn = |m: String| shared.warnings.lock().unwrap().push(m);
     let result = of.failed.lock().unwrap().take().map_or_else(
         || {
-            let file = &of.file;
+            let file = of.handle()?;
             file.set_len(of.node.size)
                 .map_err(|e| format!("cannot set size: {e}"))?;
             if let Err(e) = rustix::fs::fchown(file, Some(uid(of.owner.0)), Some(gid(of.owner.1))) {
@@ -1180,7 +1197,12 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
         Err,
     );
     if let Err(msg) = result {
-        let _ = rustix::fs::unlinkat(of.dir.as_fd(), of.write_name.as_os_str(), AtFlags::empty());
+        // Only what this restore created is removed: a create that failed because
+        // something already had the name must not delete that something.
+        if of.created() {
+            let _ =
+                rustix::fs::unlinkat(of.dir.as_fd(), of.write_name.as_os_str(), AtFlags::empty());
+        }
         shared
             .failures
             .lock()
