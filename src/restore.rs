@@ -283,7 +283,7 @@ pub fn run(
 }
 
 /// Requests in flight while spooling (each holds up to 4 MiB).
-const SPOOL_FETCHERS: usize = 8;
+const SPOOL_FETCHERS: usize = 4;
 
 /// The byte ranges of every pack the files to write need: their blobs and the headers
 /// that hold the packs' data keys.
