@@ -74,16 +74,10 @@ fn killed_snapshot_leaves_a_healthy_store() {
     // Kill the snapshot at several points of its run; each time the store must check
     // clean, and a final snapshot must complete and restore.
     for delay_ms in [50u64, 150, 300, 600] {
-        let mut child = v
-            .command(["snapshot", src.to_str().unwrap(), "--threads", "1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        v.kill_after(
+            ["snapshot", src.to_str().unwrap(), "--threads", "1"],
+            std::time::Duration::from_millis(delay_ms),
+        );
         v.ok(["check"]);
     }
     v.ok(["snapshot", src.to_str().unwrap()]);

@@ -190,16 +190,10 @@ fn killed_prune_leaves_a_healthy_store_and_the_next_one_completes() {
         v.drop_snapshot(id);
     }
     for delay_ms in [20u64, 60, 120, 250] {
-        let mut child = v
-            .command(["prune", "--repack-threshold", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        v.kill_after(
+            ["prune", "--repack-threshold", "0"],
+            std::time::Duration::from_millis(delay_ms),
+        );
         v.ok(["check"]);
         restore_and_compare(&v, &ids[3], &expected, &src);
     }

@@ -37,6 +37,18 @@ fn id_key() -> [u8; 32] {
     [0x5a; 32]
 }
 
+/// Seals the sources of the travis.yml fixture now, with the test fingerprint key.
+fn seal_fixture(
+    backend: &dyn vault::backend::Backend,
+) -> Result<Vec<secrets::SealOutcome>, SecretsError> {
+    secrets::seal_changed(
+        backend,
+        &config_for(&[&fixture()]),
+        &fp_key(),
+        SystemTime::now(),
+    )
+}
+
 fn fp_key() -> [u8; 32] {
     blake3::derive_key("vault v1 secret fingerprint", &id_key())
 }
@@ -227,13 +239,7 @@ fn worker_host_without_travis_yml_is_a_quiet_skip() {
 #[test]
 fn platform_host_without_escrow_reports_it_per_secret() {
     let backend = MemoryBackend::new("no-escrow");
-    let outcomes = secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    let outcomes = seal_fixture(&backend).unwrap();
     for o in &outcomes {
         match &o.status {
             SealStatus::Failed(e @ SecretsError::NoEscrow(_)) => {
@@ -251,13 +257,7 @@ fn sealed_secret_opens_with_stock_age() {
     let backend = local_store(&store);
     let (identity, public) = keygen(dir.path(), "escrow.txt");
     secrets::init_escrow(&backend, std::slice::from_ref(&public), None).unwrap();
-    let outcomes = secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    let outcomes = seal_fixture(&backend).unwrap();
     for o in &outcomes {
         assert!(
             matches!(
@@ -332,13 +332,7 @@ fn age_files_from_stock_age_are_accepted() {
     let backend = local_store(&dir.path().join("store"));
     let (identity, public) = keygen(dir.path(), "escrow.txt");
     secrets::init_escrow(&backend, std::slice::from_ref(&public), None).unwrap();
-    secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    seal_fixture(&backend).unwrap();
     let v = secrets::newest(&backend, "amqp-password").unwrap().unwrap();
     for armor in [false, true] {
         let mut cmd = Command::new("age");
@@ -450,13 +444,7 @@ fn snapshot_host_keys_and_reader_identity_cannot_unseal() {
         SystemTime::now(),
     )
     .unwrap();
-    secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    seal_fixture(&backend).unwrap();
     let v = secrets::newest(&backend, "encryption-key")
         .unwrap()
         .unwrap();
@@ -635,13 +623,7 @@ fn an_interrupted_seal_leaves_no_version() {
     let backend = MemoryBackend::new("interrupted");
     let (_, public) = keygen(dir.path(), "e.txt");
     secrets::init_escrow(&backend, &[public], None).unwrap();
-    secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    seal_fixture(&backend).unwrap();
     let v = secrets::newest(&backend, "encryption-key")
         .unwrap()
         .unwrap();
@@ -649,13 +631,7 @@ fn an_interrupted_seal_leaves_no_version() {
     assert!(secrets::newest(&backend, "encryption-key")
         .unwrap()
         .is_none());
-    let o = secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    let o = seal_fixture(&backend).unwrap();
     assert!(o.iter().any(|o| o.name == "encryption-key"
         && matches!(
             o.status,
@@ -804,13 +780,7 @@ fn paper_sheet_of_a_sealed_secret() {
     let backend = MemoryBackend::new("paper");
     let (identity, public) = keygen(dir.path(), "e.txt");
     secrets::init_escrow(&backend, &[public], None).unwrap();
-    secrets::seal_changed(
-        &backend,
-        &config_for(&[&fixture()]),
-        &fp_key(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    seal_fixture(&backend).unwrap();
     let v = secrets::newest(&backend, "encryption-key")
         .unwrap()
         .unwrap();

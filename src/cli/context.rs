@@ -179,7 +179,10 @@ impl Context {
     /// The reader identity: an identity file if one is named, else the passphrase (given,
     /// or asked on the terminal), else this host's default identity file.
     pub fn reader(&self) -> Result<(Repo, age::x25519::Identity)> {
-        let repo = self.open_repo()?;
+        self.reader_in(self.open_repo()?)
+    }
+
+    fn reader_in(&self, repo: Repo) -> Result<(Repo, age::x25519::Identity)> {
         if let Some(path) = self.explicit_identity() {
             return Ok((repo, keys::load_identity_file(&path)?));
         }
@@ -207,7 +210,11 @@ impl Context {
 
     /// Reader identity plus the derived keys.
     pub fn reader_keys(&self) -> Result<(Repo, WriterKeys, age::x25519::Identity)> {
-        let (repo, identity) = self.reader()?;
+        self.reader_keys_in(self.open_repo()?)
+    }
+
+    fn reader_keys_in(&self, repo: Repo) -> Result<(Repo, WriterKeys, age::x25519::Identity)> {
+        let (repo, identity) = self.reader_in(repo)?;
         let id_key = keys::unlock_idkey_object(repo.backend.as_ref(), &identity)?;
         Ok((repo, WriterKeys::from_id_key(id_key), identity))
     }
@@ -215,7 +222,17 @@ impl Context {
     /// The writer's keys: this host's writer key file, or, failing that, the reader's
     /// (given without prompting), from which a writer key file is made for next time.
     pub fn writer(&self) -> Result<Writer> {
-        let repo = self.open_repo()?;
+        self.writer_in(self.open_repo()?)
+    }
+
+    /// True when the reader identity can be had without asking anyone.
+    fn reader_given(&self, store_id: &str) -> Result<bool> {
+        Ok(self.explicit_identity().is_some()
+            || self.given_passphrase()?.is_some()
+            || self.default_identity_path(store_id).exists())
+    }
+
+    fn writer_in(&self, repo: Repo) -> Result<Writer> {
         let path = self.writer_key_path(&repo.config.store_id);
         if path.exists() {
             let file = WriterKeyFile::load(&path)?;
@@ -236,10 +253,7 @@ impl Context {
                 recipients,
             });
         }
-        let has_reader = self.explicit_identity().is_some()
-            || self.given_passphrase()?.is_some()
-            || self.default_identity_path(&repo.config.store_id).exists();
-        if !has_reader {
+        if !self.reader_given(&repo.config.store_id)? {
             bail!(
                 "this host has no writer key for the store at {} (looked for {}): copy it from the host that ran \
                  `vault init`, or give the store passphrase (VAULT_PASSPHRASE or --passphrase-file) or --identity \
@@ -248,7 +262,7 @@ impl Context {
                 path.display()
             );
         }
-        let (repo, keys, _) = self.reader_keys()?;
+        let (repo, keys, _) = self.reader_keys_in(repo)?;
         let file = WriterKeyFile {
             store_id: repo.config.store_id.clone(),
             store: repo.location(),
@@ -270,13 +284,10 @@ impl Context {
     pub fn keys_without_prompt(&self) -> Result<Option<WriterKeys>> {
         let repo = self.open_repo()?;
         if self.writer_key_path(&repo.config.store_id).exists() {
-            return Ok(Some(self.writer()?.keys));
+            return Ok(Some(self.writer_in(repo)?.keys));
         }
-        let has_reader = self.explicit_identity().is_some()
-            || self.given_passphrase()?.is_some()
-            || self.default_identity_path(&repo.config.store_id).exists();
-        if has_reader {
-            return Ok(Some(self.reader_keys()?.1));
+        if self.reader_given(&repo.config.store_id)? {
+            return Ok(Some(self.reader_keys_in(repo)?.1));
         }
         Ok(None)
     }
@@ -285,12 +296,11 @@ impl Context {
     /// else the reader's.
     pub fn meta_keys(&self) -> Result<(Repo, WriterKeys)> {
         let repo = self.open_repo()?;
-        let path = self.writer_key_path(&repo.config.store_id);
-        if path.exists() {
-            let w = self.writer()?;
+        if self.writer_key_path(&repo.config.store_id).exists() {
+            let w = self.writer_in(repo)?;
             return Ok((w.repo, w.keys));
         }
-        let (repo, keys, _) = self.reader_keys()?;
+        let (repo, keys, _) = self.reader_keys_in(repo)?;
         Ok((repo, keys))
     }
 }

@@ -319,6 +319,25 @@ impl Vault {
         cmd
     }
 
+    /// Starts `vault <args>` and kills it (SIGKILL) after `delay`, as a crash or power
+    /// loss would stop it; whether it had finished by then does not matter.
+    pub fn kill_after<I, S>(&self, args: I, delay: Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vault");
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Runs `vault <args>` and returns its standard output; panics unless it exited 0.
     #[track_caller]
     pub fn ok<I, S>(&self, args: I) -> String

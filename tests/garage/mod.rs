@@ -13,11 +13,15 @@
 
 pub mod proxy;
 
+#[path = "../support/host.rs"]
+mod host;
+pub use host::unique;
+use host::{free_port, home};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -66,35 +70,12 @@ pub fn shared() -> &'static Garage {
     })
 }
 
-/// A name no other test (or test run) uses: `{base}-{pid}-{counter}`.
-pub fn unique(base: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{base}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free 127.0.0.1 port")
-        .port()
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .expect("read /dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/root".into())
 }
 
 /// Where `garage` is, if anywhere.

@@ -16,10 +16,14 @@
 //! (shorter ones, with the governance bypass).
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+#[path = "../support/host.rs"]
+mod host;
+pub use host::unique;
+use host::{free_port, home};
+
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,22 +39,6 @@ pub struct Moto {
     pub endpoint: String,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
-}
-
-/// A name no other test (or test run) uses: `{base}-{pid}-{counter}`.
-pub fn unique(base: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{base}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/root".into())
 }
 
 /// The virtualenv `.ci/moto.sh` installs into.
@@ -116,13 +104,6 @@ pub fn find_or_install() -> PathBuf {
         python.display()
     );
     python
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free 127.0.0.1 port")
-        .port()
 }
 
 /// Starts `python -m moto.server` from a thread that lives as long as the process, so the
