@@ -1,0 +1,42 @@
+use crate::cli::context::Context;
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use vault::backup::SnapshotOptions;
+use vault::keys::WriterKeyFile;
+use vault::repo::{ChunkerParams, Repo};
+use vault::tree::{display_name, NodeKind};
+
+pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
+    let (repo, keys, identity) = ctx.reader_keys()?;
+    let mut cache = ctx.open_cache(&repo)?;
+    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let report = vault::check::run(&reader, &mut cache, read_data)?;
+    for p in &report.problems {
+        println!("{p}");
+    }
+    println!(
+        "checked {} snapshots, {} packs, {} index files{}: {}",
+        report.snapshots,
+        report.packs,
+        report.index_files,
+        if read_data {
+            format!(", read {} blobs", report.blobs_read)
+        } else {
+            String::new()
+        },
+        if report.problems.is_empty() {
+            "no errors".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    if !report.problems.is_empty() {
+        bail!(
+            "the store at {} has errors (listed above)",
+            reader.repo.location()
+        );
+    }
+    Ok(0)
+}
+
+/// `vault copy`: the context's store is the source (`--from`).

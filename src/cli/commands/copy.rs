@@ -1,0 +1,121 @@
+use super::human;
+use crate::cli::context::Context;
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use vault::backup::SnapshotOptions;
+use vault::keys::WriterKeyFile;
+use vault::repo::{ChunkerParams, Repo};
+use vault::tree::{display_name, NodeKind};
+
+pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
+    use vault::copy::{CopyOptions, CopyReport, Tally};
+    let opts = CopyOptions {
+        threads: ctx.threads(),
+        lock_wait: ctx.lock_wait(),
+    };
+    let mut report = CopyReport::default();
+    let dst_backend = vault::backend::open_with(to, &ctx.config)?;
+    let src_location;
+    let dst_location;
+    if specs.is_empty() {
+        // The whole store: the metadata key is enough (a writer host can ship its store).
+        let (src, keys) = ctx.meta_keys()?;
+        let dst = vault::copy::open_destination(&src, dst_backend, &mut report)?;
+        (src_location, dst_location) = (src.location(), dst.location());
+        vault::copy::copy_all(&src, &dst, &keys, &opts, &mut report)?;
+    } else {
+        // Chosen snapshots: their trees must be read to find their packs.
+        let (src, keys, identity) = ctx.reader_keys()?;
+        let mut cache = ctx.open_cache(&src)?;
+        cache.sync_index(&src, &keys)?;
+        let mut chosen = Vec::new();
+        for spec in specs {
+            chosen.push(src.find_snapshot(&keys, spec)?);
+        }
+        let dst = vault::copy::open_destination(&src, dst_backend, &mut report)?;
+        (src_location, dst_location) = (src.location(), dst.location());
+        let reader = vault::reader::BlobReader::new(src, keys, identity);
+        vault::copy::copy_snapshots(&reader, &cache, &dst, &chosen, &opts, &mut report)?;
+    }
+
+    if report.created {
+        println!("created a copy of the store at {dst_location} (its config and keys come from {src_location})");
+    }
+    for note in &report.notes {
+        eprintln!("vault: note: {note}");
+    }
+    for p in &report.problems {
+        eprintln!("vault: {p}");
+    }
+    let describe =
+        |pick: &dyn Fn(&vault::copy::KindTally) -> Tally, extra: Option<Tally>| -> String {
+            let mut parts = Vec::new();
+            for (label, k) in report.kinds() {
+                let t = pick(&k);
+                if t.objects > 0 {
+                    parts.push(format!("{} {label} ({})", t.objects, human(t.bytes)));
+                }
+            }
+            if let Some(t) = extra.filter(|t| t.objects > 0) {
+                parts.push(format!(
+                    "{} new index files ({})",
+                    t.objects,
+                    human(t.bytes)
+                ));
+            }
+            if parts.is_empty() {
+                "nothing".into()
+            } else {
+                parts.join(", ")
+            }
+        };
+    let copied = report.copied();
+    let present = report.present();
+    println!(
+        "copied {} objects ({}) to {dst_location}: {}",
+        copied.objects,
+        human(copied.bytes),
+        describe(&|k| k.copied, Some(report.new_index_files))
+    );
+    println!(
+        "already there: {} objects ({}): {}",
+        present.objects,
+        human(present.bytes),
+        describe(&|k| k.present, None)
+    );
+    if report.reindexed_packs > 0 {
+        println!(
+            "{} packs that were already there are now indexed",
+            report.reindexed_packs
+        );
+    }
+    for id in &report.copied_snapshots {
+        println!("copied snapshot {}", id.short());
+    }
+    if !report.withheld.is_empty() {
+        let ids: Vec<String> = report.withheld.iter().map(|id| id.short()).collect();
+        eprintln!(
+            "vault: {} snapshot{} not copied, because not everything {} need{} could be copied: {}",
+            ids.len(),
+            if ids.len() == 1 { " was" } else { "s were" },
+            if ids.len() == 1 { "it" } else { "they" },
+            if ids.len() == 1 { "s" } else { "" },
+            ids.join(" ")
+        );
+        if specs.is_empty() && !report.problems.is_empty() {
+            eprintln!(
+                "vault: a whole-store copy cannot tell which snapshots need the damaged objects without reading their \
+                 trees; name the snapshots to copy (`vault copy --from {src_location} --to {dst_location} ID...`, \
+                 with the reader identity or passphrase) to copy those that do not"
+            );
+        }
+    }
+    if !report.is_complete() {
+        bail!(
+            "copy incomplete: {} problem{} (listed above); everything else was copied and {dst_location} is consistent",
+            report.problems.len(),
+            if report.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,40 @@
+//! One file per command: options in, library call, printed result out.
+
+mod init;
+mod snapshot;
+mod snapshots;
+mod ls;
+mod restore;
+mod check;
+mod copy;
+mod prune;
+mod forget;
+mod key;
+mod lock;
+
+pub use init::*;
+pub use snapshot::*;
+pub use snapshots::*;
+pub use ls::*;
+pub use restore::*;
+pub use check::*;
+pub use copy::*;
+pub use prune::*;
+pub use forget::*;
+pub use key::*;
+pub use lock::*;
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

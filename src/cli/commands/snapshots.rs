@@ -1,0 +1,56 @@
+use super::human;
+use crate::cli::context::Context;
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use vault::backup::SnapshotOptions;
+use vault::keys::WriterKeyFile;
+use vault::repo::{ChunkerParams, Repo};
+use vault::tree::{display_name, NodeKind};
+
+pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
+    let (repo, keys) = ctx.meta_keys()?;
+    let list = repo.snapshots(&keys)?;
+    if json {
+        let items: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id.to_hex(),
+                    "short_id": id.short(),
+                    "time": s.time,
+                    "hostname": s.hostname,
+                    "username": s.username,
+                    "paths": s.paths_display(),
+                    "tags": s.tags,
+                    "tree": s.tree.to_hex(),
+                    "summary": s.summary,
+                    "program": s.program,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!(
+        "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  paths",
+        "id", "time", "host", "tags", "size", "new data"
+    );
+    for (id, s) in &list {
+        println!(
+            "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  {}",
+            id.short(),
+            s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            s.hostname,
+            s.tags.join(","),
+            human(s.summary.bytes),
+            human(s.summary.new_bytes),
+            s.paths_display().join(" ")
+        );
+    }
+    println!(
+        "{} snapshot{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
