@@ -3,7 +3,7 @@
 
 mod cli;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::context::Context;
 use std::path::PathBuf;
@@ -374,33 +374,9 @@ fn run(cli: Cli) -> Result<u8> {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
         Command::Key(KeyCommand::ExportIdentity { out }) => {
-            let (_, reader) = ctx.reader()?;
-            if out.exists() {
-                bail!("{} already exists; choose a new file name", out.display());
-            }
-            vault::keys::write_private_file(
-                &out,
-                vault::keys::identity_file_text(&reader).as_bytes(),
-            )
-            .with_context(|| format!("write {}", out.display()))?;
-            println!(
-                "wrote the reader identity to {}: it reads every snapshot of this store; keep it offline",
-                out.display()
-            );
-            Ok(0)
+            cli::commands::key_export_identity(&ctx, &out)
         }
-        Command::Key(KeyCommand::SetPassphrase) => {
-            let (repo, reader) = ctx.reader()?;
-            let pass = ctx
-                .new_passphrase()?
-                .ok_or_else(|| anyhow!("no passphrase given: set VAULT_PASSPHRASE, --passphrase-file, or run on a terminal"))?;
-            vault::keys::put_reader_object(repo.backend.as_ref(), &reader, &pass)?;
-            println!(
-                "the reader identity is now stored in {} wrapped with the passphrase",
-                repo.location()
-            );
-            Ok(0)
-        }
+        Command::Key(KeyCommand::SetPassphrase) => cli::commands::key_set_passphrase(&ctx),
     }
 }
 

@@ -1,10 +1,5 @@
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
+use anyhow::{bail, Result};
 
 pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
@@ -38,5 +33,3 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
     }
     Ok(0)
 }
-
-/// `vault copy`: the context's store is the source (`--from`).

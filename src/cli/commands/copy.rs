@@ -1,12 +1,8 @@
 use super::human;
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
+use anyhow::{bail, Result};
 
+/// `vault copy`: the context's store is the source (`--from`).
 pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
     use vault::copy::{CopyOptions, CopyReport, Tally};
     let opts = CopyOptions {

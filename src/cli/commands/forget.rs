@@ -1,10 +1,5 @@
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
+use anyhow::Result;
 
 pub fn forget(
     ctx: &Context,
@@ -101,9 +96,7 @@ pub fn forget(
         );
     }
     if then_prune {
-        return prune(ctx, false, 20);
+        return super::prune(ctx, false, 20);
     }
     Ok(0)
 }
-
-/// `vault lock extend`: moves the retention of what the kept snapshots need forward.

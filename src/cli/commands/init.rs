@@ -1,10 +1,7 @@
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
+use anyhow::Result;
 use vault::keys::WriterKeyFile;
 use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
 
 pub fn init(
     ctx: &Context,

@@ -21,7 +21,9 @@ pub fn key_export_identity(ctx: &Context, out: &Path) -> Result<u8> {
 pub fn key_set_passphrase(ctx: &Context) -> Result<u8> {
     let (repo, reader) = ctx.reader()?;
     let pass = ctx.new_passphrase()?.ok_or_else(|| {
-        anyhow!("no passphrase given: set VAULT_PASSPHRASE, --passphrase-file, or run on a terminal")
+        anyhow!(
+            "no passphrase given: set VAULT_PASSPHRASE, --passphrase-file, or run on a terminal"
+        )
     })?;
     vault::keys::put_reader_object(repo.backend.as_ref(), &reader, &pass)?;
     println!(

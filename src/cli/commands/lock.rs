@@ -1,11 +1,7 @@
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
+use anyhow::Result;
 
+/// `vault lock extend`: moves the retention of what the kept snapshots need forward.
 pub fn lock_extend(
     ctx: &Context,
     config: &vault::retention::RetentionConfig,

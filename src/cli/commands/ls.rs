@@ -1,9 +1,6 @@
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
 use vault::tree::{display_name, NodeKind};
 
 pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {

@@ -1,28 +1,28 @@
 //! One file per command: options in, library call, printed result out.
 
-mod init;
-mod snapshot;
-mod snapshots;
-mod ls;
-mod restore;
 mod check;
 mod copy;
-mod prune;
 mod forget;
+mod init;
 mod key;
 mod lock;
+mod ls;
+mod prune;
+mod restore;
+mod snapshot;
+mod snapshots;
 
-pub use init::*;
-pub use snapshot::*;
-pub use snapshots::*;
-pub use ls::*;
-pub use restore::*;
 pub use check::*;
 pub use copy::*;
-pub use prune::*;
 pub use forget::*;
+pub use init::*;
 pub use key::*;
 pub use lock::*;
+pub use ls::*;
+pub use prune::*;
+pub use restore::*;
+pub use snapshot::*;
+pub use snapshots::*;
 
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

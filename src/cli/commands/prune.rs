@@ -1,11 +1,6 @@
 use super::human;
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
+use anyhow::Result;
 
 pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;

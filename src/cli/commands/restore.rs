@@ -1,11 +1,6 @@
 use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Context as _, Result};
-use std::path::{Path, PathBuf};
-use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
 
 pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;

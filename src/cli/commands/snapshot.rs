@@ -1,11 +1,8 @@
 use super::human;
 use crate::cli::context::Context;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use vault::backup::SnapshotOptions;
-use vault::keys::WriterKeyFile;
-use vault::repo::{ChunkerParams, Repo};
-use vault::tree::{display_name, NodeKind};
 
 pub fn snapshot(
     ctx: &Context,
@@ -17,7 +14,7 @@ pub fn snapshot(
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             eprintln!("vault: no store yet at {}: creating it", backend.location());
-            init(ctx, &[], None)?;
+            super::init(ctx, &[], None)?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }
