@@ -100,10 +100,18 @@ pub fn run(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64 - 2_000_000_000)
             .unwrap_or(0),
+        files_read: 0,
     };
+    crate::progress::get().begin("snapshot", 0, 0);
     let walked = walker.save_sources(&sources);
     let root = match walked {
         Ok(root) => root,
+        Err(Error::Cancelled) => {
+            // Keep what was uploaded: indexed packs are reused by the next snapshot.
+            let records = walker.uploader.finish()?;
+            walker.index_packs(records)?;
+            return Err(Error::Cancelled);
+        }
         Err(e) => {
             // Let the workers stop; the packs they wrote stay unreferenced until prune.
             let _ = walker.uploader.finish();
@@ -188,6 +196,8 @@ struct Walker<'a> {
     /// Files modified after this moment are not put in the files cache: they could change
     /// again within the timestamp granularity without their stamp changing.
     racy_after_ns: i64,
+    /// Files opened and read so far (as opposed to taken from the files cache).
+    files_read: u64,
 }
 
 /// A directory on the way from `/` to the sources.
@@ -339,6 +349,7 @@ impl Walker<'_> {
         } else {
             NodeKind::Socket
         };
+        crate::progress::check_cancelled()?;
         let mut node = self.node_from_meta(path, name, &meta, kind);
         if kind != NodeKind::Dir && meta.nlink() > 1 {
             node.link = Some(LinkKey {
@@ -350,13 +361,29 @@ impl Walker<'_> {
             NodeKind::File => {
                 self.summary.files += 1;
                 node.size = meta.len();
-                self.summary.bytes += meta.len();
+                // A hardlinked file's data counts once, at its first name.
+                let first_name = node.link.map_or(true, |k| !self.links.contains_key(&k));
+                if first_name {
+                    self.summary.bytes += meta.len();
+                }
+                let progress = crate::progress::get();
+                progress.set_current(&path.to_string_lossy());
+                let read_before = self.summary.bytes_read;
+                let files_read = self.files_read;
                 match self.save_file_content(path, &meta, node.link)? {
                     Ok(extents) => node.extents = extents,
                     Err(e) => {
                         self.problem(path, e);
+                        crate::progress::file_event(crate::progress::FileEvent::Skipped, path);
                         return Ok(None);
                     }
+                }
+                progress.add_files(1);
+                if self.summary.bytes_read == read_before && self.files_read == files_read {
+                    progress.add_bytes(if first_name { meta.len() } else { 0 });
+                    crate::progress::file_event(crate::progress::FileEvent::Unchanged, path);
+                } else {
+                    crate::progress::file_event(crate::progress::FileEvent::Changed, path);
                 }
             }
             NodeKind::Dir => {
@@ -403,6 +430,7 @@ impl Walker<'_> {
         for name in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             if self.excluded(&child, &name) {
+                crate::progress::file_event(crate::progress::FileEvent::Skipped, &child);
                 continue;
             }
             if let Some(node) = self.save_entry(&child, name)? {
@@ -423,7 +451,12 @@ impl Walker<'_> {
         if self.uploader.pending.contains(&id) || self.cache.has_blob(&id)? {
             return Ok(());
         }
-        self.summary.new_bytes += data.len() as u64;
+        // New data counts file content only (never more than was read); folder
+        // listings are metadata, counted apart.
+        match kind {
+            BlobKind::Data => self.summary.new_bytes += data.len() as u64,
+            _ => self.summary.new_meta_bytes += data.len() as u64,
+        }
         self.uploader.send(id, kind, data)?;
         self.drain_finished_packs(false)
     }
@@ -522,6 +555,7 @@ impl Walker<'_> {
     ) -> std::result::Result<Vec<Extent>, ReadError> {
         let file =
             open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
+        self.files_read += 1;
         let regions = fsmeta::data_regions(&file, meta.len(), meta.blocks())
             .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
         let mut chunker = self.chunker.take().unwrap_or_else(|| {
@@ -542,6 +576,7 @@ impl Walker<'_> {
                     id,
                     len: data.len() as u32,
                 });
+                crate::progress::get().add_bytes(data.len() as u64);
                 self.add_blob(id, BlobKind::Data, data.to_vec())
             });
             match result {

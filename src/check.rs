@@ -74,10 +74,20 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
     // Data: every blob decrypts and matches its id.
     let mut bad_blobs: HashSet<Id> = HashSet::new();
     if read_data {
+        let progress = crate::progress::get();
+        progress.begin(
+            "check --read-data",
+            stored.len() as u64,
+            stored.values().sum(),
+        );
         for name in stored.keys() {
             let Some(id) = Id::from_hex(name) else {
                 continue;
             };
+            crate::progress::check_cancelled()?;
+            progress.set_current(name);
+            progress.add_files(1);
+            progress.add_bytes(stored[name]);
             let bytes = match repo.backend.get(Kind::Packs, name) {
                 Ok(b) => b,
                 Err(e) => {

@@ -44,6 +44,26 @@ pub struct Config {
     /// S3 endpoint, region, credentials and transfer settings for `s3://` stores.
     #[serde(default)]
     pub s3: crate::backend::s3::S3Config,
+    /// Status lines while a long command runs without a terminal.
+    #[serde(default)]
+    pub progress: ProgressConfig,
+    /// Prometheus textfile written after every command.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressConfig {
+    /// Time between two status lines without a terminal, like "60s" or "5m" (default 60s).
+    pub interval: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// File for node_exporter's textfile collector, rewritten after every command.
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -567,8 +567,12 @@ fn transfer_packs(
             .add(plain.len() as u64 + 40);
         Ok(())
     };
+    let progress = crate::progress::get();
+    progress.begin("copy", packs.len() as u64, 0);
     parallel(packs, opts.threads, |id| {
+        crate::progress::check_cancelled()?;
         let name = id.to_hex();
+        progress.set_current(&name);
         let bytes = match fetch(src, Kind::Packs, &name) {
             Fetched::Ok(b) => b,
             Fetched::Problem(p) => {
@@ -602,6 +606,8 @@ fn transfer_packs(
         if upload {
             dst.backend.put(Kind::Packs, &name, &bytes)?;
         }
+        progress.add_files(1);
+        progress.add_bytes(size);
         drop(bytes);
         {
             let mut s = state.lock().unwrap();

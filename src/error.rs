@@ -77,6 +77,10 @@ pub enum Error {
 
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
+
+    /// Stopped on request (SIGINT/SIGTERM) at a point that leaves the store consistent.
+    #[error("stopped on request")]
+    Cancelled,
 }
 
 impl Error {

@@ -13,12 +13,14 @@ pub mod keys;
 pub mod lock;
 pub mod object_lock;
 pub mod pack;
+pub mod progress;
 pub mod prune;
 pub mod reader;
 pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod secrets;
+pub mod stats;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -1,10 +1,11 @@
 //! The `vault` command line: parses options, finds keys and passphrases, calls the library
 //! and prints. Nothing else happens here.
 
+#[macro_use]
 mod cli;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use cli::context::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,37 +15,68 @@ use vault::restore::Overwrite;
 /// unreadable, some metadata could not be restored).
 const EXIT_PARTIAL: u8 = 3;
 
+/// Printed at the end of `vault --help` (and of every subcommand's help).
+const AFTER_HELP: &str = "\
+Exit status:
+  0    success
+  1    failed (an error, or `check` found problems); nothing half-written is left
+  2    usage: bad options or arguments
+  3    partial: finished, but some source files were unreadable or changed while read,
+       or some metadata could not be restored (listed on stderr)
+  130  stopped by SIGINT, 143 stopped by SIGTERM (what was kept is said on stderr)
+
+Every global option can also be set in the environment variable shown with it.";
+
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser)]
 #[command(
     name = "vault",
     version,
-    about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts"
+    long_version = cli::docs::LONG_VERSION,
+    about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// Configuration file [default: /etc/vault/vault.toml when present]
-    #[arg(long, global = true, env = "VAULT_CONFIG")]
+    #[arg(long, global = true, env = "VAULT_CONFIG", help_heading = GLOBAL)]
     config: Option<PathBuf>,
     /// Store location: a folder or s3://BUCKET/PREFIX [default: /var/backups/vault as root]
-    #[arg(long, global = true, env = "VAULT_STORE")]
+    #[arg(long, global = true, env = "VAULT_STORE", help_heading = GLOBAL)]
     store: Option<String>,
     /// age identity file of the store's reader (instead of the passphrase)
-    #[arg(long, global = true, env = "VAULT_IDENTITY_FILE")]
+    #[arg(long, global = true, env = "VAULT_IDENTITY_FILE", help_heading = GLOBAL)]
     identity: Option<PathBuf>,
     /// File holding the store passphrase (the passphrase itself may be given in VAULT_PASSPHRASE)
-    #[arg(long, global = true, env = "VAULT_PASSPHRASE_FILE")]
+    #[arg(long, global = true, env = "VAULT_PASSPHRASE_FILE", help_heading = GLOBAL)]
     passphrase_file: Option<PathBuf>,
     /// This host's writer key file [default: /etc/vault/writer-STOREID.json as root]
-    #[arg(long, global = true, env = "VAULT_WRITER_KEY")]
+    #[arg(long, global = true, env = "VAULT_WRITER_KEY", help_heading = GLOBAL)]
     writer_key: Option<PathBuf>,
     /// Folder for the local cache database [default: /var/cache/vault as root]
-    #[arg(long, global = true, env = "VAULT_CACHE_DIR")]
+    #[arg(long, global = true, env = "VAULT_CACHE_DIR", help_heading = GLOBAL)]
     cache_dir: Option<PathBuf>,
-    /// Worker threads for packing and restoring [default: number of cores]
-    #[arg(long, global = true)]
+    /// Worker threads for packing and restoring [default: number of cores + 1]
+    #[arg(long, global = true, env = "VAULT_THREADS", help_heading = GLOBAL)]
     threads: Option<usize>,
     /// Seconds to wait for a snapshot or prune that holds the store
-    #[arg(long, global = true, default_value_t = 600)]
+    #[arg(long, global = true, default_value_t = 600, env = "VAULT_LOCK_WAIT", help_heading = GLOBAL)]
     lock_wait: u64,
+    /// Print one JSON object with the result on stdout (progress: JSON lines on stderr)
+    #[arg(long, global = true, env = "VAULT_JSON", value_parser = clap::builder::BoolishValueParser::new(), help_heading = GLOBAL)]
+    json: bool,
+    /// Print only errors and warnings
+    #[arg(long, short, global = true, env = "VAULT_QUIET", value_parser = clap::builder::BoolishValueParser::new(), conflicts_with = "verbose", help_heading = GLOBAL)]
+    quiet: bool,
+    /// Also name each file read, skipped or restored
+    #[arg(long, short, global = true, env = "VAULT_VERBOSE", value_parser = clap::builder::BoolishValueParser::new(), help_heading = GLOBAL)]
+    verbose: bool,
+    /// Time between status lines when stderr is no terminal, e.g. 60s, 5m [default: 60s, or [progress] interval]
+    #[arg(long, global = true, env = "VAULT_PROGRESS_INTERVAL", value_name = "DURATION", help_heading = GLOBAL)]
+    progress_interval: Option<String>,
+    /// Write a Prometheus textfile with this run's metrics here [default: [metrics] textfile]
+    #[arg(long, global = true, env = "VAULT_METRICS_FILE", value_name = "PATH", help_heading = GLOBAL)]
+    metrics_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,12 +105,8 @@ enum Command {
         /// Paths to save instead of the configured ones
         paths: Vec<PathBuf>,
     },
-    /// List snapshots
-    Snapshots {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    /// List snapshots (--json: an array of snapshot objects)
+    Snapshots,
     /// List the contents of a snapshot
     Ls {
         /// Snapshot id (or unique prefix), or "latest"
@@ -131,6 +159,7 @@ enum Command {
     },
     /// Check the store's integrity; --read-data also decrypts every blob
     Check {
+        /// Also download every pack and decrypt and verify every blob in it
         #[arg(long)]
         read_data: bool,
     },
@@ -154,6 +183,51 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Store size, data before and after deduplication and compression, per snapshot
+    Stats(cli::stats::StatsArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout
+    Completions(cli::docs::CompletionsArgs),
+    /// Write man pages (vault.1 and one per subcommand) into a folder
+    Manpages(cli::docs::ManpagesArgs),
+}
+
+impl Command {
+    /// The command's name as `vault` spells it (for JSON results and metrics).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Init { .. } => "init",
+            Command::Snapshot { .. } => "snapshot",
+            Command::Snapshots => "snapshots",
+            Command::Ls { .. } => "ls",
+            Command::Restore { .. } => "restore",
+            Command::Forget { .. } => "forget",
+            Command::Prune { .. } => "prune",
+            Command::Check { .. } => "check",
+            Command::Copy { .. } => "copy",
+            Command::Key(_) => "key",
+            Command::Secrets(_) => "secrets",
+            Command::Lock(_) => "lock",
+            Command::Stats(_) => "stats",
+            Command::Completions(_) => "completions",
+            Command::Manpages(_) => "manpages",
+        }
+    }
+
+    /// Commands that change nothing: a closed stdout ends them at once with status 0.
+    fn is_listing(&self) -> bool {
+        match self {
+            Command::Snapshots
+            | Command::Ls { .. }
+            | Command::Stats(_)
+            | Command::Completions(_) => true,
+            Command::Restore { dry_run, .. } => *dry_run,
+            Command::Forget { dry_run, .. } => *dry_run,
+            Command::Prune { dry_run, .. } => *dry_run,
+            Command::Lock(LockCommand::Extend { dry_run, .. }) => *dry_run,
+            Command::Secrets(cmd) => cli::secrets::is_listing(cmd),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -174,6 +248,7 @@ enum LockCommand {
 enum KeyCommand {
     /// Write the reader identity as a plain age identity file (keep it offline)
     ExportIdentity {
+        /// File to create (must not exist); readable by its owner only
         #[arg(long)]
         out: PathBuf,
     },
@@ -277,17 +352,82 @@ impl From<OverwriteArg> for Overwrite {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("vault: error: {e:#}");
-            ExitCode::from(1)
-        }
+    use cli::output::Mode;
+    cli::output::set_mode(if cli.json {
+        Mode::Json
+    } else if cli.quiet {
+        Mode::Quiet
+    } else if cli.verbose {
+        Mode::Verbose
+    } else {
+        Mode::Normal
+    });
+    let command = cli.command.name();
+    cli::output::set_listing(cli.command.is_listing());
+    if let Err(e) = cli::signals::install() {
+        errln!("vault: warning: SIGINT/SIGTERM will not stop cleanly: {e}");
     }
+    let started = std::time::Instant::now();
+    let mut finish = cli::metrics::Finish::default();
+    let outcome = run(cli, &mut finish);
+    let code = match &outcome {
+        Ok(code) => *code,
+        Err(e) => {
+            let code = cli::docs::exit_status_of(e);
+            if matches!(
+                e.downcast_ref::<vault::Error>(),
+                Some(vault::Error::Cancelled)
+            ) || e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<vault::Error>(),
+                    Some(vault::Error::Cancelled)
+                )
+            }) {
+                errln!(
+                    "vault: stopped on request: {}",
+                    cli::docs::kept_after_stop(command)
+                );
+            } else {
+                errln!("vault: error: {e:#}");
+            }
+            code
+        }
+    };
+    let result = cli::output::finish_json(command, code, started.elapsed(), outcome.as_ref().err());
+    finish.done(
+        command,
+        code,
+        started.elapsed(),
+        result.as_ref(),
+        outcome.as_ref().err(),
+    );
+    ExitCode::from(code)
 }
 
-fn run(cli: Cli) -> Result<u8> {
+fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
+    match &cli.command {
+        Command::Completions(args) => return cli::docs::completions(args, Cli::command()),
+        Command::Manpages(args) => return cli::docs::manpages(args, Cli::command()),
+        _ => {}
+    }
     let config = vault::config::Config::load(cli.config.as_deref())?;
+    finish.metrics_file = cli
+        .metrics_file
+        .clone()
+        .or_else(|| config.metrics.textfile.clone());
+    let interval = match cli
+        .progress_interval
+        .as_deref()
+        .or(config.progress.interval.as_deref())
+    {
+        Some(text) => cli::progress::parse_interval(text).map_err(|e| {
+            vault::Error::Usage(format!(
+                "progress interval (--progress-interval or [progress] interval): {e}"
+            ))
+        })?,
+        None => cli::progress::DEFAULT_INTERVAL,
+    };
+    let _progress = cli::progress::Reporter::start(cli::output::mode(), interval);
     let ctx = Context::new(
         config,
         cli::context::Overrides {
@@ -311,12 +451,16 @@ fn run(cli: Cli) -> Result<u8> {
             escrow,
         } => {
             let repo = cli::commands::init(&ctx, &recipients, object_lock)?;
-            match cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &escrow)? {
-                Some(set) => println!("platform secrets will be sealed to {}", set.describe()),
-                None => println!(
+            let escrow = cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &escrow)?;
+            match &escrow {
+                Some(set) => outln!("platform secrets will be sealed to {}", set.describe()),
+                None => outln!(
                     "no escrow recipients yet: platform secrets are sealed once `vault secrets recipients set` names them"
                 ),
             }
+            cli::output::extend_result(serde_json::json!({
+                "escrow": escrow.map(|set| set.describe()),
+            }));
             Ok(0)
         }
         Command::Secrets(cmd) => {
@@ -332,7 +476,7 @@ fn run(cli: Cli) -> Result<u8> {
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }
         Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
-        Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
+        Command::Snapshots => cli::commands::snapshots(&ctx, cli::output::json()).map(|_| 0),
         Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),
         Command::Restore {
             snapshot,
@@ -376,6 +520,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Key(KeyCommand::ExportIdentity { out }) => {
             cli::commands::key_export_identity(&ctx, &out)
         }
+        Command::Stats(args) => cli::stats::run(&ctx, &args),
+        Command::Completions(_) | Command::Manpages(_) => unreachable!("handled above"),
         Command::Key(KeyCommand::SetPassphrase) => cli::commands::key_set_passphrase(&ctx),
     }
 }

@@ -165,7 +165,19 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .iter()
         .flat_map(|r| r.entries.iter().map(|e| e.id))
         .collect();
+    let progress = crate::progress::get();
+    progress.begin(
+        "prune: repack",
+        repack.len() as u64,
+        repack.iter().map(|(r, _)| r.size).sum(),
+    );
     for (record, used_idx) in &repack {
+        // Stopping here leaves only new packs nothing names yet; from step 3 on, prune
+        // goes to the end.
+        crate::progress::check_cancelled()?;
+        progress.set_current(&record.id.to_hex());
+        progress.add_files(1);
+        progress.add_bytes(record.size);
         for &i in used_idx {
             let entry = &record.entries[i];
             if !copied.insert(entry.id) {

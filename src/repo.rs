@@ -104,8 +104,13 @@ pub struct Summary {
     pub bytes: u64,
     /// Bytes of data read from files (changed or new files).
     pub bytes_read: u64,
-    /// Plaintext bytes of blobs this snapshot added to the store.
+    /// Plaintext bytes of file content this snapshot added to the store: the part of
+    /// `bytes_read` the store did not hold yet (so never more than `bytes_read`).
     pub new_bytes: u64,
+    /// Plaintext bytes of metadata (folder listings) this snapshot added to the store.
+    /// Absent from snapshots of earlier releases, whose `new_bytes` included it.
+    #[serde(default)]
+    pub new_meta_bytes: u64,
     /// Bytes of packs this snapshot wrote.
     pub stored_bytes: u64,
     pub packs: u64,

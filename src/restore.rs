@@ -271,6 +271,8 @@ pub fn run(
         }
         None => reader,
     };
+    let (files_total, bytes_total) = planned_totals(&items);
+    crate::progress::get().begin("restore", files_total, bytes_total);
     let mut report = std::thread::scope(|scope| -> Result<RestoreReport> {
         let mut runner = Runner::new(scope, reader, cache, opts, &root_fd, report);
         runner.run(&items)?;
@@ -280,6 +282,29 @@ pub fn run(
         verify(reader, &root_fd, &items, &mut report)?;
     }
     Ok(report)
+}
+
+/// Files and bytes of file content the plan writes, for progress.
+fn planned_totals(items: &[Item]) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    for item in items {
+        if item.action == Action::Keep {
+            continue;
+        }
+        match item.node.kind {
+            NodeKind::Dir => {
+                let (f, b) = planned_totals(&item.children);
+                files += f;
+                bytes += b;
+            }
+            NodeKind::File => {
+                files += 1;
+                bytes += item.node.size;
+            }
+            _ => {}
+        }
+    }
+    (files, bytes)
 }
 
 /// Requests in flight while spooling (each holds up to 4 MiB).
@@ -769,6 +794,7 @@ where
             if item.action == Action::Keep {
                 continue;
             }
+            crate::progress::check_cancelled()?;
             let display = item.display(&self.opts.target);
             let name = OsStr::from_bytes(&item.node.name);
             let node = &item.node;
@@ -796,6 +822,13 @@ where
                 }
                 NodeKind::File => {
                     self.report.files += 1;
+                    let progress = crate::progress::get();
+                    progress.set_current(&display);
+                    progress.add_files(1);
+                    crate::progress::file_event(
+                        crate::progress::FileEvent::Restored,
+                        Path::new(&display),
+                    );
                     if self.linked_to_earlier(dir, item, &display)? {
                         continue;
                     }
@@ -1129,6 +1162,7 @@ fn write_chunks(
             shared
                 .bytes
                 .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            crate::progress::get().add_bytes(data.len() as u64);
         }
         i = j;
     }

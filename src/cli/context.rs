@@ -270,7 +270,7 @@ impl Context {
             recipients: repo.config.recipients.clone(),
         };
         file.save(&path)?;
-        eprintln!("vault: wrote this host's writer key to {}", path.display());
+        errln!("vault: wrote this host's writer key to {}", path.display());
         let recipients = vault::crypto::parse_recipients(&repo.config.recipients)?;
         Ok(Writer {
             repo,

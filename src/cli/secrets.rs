@@ -46,11 +46,8 @@ pub enum SecretsCommand {
         force: bool,
     },
     /// List sealed versions: name, when and where sealed, fingerprint, escrow recipients
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    /// (--json: an array of version objects)
+    List,
     /// Print a sealed secret (needs an escrow key), or read back a typed-in paper sheet
     Show {
         /// Secret name, as `vault secrets list` shows it
@@ -173,11 +170,21 @@ pub fn harden_process() {
     }
 }
 
+/// Commands that change nothing (a closed stdout ends them with status 0).
+pub fn is_listing(cmd: &SecretsCommand) -> bool {
+    matches!(
+        cmd,
+        SecretsCommand::List
+            | SecretsCommand::Show { .. }
+            | SecretsCommand::Recipients { action: None }
+    )
+}
+
 pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
     harden_process();
     match cmd {
         SecretsCommand::Seal { names, force } => seal(&ctx, &names, force),
-        SecretsCommand::List { json } => list(&ctx, json),
+        SecretsCommand::List => list(&ctx, crate::cli::output::json()),
         SecretsCommand::Show {
             name,
             number,
@@ -268,13 +275,13 @@ pub fn report_snapshot_seal(outcomes: &[SealOutcome], verbose: bool) -> bool {
     let mut failed = false;
     for o in outcomes {
         match &o.status {
-            SealStatus::Sealed { .. } => eprintln!("secrets: {}", describe_outcome(o)),
+            SealStatus::Sealed { .. } => errln!("secrets: {}", describe_outcome(o)),
             SealStatus::Failed(_) => {
                 failed = true;
-                eprintln!("secrets: {}", describe_outcome(o))
+                errln!("secrets: {}", describe_outcome(o))
             }
             SealStatus::Unchanged { .. } if verbose => {
-                eprintln!("secrets: {}", describe_outcome(o))
+                errln!("secrets: {}", describe_outcome(o))
             }
             _ => {}
         }
@@ -306,7 +313,7 @@ fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
     )?;
     let mut code = 0;
     for o in &outcomes {
-        eprintln!("{}", describe_outcome(o));
+        errln!("{}", describe_outcome(o));
         if matches!(o.status, SealStatus::Failed(_) | SealStatus::Absent { .. }) {
             code = 1;
         }
@@ -337,26 +344,30 @@ fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::cli::output::print_json_listing(&serde_json::Value::Array(rows))?;
         return Ok(0);
     }
     if versions.is_empty() {
-        eprintln!("no secrets are sealed in {}", ctx.store_location);
+        errln!("no secrets are sealed in {}", ctx.store_location);
         if escrow.is_none() {
-            eprintln!("(and no escrow recipients are set: `vault secrets recipients set AGE1...`)");
+            errln!("(and no escrow recipients are set: `vault secrets recipients set AGE1...`)");
         }
         return Ok(0);
     }
-    println!(
+    dataln!(
         "{:<20} {:>3}  {:<23}  {:<16}  {:<19}  RECIPIENTS",
-        "NAME", "#", "SEALED", "HOST", "FINGERPRINT"
+        "NAME",
+        "#",
+        "SEALED",
+        "HOST",
+        "FINGERPRINT"
     );
     for v in &versions {
         let mut recipients = format!("set {}: {}", v.escrow, v.describe_recipients());
         if !v.age_present {
             recipients.push_str("  [DAMAGED: sealed data missing]");
         }
-        println!(
+        dataln!(
             "{:<20} {:>3}  {:<23}  {:<16}  {:<19}  {recipients}",
             v.name,
             v.number,
@@ -420,7 +431,7 @@ fn show(
         &key,
         ctx.fingerprint_key.as_ref(),
     )?;
-    eprintln!(
+    errln!(
         "{}: version {}, sealed {} on {}, fingerprint {}",
         version.name,
         version.number,
@@ -431,6 +442,7 @@ fn show(
     let mut out = std::io::stdout().lock();
     out.write_all(value.expose_secret().as_bytes())?;
     out.write_all(b"\n")?;
+    crate::cli::output::mark_printed();
     out.flush()?;
     Ok(0)
 }
@@ -443,12 +455,12 @@ fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
     let back = match paper::read_back(&text) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("{}: {e}", file.display());
+            errln!("{}: {e}", file.display());
             return Ok(1);
         }
     };
     for note in &back.notes {
-        eprintln!("{}: note: {note}", file.display());
+        errln!("{}: note: {note}", file.display());
     }
     // The sheet's name and fingerprint lines are optional; check them when we can.
     let field = |label: &str| {
@@ -463,12 +475,12 @@ fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
     {
         let fp = secrets::short_fingerprint(&secrets::fingerprint(&key, &name, &back.secret));
         if fp.eq_ignore_ascii_case(&printed) {
-            eprintln!(
+            errln!(
                 "{}: every row checks out; fingerprint {fp} matches this store",
                 file.display()
             );
         } else {
-            eprintln!(
+            errln!(
                 "{}: every row checks out, but the value's fingerprint in store {} is {fp}, not the {printed} on the sheet (a sheet from another store, or the fingerprint line mistyped?)",
                 file.display(),
                 ctx.store_location
@@ -476,11 +488,12 @@ fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
             code = 1;
         }
     } else {
-        eprintln!("{}: every row checks out", file.display());
+        errln!("{}: every row checks out", file.display());
     }
     let mut out = std::io::stdout().lock();
     out.write_all(back.secret.expose_secret().as_bytes())?;
     out.write_all(b"\n")?;
+    crate::cli::output::mark_printed();
     out.flush()?;
     Ok(code)
 }
@@ -535,6 +548,7 @@ fn paper_sheets(
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(sheets.as_bytes())?;
+            crate::cli::output::mark_printed();
             out.flush()?;
         }
         Some(path) => {
@@ -549,7 +563,7 @@ fn paper_sheets(
             f.write_all(sheets.as_bytes())
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("write {}", path.display()))?;
-            eprintln!(
+            errln!(
                 "wrote {} sheet{} to {}: print it, keep it offline, then delete the file",
                 names.len(),
                 if names.len() == 1 { "" } else { "s" },
@@ -601,46 +615,47 @@ fn verify(
             })
             .unwrap_or_default();
         match &o.status {
-            VerifyStatus::Matches => eprintln!(
+            VerifyStatus::Matches => errln!(
                 "{}: OK: {from}: matches the newest sealed version ({newest})",
                 o.name
             ),
             VerifyStatus::MatchesOlder { number } => {
                 code = 1;
-                eprintln!(
+                errln!(
                     "{}: DIFFERS: {from}: matches the older sealed version {number}, not the newest ({newest})",
                     o.name
                 );
             }
             VerifyStatus::Differs => {
                 code = 1;
-                eprintln!(
+                errln!(
                     "{}: DIFFERS: {from}: not the sealed value (newest sealed: {newest}); `vault secrets show {}` prints the sealed value",
                     o.name, o.name
                 );
             }
             VerifyStatus::NotSealed => {
                 code = 1;
-                eprintln!(
+                errln!(
                     "{}: NOT SEALED: {from} has a value, but no version of it is sealed in {}",
-                    o.name, ctx.store_location
+                    o.name,
+                    ctx.store_location
                 );
             }
             VerifyStatus::Absent { .. }
                 if root.is_some() && matches!(source.origin, Origin::Command(_)) =>
             {
-                eprintln!(
+                errln!(
                     "{}: not checked: a command source cannot be run against --root",
                     o.name
                 );
             }
             VerifyStatus::Absent { reason } => {
                 code = 1;
-                eprintln!("{}: MISSING: {reason}", o.name);
+                errln!("{}: MISSING: {reason}", o.name);
             }
             VerifyStatus::Failed(e) => {
                 code = 1;
-                eprintln!("{}: FAILED: {e}", o.name);
+                errln!("{}: FAILED: {e}", o.name);
             }
         }
     }
@@ -651,17 +666,17 @@ fn show_recipients(ctx: &SecretsContext) -> Result<i32> {
     let backend = ctx.backend.as_ref();
     let sets = secrets::escrow_sets(backend)?;
     let Some(current) = sets.last() else {
-        println!("no escrow recipients are set in {}: `vault secrets recipients set AGE1...` (or --passphrase)", ctx.store_location);
+        dataln!("no escrow recipients are set in {}: `vault secrets recipients set AGE1...` (or --passphrase)", ctx.store_location);
         return Ok(0);
     };
-    println!(
+    dataln!(
         "escrow set {} (since {}): {}",
         current.serial,
         secrets::format_time(current.created),
         current.describe()
     );
     for old in sets.iter().rev().skip(1) {
-        println!(
+        dataln!(
             "  earlier set {} (since {}): {}",
             old.serial,
             secrets::format_time(old.created),
@@ -676,7 +691,7 @@ fn show_recipients(ctx: &SecretsContext) -> Result<i32> {
     for n in names {
         if let Some(v) = secrets::newest(backend, &n)? {
             if v.escrow != current.serial {
-                println!(
+                dataln!(
                     "{n}: the newest version is sealed to set {}; the next `vault secrets seal` (or snapshot) on the platform host seals it to set {}",
                     v.escrow, current.serial
                 );
@@ -698,8 +713,8 @@ fn set_recipients(
         None
     };
     let set = secrets::set_escrow(ctx.backend.as_ref(), recipients, passphrase)?;
-    println!("escrow set {}: {}", set.serial, set.describe());
-    eprintln!(
+    dataln!("escrow set {}: {}", set.serial, set.describe());
+    errln!(
         "versions sealed before stay readable only by the set they were sealed to; the next `vault secrets seal` (or snapshot) on the platform host seals the current values to set {}",
         set.serial
     );

@@ -7,9 +7,9 @@ pub fn check(ctx: &Context, read_data: bool) -> Result<u8> {
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let report = vault::check::run(&reader, &mut cache, read_data)?;
     for p in &report.problems {
-        println!("{p}");
+        dataln!("{p}");
     }
-    println!(
+    outln!(
         "checked {} snapshots, {} packs, {} index files{}: {}",
         report.snapshots,
         report.packs,

@@ -35,13 +35,13 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
     }
 
     if report.created {
-        println!("created a copy of the store at {dst_location} (its config and keys come from {src_location})");
+        outln!("created a copy of the store at {dst_location} (its config and keys come from {src_location})");
     }
     for note in &report.notes {
-        eprintln!("vault: note: {note}");
+        errln!("vault: note: {note}");
     }
     for p in &report.problems {
-        eprintln!("vault: {p}");
+        errln!("vault: {p}");
     }
     let describe =
         |pick: &dyn Fn(&vault::copy::KindTally) -> Tally, extra: Option<Tally>| -> String {
@@ -67,30 +67,30 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
         };
     let copied = report.copied();
     let present = report.present();
-    println!(
+    outln!(
         "copied {} objects ({}) to {dst_location}: {}",
         copied.objects,
         human(copied.bytes),
         describe(&|k| k.copied, Some(report.new_index_files))
     );
-    println!(
+    outln!(
         "already there: {} objects ({}): {}",
         present.objects,
         human(present.bytes),
         describe(&|k| k.present, None)
     );
     if report.reindexed_packs > 0 {
-        println!(
+        outln!(
             "{} packs that were already there are now indexed",
             report.reindexed_packs
         );
     }
     for id in &report.copied_snapshots {
-        println!("copied snapshot {}", id.short());
+        outln!("copied snapshot {}", id.short());
     }
     if !report.withheld.is_empty() {
         let ids: Vec<String> = report.withheld.iter().map(|id| id.short()).collect();
-        eprintln!(
+        errln!(
             "vault: {} snapshot{} not copied, because not everything {} need{} could be copied: {}",
             ids.len(),
             if ids.len() == 1 { " was" } else { "s were" },
@@ -99,13 +99,39 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
             ids.join(" ")
         );
         if specs.is_empty() && !report.problems.is_empty() {
-            eprintln!(
+            errln!(
                 "vault: a whole-store copy cannot tell which snapshots need the damaged objects without reading their \
                  trees; name the snapshots to copy (`vault copy --from {src_location} --to {dst_location} ID...`, \
                  with the reader identity or passphrase) to copy those that do not"
             );
         }
     }
+    let tally = |t: Tally| serde_json::json!({ "objects": t.objects, "bytes": t.bytes });
+    let kinds: serde_json::Map<String, serde_json::Value> = report
+        .kinds()
+        .iter()
+        .map(|(label, k)| {
+            (
+                label.to_string(),
+                serde_json::json!({ "copied": tally(k.copied), "present": tally(k.present) }),
+            )
+        })
+        .collect();
+    crate::cli::output::set_result(serde_json::json!({
+        "from": src_location,
+        "to": dst_location,
+        "created": report.created,
+        "copied": tally(copied),
+        "present": tally(present),
+        "bytes_stored": copied.bytes,
+        "kinds": kinds,
+        "new_index_files": tally(report.new_index_files),
+        "reindexed_packs": report.reindexed_packs,
+        "copied_snapshots": report.copied_snapshots.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
+        "withheld_snapshots": report.withheld.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
+        "notes": report.notes,
+        "problems": report.problems,
+    }));
     if !report.is_complete() {
         bail!(
             "copy incomplete: {} problem{} (listed above); everything else was copied and {dst_location} is consistent",

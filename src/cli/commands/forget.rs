@@ -35,16 +35,20 @@ pub fn forget(
     }
     let by_id: std::collections::HashMap<vault::Id, &vault::repo::Snapshot> =
         snapshots.iter().map(|(id, s)| (*id, s)).collect();
-    println!("policy: {policy}");
+    outln!("policy: {policy}");
     let mut group = None;
     let mut removed = 0;
     let mut locked = Vec::new();
+    let mut rows = Vec::new();
     for d in &decisions {
         if group.as_ref() != Some(&d.group) {
-            println!("\n{}", d.group);
-            println!(
+            outln!("\n{}", d.group);
+            outln!(
                 "{:<8}  {:<19}  {:<14}  {:<6}  reason",
-                "id", "time", "tags", "action"
+                "id",
+                "time",
+                "tags",
+                "action"
             );
             group = Some(d.group.clone());
         }
@@ -61,13 +65,22 @@ pub fn forget(
             (true, true) => ("keep", d.reason_text()),
             (true, false) => ("remove", String::new()),
         };
-        println!(
+        outln!(
             "{:<8}  {:<19}  {:<14}  {:<6}  {reason}",
             d.id.short(),
             d.time.format("%Y-%m-%d %H:%M:%S"),
             tags,
             action
         );
+        rows.push(serde_json::json!({
+            "id": d.id.to_hex(),
+            "short_id": d.id.short(),
+            "time": d.time.to_rfc3339(),
+            "group": d.group,
+            "tags": tags,
+            "action": action,
+            "reason": reason,
+        }));
         if d.selected && !d.keep && !dry_run {
             match repo
                 .backend
@@ -80,23 +93,39 @@ pub fn forget(
         }
     }
     let to_remove = decisions.iter().filter(|d| d.selected && !d.keep).count();
+    crate::cli::output::set_result(serde_json::json!({
+        "policy": policy.to_string(),
+        "dry_run": dry_run,
+        "snapshots": rows,
+        "total": decisions.len(),
+        "to_remove": to_remove,
+        "removed": if dry_run { 0 } else { removed },
+        "kept_locked": &locked,
+    }));
     if dry_run {
-        println!(
+        outln!(
             "\ndry run: {to_remove} of {} snapshots would be removed; nothing was changed",
             decisions.len()
         );
         return Ok(0);
     }
-    println!("\nremoved {removed} of {} snapshots", decisions.len());
+    outln!("\nremoved {removed} of {} snapshots", decisions.len());
     if !locked.is_empty() {
-        println!(
+        outln!(
             "{} snapshots are still under object lock and stay until it passes: {}",
             locked.len(),
             locked.join(" ")
         );
     }
     if then_prune {
-        return super::prune(ctx, false, 20);
+        let forgot = crate::cli::output::take_result();
+        let code = super::prune(ctx, false, 20)?;
+        let pruned = crate::cli::output::take_result();
+        if let Some(mut forgot) = forgot {
+            forgot["prune"] = pruned.unwrap_or_default();
+            crate::cli::output::set_result(forgot);
+        }
+        return Ok(code);
     }
     Ok(0)
 }

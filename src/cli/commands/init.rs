@@ -34,13 +34,20 @@ pub fn init(
         recipients: repo.config.recipients.clone(),
     }
     .save(&writer_path)?;
-    println!("created store {} at {}", store_id, repo.location());
-    println!(
+    outln!("created store {} at {}", store_id, repo.location());
+    outln!(
         "this host's writer key: {} (lets it write snapshots, not read them)",
         writer_path.display()
     );
+    crate::cli::output::set_result(serde_json::json!({
+        "store_id": store_id,
+        "store": repo.location(),
+        "writer_key": writer_path,
+        "passphrase": passphrase.is_some(),
+        "identity_file": passphrase.is_none().then(|| ctx.default_identity_path(&store_id)),
+    }));
     if passphrase.is_some() {
-        println!(
+        outln!(
             "the reader identity is stored in the store, wrapped with your passphrase: the store plus the \
              passphrase restore everything. Keep the passphrase safe and apart from this host."
         );
@@ -50,9 +57,9 @@ pub fn init(
             &id_path,
             vault::keys::identity_file_text(&created.identity).as_bytes(),
         )?;
-        println!();
-        println!("KEEP THIS FILE SAFE: {}", id_path.display());
-        println!(
+        outln!();
+        outln!("KEEP THIS FILE SAFE: {}", id_path.display());
+        outln!(
             "  It is the only key that can read these backups (no passphrase was given, so the store holds no \
              copy). Copy it somewhere offline now; without it no snapshot can ever be restored. You may then \
              delete it from this host: snapshots keep working with the writer key alone. To keep a copy in the \

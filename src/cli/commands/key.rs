@@ -10,7 +10,8 @@ pub fn key_export_identity(ctx: &Context, out: &Path) -> Result<u8> {
     }
     vault::keys::write_private_file(out, vault::keys::identity_file_text(&reader).as_bytes())
         .with_context(|| format!("write {}", out.display()))?;
-    println!(
+    crate::cli::output::set_result(serde_json::json!({ "identity_file": out }));
+    outln!(
         "wrote the reader identity to {}: it reads every snapshot of this store; keep it offline",
         out.display()
     );
@@ -26,7 +27,8 @@ pub fn key_set_passphrase(ctx: &Context) -> Result<u8> {
         )
     })?;
     vault::keys::put_reader_object(repo.backend.as_ref(), &reader, &pass)?;
-    println!(
+    crate::cli::output::set_result(serde_json::json!({ "store": repo.location() }));
+    outln!(
         "the reader identity is now stored in {} wrapped with the passphrase",
         repo.location()
     );

@@ -22,7 +22,7 @@ pub fn lock_extend(
                 skip.insert(d.id);
             }
         }
-        println!("policy: {policy}");
+        outln!("policy: {policy}");
     }
     let mut cache = ctx.open_cache(&repo)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
@@ -44,7 +44,7 @@ pub fn lock_extend(
         Some(vault::backend::LockMode::Compliance) => "compliance",
         _ => "governance",
     };
-    println!(
+    outln!(
         "{} the retention ({mode}) of {} objects to {until}: config, {} keys, {} secrets, {} snapshot records, \
          {} of {} index files, {} of {} packs",
         if dry_run { "would extend" } else { "extended" },
@@ -58,24 +58,40 @@ pub fn lock_extend(
         r.packs_total
     );
     if r.snapshots_skipped > 0 {
-        println!(
+        outln!(
             "{} snapshots the retention policy removes were not extended: once their retention runs out, \
              forget and prune remove them",
             r.snapshots_skipped
         );
     }
     if !r.vanished.is_empty() {
-        println!(
+        outln!(
             "{} objects were removed meanwhile (by a prune?): {}",
             r.vanished.len(),
             r.vanished.join(" ")
         );
     }
     if dry_run {
-        println!("dry run: nothing was changed");
+        outln!("dry run: nothing was changed");
     }
+    crate::cli::output::set_result(serde_json::json!({
+        "dry_run": dry_run,
+        "mode": mode,
+        "until": until,
+        "objects": r.objects,
+        "keys": r.keys,
+        "secrets": r.secrets,
+        "snapshots": r.snapshots,
+        "snapshots_skipped": r.snapshots_skipped,
+        "index_files": r.index_files,
+        "index_files_total": r.index_files_total,
+        "packs": r.packs,
+        "packs_total": r.packs_total,
+        "vanished": r.vanished,
+        "blobs_missing": r.blobs_missing,
+    }));
     if r.blobs_missing > 0 {
-        eprintln!(
+        errln!(
             "vault: warning: {} blobs the snapshots use are in no pack: the store is damaged; run `vault check`",
             r.blobs_missing
         );

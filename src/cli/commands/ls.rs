@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use vault::tree::{display_name, NodeKind};
 
 pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
+    use std::io::Write;
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
@@ -21,7 +22,13 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = crate::cli::output::Stdout::new();
+    let json = crate::cli::output::json();
+    if json {
+        // One array, streamed: a listing can be long.
+        crate::cli::output::mark_printed();
+        out.write_all(b"[")?;
+    }
     let mut found = false;
     list_tree(
         &reader,
@@ -32,7 +39,9 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
         &mut found,
         &mut out,
     )?;
-    use std::io::Write;
+    if json {
+        out.write_all(if found { b"\n]\n" } else { b"]\n" })?;
+    }
     out.flush()?;
     if !found {
         bail!(
@@ -58,8 +67,30 @@ fn list_tree(
         let depth = prefix.len().min(filter.len());
         if prefix[..depth] == filter[..depth] {
             if prefix.len() >= filter.len() {
+                let first = !*found;
                 *found = true;
                 let path: Vec<String> = prefix.iter().map(|c| display_name(c)).collect();
+                if crate::cli::output::json() {
+                    let entry = serde_json::json!({
+                        "path": format!("/{}", path.join("/")),
+                        "type": kind_name(node.kind),
+                        "mode": format!("{:04o}", node.mode),
+                        "uid": node.uid,
+                        "gid": node.gid,
+                        "user": node.user,
+                        "group": node.group,
+                        "size": node.size,
+                        "mtime": chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+                        "target": node.target.as_ref().map(|t| display_name(t)),
+                    });
+                    write!(out, "{}\n  {entry}", if first { "" } else { "," })?;
+                    if let Some(sub) = &node.subtree {
+                        list_tree(reader, cache, sub, prefix, filter, found, out)?;
+                    }
+                    prefix.pop();
+                    continue;
+                }
                 let mut line = format!(
                     "{} {:>8} {:>8} {:>12} {} /{}",
                     mode_string(node.kind, node.mode),
@@ -86,6 +117,18 @@ fn list_tree(
         prefix.pop();
     }
     Ok(())
+}
+
+fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Dir => "dir",
+        NodeKind::Symlink => "symlink",
+        NodeKind::Fifo => "fifo",
+        NodeKind::CharDevice => "char-device",
+        NodeKind::BlockDevice => "block-device",
+        NodeKind::Socket => "socket",
+    }
 }
 
 fn mode_string(kind: NodeKind, mode: u32) -> String {

@@ -13,7 +13,7 @@ pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
     };
     let r = vault::prune::run(&reader, &mut cache, &opts)?;
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!(
+    outln!(
         "{} snapshots keep {} of {} packs; {verb} {} packs and repack {} ({} of {} freed){}",
         r.snapshots,
         r.packs_total - r.packs_deleted.min(r.packs_total) - r.packs_repacked,
@@ -28,8 +28,19 @@ pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
             format!("; wrote {} new packs", r.packs_written)
         }
     );
+    crate::cli::output::set_result(serde_json::json!({
+        "dry_run": dry_run,
+        "snapshots": r.snapshots,
+        "packs_total": r.packs_total,
+        "packs_deleted": r.packs_deleted,
+        "packs_repacked": r.packs_repacked,
+        "packs_written": r.packs_written,
+        "bytes_before": r.bytes_before,
+        "bytes_freed": r.bytes_freed,
+        "kept_locked": r.kept_locked,
+    }));
     if !r.kept_locked.is_empty() {
-        println!(
+        outln!(
             "{} objects are still under retention and were kept; a later prune removes them once their lock has passed",
             r.kept_locked.len()
         );

@@ -22,28 +22,38 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     })?;
     if opts.dry_run {
         for line in &report.plan {
-            println!("{:<8} {}", line.action.label(), line.path);
+            dataln!("{:<8} {}", line.action.label(), line.path);
         }
-        println!(
+        crate::cli::output::set_result(serde_json::json!({
+            "snapshot": id.to_hex(),
+            "short_id": id.short(),
+            "target": opts.target,
+            "dry_run": true,
+            "plan": report.plan.iter().map(|l| serde_json::json!({
+                "action": l.action.label(),
+                "path": l.path,
+            })).collect::<Vec<_>>(),
+        }));
+        outln!(
             "dry run: nothing was written ({} entries planned)",
             report.plan.len()
         );
         return Ok(0);
     }
     for w in &report.warnings {
-        eprintln!("vault: warning: {w}");
+        errln!("vault: warning: {w}");
     }
     if report.owner_not_set > 0 {
-        eprintln!(
+        errln!(
             "vault: warning: ownership of {} entries was not restored: only root may give files to other users \
              (run the restore as root to restore owners)",
             report.owner_not_set
         );
     }
     for f in &report.failures {
-        eprintln!("vault: {f}");
+        errln!("vault: {f}");
     }
-    println!(
+    outln!(
         "restored snapshot {} into {}: {} files, {} folders, {} other, {} in {:.2} s{}",
         id.short(),
         opts.target.display(),
@@ -58,6 +68,20 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
             String::new()
         }
     );
+    crate::cli::output::set_result(serde_json::json!({
+        "snapshot": id.to_hex(),
+        "short_id": id.short(),
+        "target": opts.target,
+        "dry_run": false,
+        "files": report.files,
+        "dirs": report.dirs,
+        "others": report.others,
+        "bytes": report.bytes,
+        "verified_files": opts.verify.then_some(report.verified_files),
+        "owner_not_set": report.owner_not_set,
+        "warnings": report.warnings,
+        "problems": report.failures,
+    }));
     if !report.failures.is_empty() {
         bail!(
             "restore incomplete: {} entr{} could not be restored or verified (listed above); nothing unverified was left in their place",

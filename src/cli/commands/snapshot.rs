@@ -13,7 +13,7 @@ pub fn snapshot(
     let backend = ctx.backend()?;
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
-            eprintln!("vault: no store yet at {}: creating it", backend.location());
+            errln!("vault: no store yet at {}: creating it", backend.location());
             super::init(ctx, &[], None)?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
@@ -41,10 +41,10 @@ pub fn snapshot(
         &opts,
     )?;
     for p in &result.problems {
-        eprintln!("vault: could not read {}: {}", p.path.display(), p.error);
+        errln!("vault: could not read {}: {}", p.path.display(), p.error);
     }
     let s = &result.snapshot.summary;
-    println!(
+    outln!(
         "snapshot {} saved: {} files, {} folders, {} ({} read, {} new data, {} stored) in {:.2} s",
         result.id.short(),
         s.files,
@@ -55,9 +55,31 @@ pub fn snapshot(
         human(s.stored_bytes),
         s.duration_ms as f64 / 1000.0
     );
+    crate::cli::output::set_result(serde_json::json!({
+        "id": result.id.to_hex(),
+        "short_id": result.id.short(),
+        "time": result.snapshot.time,
+        "hostname": result.snapshot.hostname,
+        "paths": result.snapshot.paths_display(),
+        "tags": result.snapshot.tags,
+        "files": s.files,
+        "dirs": s.dirs,
+        "others": s.others,
+        "bytes": s.bytes,
+        "bytes_read": s.bytes_read,
+        "bytes_new": s.new_bytes,
+        "bytes_new_metadata": s.new_meta_bytes,
+        "bytes_stored": s.stored_bytes,
+        "packs": s.packs,
+        "snapshot_ms": s.duration_ms,
+        "problems": result.problems.iter().map(|p| serde_json::json!({
+            "path": p.path.display().to_string(),
+            "error": p.error,
+        })).collect::<Vec<_>>(),
+    }));
     seal_platform_secrets(ctx, &writer);
     if !result.problems.is_empty() {
-        eprintln!(
+        errln!(
             "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
             result.problems.len(),
             if result.problems.len() == 1 {
@@ -88,7 +110,7 @@ fn seal_platform_secrets(ctx: &Context, writer: &crate::cli::context::Writer) {
         Ok(outcomes) => {
             crate::cli::secrets::report_snapshot_seal(&outcomes, false);
         }
-        Err(e) => eprintln!("vault: warning: platform secrets not sealed: {e}"),
+        Err(e) => errln!("vault: warning: platform secrets not sealed: {e}"),
     }
 }
 
@@ -110,7 +132,7 @@ fn source_paths(ctx: &Context, given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         if Path::new(p).exists() {
             out.push(PathBuf::from(p));
         } else {
-            eprintln!("vault: {p} does not exist on this host; skipped");
+            errln!("vault: {p} does not exist on this host; skipped");
         }
     }
     if out.is_empty() {

@@ -23,15 +23,20 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        crate::cli::output::print_json_listing(&serde_json::Value::Array(items))?;
         return Ok(());
     }
-    println!(
+    dataln!(
         "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  paths",
-        "id", "time", "host", "tags", "size", "new data"
+        "id",
+        "time",
+        "host",
+        "tags",
+        "size",
+        "new data"
     );
     for (id, s) in &list {
-        println!(
+        dataln!(
             "{:<8}  {:<25}  {:<16}  {:<14}  {:>10}  {:>10}  {}",
             id.short(),
             s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
@@ -42,7 +47,7 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
             s.paths_display().join(" ")
         );
     }
-    println!(
+    outln!(
         "{} snapshot{}",
         list.len(),
         if list.len() == 1 { "" } else { "s" }
