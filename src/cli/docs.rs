@@ -133,6 +133,66 @@ pub fn kept_after_stop(command: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
+    fn all_commands(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+        out.push(cmd.clone());
+        for sub in cmd.get_subcommands() {
+            all_commands(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_option_has_help_and_every_global_option_an_environment_variable() {
+        let mut cmd = crate::Cli::command();
+        cmd.build();
+        let mut commands = Vec::new();
+        all_commands(&cmd, &mut commands);
+        for c in &commands {
+            if c.get_name() == "help" {
+                continue;
+            }
+            assert!(
+                c.get_about().is_some(),
+                "command {} has no help",
+                c.get_name()
+            );
+            for arg in c.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {id} has no help text",
+                    c.get_name()
+                );
+                if arg.is_global_set() {
+                    assert!(
+                        arg.get_env().is_some(),
+                        "global option --{id} has no env var"
+                    );
+                    assert_eq!(
+                        arg.get_help_heading(),
+                        Some(crate::GLOBAL),
+                        "--{id} is not under the global heading"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn readme_names_every_global_option_and_its_environment_variable() {
+        let readme = include_str!("../../README.md");
+        let cmd = crate::Cli::command();
+        for arg in cmd.get_arguments().filter(|a| a.is_global_set()) {
+            let long = format!("--{}", arg.get_long().unwrap());
+            let env = arg.get_env().unwrap().to_string_lossy().into_owned();
+            assert!(readme.contains(&long), "README lacks {long}");
+            assert!(readme.contains(&format!("`{env}`")), "README lacks {env}");
+        }
+    }
     #[test]
     fn long_version_names_the_store_format_this_build_writes() {
         assert!(super::LONG_VERSION

@@ -46,11 +46,7 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> Result<u8> {
         human(st.stored_blob_bytes),
         ratio(st.logical_bytes, st.stored_blob_bytes)
     );
-    let avg = if st.packs == 0 {
-        0
-    } else {
-        st.pack_bytes / st.packs
-    };
+    let avg = st.pack_bytes.checked_div(st.packs).unwrap_or(0);
     outln!(
         "packs: {} of {} on average (target {}); {} of {} hold data some snapshot needs ({:.0}%)",
         st.packs,
