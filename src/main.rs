@@ -364,6 +364,7 @@ fn main() -> ExitCode {
     });
     let command = cli.command.name();
     cli::output::set_listing(cli.command.is_listing());
+    cli::output::install_panic_hook();
     if let Err(e) = cli::signals::install() {
         errln!("vault: warning: SIGINT/SIGTERM will not stop cleanly: {e}");
     }
@@ -372,6 +373,7 @@ fn main() -> ExitCode {
     let outcome = run(cli, &mut finish);
     let code = match &outcome {
         Ok(code) => *code,
+        Err(e) if cli::output::is_listing() && cli::output::is_broken_pipe(e) => 0,
         Err(e) => {
             let code = cli::docs::exit_status_of(e);
             if matches!(
@@ -415,6 +417,7 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
         .metrics_file
         .clone()
         .or_else(|| config.metrics.textfile.clone());
+    finish.hostname = config.hostname.clone();
     let interval = match cli
         .progress_interval
         .as_deref()

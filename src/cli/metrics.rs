@@ -17,6 +17,8 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Finish {
     pub metrics_file: Option<PathBuf>,
+    /// The configured host name (default: the system's).
+    pub hostname: Option<String>,
 }
 
 /// Metric names, help texts, and the result field each comes from.
@@ -73,7 +75,13 @@ impl Finish {
         let Some(path) = &self.metrics_file else {
             return;
         };
-        if let Err(e) = write(path, command, exit_status, elapsed, result) {
+        let host = self.hostname.clone().unwrap_or_else(|| {
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned()
+        });
+        if let Err(e) = write(path, &host, command, exit_status, elapsed, result) {
             errln!(
                 "vault: warning: metrics file {} not written: {e:#}",
                 path.display()
@@ -125,21 +133,18 @@ fn number(result: Option<&serde_json::Value>, key: &str) -> Option<f64> {
 
 pub fn write(
     path: &Path,
+    host: &str,
     command: &str,
     exit_status: u8,
     elapsed: Duration,
     result: Option<&serde_json::Value>,
 ) -> Result<()> {
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
     let mut series = match std::fs::read_to_string(path) {
         Ok(t) => parse(&t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Series::new(),
         Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
-    let l = labels(command, &host);
+    let l = labels(command, host);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -219,21 +224,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.prom");
         let ok = serde_json::json!({"bytes_read": 10, "bytes_new": 5, "files": 2, "problems": []});
-        write(&path, "snapshot", 0, Duration::from_secs(2), Some(&ok)).unwrap();
-        write(&path, "check", 1, Duration::from_secs(1), None).unwrap();
+        write(
+            &path,
+            "h1",
+            "snapshot",
+            0,
+            Duration::from_secs(2),
+            Some(&ok),
+        )
+        .unwrap();
+        write(&path, "h1", "check", 1, Duration::from_secs(1), None).unwrap();
+        write(&path, "h2", "check", 0, Duration::from_secs(1), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let s = parse(&text);
-        let host = rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        let snap = labels("snapshot", &host);
-        let check = labels("check", &host);
+        let snap = labels("snapshot", "h1");
+        let check = labels("check", "h1");
         assert_eq!(s[&("vault_bytes_read".into(), snap.clone())], 10.0);
         assert_eq!(s[&("vault_problems".into(), snap.clone())], 0.0);
         assert_eq!(s[&("vault_exit_status".into(), check.clone())], 1.0);
         assert!(s.contains_key(&("vault_last_success_timestamp_seconds".into(), snap)));
         assert!(!s.contains_key(&("vault_last_success_timestamp_seconds".into(), check)));
+        assert_eq!(s[&("vault_exit_status".into(), labels("check", "h2"))], 0.0);
         assert!(text.contains("# TYPE vault_exit_status gauge"));
+        assert_eq!(text.matches("# TYPE vault_exit_status gauge").count(), 1);
     }
 }

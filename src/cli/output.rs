@@ -87,6 +87,37 @@ pub fn data_line(args: std::fmt::Arguments) {
     write_stdout(format!("{args}\n").as_bytes());
 }
 
+/// A safety net for output that does not go through this module: `println!` panics on a
+/// closed stdout; for a listing that ends the process quietly with status 0 instead.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && LISTING.load(Ordering::Relaxed) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// True when `e` comes from writing to a closed pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// True for a command that only reads (see [`set_listing`]).
+pub fn is_listing() -> bool {
+    LISTING.load(Ordering::Relaxed)
+}
+
 /// A line on stderr; never fails.
 pub fn err_line(args: std::fmt::Arguments) {
     let mut err = std::io::stderr().lock();

@@ -57,9 +57,9 @@ pub fn init(
             &id_path,
             vault::keys::identity_file_text(&created.identity).as_bytes(),
         )?;
-        outln!();
-        outln!("KEEP THIS FILE SAFE: {}", id_path.display());
-        outln!(
+        dataln!("");
+        dataln!("KEEP THIS FILE SAFE: {}", id_path.display());
+        dataln!(
             "  It is the only key that can read these backups (no passphrase was given, so the store holds no \
              copy). Copy it somewhere offline now; without it no snapshot can ever be restored. You may then \
              delete it from this host: snapshots keep working with the writer key alone. To keep a copy in the \
