@@ -75,8 +75,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
     let mut bad_blobs: HashSet<Id> = HashSet::new();
     if read_data {
         let progress = crate::progress::get();
-        progress.begin(
+        progress.begin_items(
             "check --read-data",
+            "packs",
             stored.len() as u64,
             stored.values().sum(),
         );

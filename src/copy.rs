@@ -568,7 +568,7 @@ fn transfer_packs(
         Ok(())
     };
     let progress = crate::progress::get();
-    progress.begin("copy", packs.len() as u64, 0);
+    progress.begin_items("copy", "packs", packs.len() as u64, 0);
     parallel(packs, opts.threads, |id| {
         crate::progress::check_cancelled()?;
         let name = id.to_hex();

@@ -13,6 +13,12 @@
 //! guard as the error unwinds, and nothing a stopped command wrote is half-visible: a
 //! snapshot record or index file is written whole or not at all.
 //!
+//! The "files" counters count the step's items, named by its unit: files for snapshot
+//! and restore, packs for copy, check --read-data, prune's repack and restore's download,
+//! snapshots for prune's mark and stats. New long loops (repair, drill) call
+//! [`Progress::begin_items`] once and then the `add_*`/`set_current` methods, and
+//! [`check_cancelled`] where stopping is safe.
+//!
 //! Invariants: counters only grow between two [`Progress::begin`] calls; a total of 0
 //! means "not known"; the observer is called on the thread doing the work, so it must be
 //! quick and must not call back into the library.
@@ -52,7 +58,7 @@ pub type Observer = Box<dyn Fn(FileEvent, &Path) + Send + Sync>;
 /// The counters of the running step. See the module docs.
 #[derive(Default)]
 pub struct Progress {
-    step: Mutex<&'static str>,
+    step: Mutex<(&'static str, &'static str)>,
     files_done: AtomicU64,
     files_total: AtomicU64,
     bytes_done: AtomicU64,
@@ -64,6 +70,8 @@ pub struct Progress {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Snapshot {
     pub step: &'static str,
+    /// What the "files" counters count: files, packs, snapshots.
+    pub unit: &'static str,
     pub files_done: u64,
     /// 0 when not known.
     pub files_total: u64,
@@ -85,7 +93,18 @@ pub fn get() -> &'static Progress {
 impl Progress {
     /// Starts a new step: resets the counters and sets the totals (0: not known).
     pub fn begin(&self, step: &'static str, files_total: u64, bytes_total: u64) {
-        *self.step.lock().unwrap() = step;
+        self.begin_items(step, "files", files_total, bytes_total);
+    }
+
+    /// Like [`Progress::begin`], for a step whose items are not files (`unit`: "packs").
+    pub fn begin_items(
+        &self,
+        step: &'static str,
+        unit: &'static str,
+        files_total: u64,
+        bytes_total: u64,
+    ) {
+        *self.step.lock().unwrap() = (step, unit);
         self.files_done.store(0, Ordering::Relaxed);
         self.bytes_done.store(0, Ordering::Relaxed);
         self.files_total.store(files_total, Ordering::Relaxed);
@@ -114,8 +133,10 @@ impl Progress {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let (step, unit) = *self.step.lock().unwrap();
         Snapshot {
-            step: *self.step.lock().unwrap(),
+            step,
+            unit,
             files_done: self.files_done.load(Ordering::Relaxed),
             files_total: self.files_total.load(Ordering::Relaxed),
             bytes_done: self.bytes_done.load(Ordering::Relaxed),
@@ -173,6 +194,7 @@ mod tests {
             s,
             Snapshot {
                 step: "two",
+                unit: "files",
                 files_done: 0,
                 files_total: 5,
                 bytes_done: 0,

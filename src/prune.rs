@@ -81,8 +81,13 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     // 1. Mark.
     let mut used: HashSet<Id> = HashSet::new();
     let snapshots = repo.snapshots(keys)?;
-    for (_, snap) in &snapshots {
+    let progress = crate::progress::get();
+    progress.begin_items("prune: mark", "snapshots", snapshots.len() as u64, 0);
+    for (id, snap) in &snapshots {
+        crate::progress::check_cancelled()?;
+        progress.set_current(&id.short());
         mark(reader, cache, &snap.tree, &mut used)?;
+        progress.add_files(1);
     }
 
     // 2. Sort packs.
@@ -165,9 +170,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .iter()
         .flat_map(|r| r.entries.iter().map(|e| e.id))
         .collect();
-    let progress = crate::progress::get();
-    progress.begin(
+    progress.begin_items(
         "prune: repack",
+        "packs",
         repack.len() as u64,
         repack.iter().map(|(r, _)| r.size).sum(),
     );

@@ -81,7 +81,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache) -> Result<StoreStats> {
     // Blob id -> (snapshots that need it, the last of them).
     let mut need: HashMap<Id, (u32, u32)> = HashMap::new();
     let progress = crate::progress::get();
-    progress.begin("stats", snapshots.len() as u64, 0);
+    progress.begin_items("stats", "snapshots", snapshots.len() as u64, 0);
     for (i, (id, snap)) in snapshots.iter().enumerate() {
         crate::progress::check_cancelled()?;
         progress.set_current(&id.short());

@@ -84,12 +84,23 @@ impl SpoolBackend {
             jobs.extend(requests.iter().map(|&(o, l)| (pack.clone(), o, l)));
             spooled.insert(pack.clone(), requests);
         }
+        let progress = crate::progress::get();
+        progress.begin_items(
+            "restore: download",
+            "packs",
+            jobs.len() as u64,
+            jobs.iter().map(|j| j.2).sum(),
+        );
         let queue = Mutex::new(jobs.into_iter());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         std::thread::scope(|scope| {
             for _ in 0..fetchers.max(1) {
                 scope.spawn(|| loop {
                     if first_error.lock().unwrap().is_some() {
+                        return;
+                    }
+                    if let Err(e) = crate::progress::check_cancelled() {
+                        first_error.lock().unwrap().get_or_insert(e);
                         return;
                     }
                     let Some((pack, off, len)) = queue.lock().unwrap().next() else {
@@ -112,6 +123,9 @@ impl SpoolBackend {
                                     )
                                 })
                         });
+                    progress.set_current(&pack);
+                    progress.add_bytes(len);
+                    progress.add_files(1);
                     if let Err(e) = result {
                         first_error.lock().unwrap().get_or_insert(e);
                     }

@@ -48,6 +48,7 @@ pub fn completions(args: &CompletionsArgs, mut cmd: clap::Command) -> Result<u8>
     };
     let mut out = super::output::Stdout::new();
     clap_complete::generate(shell, &mut cmd, "vault", &mut out);
+    super::output::mark_printed();
     Ok(0)
 }
 

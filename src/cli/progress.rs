@@ -126,7 +126,7 @@ impl Rate {
 }
 
 fn status_text(s: &vault::progress::Snapshot, rate: f64, eta: Option<Duration>) -> String {
-    let mut t = format!("{}: {} files", s.step, s.files_done);
+    let mut t = format!("{}: {} {}", s.step, s.files_done, s.unit);
     if s.files_total > 0 {
         t.push_str(&format!(" of {}", s.files_total));
     }
@@ -189,6 +189,7 @@ fn json_lines(stop: &AtomicBool, interval: Duration) {
         }
         let line = serde_json::json!({
             "progress": s.step,
+            "unit": s.unit,
             "files_done": s.files_done,
             "files_total": (s.files_total > 0).then_some(s.files_total),
             "bytes_done": s.bytes_done,
@@ -243,9 +244,9 @@ fn bar(stop: &AtomicBool) {
         }
         pb.set_position(s.bytes_done);
         let files = if s.files_total > 0 {
-            format!("{}/{} files", s.files_done, s.files_total)
+            format!("{}/{} {}", s.files_done, s.files_total, s.unit)
         } else {
-            format!("{} files", s.files_done)
+            format!("{} {}", s.files_done, s.unit)
         };
         pb.set_prefix(format!("{}: {files}", s.step));
         let _ = rate.update(&s);
@@ -273,6 +274,7 @@ mod tests {
     fn status_line_shows_totals_rate_and_eta_when_known() {
         let s = vault::progress::Snapshot {
             step: "restore",
+            unit: "files",
             files_done: 3,
             files_total: 10,
             bytes_done: 1024,
