@@ -90,7 +90,7 @@ fn killed_prune_at_many_points_leaves_a_healthy_store() {
     let pristine = v.dir.join("pristine-store");
     copy_dir(&v.store, &pristine);
     let full = timed(&v, &["prune", "--repack-threshold", "0"]);
-    let points = 8;
+    let points = 5;
     for i in 0..points {
         copy_dir(&pristine, &v.store);
         let delay = full * i / points + Duration::from_millis(2);
@@ -108,7 +108,7 @@ fn killed_repair_index_at_many_points_leaves_a_usable_store() {
     let (v, kept, src, expected) = world();
     v.ok(["prune"]);
     let full = timed(&v, &["repair", "index", "--read-all-packs"]);
-    let points = 8;
+    let points = 5;
     for i in 0..points {
         let delay = full * i / points + Duration::from_millis(2);
         v.kill_after(["repair", "index", "--read-all-packs"], delay);
