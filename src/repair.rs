@@ -130,7 +130,7 @@ pub fn repair_index(
         report.nothing_to_do = true;
         return Ok(report);
     }
-    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records.sort_by_key(|r| r.id);
     for slice in records.chunks(256) {
         repo.save_index(keys, slice)?;
         report.index_files_written += 1;
