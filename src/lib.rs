@@ -16,6 +16,7 @@ pub mod pack;
 pub mod progress;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;

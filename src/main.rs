@@ -162,6 +162,9 @@ enum Command {
         /// Also download every pack and decrypt and verify every blob in it
         #[arg(long)]
         read_data: bool,
+        /// Read only a share of the packs: N/M (deterministic, 1/M..M/M cover all) or P% (random)
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
     },
     /// Copy a store (or chosen snapshots) to another location, shipping only what it lacks
     Copy {
@@ -189,6 +192,11 @@ enum Command {
     Completions(cli::docs::CompletionsArgs),
     /// Write man pages (vault.1 and one per subcommand) into a folder
     Manpages(cli::docs::ManpagesArgs),
+    /// Rebuild the index from the packs, or snapshots without the files whose data is lost
+    #[command(subcommand)]
+    Repair(cli::repair::RepairCommand),
+    /// Remove leases left by processes that died (and, with --force, a named one)
+    Unlock(cli::unlock::UnlockArgs),
 }
 
 impl Command {
@@ -210,6 +218,8 @@ impl Command {
             Command::Stats(_) => "stats",
             Command::Completions(_) => "completions",
             Command::Manpages(_) => "manpages",
+            Command::Repair(_) => "repair",
+            Command::Unlock(_) => "unlock",
         }
     }
 
@@ -515,8 +525,18 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             dry_run,
             repack_threshold,
         } => cli::commands::prune(&ctx, dry_run, repack_threshold),
-        Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Check {
+            read_data,
+            read_data_subset,
+        } => cli::commands::check(
+            &ctx,
+            read_data,
+            read_data_subset.as_deref(),
+            cli::output::json(),
+        ),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
+        Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
+        Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
