@@ -39,7 +39,7 @@ fn world() -> (Vault, PathBuf) {
 }
 
 /// Starts a restore into `out` and kills it as soon as it has begun writing files (a
-/// temporary file appears); returns false when it finished first.
+/// regular file appears, under any name); returns false when it finished first.
 fn kill_mid_restore(v: &Vault, out: &Path) -> bool {
     let mut child = v
         .command(["restore".as_ref(), "latest".as_ref(), "--to".as_ref(), out.as_os_str()])
@@ -54,7 +54,11 @@ fn kill_mid_restore(v: &Vault, out: &Path) -> bool {
             eprintln!("restore finished ({status}) before it could be killed");
             return false;
         }
-        if out.exists() && common::walk(out).iter().any(|p| is_temp(p)) {
+        let writing = out.exists()
+            && common::walk(out)
+                .iter()
+                .any(|p| p.symlink_metadata().is_ok_and(|m| m.is_file() && m.len() > 0));
+        if writing {
             child.kill().unwrap();
             child.wait().unwrap();
             return true;
