@@ -116,23 +116,29 @@ fn killed_snapshots_at_random_points_leave_a_store_that_checks_and_restores() {
     };
     let args = snap(&[]);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let full = timed(&v, &args);
+    let mut last = timed(&v, &args);
     let mut rng = rng();
     let (mut killed, n) = (0, points());
     for i in 0..n {
         // New data each time, so every run has packs to write.
         fs::write(
             src.join(format!("d{}/new{i:04}", i % 3)),
-            random_bytes(10_000 + i, 200_000 + (i as usize % 7) * 300_000),
+            random_bytes(10_000 + i, 2_000_000 + (i as usize % 7) * 1_000_000),
         )
         .unwrap();
-        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 + 1));
+        // A point anywhere in a run like the last one (and a little after).
+        let delay = Duration::from_micros(rng.next() % (last.as_micros() as u64 * 11 / 10 + 1));
         if kill_after(&v, &args, delay) {
             killed += 1;
         }
         check_after_kill(&v);
+        // The next run completes.
+        last = timed(&v, &args);
+        if i % 10 == 9 {
+            // Older snapshots go, so the store does not grow without end.
+            v.ok(["forget", "--keep-last", "3", "--prune"]);
+        }
     }
-    timed(&v, &args);
     v.ok(["check", "--read-data"]);
     let ids = v.snapshot_ids();
     for id in &ids {
