@@ -89,7 +89,10 @@ impl Config {
                 }
                 None => String::new(),
             };
-            format!("{at}{}", crate::error::redact_quoted(e.message().trim_end()))
+            format!(
+                "{at}{}",
+                crate::error::redact_quoted(e.message().trim_end())
+            )
         })
     }
 }

@@ -133,9 +133,8 @@ pub struct Repo {
 impl Repo {
     pub fn open(backend: BackendRef) -> Result<Repo> {
         let bytes = backend.get(Kind::Config, "config")?;
-        let config = decode_store_config(&bytes).map_err(|e| {
-            Error::corrupt(format!("store config at {}", backend.location()), e)
-        })?;
+        let config = decode_store_config(&bytes)
+            .map_err(|e| Error::corrupt(format!("store config at {}", backend.location()), e))?;
         if config.format != FORMAT_NAME {
             return Err(Error::corrupt(
                 format!("store config at {}", backend.location()),

@@ -49,7 +49,7 @@ fn temp_name(name: &[u8]) -> std::ffi::OsString {
     t.push(b'.');
     t.extend_from_slice(keep);
     t.extend_from_slice(TEMP_MARK);
-    t.extend_from_slice(crate::id::Id::random().to_hex()[..TEMP_RANDOM].as_bytes());
+    t.extend_from_slice(&crate::id::Id::random().to_hex().as_bytes()[..TEMP_RANDOM]);
     std::ffi::OsString::from_vec(t)
 }
 
@@ -60,7 +60,10 @@ const TEMP_RANDOM: usize = 16;
 /// releases, `.vault-restore-` and 8 hex digits): what a killed restore leaves behind.
 pub fn is_temp_name(name: &[u8]) -> bool {
     let hex_tail = |tail: &[u8], n: usize| {
-        tail.len() == n && tail.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        tail.len() == n
+            && tail
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     };
     if let Some(tail) = name.strip_prefix(b".vault-restore-".as_slice()) {
         return hex_tail(tail, 8);

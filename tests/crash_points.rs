@@ -95,7 +95,11 @@ fn source(v: &Vault) -> std::path::PathBuf {
         fs::create_dir_all(&dir).unwrap();
         for f in 0..40u64 {
             let seed = d * 100 + f;
-            let len = if f % 13 == 0 { 3_000_000 } else { 20_000 + (seed as usize * 977) % 90_000 };
+            let len = if f % 13 == 0 {
+                3_000_000
+            } else {
+                20_000 + (seed as usize * 977) % 90_000
+            };
             fs::write(dir.join(format!("f{f:02}")), random_bytes(seed, len)).unwrap();
         }
     }
@@ -163,8 +167,12 @@ fn killed_restores_at_random_points_end_exact_on_the_next_run() {
     v.snapshot(&[&src]);
     let out = v.dir.join("out");
     let restore = |extra: &[&str]| -> Vec<std::ffi::OsString> {
-        let mut a: Vec<std::ffi::OsString> =
-            vec!["restore".into(), "latest".into(), "--to".into(), out.clone().into()];
+        let mut a: Vec<std::ffi::OsString> = vec![
+            "restore".into(),
+            "latest".into(),
+            "--to".into(),
+            out.clone().into(),
+        ];
         a.extend(extra.iter().map(Into::into));
         a
     };
@@ -188,7 +196,10 @@ fn killed_restores_at_random_points_end_exact_on_the_next_run() {
             killed += 1;
         }
         timed(&v, &args);
-        let left: Vec<_> = common::walk(&out).into_iter().filter(|p| is_temp(p)).collect();
+        let left: Vec<_> = common::walk(&out)
+            .into_iter()
+            .filter(|p| is_temp(p))
+            .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
         compare::assert_same(&src, &restored(&out, &src));
     }

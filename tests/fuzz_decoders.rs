@@ -155,7 +155,9 @@ fn seed() -> u64 {
 }
 
 /// Edge values that lengths and counts are made of.
-const EDGES: &[u8] = &[0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0x18, 0x19, 0x1a, 0x1b, 0x5b, 0x7b, 0x9b, 0xbb];
+const EDGES: &[u8] = &[
+    0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0x18, 0x19, 0x1a, 0x1b, 0x5b, 0x7b, 0x9b, 0xbb,
+];
 
 /// CBOR headers announcing huge byte strings, text, arrays and maps.
 const CBOR_HUGE: &[&[u8]] = &[
@@ -309,11 +311,15 @@ fn world() -> World {
 }
 
 fn sample_pack(w: &World, blobs: usize) -> (Vec<u8>, PackRecord) {
-    let mut p = PackWriter::new(&[w.recipient.clone()], 1 << 16, 1 << 16).unwrap();
+    let mut p = PackWriter::new(std::slice::from_ref(&w.recipient), 1 << 16, 1 << 16).unwrap();
     for i in 0..blobs {
         let data: Vec<u8> = (0..(37 * i + 5)).map(|k| (k * i) as u8).collect();
         let id = w.keys.blob_id(&data);
-        let kind = if i % 3 == 0 { BlobKind::Tree } else { BlobKind::Data };
+        let kind = if i % 3 == 0 {
+            BlobKind::Tree
+        } else {
+            BlobKind::Data
+        };
         p.add(id, kind, data.len() as u32, false, &data);
     }
     p.finish(&w.keys)
@@ -365,7 +371,9 @@ fn sample_node(i: u8) -> Node {
 fn fuzz_pack_header() {
     let w = world();
     let seeds: Vec<Vec<u8>> = (0..3)
-        .map(|_| vault::crypto::age_encrypt(&[w.recipient.clone()], &[7u8; 32]).unwrap())
+        .map(|_| {
+            vault::crypto::age_encrypt(std::slice::from_ref(&w.recipient), &[7u8; 32]).unwrap()
+        })
         .collect();
     let id = Id::random();
     fuzz(1, seeds, |b| {
@@ -401,7 +409,11 @@ fn fuzz_pack_trailer() {
 fn fuzz_index_file() {
     let w = world();
     let records: Vec<PackRecord> = [2, 5].iter().map(|&n| sample_pack(&w, n).1).collect();
-    let seeds = vec![cbor(&records), cbor(&records[..1].to_vec()), cbor(&Vec::<PackRecord>::new())];
+    let seeds = vec![
+        cbor(&records),
+        cbor(&records[..1].to_vec()),
+        cbor(&Vec::<PackRecord>::new()),
+    ];
     fuzz(4, seeds, |b| {
         let _ = vault::pack::decode_index(b);
     });
@@ -533,7 +545,10 @@ fn fuzz_secret_metadata() {
         "age_blake3": hex::encode([2u8; 32]),
     });
     let seeds = vec![serde_json::to_vec(&meta).unwrap()];
-    assert!(vault::secrets::store::decode_meta(&seeds[0]).is_ok(), "the seed is metadata");
+    assert!(
+        vault::secrets::store::decode_meta(&seeds[0]).is_ok(),
+        "the seed is metadata"
+    );
     fuzz(13, seeds, |b| {
         let _ = vault::secrets::store::decode_meta(b);
     });
@@ -543,8 +558,19 @@ fn fuzz_secret_metadata() {
 fn fuzz_sealed_secret() {
     let w = world();
     let seeds = vec![
-        vault::crypto::age_encrypt(&[w.recipient.clone()], b"0123456789abcdef0123456789abcdef").unwrap(),
-        vault::crypto::age_encrypt(&[w.recipient.clone(), age::x25519::Identity::generate().to_public()], &[0u8; 300]).unwrap(),
+        vault::crypto::age_encrypt(
+            std::slice::from_ref(&w.recipient),
+            b"0123456789abcdef0123456789abcdef",
+        )
+        .unwrap(),
+        vault::crypto::age_encrypt(
+            &[
+                w.recipient.clone(),
+                age::x25519::Identity::generate().to_public(),
+            ],
+            &[0u8; 300],
+        )
+        .unwrap(),
     ];
     fuzz(14, seeds, |b| {
         let _ = vault::crypto::age_decrypt(&w.identity, b);

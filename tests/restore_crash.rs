@@ -14,8 +14,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn is_temp(p: &Path) -> bool {
-    p.file_name()
-        .is_some_and(|n| n.as_bytes().starts_with(b".") && n.as_bytes().windows(11).any(|w| w == b".vault-tmp-"))
+    p.file_name().is_some_and(|n| {
+        n.as_bytes().starts_with(b".") && n.as_bytes().windows(11).any(|w| w == b".vault-tmp-")
+    })
 }
 
 /// A world whose snapshot takes a while to restore: the fixture plus larger files.
@@ -26,7 +27,11 @@ fn world() -> (Vault, PathBuf) {
     let bulk = root.join("bulk");
     fs::create_dir(&bulk).unwrap();
     for i in 0..4u64 {
-        fs::write(bulk.join(format!("big{i}")), random_bytes(100 + i, 24 << 20)).unwrap();
+        fs::write(
+            bulk.join(format!("big{i}")),
+            random_bytes(100 + i, 24 << 20),
+        )
+        .unwrap();
     }
     for i in 0..200u64 {
         fs::write(bulk.join(format!("small{i:03}")), random_bytes(i, 40_000)).unwrap();
@@ -42,7 +47,12 @@ fn world() -> (Vault, PathBuf) {
 /// regular file appears, under any name); returns false when it finished first.
 fn kill_mid_restore(v: &Vault, out: &Path) -> bool {
     let mut child = v
-        .command(["restore".as_ref(), "latest".as_ref(), "--to".as_ref(), out.as_os_str()])
+        .command([
+            "restore".as_ref(),
+            "latest".as_ref(),
+            "--to".as_ref(),
+            out.as_os_str(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -55,15 +65,19 @@ fn kill_mid_restore(v: &Vault, out: &Path) -> bool {
             return false;
         }
         let writing = out.exists()
-            && common::walk(out)
-                .iter()
-                .any(|p| p.symlink_metadata().is_ok_and(|m| m.is_file() && m.len() > 0));
+            && common::walk(out).iter().any(|p| {
+                p.symlink_metadata()
+                    .is_ok_and(|m| m.is_file() && m.len() > 0)
+            });
         if writing {
             child.kill().unwrap();
             child.wait().unwrap();
             return true;
         }
-        assert!(started.elapsed() < Duration::from_secs(300), "restore hangs");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "restore hangs"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -79,7 +93,11 @@ fn assert_no_partial_file(src: &Path, got: &Path) {
         let (Ok(a), Ok(b)) = (fs::read(&orig), fs::read(&p)) else {
             continue;
         };
-        assert!(a == b, "{} carries its real name but not its whole content", p.display());
+        assert!(
+            a == b,
+            "{} carries its real name but not its whole content",
+            p.display()
+        );
     }
 }
 
@@ -93,9 +111,18 @@ fn killed_restore_leaves_no_truncated_file_under_a_real_name() {
             killed += 1;
             assert_no_partial_file(&src, &restored(&out, &src));
         }
-        let res = v.restore("latest", &out, &["--overwrite", policy]).restore_ok();
-        let left: Vec<_> = common::walk(&out).into_iter().filter(|p| is_temp(p)).collect();
-        assert!(left.is_empty(), "temporary files left after the re-run: {left:?}\n{}", res.describe());
+        let res = v
+            .restore("latest", &out, &["--overwrite", policy])
+            .restore_ok();
+        let left: Vec<_> = common::walk(&out)
+            .into_iter()
+            .filter(|p| is_temp(p))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "temporary files left after the re-run: {left:?}\n{}",
+            res.describe()
+        );
         compare::assert_same(&src, &restored(&out, &src));
     }
     assert!(killed >= 2, "only {killed} restores were killed part way");

@@ -17,7 +17,11 @@ fn mistyped_config_key_does_not_echo_its_value() {
     )
     .unwrap();
     let out = v.run(["snapshots"]).failed();
-    assert!(out.stderr.contains("secret_acces_key"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("secret_acces_key"),
+        "{}",
+        out.describe()
+    );
     assert!(
         !out.all().contains("wJalrXUtnFEMI"),
         "the value of the mistyped key was printed\n{}",
@@ -38,7 +42,11 @@ fn cache_database_is_private() {
             dbs.push(p);
         }
     }
-    assert!(!dbs.is_empty(), "a cache database under {}", v.cache.display());
+    assert!(
+        !dbs.is_empty(),
+        "a cache database under {}",
+        v.cache.display()
+    );
     for db in dbs {
         let mode = fs::metadata(&db).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", db.display());
