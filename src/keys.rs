@@ -214,6 +214,13 @@ mod tests {
     use crate::backend::memory::MemoryBackend;
 
     #[test]
+    fn damaged_writer_key_file_error_does_not_quote_it() {
+        let text = r#"{"store_id": "s", "store": "/x", "id_key": "00", "recipients": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}"#;
+        let err = WriterKeyFile::parse(text).err().expect("not a key file");
+        assert!(!err.contains("0f1e2d3c4b5a"), "{err}");
+    }
+
+    #[test]
     fn reader_object_round_trip_and_wrong_passphrase() {
         let b = MemoryBackend::new("keys");
         let id = age::x25519::Identity::generate();

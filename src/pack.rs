@@ -423,6 +423,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hostile_lengths_in_index_and_trailer_are_refused() {
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let reader = age::x25519::Identity::generate();
+        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
+        let data = vec![5u8; 1000];
+        w.add(keys.blob_id(&data), BlobKind::Data, 1000, false, &data);
+        let (bytes, record) = w.finish(&keys);
+        let encode = |r: &PackRecord| {
+            let mut out = Vec::new();
+            ciborium::into_writer(&vec![r.clone()], &mut out).unwrap();
+            out
+        };
+        assert!(
+            decode_index(&encode(&record)).is_ok(),
+            "an honest index decodes"
+        );
+        assert!(read_trailer(&keys, &record.id, &bytes).is_ok());
+        let mutations: [fn(&mut PackRecord); 6] = [
+            |r| r.entries[0].raw_len = u32::MAX,
+            |r| {
+                r.entries[0].length = u32::MAX;
+                r.entries[0].compressed = true
+            },
+            |r| r.entries[0].length = 3,
+            |r| r.entries[0].offset = 2,
+            |r| r.entries[0].offset = (r.size - 10) as u32,
+            |r| r.header_len = u32::MAX,
+        ];
+        for (i, m) in mutations.iter().enumerate() {
+            let mut bad = record.clone();
+            m(&mut bad);
+            let err = decode_index(&encode(&bad)).expect_err(&format!("mutation {i}"));
+            assert!(
+                err.contains("range")
+                    || err.contains("exceeds")
+                    || err.contains("lie")
+                    || err.contains("fit"),
+                "mutation {i}: {err}"
+            );
+        }
+        // A whole pack whose header length field claims 4 GiB.
+        let mut bad = bytes.clone();
+        bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read_trailer(&keys, &record.id, &bad).is_err());
+        assert!(check_header_len(u32::MAX).is_err() && check_header_len(300).is_ok());
+    }
+
+    #[test]
     fn pack_round_trip_and_tamper_detection() {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let reader = age::x25519::Identity::generate();

@@ -174,6 +174,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hostile_chunk_lengths_are_refused() {
+        let node = |len: u32| Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            mtime_nsec: 0,
+            size: len as u64,
+            xattrs: Vec::new(),
+            extents: vec![Extent {
+                offset: 0,
+                chunks: vec![ChunkRef {
+                    id: Id::random(),
+                    len,
+                }],
+            }],
+            subtree: None,
+            target: None,
+            rdev: 0,
+            link: None,
+        };
+        let tree = |len| {
+            Tree {
+                nodes: vec![node(len)],
+            }
+            .encode()
+        };
+        assert!(Tree::decode(&tree(4096)).is_ok());
+        assert!(Tree::decode(&tree(u32::MAX)).is_err());
+        assert!(Tree::decode(&tree(0)).is_err());
+    }
+
+    #[test]
     fn unsafe_names_are_refused() {
         for bad in [&b""[..], b".", b"..", b"a/b", b"/etc", b"a\0b"] {
             assert!(!is_safe_name(bad), "{bad:?}");
