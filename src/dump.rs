@@ -135,7 +135,7 @@ impl<W: Write> Dumper<'_, W> {
     fn write_node(&mut self, node: &Node, path: &[u8]) -> Result<()> {
         let shown = || format!("/{}", display_name(path));
         let werr = |e: io::Error| Error::io(format!("write {} to the tar stream", shown()), e);
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut header = tar::Header::new_ustar();
         let mut name = path.to_vec();
         let mut link_target: Option<Vec<u8>> = None;
@@ -163,9 +163,9 @@ impl<W: Write> Dumper<'_, W> {
                         }
                         let map = sparse_map(&regions);
                         size = map.len() as u64 + node.data_len();
-                        pax.push(("GNU.sparse.major".into(), b"1".to_vec()));
-                        pax.push(("GNU.sparse.minor".into(), b"0".to_vec()));
-                        pax.push(("GNU.sparse.name".into(), path.to_vec()));
+                        pax.push((b"GNU.sparse.major".to_vec(), b"1".to_vec()));
+                        pax.push((b"GNU.sparse.minor".to_vec(), b"0".to_vec()));
+                        pax.push((b"GNU.sparse.name".to_vec(), path.to_vec()));
                         pax.push((
                             "GNU.sparse.realsize".into(),
                             node.size.to_string().into_bytes(),
@@ -209,10 +209,10 @@ impl<W: Write> Dumper<'_, W> {
         header.set_uid(node.uid.min(MAX_ID) as u64);
         header.set_gid(node.gid.min(MAX_ID) as u64);
         if node.uid > MAX_ID {
-            pax.push(("uid".into(), node.uid.to_string().into_bytes()));
+            pax.push((b"uid".to_vec(), node.uid.to_string().into_bytes()));
         }
         if node.gid > MAX_ID {
-            pax.push(("gid".into(), node.gid.to_string().into_bytes()));
+            pax.push((b"gid".to_vec(), node.gid.to_string().into_bytes()));
         }
         for (key, value, set) in [("uname", &node.user, true), ("gname", &node.group, false)] {
             let Some(v) = value else { continue };
@@ -222,7 +222,7 @@ impl<W: Write> Dumper<'_, W> {
                 header.set_groupname(v).is_ok()
             };
             if !fits {
-                pax.push((key.into(), v.as_bytes().to_vec()));
+                pax.push((key.as_bytes().to_vec(), v.as_bytes().to_vec()));
             }
         }
         header.set_mtime(node.mtime.max(0) as u64);
@@ -232,41 +232,49 @@ impl<W: Write> Dumper<'_, W> {
         ));
         let plain = |b: &[u8]| b.iter().all(|c| (0x20..0x7f).contains(c));
         if name.len() > 100 || !plain(&name) {
-            pax.push(("path".into(), name.clone()));
+            pax.push((b"path".to_vec(), name.clone()));
         }
         put_field(&mut header.as_old_mut().name, &name);
         if let Some(t) = &link_target {
             if t.len() > 100 || !plain(t) {
-                pax.push(("linkpath".into(), t.clone()));
+                pax.push((b"linkpath".to_vec(), t.clone()));
             }
             put_field(&mut header.as_old_mut().linkname, t);
         }
         for x in &node.xattrs {
-            let Ok(xname) = std::str::from_utf8(&x.name) else {
-                self.report.skipped.push(format!(
-                    "{}: xattr {} (its name is not UTF-8, which PAX cannot hold)",
-                    shown(),
-                    display_name(&x.name)
-                ));
-                continue;
-            };
-            pax.push((format!("SCHILY.xattr.{xname}"), x.value.clone()));
-            let acl_key = match xname {
-                "system.posix_acl_access" => Some("SCHILY.acl.access"),
-                "system.posix_acl_default" => Some("SCHILY.acl.default"),
+            // Names are bytes, as GNU tar writes them.
+            pax.push(([&b"SCHILY.xattr."[..], &x.name].concat(), x.value.clone()));
+            let acl_key = match x.name.as_slice() {
+                b"system.posix_acl_access" => Some(&b"SCHILY.acl.access"[..]),
+                b"system.posix_acl_default" => Some(&b"SCHILY.acl.default"[..]),
                 _ => None,
             };
             if let Some(key) = acl_key {
                 if let Some(text) = crate::acl::to_text(&x.value) {
-                    pax.push((key.into(), text.into_bytes()));
+                    pax.push((key.to_vec(), text.into_bytes()));
                 }
             }
         }
         header.set_size(size);
         header.set_cksum();
-        self.builder
-            .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-            .map_err(werr)?;
+        if !pax.is_empty() {
+            let records = pax_records(&pax);
+            let mut xh = tar::Header::new_ustar();
+            xh.set_entry_type(tar::EntryType::XHeader);
+            let base = name
+                .rsplit(|&b| b == b'/')
+                .find(|c| !c.is_empty())
+                .unwrap_or(b"x");
+            put_field(
+                &mut xh.as_old_mut().name,
+                &[&b"PaxHeaders/"[..], base].concat(),
+            );
+            xh.set_mode(0o644);
+            xh.set_mtime(node.mtime.max(0) as u64);
+            xh.set_size(records.len() as u64);
+            xh.set_cksum();
+            self.builder.append(&xh, &records[..]).map_err(werr)?;
+        }
         let content = Content::new(self.reader, self.cache, node, sparse.as_deref(), size);
         if let Err(e) = self.builder.append(&header, content) {
             return Err(
@@ -285,6 +293,25 @@ impl<W: Write> Dumper<'_, W> {
         }
         Ok(())
     }
+}
+
+/// PAX records `LEN KEY=VALUE\n`, LEN counting the whole record (itself included).
+fn pax_records(pax: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in pax {
+        let body = k.len() + v.len() + 3; // " ", "=", "\n"
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(k);
+        out.push(b'=');
+        out.extend_from_slice(v);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// Copies `value` into a NUL-padded header field, cut to its length (PAX has the rest).
@@ -457,6 +484,19 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn pax_records_parse_back() {
+        let pax = vec![
+            (b"path".to_vec(), vec![b'a'; 95]),
+            (
+                b"SCHILY.xattr.user.caf\xe9".to_vec(),
+                b"line\nbreak".to_vec(),
+            ),
+        ];
+        let bytes = pax_records(&pax);
+        assert_eq!(crate::import_tar::parse_pax(&bytes).unwrap(), pax);
     }
 
     #[test]

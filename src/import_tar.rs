@@ -298,9 +298,15 @@ fn read_entries<R: Read>(
     pos: &Rc<Cell<u64>>,
     what: &str,
 ) -> Result<()> {
-    let entries = archive.entries().map_err(|e| damaged(what, pos.get(), e))?;
+    // Raw entries: PAX records are parsed here (the tar crate's reader splits values at
+    // newlines, which ACL texts and binary xattrs hold), GNU long names likewise.
+    let entries = archive
+        .entries()
+        .map_err(|e| damaged(what, pos.get(), e))?
+        .raw(true);
     // End of the last entry's data, padded to the block size.
     let mut data_end = 0u64;
+    let mut pending = Pending::default();
     for entry in entries {
         let mut entry = entry.map_err(|e| {
             // A bad header was just read whole: name where it starts.
@@ -314,7 +320,37 @@ fn read_entries<R: Read>(
         let offset = entry.raw_header_position();
         let padded = entry.header().entry_size().unwrap_or(0).div_ceil(512) * 512;
         data_end = entry.raw_file_position() + padded;
-        add_entry(&mut entry, sink, state, offset, what)?;
+        let etype = entry.header().entry_type();
+        let extension = matches!(
+            etype,
+            tar::EntryType::XHeader
+                | tar::EntryType::XGlobalHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        );
+        if extension {
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| damaged(what, offset, e))?;
+            if data.len() as u64 != entry.size() {
+                return Err(damaged(what, offset, "an extension header is cut short"));
+            }
+            match etype {
+                tar::EntryType::XHeader => {
+                    pending.pax = parse_pax(&data).map_err(|e| damaged(what, offset, e))?
+                }
+                tar::EntryType::XGlobalHeader => {}
+                tar::EntryType::GNULongName => pending.name = Some(trim_nul(data)),
+                _ => pending.link = Some(trim_nul(data)),
+            }
+            continue;
+        }
+        let taken = std::mem::take(&mut pending);
+        add_entry(&mut entry, taken, sink, state, offset, what)?;
+    }
+    if pos.get() == 0 {
+        return Err(Error::Usage(format!("{what} is empty: nothing to import")));
     }
     // An archive ends with zero blocks; a stream that stops right after an entry was cut.
     if pos.get() < data_end + 512 {
@@ -330,27 +366,63 @@ fn read_entries<R: Read>(
     Ok(())
 }
 
-/// PAX records of an entry as (key, value) byte strings.
-fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+/// PAX records as (key, value) byte strings.
+type Pax = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What extension headers said about the next entry.
+#[derive(Default)]
+struct Pending {
+    pax: Pax,
+    name: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+}
+
+fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// Parses PAX records: `LEN KEY=VALUE\n`, LEN counting the whole record; values may hold
+/// any byte, newlines included.
+pub fn parse_pax(data: &[u8]) -> std::result::Result<Pax, String> {
     let mut out = Vec::new();
-    if let Some(exts) = entry.pax_extensions()? {
-        for ext in exts {
-            let ext = ext?;
-            let Ok(key) = ext.key() else { continue };
-            out.push((key.to_string(), ext.value_bytes().to_vec()));
+    let mut at = 0usize;
+    while at < data.len() {
+        if data[at..].iter().all(|&b| b == 0) {
+            break;
         }
+        let space = data[at..]
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("a PAX record without a length")?;
+        let len: usize = std::str::from_utf8(&data[at..at + space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("a PAX record length is not a number")?;
+        if len <= space + 1 || at + len > data.len() || data[at + len - 1] != b'\n' {
+            return Err(format!("a PAX record of length {len} is malformed"));
+        }
+        let kv = &data[at + space + 1..at + len - 1];
+        let eq = kv
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("a PAX record without `=`")?;
+        out.push((kv[..eq].to_vec(), kv[eq + 1..].to_vec()));
+        at += len;
     }
     Ok(out)
 }
 
-fn pax_get<'p>(pax: &'p [(String, Vec<u8>)], key: &str) -> Option<&'p [u8]> {
+fn pax_get<'p>(pax: &'p [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'p [u8]> {
     pax.iter()
         .rev()
-        .find(|(k, _)| k == key)
+        .find(|(k, _)| k.as_slice() == key.as_bytes())
         .map(|(_, v)| v.as_slice())
 }
 
-fn pax_str<'p>(pax: &'p [(String, Vec<u8>)], key: &str) -> Option<&'p str> {
+fn pax_str<'p>(pax: &'p [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'p str> {
     pax_get(pax, key).and_then(|v| std::str::from_utf8(v).ok())
 }
 
@@ -396,16 +468,32 @@ fn components(path: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
 
 fn add_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
+    pending: Pending,
     sink: &mut BlobSink<'_>,
     state: &mut State,
     offset: u64,
     what: &str,
 ) -> Result<()> {
     let bad = |detail: String| damaged(what, offset, detail);
-    let pax = pax_records(entry).map_err(|e| bad(e.to_string()))?;
+    let pax = pending.pax;
     let header = entry.header().clone();
     let etype = header.entry_type();
-    let mut path = entry.path_bytes().into_owned();
+    let mut path = pax_get(&pax, "path")
+        .map(<[u8]>::to_vec)
+        .or(pending.name)
+        .unwrap_or_else(|| header.path_bytes().into_owned());
+    let link_name = pax_get(&pax, "linkpath")
+        .map(<[u8]>::to_vec)
+        .or(pending.link)
+        .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+    if let Some(size) = pax_str(&pax, "size").and_then(|v| v.parse::<u64>().ok()) {
+        if size != entry.size() {
+            return Err(bad(format!(
+                "entry {} gives its size ({size} bytes) only in a PAX record, which this reader does not follow",
+                crate::tree::display_name(&path)
+            )));
+        }
+    }
     let sparse_major = pax_str(&pax, "GNU.sparse.major");
     let sparse_map = pax_str(&pax, "GNU.sparse.map");
     if sparse_major.is_some() || sparse_map.is_some() {
@@ -490,10 +578,9 @@ fn add_entry<R: Read>(
 
     match etype {
         tar::EntryType::Link => {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad("hardlink without a target".into()))?
-                .into_owned();
+            let target = link_name
+                .clone()
+                .ok_or_else(|| bad("hardlink without a target".into()))?;
             let tcomps = components(&target).map_err(|why| {
                 Error::Usage(format!(
                     "{what}: hardlink {} at byte {offset} is refused: its target {why}; nothing was imported",
@@ -532,10 +619,9 @@ fn add_entry<R: Read>(
         tar::EntryType::Symlink => {
             state.summary.others += 1;
             node.target = Some(
-                entry
-                    .link_name_bytes()
-                    .ok_or_else(|| bad("symlink without a target".into()))?
-                    .into_owned(),
+                link_name
+                    .clone()
+                    .ok_or_else(|| bad("symlink without a target".into()))?,
             );
         }
         tar::EntryType::Char | tar::EntryType::Block => {
@@ -704,59 +790,42 @@ fn sparse_1_0<R: Read>(
     regions_data(entry, sink, &regions)
 }
 
-/// Old GNU sparse entries: the tar reader hands out the expanded content (holes as
-/// zeros). Holes are kept where the header lists every region; with extension blocks the
-/// content is stored whole.
+/// Old GNU sparse entries: the header lists up to four data regions, whose bytes follow
+/// back to back; the header's real size gives the length. Entries needing extension
+/// blocks (more than four regions) are refused with a clear message.
 fn old_gnu_sparse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     header: &tar::Header,
     sink: &mut BlobSink<'_>,
 ) -> std::result::Result<(u64, Vec<Extent>), DataError> {
-    let size = entry.size();
-    let regions: Option<Vec<(u64, u64)>> = header.as_gnu().and_then(|g| {
-        if g.is_extended() {
-            return None;
-        }
-        g.sparse
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| Some((s.offset().ok()?, s.length().ok()?)))
-            .collect()
-    });
-    let Some(regions) = regions else {
-        let all = [(0u64, size)];
-        return Ok((size, regions_data(entry, sink, &all)?));
-    };
-    // Walk the expanded stream: skip holes, store regions.
-    let mut extents = Vec::new();
-    let mut at = 0u64;
-    for (off, len) in regions {
-        if off < at {
-            return Err(DataError::Archive("sparse regions out of order".into()));
-        }
-        let gap = off - at;
-        let skipped = io::copy(&mut (&mut *entry).take(gap), &mut io::sink())
-            .map_err(|e| DataError::Archive(e.to_string()))?;
-        if skipped != gap {
-            return Err(DataError::Archive("sparse file cut short".into()));
-        }
-        extents.extend(regions_data(&mut *entry, sink, &[(off, len)])?);
-        at = off + len;
+    let gnu = header
+        .as_gnu()
+        .ok_or_else(|| DataError::Archive("a sparse entry without a GNU header".into()))?;
+    if gnu.is_extended() {
+        return Err(DataError::Archive(
+            "old GNU sparse files with more than four regions are not supported; re-create the archive with --format=posix".into(),
+        ));
     }
-    let rest = io::copy(entry, &mut io::sink()).map_err(|e| DataError::Archive(e.to_string()))?;
-    if at + rest != size {
-        return Err(DataError::Archive("sparse file cut short".into()));
-    }
-    Ok((size, extents))
+    let size = gnu
+        .real_size()
+        .map_err(|e| DataError::Archive(e.to_string()))?;
+    let regions: Vec<(u64, u64)> = gnu
+        .sparse
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Ok((s.offset()?, s.length()?)))
+        .collect::<io::Result<_>>()
+        .map_err(|e| DataError::Archive(e.to_string()))?;
+    Ok((size, regions_data(entry, sink, &regions)?))
 }
 
 /// `SCHILY.xattr.*` records as xattrs, and `SCHILY.acl.*` turned into the binary ACL
 /// xattrs where the archive does not carry those directly.
-fn xattrs_from_pax(pax: &[(String, Vec<u8>)], names: &mut Names) -> Vec<Xattr> {
+fn xattrs_from_pax(pax: &[(Vec<u8>, Vec<u8>)], names: &mut Names) -> Vec<Xattr> {
     let mut map: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for (k, v) in pax {
-        if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-            map.insert(name.as_bytes().to_vec(), v.clone());
+        if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
+            map.insert(name.to_vec(), v.clone());
         }
     }
     for (key, xattr, is_default) in [
@@ -910,6 +979,16 @@ mod tests {
         );
         assert_eq!(parse_pax_time("12"), Some((12, 0)));
         assert_eq!(parse_pax_time("-1.25"), Some((-2, 750_000_000)));
+    }
+
+    #[test]
+    fn pax_values_may_hold_newlines() {
+        // The length counts the whole record, the newline inside the value included.
+        let rec = b"32 SCHILY.acl.access=user::rw-\n\n12 path=a/b\n";
+        let pax = parse_pax(rec).unwrap();
+        assert_eq!(pax[0].1, b"user::rw-\n");
+        assert_eq!(pax[1], (b"path".to_vec(), b"a/b".to_vec()));
+        assert!(parse_pax(b"99 path=x\n").is_err());
     }
 
     #[test]
