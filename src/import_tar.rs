@@ -310,7 +310,8 @@ fn read_entries<R: Read>(
     for entry in entries {
         let mut entry = entry.map_err(|e| {
             // A bad header was just read whole: name where it starts.
-            let at = if e.to_string().contains("header") {
+            let msg = e.to_string();
+            let at = if msg.contains("header") || msg.contains("cksum") {
                 pos.get().saturating_sub(512)
             } else {
                 pos.get()

@@ -81,7 +81,7 @@ fn vendor_tarball_imports_exactly_and_the_next_one_deduplicates() {
     let list = common::snapshot_list(&v.run(["snapshots", "--json"]).ok());
     assert_eq!(list.len(), 1, "{}", out.describe());
     assert_eq!(snapshot_time(&list[0]), EPOCH1, "{}", list[0]);
-    assert_eq!(list[0]["host"], "platform-1", "{}", list[0]);
+    assert_eq!(list[0]["hostname"], "platform-1", "{}", list[0]);
     assert!(list[0].to_string().contains("imported"), "{}", list[0]);
     assert!(
         list[0].to_string().contains("/var/travis"),
