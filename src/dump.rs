@@ -158,7 +158,7 @@ impl<W: Write> Dumper<'_, W> {
                     if node.data_len() < node.size {
                         let mut regions: Vec<(u64, u64)> =
                             node.extents.iter().map(|e| (e.offset, e.len())).collect();
-                        if regions.last().is_none_or(|r| r.0 + r.1 < node.size) {
+                        if regions.last().map_or(true, |r| r.0 + r.1 < node.size) {
                             regions.push((node.size, 0));
                         }
                         let map = sparse_map(&regions);

@@ -552,7 +552,7 @@ fn add_entry<R: Read>(
         .and_then(parse_pax_time)
         .or_else(|| header.mtime().ok().map(|m| (m as i64, 0)))
         .unwrap_or((0, 0));
-    if state.newest.is_none_or(|n| (mtime, mtime_nsec) > n) {
+    if state.newest.map_or(true, |n| (mtime, mtime_nsec) > n) {
         state.newest = Some((mtime, mtime_nsec));
     }
     let mode = header.mode().map_err(|e| bad(e.to_string()))? & 0o7777;

@@ -27,7 +27,7 @@ const CHUNKS_KEPT: usize = 8;
 
 /// What a mount shows at its root.
 pub enum Source {
-    One(Snapshot),
+    One(Box<Snapshot>),
     All(Vec<(Id, Snapshot)>),
 }
 
@@ -37,20 +37,23 @@ enum What {
     /// A snapshot's root tree, or a folder of one.
     Tree {
         tree: Id,
-        node: Option<Node>,
+        node: Option<Box<Node>>,
         mtime: SystemTime,
     },
     /// Any other entry of a snapshot.
-    Leaf(Node),
+    Leaf(Box<Node>),
     /// The `latest` link of a host folder.
     Link(Vec<u8>),
 }
+
+/// A folder's entries: name and inode.
+type Children = Vec<(Vec<u8>, u64)>;
 
 struct Inode {
     parent: u64,
     what: What,
     /// Children by name, once known.
-    children: Option<Vec<(Vec<u8>, u64)>>,
+    children: Option<Children>,
 }
 
 pub struct SnapshotFs {
@@ -168,7 +171,7 @@ impl SnapshotFs {
         fs
     }
 
-    fn add(&mut self, parent: u64, what: What, children: Option<Vec<(Vec<u8>, u64)>>) -> u64 {
+    fn add(&mut self, parent: u64, what: What, children: Option<Children>) -> u64 {
         self.inodes.push(Inode {
             parent,
             what,
@@ -193,7 +196,7 @@ impl SnapshotFs {
     }
 
     /// The children of a folder, reading its tree the first time.
-    fn children(&mut self, ino: u64) -> Result<Option<Vec<(Vec<u8>, u64)>>> {
+    fn children(&mut self, ino: u64) -> Result<Option<Children>> {
         let Some(inode) = self.get(ino) else {
             return Ok(None);
         };
@@ -212,9 +215,9 @@ impl SnapshotFs {
                 (NodeKind::Dir, Some(sub)) => What::Tree {
                     tree: sub,
                     mtime: to_time(node.mtime, node.mtime_nsec),
-                    node: Some(node),
+                    node: Some(Box::new(node)),
                 },
-                _ => What::Leaf(node),
+                _ => What::Leaf(Box::new(node)),
             };
             let cino = self.add(ino, what, None);
             kids.push((name, cino));
@@ -284,7 +287,7 @@ impl SnapshotFs {
         };
         Some(match &inode.what {
             What::Synthetic { mtime } => dir(*mtime, None),
-            What::Tree { node, mtime, .. } => dir(*mtime, node.as_ref()),
+            What::Tree { node, mtime, .. } => dir(*mtime, node.as_deref()),
             What::Link(target) => attr(
                 ino,
                 fuser::FileType::Symlink,
@@ -461,7 +464,7 @@ impl fuser::Filesystem for SnapshotFs {
         reply: fuser::ReplyData,
     ) {
         let node = match self.get(ino).map(|i| &i.what) {
-            Some(What::Leaf(n)) if n.kind == NodeKind::File => n.clone(),
+            Some(What::Leaf(n)) if n.kind == NodeKind::File => (**n).clone(),
             Some(_) => return reply.error(libc::EISDIR),
             None => return reply.error(libc::ENOENT),
         };

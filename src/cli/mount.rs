@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: MountArgs) -> Result<u8> {
             args.mountpoint.display(),
             args.mountpoint.display()
         );
-        vault::mount::Source::One(snap)
+        vault::mount::Source::One(Box::new(snap))
     };
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let fs = vault::mount::SnapshotFs::new(reader, cache, source);
