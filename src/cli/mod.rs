@@ -5,5 +5,7 @@ pub mod dump;
 pub mod find;
 pub mod import_tar;
 pub mod mount;
+pub mod repair;
 pub mod secrets;
 pub mod terminal;
+pub mod unlock;
