@@ -2,8 +2,13 @@
 pub mod output;
 pub mod commands;
 pub mod context;
+pub mod diff;
 pub mod docs;
+pub mod dump;
+pub mod find;
+pub mod import_tar;
 pub mod metrics;
+pub mod mount;
 pub mod progress;
 pub mod repair;
 pub mod secrets;

@@ -41,7 +41,15 @@ pub fn snapshot(
         &opts,
     )?;
     for p in &result.problems {
-        errln!("vault: could not read {}: {}", p.path.display(), p.error);
+        if p.changed {
+            errln!(
+                "vault: {} changed during the snapshot: {}",
+                p.path.display(),
+                p.error
+            );
+        } else {
+            errln!("vault: could not read {}: {}", p.path.display(), p.error);
+        }
     }
     let s = &result.snapshot.summary;
     outln!(
@@ -80,7 +88,7 @@ pub fn snapshot(
     seal_platform_secrets(ctx, &writer);
     if !result.problems.is_empty() {
         errln!(
-            "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
+            "vault: the snapshot is partial: {} entr{} could not be read or changed while read (listed above)",
             result.problems.len(),
             if result.problems.len() == 1 {
                 "y"
