@@ -17,8 +17,10 @@ pub mod prune;
 pub mod reader;
 pub mod repo;
 pub mod restore;
+pub mod restore_delete;
 pub mod retention;
 pub mod secrets;
+pub mod select;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -1,4 +1,5 @@
 pub mod commands;
 pub mod context;
+pub mod filter;
 pub mod secrets;
 pub mod terminal;

@@ -3,11 +3,16 @@ use anyhow::{bail, Result};
 use std::path::PathBuf;
 use vault::tree::{display_name, NodeKind};
 
-pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
+pub fn ls(
+    ctx: &Context,
+    spec: &str,
+    path: Option<PathBuf>,
+    filter: &crate::cli::filter::FilterArgs,
+) -> Result<()> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
-    let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    let (_, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()
