@@ -182,7 +182,7 @@ pub fn remove(root: BorrowedFd<'_>, extras: &[Extra]) -> (u64, Vec<String>) {
         }
     }
     for e in extras.iter().rev() {
-        if e.mount_point || blocked.iter().any(|b| *b == e.comps.as_slice()) {
+        if e.mount_point || blocked.contains(&e.comps.as_slice()) {
             continue;
         }
         let (name, parent) = e.comps.split_last().expect("an extra has a name");

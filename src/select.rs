@@ -84,7 +84,7 @@ impl SnapshotFilter {
     }
 
     pub fn matches(&self, s: &Snapshot) -> bool {
-        let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname);
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
         let tags_ok = self.tags.iter().all(|t| s.tags.contains(t));
         let paths_ok = self.paths.iter().all(|p| {
             let want = clean(p);
