@@ -239,7 +239,13 @@ pub fn run(
     if let Some(root) = &root_fd {
         let mut dirs = Vec::new();
         expected_dirs(&items, &mut dirs);
-        report.extras = crate::restore_delete::find(root.as_fd(), &dirs, &opts.target)?;
+        // Without --delete the extras are only counted: a folder this user cannot list
+        // must not stop a restore that would not touch it.
+        report.extras = match crate::restore_delete::find(root.as_fd(), &dirs, &opts.target) {
+            Ok(extras) => extras,
+            Err(e) if opts.delete => return Err(e),
+            Err(_) => Vec::new(),
+        };
     }
     if !planner.conflicts.is_empty() {
         let n = planner.conflicts.len();
