@@ -15,6 +15,7 @@ pub mod object_lock;
 pub mod pack;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod restore_delete;

@@ -144,6 +144,12 @@ enum Command {
     Check {
         #[arg(long)]
         read_data: bool,
+        /// Read only a share of the packs: N/M (deterministic, 1/M..M/M cover all) or P% (random)
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
+        /// Print one JSON object (problems as typed records) instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Copy a store (or chosen snapshots) to another location, shipping only what it lacks
     Copy {
@@ -167,6 +173,11 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Rebuild the index from the packs, or snapshots without the files whose data is lost
+    #[command(subcommand)]
+    Repair(cli::repair::RepairCommand),
+    /// Remove leases left by processes that died (and, with --force, a named one)
+    Unlock(cli::unlock::UnlockArgs),
 }
 
 #[derive(Subcommand)]
@@ -398,13 +409,19 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             repack_threshold,
         } => cli::commands::prune(&ctx, dry_run, repack_threshold),
-        Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Check {
+            read_data,
+            read_data_subset,
+            json,
+        } => cli::commands::check(&ctx, read_data, read_data_subset.as_deref(), json),
         Command::Copy {
             to,
             snapshots,
             filter,
             ..
         } => cli::commands::copy(&ctx, &to, &snapshots, &filter),
+        Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
+        Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             if !keep.filter.tags.is_empty() || !keep.filter.paths.is_empty() {
                 anyhow::bail!("`vault lock extend` takes --host only: a snapshot left out by --tag or --path would lose its lock");

@@ -11,7 +11,9 @@ pub fn ls(
 ) -> Result<()> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
-    cache.sync_index(&repo, &keys)?;
+    for w in cache.sync_index(&repo, &keys)?.warnings() {
+        eprintln!("vault: warning: {w}");
+    }
     let (_, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path

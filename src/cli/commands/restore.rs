@@ -12,7 +12,9 @@ pub fn restore(
     // Choose the snapshot before the index sync: a wrong choice fails fast.
     let (id, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     let mut cache = ctx.open_cache(&repo)?;
-    cache.sync_index(&repo, &keys)?;
+    for w in cache.sync_index(&repo, &keys)?.warnings() {
+        eprintln!("vault: warning: {w}");
+    }
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let started = std::time::Instant::now();
     let result = vault::restore::run(&reader, &cache, &snap, &opts);
