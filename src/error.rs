@@ -81,6 +81,11 @@ pub enum Error {
 
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
+
+    /// `latest` (or a filter) matched no snapshot; `present` lists the hosts the store
+    /// holds, so the operator can choose instead of restoring another host's files.
+    #[error("no snapshot matches {wanted}, so nothing was chosen; {present}")]
+    NoMatchingSnapshot { wanted: String, present: String },
 }
 
 impl Error {

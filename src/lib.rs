@@ -24,8 +24,10 @@ pub mod reader;
 pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod restore_delete;
 pub mod retention;
 pub mod secrets;
+pub mod select;
 pub mod tree;
 
 pub use error::{Error, Result};

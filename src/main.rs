@@ -17,7 +17,7 @@ const EXIT_PARTIAL: u8 = 3;
 #[derive(Parser)]
 #[command(
     name = "vault",
-    version,
+    version = env!("VAULT_LONG_VERSION"),
     about = "Encrypted, deduplicating backups of Travis CI Enterprise hosts"
 )]
 struct Cli {
@@ -61,6 +61,8 @@ enum Command {
         object_lock: Option<vault::backend::ObjectLock>,
         #[command(flatten)]
         escrow: cli::secrets::EscrowInitArgs,
+        #[command(flatten)]
+        reader: cli::commands::ReaderChoice,
     },
     /// Save the configured paths (default /etc/travis and /var/travis) into the store
     Snapshot {
@@ -78,10 +80,12 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// List the contents of a snapshot
     Ls {
-        /// Snapshot id (or unique prefix), or "latest"
+        /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
         snapshot: String,
         /// Only this path and what lies below it
         path: Option<PathBuf>,
@@ -91,10 +95,12 @@ enum Command {
         /// Print JSON: [{"path", "type", "mode", "permissions", "uid", "gid", "user", "group", "size", "mtime", "target"?}]
         #[arg(long, conflicts_with = "long")]
         json: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// Restore a snapshot into a folder (use --to / to put the trees back in place)
     Restore {
-        /// Snapshot id (or unique prefix), or "latest"
+        /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
         snapshot: String,
         /// Target folder; the snapshot's absolute paths are recreated below it
         #[arg(long)]
@@ -114,6 +120,11 @@ enum Command {
         /// Use the numeric uid/gid of the snapshot even where the names exist on this host
         #[arg(long)]
         numeric_owner: bool,
+        /// Make the target identical under the restored paths: remove what the snapshot lacks
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// Remove snapshots by a retention policy (flags, else [retention] in the config)
     Forget {
@@ -160,6 +171,8 @@ enum Command {
         /// damaged there (packs that do not match their hash, differing index files or records)
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// Manage the store's keys
     #[command(subcommand)]
@@ -238,9 +251,9 @@ struct KeepArgs {
     /// Keep every snapshot carrying this tag; repeatable
     #[arg(long = "keep-tag", value_name = "TAG")]
     keep_tags: Vec<String>,
-    /// Only consider snapshots of this host; repeatable
-    #[arg(long = "host", value_name = "HOST")]
-    hosts: Vec<String>,
+    /// Only consider these snapshots (--host, --tag, --path)
+    #[command(flatten)]
+    filter: cli::filter::FilterArgs,
     /// Apply the policy per group: any of host,paths,tags (default host,paths)
     #[arg(long, value_name = "FIELDS")]
     group_by: Option<String>,
@@ -276,8 +289,8 @@ impl KeepArgs {
         } else {
             configured.clone()
         };
-        if !self.hosts.is_empty() {
-            c.hosts = self.hosts;
+        if !self.filter.hosts.is_empty() {
+            c.hosts = self.filter.hosts;
         }
         if self.group_by.is_some() {
             c.group_by = self.group_by;
@@ -357,8 +370,9 @@ fn run(cli: Cli) -> Result<u8> {
             recipients,
             object_lock,
             escrow,
+            reader,
         } => {
-            let repo = cli::commands::init(&ctx, &recipients, object_lock)?;
+            let repo = cli::commands::init(&ctx, &recipients, object_lock, &reader)?;
             match cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &escrow)? {
                 Some(set) => println!("platform secrets will be sealed to {}", set.describe()),
                 None => println!(
@@ -392,13 +406,16 @@ fn run(cli: Cli) -> Result<u8> {
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }
         Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
-        Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
+        Command::Snapshots { json, filter } => {
+            cli::commands::snapshots(&ctx, json, &filter).map(|_| 0)
+        }
         Command::Ls {
             snapshot,
             path,
             long,
             json,
-        } => cli::commands::ls(&ctx, &snapshot, path, long, json).map(|_| 0),
+            filter,
+        } => cli::commands::ls(&ctx, &snapshot, path, long, json, &filter).map(|_| 0),
         Command::Restore {
             snapshot,
             to,
@@ -407,9 +424,12 @@ fn run(cli: Cli) -> Result<u8> {
             verify,
             overwrite,
             numeric_owner,
+            delete,
+            filter,
         } => cli::commands::restore(
             &ctx,
             &snapshot,
+            &filter,
             vault::restore::RestoreOptions {
                 target: to,
                 includes,
@@ -417,6 +437,7 @@ fn run(cli: Cli) -> Result<u8> {
                 dry_run,
                 verify,
                 numeric_owner,
+                delete,
                 threads: ctx.threads(),
                 spool: ctx.restore_spool()?,
             },
@@ -426,8 +447,14 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             prune,
         } => {
+            // Hosts go into the policy (the others are shown as not selected); tags and
+            // paths narrow the snapshots it sees.
+            let narrow = vault::select::SnapshotFilter {
+                hosts: Vec::new(),
+                ..keep.filter.filter()
+            };
             let policy = keep.into_config(&ctx.config.retention);
-            cli::commands::forget(&ctx, &policy, dry_run, prune)
+            cli::commands::forget(&ctx, &policy, &narrow, dry_run, prune)
         }
         Command::Prune {
             dry_run,
@@ -442,11 +469,15 @@ fn run(cli: Cli) -> Result<u8> {
             to,
             snapshots,
             verify,
+            filter,
             ..
-        } => cli::commands::copy(&ctx, &to, &snapshots, verify),
+        } => cli::commands::copy(&ctx, &to, &snapshots, verify, &filter),
         Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
         Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
+            if !keep.filter.tags.is_empty() || !keep.filter.paths.is_empty() {
+                anyhow::bail!("`vault lock extend` takes --host only: a snapshot left out by --tag or --path would lose its lock");
+            }
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
         Command::ImportTar(args) => cli::import_tar::run(&ctx, args),

@@ -150,6 +150,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub verify: bool,
     pub numeric_owner: bool,
+    /// Remove entries of the target that the snapshot lacks, below the restored paths
+    /// (see [`crate::restore_delete`]).
+    pub delete: bool,
     pub threads: usize,
     /// For remote stores: fetch the needed pack ranges into this folder first (many
     /// requests in flight), then restore from there; see [`crate::backend::spool`].
@@ -201,6 +204,11 @@ pub struct RestoreReport {
     pub verified_files: u64,
     /// Temporary files of an earlier, interrupted restore that were removed.
     pub leftovers_removed: u64,
+    /// Entries of the target below the restored paths that the snapshot lacks: removed
+    /// with `delete` (unless a dry run), else left.
+    pub extras: Vec<crate::restore_delete::Extra>,
+    /// How many of `extras` were removed.
+    pub extras_removed: u64,
 }
 
 /// An entry of the snapshot as the plan sees it.
@@ -329,6 +337,17 @@ pub fn run(
 
     let mut report = RestoreReport::default();
     collect_plan(&items, &opts.target, &mut report.plan);
+    if let Some(root) = &root_fd {
+        let mut dirs = Vec::new();
+        expected_dirs(&items, &mut dirs);
+        // Without --delete the extras are only counted: a folder this user cannot list
+        // must not stop a restore that would not touch it.
+        report.extras = match crate::restore_delete::find(root.as_fd(), &dirs, &opts.target) {
+            Ok(extras) => extras,
+            Err(e) if opts.delete => return Err(e),
+            Err(_) => Vec::new(),
+        };
+    }
     if !planner.conflicts.is_empty() {
         let n = planner.conflicts.len();
         let shown: Vec<String> = planner
@@ -356,6 +375,12 @@ pub fn run(
         return Ok(report);
     }
     let root_fd = root_fd.expect("target exists when not a dry run");
+    // Before anything is written, so folders get their snapshot mtimes afterwards.
+    if opts.delete {
+        let (removed, failures) = crate::restore_delete::remove(root_fd.as_fd(), &report.extras);
+        report.extras_removed = removed;
+        report.failures.extend(failures);
+    }
     let spooled;
     let reader = match &opts.spool {
         Some(dir) => {
@@ -417,6 +442,27 @@ fn needed_ranges(
         }
     }
     Ok(())
+}
+
+/// The folders the restore merges into (existing in the target, at or below a restored
+/// path), each with the names the snapshot holds there.
+fn expected_dirs<'a>(items: &'a [Item], out: &mut Vec<crate::restore_delete::ExpectedDir<'a>>) {
+    for item in items {
+        if item.node.kind != NodeKind::Dir || item.action != Action::Merge {
+            continue;
+        }
+        if !item.ancestor {
+            out.push(crate::restore_delete::ExpectedDir {
+                comps: &item.comps,
+                names: item
+                    .children
+                    .iter()
+                    .map(|c| c.node.name.as_slice())
+                    .collect(),
+            });
+        }
+        expected_dirs(&item.children, out);
+    }
 }
 
 fn collect_plan(items: &[Item], target: &Path, out: &mut Vec<PlanLine>) {
@@ -1114,7 +1160,9 @@ where
             }
         }
         let mut report = std::mem::take(&mut self.report);
-        report.failures = std::mem::take(&mut self.shared.failures.lock().unwrap());
+        report
+            .failures
+            .extend(std::mem::take(&mut *self.shared.failures.lock().unwrap()));
         report.warnings = std::mem::take(&mut self.shared.warnings.lock().unwrap());
         report.bytes = self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed);
         report.files += self.shared.files.load(std::sync::atomic::Ordering::Relaxed);

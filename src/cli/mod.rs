@@ -5,6 +5,7 @@ pub mod dump;
 pub mod find;
 pub mod import_tar;
 pub mod mount;
+pub mod filter;
 pub mod repair;
 pub mod secrets;
 pub mod terminal;

@@ -4,6 +4,7 @@ use anyhow::Result;
 pub fn forget(
     ctx: &Context,
     config: &vault::retention::RetentionConfig,
+    narrow: &vault::select::SnapshotFilter,
     dry_run: bool,
     then_prune: bool,
 ) -> Result<u8> {
@@ -11,7 +12,7 @@ pub fn forget(
     // The reader identity is demanded even though only snapshot records are touched: a
     // snapshotting host's writer key must not be able to drop backups.
     let (repo, keys, _) = ctx.reader_keys()?;
-    let snapshots = repo.snapshots(&keys)?;
+    let snapshots = narrow.apply(repo.snapshots(&keys)?);
     let candidates = vault::retention::candidates(&snapshots)?;
     let mut decisions = vault::retention::apply(&policy, &candidates, &chrono::Local::now())?;
     // A rule relative to now (keep-within) or to tags can leave a group with nothing, for

@@ -11,7 +11,14 @@ enum Style {
     Json,
 }
 
-pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>, long: bool, json: bool) -> Result<()> {
+pub fn ls(
+    ctx: &Context,
+    spec: &str,
+    path: Option<PathBuf>,
+    long: bool,
+    json: bool,
+    filter: &crate::cli::filter::FilterArgs,
+) -> Result<()> {
     let style = if json {
         Style::Json
     } else if long {
@@ -24,7 +31,7 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>, long: bool, json: bo
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         eprintln!("vault: warning: {w}");
     }
-    let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    let (_, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

@@ -2,13 +2,19 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Context as _, Result};
 
-pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) -> Result<u8> {
+pub fn restore(
+    ctx: &Context,
+    spec: &str,
+    filter: &crate::cli::filter::FilterArgs,
+    opts: vault::restore::RestoreOptions,
+) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
+    // Choose the snapshot before the index sync: a wrong choice fails fast.
+    let (id, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     let mut cache = ctx.open_cache(&repo)?;
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         eprintln!("vault: warning: {w}");
     }
-    let (id, snap) = repo.find_snapshot(&keys, spec)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let started = std::time::Instant::now();
     let result = vault::restore::run(&reader, &cache, &snap, &opts);
@@ -26,9 +32,16 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         for line in &report.plan {
             println!("{:<8} {}", line.action.label(), line.path);
         }
+        if opts.delete {
+            for e in &report.extras {
+                let label = if e.mount_point { "mount" } else { "delete" };
+                println!("{label:<8} {}", e.path);
+            }
+        }
         println!(
-            "dry run: nothing was written ({} entries planned)",
-            report.plan.len()
+            "dry run: nothing was written ({} entries planned{})",
+            report.plan.len(),
+            extras_note(&report, &opts)
         );
         return Ok(0);
     }
@@ -67,6 +80,10 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
             String::new()
         }
     );
+    let note = extras_note(&report, &opts);
+    if !note.is_empty() {
+        println!("{}", note.trim_start_matches([',', ' ']));
+    }
     if !report.failures.is_empty() {
         bail!(
             "restore incomplete: {} entr{} could not be restored or verified (listed above); nothing unverified was left in their place",
@@ -78,4 +95,27 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         return Ok(crate::exit_partial());
     }
     Ok(0)
+}
+
+/// What happens to the target's entries the snapshot lacks: `, N entries not in the
+/// snapshot ...`, or nothing when there are none.
+fn extras_note(
+    report: &vault::restore::RestoreReport,
+    opts: &vault::restore::RestoreOptions,
+) -> String {
+    let n = report.extras.len();
+    if n == 0 {
+        return String::new();
+    }
+    let entries = if n == 1 { "entry" } else { "entries" };
+    match (opts.delete, opts.dry_run) {
+        (true, true) => format!(", {n} {entries} not in the snapshot to delete"),
+        (true, false) => format!(
+            ", {} of {n} {entries} not in the snapshot deleted",
+            report.extras_removed
+        ),
+        (false, _) => {
+            format!(", {n} {entries} not in the snapshot left in place (--delete removes them)")
+        }
+    }
 }

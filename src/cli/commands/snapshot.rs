@@ -14,7 +14,7 @@ pub fn snapshot(
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             eprintln!("vault: no store yet at {}: creating it", backend.location());
-            super::init(ctx, &[], None)?;
+            super::init(ctx, &[], None, &super::ReaderChoice::default())?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }
@@ -22,9 +22,7 @@ pub fn snapshot(
     let writer = ctx.writer()?;
     let sources = source_paths(ctx, paths)?;
     let mut cache = ctx.open_cache(&writer.repo)?;
-    let hostname = host
-        .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(system_hostname);
+    let hostname = host.unwrap_or_else(|| vault::select::this_host(ctx.config.hostname.as_deref()));
     let opts = SnapshotOptions {
         paths: sources,
         tags,
@@ -128,11 +126,4 @@ fn source_paths(ctx: &Context, given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(out)
-}
-
-fn system_hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }

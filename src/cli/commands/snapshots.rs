@@ -2,9 +2,9 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::Result;
 
-pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
+pub fn snapshots(ctx: &Context, json: bool, filter: &crate::cli::filter::FilterArgs) -> Result<()> {
     let (repo, keys) = ctx.meta_keys()?;
-    let list = repo.snapshots(&keys)?;
+    let list = filter.filter().apply(repo.snapshots(&keys)?);
     if json {
         let items: Vec<serde_json::Value> = list
             .iter()
