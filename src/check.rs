@@ -309,6 +309,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
                 }
                 continue;
             }
+            Err(e @ Error::Missing { .. }) => {
+                // Removed since the listing (by a prune elsewhere?).
+                let k = problems.add(ProblemKind::PackMissing, &object, e.to_string());
+                bad_packs.insert(id, k);
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if let Err(e) = pack::open_header_in_store(
