@@ -124,6 +124,7 @@ run_points() {
         if v "${args[@]}" >/dev/null 2>&1 && v check --read-data >/dev/null 2>&1 && restore_exact; then
             n_rerun=$((n_rerun + 1)); else
             echo "$name point $i (${delay} ms): the next run did not complete cleanly" >&2; failures=$((failures + 1)); fi
+        echo "  $name $i/$POINTS (killed at ${delay} ms): check clean $n_check, restore exact $n_restore, next run completes $n_rerun" >&2
     done
     echo "$name: $POINTS kill points over ${dur} ms ($n_damaged from a damaged index): check clean $n_check, restore exact $n_restore, next run completes $n_rerun"
 }
