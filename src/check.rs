@@ -309,6 +309,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
                 }
                 continue;
             }
+            Err(e @ Error::Missing { .. }) => {
+                // Removed since the listing (by a prune elsewhere?).
+                let k = problems.add(ProblemKind::PackMissing, &object, e.to_string());
+                bad_packs.insert(id, k);
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if let Err(e) = pack::open_header_in_store(
@@ -558,5 +564,37 @@ impl Walk<'_> {
         let found = Rc::new(found);
         self.memo.insert(*tree_id, found.clone());
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse_and_slices_partition() {
+        assert_eq!(
+            "2/7".parse::<DataSubset>().unwrap(),
+            DataSubset::Slice { n: 2, m: 7 }
+        );
+        assert_eq!(
+            "5%".parse::<DataSubset>().unwrap(),
+            DataSubset::Percent(5.0)
+        );
+        for bad in ["0/3", "4/3", "3/0", "0%", "101%", "x", "1/"] {
+            assert!(bad.parse::<DataSubset>().is_err(), "{bad}");
+        }
+        let ids: Vec<Id> = (0..200).map(|_| Id::random()).collect();
+        let mut seen = Vec::new();
+        for n in 1..=5 {
+            seen.extend(DataSubset::Slice { n, m: 5 }.select(ids.clone()));
+        }
+        seen.sort();
+        let mut all = ids.clone();
+        all.sort();
+        assert_eq!(seen, all, "1/5..5/5 select every pack exactly once");
+        assert_eq!(DataSubset::Percent(10.0).select(ids.clone()).len(), 20);
+        assert_eq!(DataSubset::Percent(0.1).select(ids.clone()).len(), 1);
+        assert!(DataSubset::None.select(ids).is_empty());
     }
 }

@@ -13,7 +13,8 @@
 //! [`TTL`] belongs to a process that died and is ignored (and removed by prune). A lease of
 //! this host whose process no longer exists is stale at once. Releasing rewrites the lease
 //! as expired before deleting it, so a host whose credentials may not delete (a write-only
-//! S3 policy) still frees the store.
+//! S3 policy) still frees the store. [`unlock`] removes stale leases on demand and, when
+//! named, the live lease of a host that is down (never one of a running process here).
 
 use crate::backend::{BackendRef, Kind};
 use crate::crypto::WriterKeys;
