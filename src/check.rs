@@ -2,7 +2,9 @@
 //! size the index says, every snapshot's trees load and name only blobs the index knows;
 //! with `read_data`, every pack is downloaded, its hash compared with its name, and every
 //! blob in it decrypted and checked against its id. Problems are reported with the
-//! snapshots and paths they affect.
+//! snapshots and paths they affect. A snapshot record that is not signed by an authorised
+//! host of its name, is bound to another name or store, or claims a time in the future, is
+//! a problem too (see [`crate::repo::Verification`]).
 
 use crate::backend::Kind;
 use crate::cache::Cache;
@@ -147,8 +149,18 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, read_data: bool) -> Result<Ch
         let Some(sid) = Id::from_hex(&info.name) else {
             continue;
         };
-        let snap = match repo.load_snapshot(keys, &sid) {
-            Ok(s) => s,
+        let snap = match repo.load_snapshot_checked(keys, &sid) {
+            Ok((s, verdict)) => {
+                for why in verdict.problems() {
+                    report.problems.push(format!(
+                        "snapshot {} (host {:?}, {}): {why}",
+                        sid.short(),
+                        s.hostname,
+                        s.time
+                    ));
+                }
+                s
+            }
             Err(e) => {
                 report
                     .problems

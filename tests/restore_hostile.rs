@@ -123,6 +123,7 @@ fn restore(c: &Crafted, snap: &Snapshot) -> vault::Result<vault::restore::Restor
             dry_run: false,
             verify: false,
             numeric_owner: true,
+            no_privileged: false,
             threads: 2,
             spool: None,
         },

@@ -7,7 +7,8 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
-    let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    let (id, snap, verdict) = repo.find_snapshot_checked(&keys, spec)?;
+    super::describe_verification(&id, &snap, &verdict);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

@@ -11,6 +11,8 @@ mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod host;
+mod upgrade;
 
 pub use check::*;
 pub use copy::*;
@@ -23,6 +25,8 @@ pub use prune::*;
 pub use restore::*;
 pub use snapshot::*;
 pub use snapshots::*;
+pub use host::*;
+pub use upgrade::*;
 
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -6,7 +6,8 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
-    let (id, snap) = repo.find_snapshot(&keys, spec)?;
+    let (id, snap, verdict) = repo.find_snapshot_checked(&keys, spec)?;
+    super::describe_verification(&id, &snap, &verdict);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let started = std::time::Instant::now();
     let result = vault::restore::run(&reader, &cache, &snap, &opts);
@@ -24,6 +25,7 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         for line in &report.plan {
             println!("{:<8} {}", line.action.label(), line.path);
         }
+        print_privileged(&report.privileged);
         println!(
             "dry run: nothing was written ({} entries planned)",
             report.plan.len()
@@ -43,6 +45,7 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     for f in &report.failures {
         eprintln!("vault: {f}");
     }
+    print_privileged(&report.privileged);
     println!(
         "restored snapshot {} into {}: {} files, {} folders, {} other, {} in {:.2} s{}",
         id.short(),
@@ -69,4 +72,15 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         return Ok(crate::exit_partial());
     }
     Ok(0)
+}
+
+/// Lists the privileged entries a restore creates (or would create).
+fn print_privileged(list: &[String]) {
+    if list.is_empty() {
+        return;
+    }
+    println!("privileged entries ({}):", list.len());
+    for p in list {
+        println!("  {p}");
+    }
 }

@@ -25,6 +25,12 @@ pub fn snapshot(
     let hostname = host
         .or_else(|| ctx.config.hostname.clone())
         .unwrap_or_else(system_hostname);
+    if let Some(own) = writer.host.as_deref().filter(|own| *own != hostname) {
+        eprintln!(
+            "vault: warning: this host's key is authorised as host {own:?}, so a snapshot recorded as {hostname:?} \
+             will be flagged as not verified and never be picked as `latest`"
+        );
+    }
     let opts = SnapshotOptions {
         paths: sources,
         tags,
