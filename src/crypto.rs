@@ -251,10 +251,12 @@ pub fn age_encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> R
 }
 
 /// scrypt work factor (log2 N) for new passphrase wraps: 2^18 with age's r = 8 costs
-/// 256 MiB of memory and MEASURED s per unlock on the development machine, four times
-/// what the first release used (2^16: 64 MiB, MEASURED16 s), so a guess at a stolen
-/// `keys/reader` costs four times as much. 2^19 (512 MiB) would not fit a 512 MiB
-/// restore host. age itself calibrates to one second, which on a fast machine means
+/// 256 MiB of memory (vault's whole unlock peaks at 270 MiB resident) and four times the
+/// time of the first release's 2^16 (64 MiB): measured on the 2-core development machine
+/// under a load average of 21, one unlock took 4.1 to 4.8 s, and OpenSSL's scrypt took
+/// 1.45 s at 2^16 and 5.3 s at 2^18 there, so about half a second on an idle core. A
+/// guess at a stolen `keys/reader` costs four times as much as before. 2^19 (512 MiB)
+/// would not fit a 512 MiB restore host. age itself calibrates to one second, which on a fast machine means
 /// 1 GiB or more of memory at every unlock and a cost that differs from host to host.
 pub const SCRYPT_LOG_N: u8 = 18;
 

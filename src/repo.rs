@@ -922,5 +922,5 @@ mod tests {
         assert_eq!(sig, CONFIG_SIG_VECTOR);
     }
 
-    const CONFIG_SIG_VECTOR: &str = "";
+    const CONFIG_SIG_VECTOR: &str = "f0190ce39f1682cb41da3d4fd7a36f7fdc42ca0cca4ceaaa64f2301f1db72f66752e80b2a51a058b12d26ca305ffbea01e32d59a73861d52399538e1850f8d05";
 }

@@ -228,7 +228,7 @@ mod tests {
         assert!(!verify(&key.public(), &other_store, &sig));
     }
 
-    const SIG_VECTOR: &str = "";
+    const SIG_VECTOR: &str = "fdbcc8b670911641d14d4c12207f9ec4e619d7d09759df1a0b6257e41d3191e5f60c9d4b3a44b9beade47422d28de3398de7570db9272a0f2ae5616d22c3960a";
 
     #[test]
     fn admin_key_derivation_is_fixed() {
@@ -242,5 +242,5 @@ mod tests {
         assert_ne!(admin.public(), other.public());
     }
 
-    const ADMIN_VECTOR: &str = "";
+    const ADMIN_VECTOR: &str = "3ec49e80f879805708e516a9c73836b33180bb085d90be79af31981f2396abb3";
 }
