@@ -133,7 +133,10 @@ impl Registry {
 
 /// Host names: what `hostname` prints, without whitespace or control characters.
 pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 253 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if name.is_empty()
+        || name.len() > 253
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Error::Usage(format!(
             "host name {name:?} is not valid: use the host's name (1 to 253 characters, no spaces)"
         )));
@@ -163,8 +166,12 @@ mod tests {
         let mut forged: Registry =
             serde_json::from_slice(&b.get(Kind::Keys, HOSTS_OBJECT).unwrap()).unwrap();
         forged.hosts[0].name = "worker-1".into();
-        b.put(Kind::Keys, HOSTS_OBJECT, &serde_json::to_vec(&forged).unwrap())
-            .unwrap();
+        b.put(
+            Kind::Keys,
+            HOSTS_OBJECT,
+            &serde_json::to_vec(&forged).unwrap(),
+        )
+        .unwrap();
         let err = Registry::load(&b, "00ff", &admin.public()).unwrap_err();
         assert!(err.to_string().contains("keys/hosts"), "{err}");
     }

@@ -166,7 +166,9 @@ impl Verification {
     pub fn label(&self) -> &'static str {
         match &self.signer {
             Signer::Host { revoked: false, .. } if self.future.is_none() => "verified",
-            Signer::Host { revoked: true, .. } if self.future.is_none() => "verified (host revoked)",
+            Signer::Host { revoked: true, .. } if self.future.is_none() => {
+                "verified (host revoked)"
+            }
             Signer::Admin if self.future.is_none() => "verified (admin)",
             Signer::Legacy if self.future.is_none() => "unsigned store",
             Signer::Unverified(_) => "UNVERIFIED",
@@ -280,7 +282,11 @@ impl Repo {
         }
         if config.version >= FORMAT_VERSION
             && (config.signature.is_none()
-                || config.admin_key.as_deref().and_then(sign::parse_public).is_none())
+                || config
+                    .admin_key
+                    .as_deref()
+                    .and_then(sign::parse_public)
+                    .is_none())
         {
             return Err(Error::corrupt(
                 format!("store config at {}", backend.location()),
@@ -302,7 +308,10 @@ impl Repo {
 
     /// The admin key the config claims (not yet verified).
     pub fn claimed_admin(&self) -> Option<[u8; 32]> {
-        self.config.admin_key.as_deref().and_then(sign::parse_public)
+        self.config
+            .admin_key
+            .as_deref()
+            .and_then(sign::parse_public)
     }
 
     /// Verifies the config against the admin public key (pinned by a writer, or derived
@@ -435,7 +444,9 @@ impl Repo {
     /// True when an index file is sealed bound to this store and its name.
     pub fn index_is_bound(&self, keys: &WriterKeys, name: &str) -> Result<bool> {
         let sealed = self.backend.get(Kind::Index, name)?;
-        Ok(keys.open_meta(&self.index_aad(name), &sealed, "index").is_ok())
+        Ok(keys
+            .open_meta(&self.index_aad(name), &sealed, "index")
+            .is_ok())
     }
 
     pub fn save_snapshot(&self, keys: &WriterKeys, snapshot: &Snapshot) -> Result<Id> {
@@ -489,7 +500,12 @@ impl Repo {
 
     /// Re-writes a record of the first format in place as a signed, bound record attested
     /// by the admin (for `vault upgrade`). False when it already was one.
-    pub fn rebind_snapshot(&self, keys: &WriterKeys, id: &Id, admin: &SigningSecret) -> Result<bool> {
+    pub fn rebind_snapshot(
+        &self,
+        keys: &WriterKeys,
+        id: &Id,
+        admin: &SigningSecret,
+    ) -> Result<bool> {
         let name = id.to_hex();
         let sealed = self.backend.get(Kind::Snapshots, &name)?;
         if keys.open_meta(SNAPSHOT_LABEL_V2, &sealed, "x").is_ok() {
@@ -531,7 +547,9 @@ impl Repo {
                 (snapshot, signer)
             }
             Err(e) => {
-                let plain = keys.open_meta(SNAPSHOT_LABEL, &sealed, &what).map_err(|_| e)?;
+                let plain = keys
+                    .open_meta(SNAPSHOT_LABEL, &sealed, &what)
+                    .map_err(|_| e)?;
                 let snapshot = parse(&plain)?;
                 let signer = if self.is_legacy() {
                     Signer::Legacy
@@ -580,14 +598,17 @@ impl Repo {
         };
         let message = sign::message("snapshot", store_id, "snapshots", name, &record.body);
         if !sign::verify(&key, &message, &sig) {
-            return Signer::Unverified("its signature does not verify: the record was altered".into());
+            return Signer::Unverified(
+                "its signature does not verify: the record was altered".into(),
+            );
         }
         if self.is_legacy() {
             return Signer::Legacy;
         }
         let (Some(admin), Some(registry)) = (&self.trust.admin, &self.trust.registry) else {
             return Signer::Unverified(
-                "the store's admin key is not known to this host, so signatures cannot be checked".into(),
+                "the store's admin key is not known to this host, so signatures cannot be checked"
+                    .into(),
             );
         };
         match record.signer.as_str() {
@@ -621,7 +642,9 @@ impl Repo {
                     }
                 }
             },
-            other => Signer::Unverified(format!("claims signer {other:?} with a key that is not the admin's")),
+            other => Signer::Unverified(format!(
+                "claims signer {other:?} with a key that is not the admin's"
+            )),
         }
     }
 
@@ -682,18 +705,25 @@ impl Repo {
         if spec == "latest" {
             let all = self.list_snapshots(keys)?;
             let total = all.len();
-            let fit = all
-                .into_iter()
-                .filter_map(|l| l.record.ok().map(|(s, v)| (l.id, s, v)))
-                .filter(|(_, _, v)| v.fit_for_latest())
-                .next_back();
+            let mut skipped = Vec::new();
+            let mut fit = None;
+            for l in all {
+                match l.record {
+                    Ok((s, v)) if v.fit_for_latest() => fit = Some((l.id, s, v)),
+                    Ok((_, v)) => {
+                        skipped.push(format!("{}: {}", l.id.short(), v.problems().join("; ")))
+                    }
+                    Err(e) => skipped.push(format!("{}: {e}", l.id.short())),
+                }
+            }
             return fit.ok_or_else(|| {
                 Error::SnapshotNotFound(if total == 0 {
                     "latest (the store has no snapshots yet)".into()
                 } else {
                     format!(
                         "latest (none of the {total} snapshot records verifies as written by an authorised \
-                         host at a time not in the future)"
+                         host at a time not in the future; skipped {})",
+                        skipped.join(", ")
                     )
                 })
             });
@@ -853,16 +883,23 @@ mod tests {
             .save_snapshot(&keys, &snap("platform-1", "2026-11-02T00:00:00+00:00"))
             .unwrap();
         let future = (chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339();
-        let ahead = repo.save_snapshot(&keys, &snap("worker-1", &future)).unwrap();
+        let ahead = repo
+            .save_snapshot(&keys, &snap("worker-1", &future))
+            .unwrap();
         let (_, v) = repo.load_snapshot_checked(&keys, &forged).unwrap();
-        assert!(matches!(&v.signer, Signer::Unverified(w) if w.contains("worker-1")), "{v:?}");
+        assert!(
+            matches!(&v.signer, Signer::Unverified(w) if w.contains("worker-1")),
+            "{v:?}"
+        );
         let (_, v) = repo.load_snapshot_checked(&keys, &ahead).unwrap();
         assert!(v.is_trusted() && !v.fit_for_latest(), "{v:?}");
         assert!(v.future.as_deref().unwrap().contains("ahead"));
         assert_eq!(repo.find_snapshot(&keys, "latest").unwrap().0, real);
         // Without a signing key a signed store takes no snapshot.
         repo.trust.signer = None;
-        assert!(repo.save_snapshot(&keys, &snap("x", "2026-11-03T00:00:00+00:00")).is_err());
+        assert!(repo
+            .save_snapshot(&keys, &snap("x", "2026-11-03T00:00:00+00:00"))
+            .is_err());
     }
 
     #[test]
@@ -874,7 +911,10 @@ mod tests {
             .put(Kind::Config, "config", &serde_json::to_vec(&c).unwrap())
             .unwrap();
         let mut reopened = Repo::open(repo.backend.clone()).unwrap();
-        assert!(reopened.recipients().is_err(), "unverified recipients are not used");
+        assert!(
+            reopened.recipients().is_err(),
+            "unverified recipients are not used"
+        );
         let err = reopened.authenticate(&admin.public()).unwrap_err();
         assert!(err.to_string().contains("store config"), "{err}");
         assert!(reopened.recipients().is_err());

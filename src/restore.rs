@@ -468,8 +468,9 @@ impl Planner<'_> {
                     } else {
                         item.node.mode &= !0o6000;
                         item.node.xattrs.retain(|x| x.name != CAPABILITY_XATTR);
-                        self.privileged
-                            .push(format!("{shown}: {what} (restored without it: --no-privileged)"));
+                        self.privileged.push(format!(
+                            "{shown}: {what} (restored without it: --no-privileged)"
+                        ));
                     }
                 }
             }

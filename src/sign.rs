@@ -157,7 +157,10 @@ pub fn verify_json<T: serde::Serialize>(
     what: &str,
 ) -> Result<()> {
     let sig = signature.and_then(parse_signature).ok_or_else(|| {
-        Error::corrupt(what, "carries no valid signature; it was altered or written by an old or foreign tool")
+        Error::corrupt(
+            what,
+            "carries no valid signature; it was altered or written by an old or foreign tool",
+        )
     })?;
     let json = serde_json::to_vec(body).expect("serialisable");
     if verify(public, &message(purpose, store_id, kind, name, &json), &sig) {

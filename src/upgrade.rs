@@ -51,7 +51,10 @@ pub fn run(
         "upgrade",
         lock_wait,
     )?;
-    if !repo.backend.exists(Kind::Keys, crate::hosts::HOSTS_OBJECT)? {
+    if !repo
+        .backend
+        .exists(Kind::Keys, crate::hosts::HOSTS_OBJECT)?
+    {
         crate::hosts::Registry::new(&repo.config.store_id).save(repo.backend.as_ref(), &admin)?;
     }
     for info in repo.backend.list(Kind::Snapshots)? {
@@ -75,7 +78,9 @@ pub fn run(
         report.index_files_rebound += 1;
         match repo.backend.delete(Kind::Index, &info.name) {
             Ok(()) => {}
-            Err(e) if e.is_retention_locked() => report.kept_locked.push(format!("index/{}", info.name)),
+            Err(e) if e.is_retention_locked() => {
+                report.kept_locked.push(format!("index/{}", info.name))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -95,18 +100,29 @@ mod tests {
     /// or signature, no host registry, label-only seals.
     pub(crate) fn legacy_store() -> (Repo, WriterKeys, age::x25519::Identity) {
         let backend: crate::backend::BackendRef = Arc::new(MemoryBackend::new("legacy"));
-        let created = crate::repo::create(backend, ChunkerParams::default(), &[], None, None).unwrap();
+        let created =
+            crate::repo::create(backend, ChunkerParams::default(), &[], None, None).unwrap();
         let mut repo = created.repo;
         repo.config.version = crate::repo::LEGACY_VERSION;
         repo.config.admin_key = None;
         repo.config.signature = None;
         repo.backend
-            .put(Kind::Config, "config", &serde_json::to_vec_pretty(&repo.config).unwrap())
+            .put(
+                Kind::Config,
+                "config",
+                &serde_json::to_vec_pretty(&repo.config).unwrap(),
+            )
             .unwrap();
-        repo.backend.delete(Kind::Keys, crate::hosts::HOSTS_OBJECT).unwrap();
+        repo.backend
+            .delete(Kind::Keys, crate::hosts::HOSTS_OBJECT)
+            .unwrap();
         let repo = Repo::open(repo.backend.clone()).unwrap();
         assert!(repo.is_legacy());
-        (repo, WriterKeys::from_id_key(created.id_key), created.identity)
+        (
+            repo,
+            WriterKeys::from_id_key(created.id_key),
+            created.identity,
+        )
     }
 
     fn snap(host: &str) -> Snapshot {

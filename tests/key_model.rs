@@ -55,7 +55,11 @@ fn config_json(v: &Vault) -> serde_json::Value {
 }
 
 fn put_config(v: &Vault, c: &serde_json::Value) {
-    fs::write(v.store.join("config"), serde_json::to_vec_pretty(c).unwrap()).unwrap();
+    fs::write(
+        v.store.join("config"),
+        serde_json::to_vec_pretty(c).unwrap(),
+    )
+    .unwrap();
 }
 
 /// No pack in the store has a data key the attacker's identity unwraps.
@@ -64,7 +68,10 @@ fn no_pack_opens_for(v: &Vault, attacker: &age::x25519::Identity) -> usize {
     for e in fs::read_dir(v.store.join("packs")).unwrap() {
         let path = e.unwrap().path();
         let files: Vec<PathBuf> = if path.is_dir() {
-            fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect()
+            fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
         } else {
             vec![path]
         };
@@ -109,7 +116,14 @@ fn swapped_recipients_in_config_are_refused_by_prune_and_new_host_setup() {
     assert!(out.stderr.contains("signature"), "{}", out.describe());
     // A new host set up with the passphrase (no writer key yet) refuses too.
     let new_key = v.dir.join("new-host.key");
-    let out = on_host(&v, &new_key, "cache-new", true, &["snapshot", src.to_str().unwrap()]).failed();
+    let out = on_host(
+        &v,
+        &new_key,
+        "cache-new",
+        true,
+        &["snapshot", src.to_str().unwrap()],
+    )
+    .failed();
     assert!(out.stderr.contains("config"), "{}", out.describe());
     assert!(!new_key.exists(), "no writer key pinned to the attacker");
     // The host with a writer key refuses to write into it as well.
@@ -131,10 +145,21 @@ fn swapped_recipients_in_config_are_refused_by_prune_and_new_host_setup() {
         &forged,
     );
     forged.signature = Some(sig);
-    fs::write(v.store.join("config"), serde_json::to_vec_pretty(&forged).unwrap()).unwrap();
+    fs::write(
+        v.store.join("config"),
+        serde_json::to_vec_pretty(&forged).unwrap(),
+    )
+    .unwrap();
     let out = v.run(["prune", "--repack-threshold", "5"]).failed();
     assert!(out.stderr.contains("config"), "{}", out.describe());
-    let out = on_host(&v, &new_key, "cache-new", true, &["snapshot", src.to_str().unwrap()]).failed();
+    let out = on_host(
+        &v,
+        &new_key,
+        "cache-new",
+        true,
+        &["snapshot", src.to_str().unwrap()],
+    )
+    .failed();
     assert!(!new_key.exists(), "{}", out.describe());
     let out = v.run(["snapshot", src.to_str().unwrap()]).failed();
     assert!(out.stderr.contains("config"), "{}", out.describe());
@@ -159,10 +184,25 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
     v.init();
     let platform_key = v.dir.join("platform.key");
     let worker_key = v.dir.join("worker.key");
-    v.ok(["host", "add", "platform-1", "--out", platform_key.to_str().unwrap()]);
-    v.ok(["host", "add", "worker-1", "--out", worker_key.to_str().unwrap()]);
+    v.ok([
+        "host",
+        "add",
+        "platform-1",
+        "--out",
+        platform_key.to_str().unwrap(),
+    ]);
+    v.ok([
+        "host",
+        "add",
+        "worker-1",
+        "--out",
+        worker_key.to_str().unwrap(),
+    ]);
     let list = v.ok(["host", "list"]);
-    assert!(list.contains("platform-1") && list.contains("worker-1"), "{list}");
+    assert!(
+        list.contains("platform-1") && list.contains("worker-1"),
+        "{list}"
+    );
 
     let platform_src = v.path("platform");
     write_src(&platform_src, "the platform", 2);
@@ -170,7 +210,12 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
         &v,
         &platform_key,
         "cache-platform",
-        &["snapshot", "--host", "platform-1", platform_src.to_str().unwrap()],
+        &[
+            "snapshot",
+            "--host",
+            "platform-1",
+            platform_src.to_str().unwrap(),
+        ],
     )
     .ok();
 
@@ -183,7 +228,12 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
         &v,
         &worker_key,
         "cache-worker",
-        &["snapshot", "--host", "platform-1", platform_src.to_str().unwrap()],
+        &[
+            "snapshot",
+            "--host",
+            "platform-1",
+            platform_src.to_str().unwrap(),
+        ],
     )
     .ok();
     assert!(forged.stderr.contains("worker-1"), "{}", forged.describe());
@@ -203,7 +253,11 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
     // `latest`, for the admin and for the platform's own writer key, is the platform's.
     let out = v.path("out");
     let restore = v.restore("latest", &out, &[]).restore_ok();
-    assert!(restore.stderr.contains("signed by host platform-1"), "{}", restore.describe());
+    assert!(
+        restore.stderr.contains("signed by host platform-1"),
+        "{}",
+        restore.describe()
+    );
     assert_eq!(
         fs::read(common::restored(&out, &platform_src).join("travis.yml")).unwrap(),
         b"written by the platform\n"
@@ -219,7 +273,9 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
     // check reports the forgery.
     let check = v.run(["check"]).failed();
     assert!(
-        check.stdout.contains(&fake["short_id"].as_str().unwrap().to_string()),
+        check
+            .stdout
+            .contains(&fake["short_id"].as_str().unwrap().to_string()),
         "{}",
         check.describe()
     );
@@ -239,7 +295,12 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
     fs::write(&reg_path, serde_json::to_vec(&genuine).unwrap()).unwrap();
 
     // A revoked worker's new records are flagged; the admin can do that, the worker cannot.
-    let out = as_writer(&v, &worker_key, "cache-worker", &["host", "revoke", "platform-1"]);
+    let out = as_writer(
+        &v,
+        &worker_key,
+        "cache-worker",
+        &["host", "revoke", "platform-1"],
+    );
     assert!(!out.success(), "{}", out.describe());
     v.ok(["host", "revoke", "worker-1"]);
     assert!(v.ok(["host", "list"]).contains("revoked"));
@@ -271,7 +332,10 @@ fn writer_key_cannot_change_recipients_or_enrol_hosts() {
         );
     }
     assert_eq!(fs::read(v.store.join("config")).unwrap(), before);
-    assert_eq!(fs::read(v.store.join("keys").join("hosts")).unwrap(), hosts_before);
+    assert_eq!(
+        fs::read(v.store.join("keys").join("hosts")).unwrap(),
+        hosts_before
+    );
     // The writer still writes, lists, and still cannot read.
     as_writer(&v, &key, "cache", &["snapshot", src.to_str().unwrap()]).ok();
     as_writer(&v, &key, "cache", &["snapshots"]).ok();
@@ -287,7 +351,9 @@ fn writer_key_cannot_change_recipients_or_enrol_hosts() {
     // The admin can: an offline key added reaches the writer's next packs.
     let offline = age::x25519::Identity::generate();
     v.ok(["key", "add-recipient", &offline.to_public().to_string()]);
-    assert!(v.ok(["key", "list"]).contains(&offline.to_public().to_string()));
+    assert!(v
+        .ok(["key", "list"])
+        .contains(&offline.to_public().to_string()));
     write_src(&src, "after add-recipient", 1);
     as_writer(&v, &key, "cache", &["snapshot", src.to_str().unwrap()]).ok();
     let n_before = no_pack_count(&v);
@@ -297,13 +363,17 @@ fn writer_key_cannot_change_recipients_or_enrol_hosts() {
         let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         let (off, len) = vault::pack::header_range(header_len);
         let id = vault::Id::from_hex(p.file_name().unwrap().to_str().unwrap()).unwrap();
-        if vault::pack::open_header(&offline, &bytes[off as usize..(off + len) as usize], &id).is_ok() {
+        if vault::pack::open_header(&offline, &bytes[off as usize..(off + len) as usize], &id)
+            .is_ok()
+        {
             opened += 1;
         }
     }
     assert!(opened >= 1 && opened < n_before, "{opened} of {n_before}");
     v.ok(["key", "remove-recipient", &offline.to_public().to_string()]);
-    assert!(!v.ok(["key", "list"]).contains(&offline.to_public().to_string()));
+    assert!(!v
+        .ok(["key", "list"])
+        .contains(&offline.to_public().to_string()));
 }
 
 fn pack_files(v: &Vault) -> Vec<PathBuf> {
@@ -358,11 +428,17 @@ fn record_copied_under_a_new_name_or_from_another_store_is_refused_and_reported(
     assert_eq!(verified[0]["id"], ids[0].as_str());
     let copy = list.iter().find(|s| s["id"] == renamed.as_str()).unwrap();
     assert!(copy["problems"].to_string().contains("renamed"), "{copy}");
-    assert!(list.iter().any(|s| s["id"] == foreign_id.as_str() && s["verified"] == false));
+    assert!(list
+        .iter()
+        .any(|s| s["id"] == foreign_id.as_str() && s["verified"] == false));
 
     let check = v.run(["check"]).failed();
     assert!(check.stdout.contains(&renamed[..8]), "{}", check.describe());
-    assert!(check.stdout.contains(&foreign_id[..8]), "{}", check.describe());
+    assert!(
+        check.stdout.contains(&foreign_id[..8]),
+        "{}",
+        check.describe()
+    );
     assert!(check.stdout.contains("renamed"), "{}", check.describe());
     // `latest` is the genuine one; the foreign record does not restore.
     let out = v.path("out");
@@ -381,7 +457,11 @@ fn weak_passphrase_is_refused_with_the_reason() {
     v.passphrase = "travis1".into();
     let out = v.run(["init"]).failed();
     assert!(out.stderr.contains("too weak"), "{}", out.describe());
-    assert!(out.stderr.contains("--allow-weak-passphrase"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("--allow-weak-passphrase"),
+        "{}",
+        out.describe()
+    );
     assert!(!v.store.join("config").exists(), "nothing is created");
     v.ok(["--allow-weak-passphrase", "init"]);
 
@@ -396,7 +476,10 @@ fn weak_passphrase_is_refused_with_the_reason() {
     cmd.env("VAULT_PASSPHRASE", "abc123");
     let out = run_command(cmd).failed();
     assert!(out.stderr.contains("too weak"), "{}", out.describe());
-    assert_eq!(fs::read(s.store.join("keys").join("reader")).unwrap(), before);
+    assert_eq!(
+        fs::read(s.store.join("keys").join("reader")).unwrap(),
+        before
+    );
     let mut cmd = s.command(["--identity", id.to_str().unwrap(), "key", "set-passphrase"]);
     cmd.env("VAULT_PASSPHRASE", "ochre marmot quasar plinth gully");
     run_command(cmd).ok();
@@ -425,7 +508,11 @@ fn first_format_store_works_and_upgrades() {
     config.version = 1;
     config.admin_key = None;
     config.signature = None;
-    fs::write(v.store.join("config"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    fs::write(
+        v.store.join("config"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
     fs::remove_file(v.store.join("keys").join("hosts")).unwrap();
     let keyfile = vault::keys::WriterKeyFile {
         store_id: config.store_id.clone(),
@@ -452,7 +539,11 @@ fn first_format_store_works_and_upgrades() {
     let c = config_json(&v);
     assert_eq!(c["version"], 2);
     let after = v.run(["snapshot", src.to_str().unwrap()]).ok();
-    assert!(!after.stderr.contains("vault upgrade"), "{}", after.describe());
+    assert!(
+        !after.stderr.contains("vault upgrade"),
+        "{}",
+        after.describe()
+    );
     let list = v.snapshots_json();
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|s| s["verified"] == true), "{list:?}");
@@ -482,17 +573,28 @@ fn restore_lists_privileged_entries_and_can_leave_their_bits_off() {
 
     let out = v.path("out");
     let dry = v.restore("latest", &out, &["--dry-run"]).ok();
-    assert!(dry.stdout.contains("privileged entries"), "{}", dry.describe());
+    assert!(
+        dry.stdout.contains("privileged entries"),
+        "{}",
+        dry.describe()
+    );
     assert!(dry.stdout.contains("shell: setuid"), "{}", dry.describe());
     assert!(!dry.stdout.contains("plain:"), "{}", dry.describe());
     if dev {
-        assert!(dry.stdout.contains("character device 1:3"), "{}", dry.describe());
+        assert!(
+            dry.stdout.contains("character device 1:3"),
+            "{}",
+            dry.describe()
+        );
     }
 
     let r = v.restore("latest", &out, &["--no-privileged"]).restore_ok();
     assert!(r.stdout.contains("without it"), "{}", r.describe());
     let restored = common::restored(&out, &src);
-    let mode = fs::metadata(restored.join("shell")).unwrap().permissions().mode();
+    let mode = fs::metadata(restored.join("shell"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o755);
     assert!(!restored.join("mem").exists());
 

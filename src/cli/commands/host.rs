@@ -64,7 +64,8 @@ pub fn host(ctx: &Context, cmd: HostCommand) -> Result<u8> {
                     h.key.get(..16).unwrap_or(&h.key),
                     h.added.get(..19).unwrap_or(&h.added).replace('T', " "),
                     match &h.revoked {
-                        Some(t) => format!("revoked {}", t.get(..19).unwrap_or(t).replace('T', " ")),
+                        Some(t) =>
+                            format!("revoked {}", t.get(..19).unwrap_or(t).replace('T', " ")),
                         None => "authorised".into(),
                     }
                 );

@@ -39,7 +39,10 @@ pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     let recipient = recipient.trim().to_string();
     vault::crypto::parse_recipients(std::slice::from_ref(&recipient))?;
     if a.repo.config.recipients.contains(&recipient) {
-        println!("{recipient} is already a recipient of the store at {}", a.repo.location());
+        println!(
+            "{recipient} is already a recipient of the store at {}",
+            a.repo.location()
+        );
         return Ok(0);
     }
     a.repo.config.recipients.push(recipient.clone());

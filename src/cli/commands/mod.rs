@@ -3,6 +3,7 @@
 mod check;
 mod copy;
 mod forget;
+mod host;
 mod init;
 mod key;
 mod lock;
@@ -11,12 +12,12 @@ mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
-mod host;
 mod upgrade;
 
 pub use check::*;
 pub use copy::*;
 pub use forget::*;
+pub use host::*;
 pub use init::*;
 pub use key::*;
 pub use lock::*;
@@ -25,7 +26,6 @@ pub use prune::*;
 pub use restore::*;
 pub use snapshot::*;
 pub use snapshots::*;
-pub use host::*;
 pub use upgrade::*;
 
 pub fn human(bytes: u64) -> String {

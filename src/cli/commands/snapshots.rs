@@ -69,11 +69,18 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
     );
     for (id, s, v) in &list {
         for p in v.problems() {
-            eprintln!("vault: warning: snapshot {} (host {:?}): {p}", id.short(), s.hostname);
+            eprintln!(
+                "vault: warning: snapshot {} (host {:?}): {p}",
+                id.short(),
+                s.hostname
+            );
         }
     }
     for (id, e) in &damaged {
-        eprintln!("vault: warning: snapshot record {} cannot be read: {e}", id.short());
+        eprintln!(
+            "vault: warning: snapshot record {} cannot be read: {e}",
+            id.short()
+        );
     }
     if list.iter().any(|(_, _, v)| !v.problems().is_empty()) || !damaged.is_empty() {
         eprintln!("vault: warning: flagged records are never picked as `latest`; `vault check` reports them");
@@ -90,7 +97,11 @@ pub fn verified_host(v: &vault::repo::Verification) -> Option<String> {
 }
 
 /// One line saying who wrote a snapshot, for `ls` and `restore`.
-pub fn describe_verification(id: &vault::Id, s: &vault::repo::Snapshot, v: &vault::repo::Verification) {
+pub fn describe_verification(
+    id: &vault::Id,
+    s: &vault::repo::Snapshot,
+    v: &vault::repo::Verification,
+) {
     match &v.signer {
         vault::repo::Signer::Host { name, revoked } => eprintln!(
             "vault: snapshot {} of {}: signed by host {name}{}",

@@ -7,7 +7,11 @@ pub fn upgrade(ctx: &Context) -> Result<u8> {
     let (mut repo, keys, identity) = ctx.reader_keys()?;
     let report = vault::upgrade::run(&mut repo, &keys, &identity, ctx.lock_wait())?;
     if !report.upgraded {
-        println!("the store at {} is already signed (format {})", repo.location(), repo.config.version);
+        println!(
+            "the store at {} is already signed (format {})",
+            repo.location(),
+            repo.config.version
+        );
         return Ok(0);
     }
     println!(
@@ -36,7 +40,10 @@ pub fn upgrade(ctx: &Context) -> Result<u8> {
             file.host_key = Some(key.seed_hex().to_string());
             file.recipients = repo.config.recipients.clone();
             file.save(&path)?;
-            println!("this host is authorised as {name}; its writer key {} now signs its snapshots", path.display());
+            println!(
+                "this host is authorised as {name}; its writer key {} now signs its snapshots",
+                path.display()
+            );
         }
     }
     println!(
