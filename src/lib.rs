@@ -17,6 +17,7 @@ pub mod pack;
 pub mod passphrase;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;

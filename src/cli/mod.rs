@@ -1,4 +1,6 @@
 pub mod commands;
 pub mod context;
+pub mod repair;
 pub mod secrets;
 pub mod terminal;
+pub mod unlock;

@@ -6,7 +6,9 @@ use vault::tree::{display_name, NodeKind};
 pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
-    cache.sync_index(&repo, &keys)?;
+    for w in cache.sync_index(&repo, &keys)?.warnings() {
+        eprintln!("vault: warning: {w}");
+    }
     let (id, snap, verdict) = repo.find_snapshot_checked(&keys, spec)?;
     super::describe_verification(&id, &snap, &verdict);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);

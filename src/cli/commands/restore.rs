@@ -5,7 +5,9 @@ use anyhow::{bail, Context as _, Result};
 pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
-    cache.sync_index(&repo, &keys)?;
+    for w in cache.sync_index(&repo, &keys)?.warnings() {
+        eprintln!("vault: warning: {w}");
+    }
     let (id, snap, verdict) = repo.find_snapshot_checked(&keys, spec)?;
     super::describe_verification(&id, &snap, &verdict);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
