@@ -113,6 +113,9 @@ pub struct Trust {
     pub registry: Option<Arc<crate::hosts::Registry>>,
     /// This host's name and signing key, for the snapshot records it writes.
     pub signer: Option<(String, Arc<SigningSecret>)>,
+    /// The admin key, when this process holds the admin's reader identity: records it
+    /// writes without a host key (such as repaired snapshots) are attested by the admin.
+    pub admin_signer: Option<Arc<SigningSecret>>,
     /// True when the config verified against a key this host trusts (pinned, or derived
     /// from the admin's reader identity); only then are its recipients obeyed.
     pub config_verified: bool,
@@ -456,15 +459,19 @@ impl Repo {
         let sealed = if self.is_legacy() {
             keys.seal_meta(SNAPSHOT_LABEL, &plain)
         } else {
-            let Some((_, key)) = &self.trust.signer else {
-                return Err(Error::Key(format!(
-                    "this host has no host signing key for the store at {}: snapshots of a signed store are \
-                     signed by their host. On the admin host run `vault host add NAME --out FILE` and install \
-                     FILE here as the writer key",
-                    self.location()
-                )));
+            let (role, key) = match (&self.trust.signer, &self.trust.admin_signer) {
+                (Some((_, key)), _) => ("host", key),
+                (None, Some(key)) => ("admin", key),
+                (None, None) => {
+                    return Err(Error::Key(format!(
+                        "this host has no host signing key for the store at {}: snapshots of a signed store are \
+                         signed by their host. On the admin host run `vault host add NAME --out FILE` and install \
+                         FILE here as the writer key",
+                        self.location()
+                    )))
+                }
             };
-            self.seal_signed_record(keys, &id.to_hex(), plain, "host", key)
+            self.seal_signed_record(keys, &id.to_hex(), plain, role, key)
         };
         self.backend.put(Kind::Snapshots, &id.to_hex(), &sealed)?;
         Ok(id)

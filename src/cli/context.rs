@@ -242,9 +242,11 @@ impl Context {
         if repo.is_legacy() {
             return Ok(());
         }
-        let admin = vault::sign::SigningSecret::admin_from_identity(id).public();
+        let secret = vault::sign::SigningSecret::admin_from_identity(id);
+        let admin = secret.public();
         if repo.claimed_admin() == Some(admin) {
             repo.authenticate(&admin)?;
+            repo.trust.admin_signer = Some(std::sync::Arc::new(secret));
             return Ok(());
         }
         let path = self.writer_key_path(&repo.config.store_id);
