@@ -247,6 +247,16 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// Parses the store's config object (JSON).
+pub fn decode_store_config(bytes: &[u8]) -> std::result::Result<StoreConfig, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not a vault store config: {e}"))
+}
+
+/// Parses a snapshot record's plaintext (CBOR).
+pub fn decode_snapshot(plain: &[u8]) -> std::result::Result<Snapshot, String> {
+    ciborium::from_reader(plain).map_err(|e| format!("does not parse: {e}"))
+}
+
 #[derive(Clone)]
 pub struct Repo {
     pub backend: BackendRef,
@@ -257,12 +267,8 @@ pub struct Repo {
 impl Repo {
     pub fn open(backend: BackendRef) -> Result<Repo> {
         let bytes = backend.get(Kind::Config, "config")?;
-        let config: StoreConfig = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::corrupt(
-                format!("store config at {}", backend.location()),
-                format!("not a vault store config: {e}"),
-            )
-        })?;
+        let config = decode_store_config(&bytes)
+            .map_err(|e| Error::corrupt(format!("store config at {}", backend.location()), e))?;
         if config.format != FORMAT_NAME {
             return Err(Error::corrupt(
                 format!("store config at {}", backend.location()),
@@ -438,12 +444,9 @@ impl Repo {
             Ok(p) => p,
             Err(e) => keys.open_meta(INDEX_LABEL, &sealed, &what).map_err(|_| e)?,
         };
-        ciborium::from_reader(&plain[..])
-            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
+        crate::pack::decode_index(&plain).map_err(|d| Error::corrupt(what, d))
     }
 
-    /// Stores a snapshot record under a fresh id: in a version-2 store signed with this
-    /// host's key (see [`Repo::set_signer`]), which it must have.
     /// True when an index file is sealed bound to this store and its name.
     pub fn index_is_bound(&self, keys: &WriterKeys, name: &str) -> Result<bool> {
         let sealed = self.backend.get(Kind::Index, name)?;
@@ -452,6 +455,8 @@ impl Repo {
             .is_ok())
     }
 
+    /// Stores a snapshot record under a fresh id: in a version-2 store signed with this
+    /// host's key (see [`Repo::set_signer`]) or, lacking one, the admin's.
     pub fn save_snapshot(&self, keys: &WriterKeys, snapshot: &Snapshot) -> Result<Id> {
         let mut plain = Vec::new();
         ciborium::into_writer(snapshot, &mut plain).expect("serialisable");
@@ -520,8 +525,7 @@ impl Repo {
         }
         let what = format!("snapshot {}", id.short());
         let plain = keys.open_meta(SNAPSHOT_LABEL, &sealed, &what)?;
-        let _: Snapshot = ciborium::from_reader(&plain[..])
-            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))?;
+        decode_snapshot(&plain).map_err(|e| Error::corrupt(what, e))?;
         let resealed = self.seal_signed_record(keys, &name, plain.to_vec(), "admin", admin);
         self.backend.put(Kind::Snapshots, &name, &resealed)?;
         Ok(true)
@@ -542,8 +546,7 @@ impl Repo {
         let name = id.to_hex();
         let sealed = self.backend.get(Kind::Snapshots, &name)?;
         let parse = |plain: &[u8]| -> Result<Snapshot> {
-            ciborium::from_reader(plain)
-                .map_err(|e| Error::corrupt(&what, format!("does not parse: {e}")))
+            decode_snapshot(plain).map_err(|e| Error::corrupt(&what, e))
         };
         let (snapshot, signer) = match keys.open_meta(SNAPSHOT_LABEL_V2, &sealed, &what) {
             Ok(plain) => {
