@@ -608,6 +608,7 @@ mod tests {
                 "pack_size": 1000, "compression_level": 1, "recipients": []
             }))
             .unwrap(),
+            trust: Default::default(),
         };
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let mut cache = Cache::open(dir.path(), "x").unwrap();

@@ -19,6 +19,10 @@
 //! it affects. Partial writes in the store's `tmp/` are listed with their size but are
 //! not problems: a killed command leaves them, and the next snapshot or prune removes
 //! them once older than [`crate::backend::LEFTOVER_GRACE`].
+//!
+//! A snapshot record that is not signed by an authorised host of its name, is bound to
+//! another name or store, or claims a time in the future, is a problem too
+//! (`SnapshotUnverified`, see [`crate::repo::Verification`]).
 
 use crate::backend::{Kind, Leftover};
 use crate::cache::Cache;
@@ -123,6 +127,9 @@ pub enum ProblemKind {
     TreeUnreadable,
     /// A snapshot record does not open.
     SnapshotDamaged,
+    /// A snapshot record opens but is not signed by an authorised host of the name it
+    /// records, is bound to another name or store, or claims a time in the future.
+    SnapshotUnverified,
 }
 
 /// One problem: what is damaged, why, and what it affects.
@@ -453,8 +460,22 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
         let Some(sid) = Id::from_hex(&info.name) else {
             continue;
         };
-        let snap = match repo.load_snapshot(keys, &sid) {
-            Ok(s) => s,
+        let snap = match repo.load_snapshot_checked(keys, &sid) {
+            Ok((s, verdict)) => {
+                for why in verdict.problems() {
+                    walk.problems.add(
+                        ProblemKind::SnapshotUnverified,
+                        format!("snapshots/{}", info.name),
+                        format!(
+                            "snapshot {} (host {:?}, {}): {why}",
+                            sid.short(),
+                            s.hostname,
+                            s.time
+                        ),
+                    );
+                }
+                s
+            }
             Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
                 walk.problems.add(
                     ProblemKind::SnapshotDamaged,

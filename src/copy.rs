@@ -877,6 +877,7 @@ fn open_sealed(
     let probe = Repo {
         backend: Arc::new(MemoryBackend::new("copy-verify")),
         config: src.config.clone(),
+        trust: src.trust.clone(),
     };
     probe.backend.put(kind, name, bytes)?;
     match kind {

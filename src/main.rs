@@ -45,6 +45,9 @@ struct Cli {
     /// Seconds to wait for a snapshot or prune that holds the store
     #[arg(long, global = true, default_value_t = 600)]
     lock_wait: u64,
+    /// Accept a new passphrase that the strength check calls weak
+    #[arg(long, global = true)]
+    allow_weak_passphrase: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,6 +128,9 @@ enum Command {
         delete: bool,
         #[command(flatten)]
         filter: cli::filter::FilterArgs,
+        /// Restore setuid/setgid files and files with capabilities without those bits, skip device nodes
+        #[arg(long)]
+        no_privileged: bool,
     },
     /// Remove snapshots by a retention policy (flags, else [retention] in the config)
     Forget {
@@ -177,6 +183,11 @@ enum Command {
     /// Manage the store's keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Authorise, list and revoke snapshotting hosts
+    #[command(subcommand)]
+    Host(cli::commands::HostCommand),
+    /// Sign a store of the first format: config, host registry, bound records (needs the reader identity)
+    Upgrade,
     /// The platform's encryption key and RabbitMQ password, sealed to escrow recipients
     #[command(subcommand)]
     Secrets(cli::secrets::SecretsCommand),
@@ -223,6 +234,12 @@ enum KeyCommand {
     },
     /// Store the reader identity in the store wrapped with a (new) passphrase
     SetPassphrase,
+    /// Also wrap new packs to this age recipient, e.g. an offline key (needs the reader identity)
+    AddRecipient { recipient: String },
+    /// Stop wrapping new packs to this age recipient (needs the reader identity)
+    RemoveRecipient { recipient: String },
+    /// Show the recipients and the admin key, and whether the config verified
+    List,
 }
 
 #[derive(clap::Args)]
@@ -363,6 +380,7 @@ fn run(cli: Cli) -> Result<u8> {
             cache_dir: cli.cache_dir,
             threads: cli.threads,
             lock_wait: std::time::Duration::from_secs(cli.lock_wait),
+            allow_weak_passphrase: cli.allow_weak_passphrase,
         },
     );
     match cli.command {
@@ -426,6 +444,7 @@ fn run(cli: Cli) -> Result<u8> {
             numeric_owner,
             delete,
             filter,
+            no_privileged,
         } => cli::commands::restore(
             &ctx,
             &snapshot,
@@ -438,6 +457,7 @@ fn run(cli: Cli) -> Result<u8> {
                 verify,
                 numeric_owner,
                 delete,
+                no_privileged,
                 threads: ctx.threads(),
                 spool: ctx.restore_spool()?,
             },
@@ -489,6 +509,15 @@ fn run(cli: Cli) -> Result<u8> {
             cli::commands::key_export_identity(&ctx, &out)
         }
         Command::Key(KeyCommand::SetPassphrase) => cli::commands::key_set_passphrase(&ctx),
+        Command::Key(KeyCommand::AddRecipient { recipient }) => {
+            cli::commands::key_add_recipient(&ctx, &recipient)
+        }
+        Command::Key(KeyCommand::RemoveRecipient { recipient }) => {
+            cli::commands::key_remove_recipient(&ctx, &recipient)
+        }
+        Command::Key(KeyCommand::List) => cli::commands::key_list(&ctx),
+        Command::Host(cmd) => cli::commands::host(&ctx, cmd),
+        Command::Upgrade => cli::commands::upgrade(&ctx),
     }
 }
 

@@ -224,7 +224,8 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
 
     // Repack: copy the used blobs of sparse packs into new packs. Blobs already written
     // into a kept pack are not copied twice.
-    let recipients = crate::crypto::parse_recipients(&repo.config.recipients)?;
+    // From the verified config only: a writer must not be able to redirect repacked data.
+    let recipients = repo.recipients()?;
     let pack_size = repo.config.pack_size as usize;
     let max_blob = repo.config.chunker.max_size as usize + 1024;
     let mut new_packs: Vec<PackRecord> = Vec::new();

@@ -35,6 +35,7 @@ impl BlobReader {
             repo: Repo {
                 backend,
                 config: self.repo.config.clone(),
+                trust: self.repo.trust.clone(),
             },
             keys: self.keys.clone(),
             identity: self.identity.clone(),

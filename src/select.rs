@@ -22,7 +22,7 @@ use crate::backend::Kind;
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::repo::{Repo, Snapshot};
+use crate::repo::{Repo, Snapshot, Verification};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -249,8 +249,9 @@ pub fn resolve(
     spec: &str,
     filter: &SnapshotFilter,
     defaults: &LatestDefaults,
-) -> Result<(Id, Snapshot)> {
-    if parse_latest(spec).is_none() {
+) -> Result<(Id, Snapshot, Verification)> {
+    let latest = parse_latest(spec).is_some();
+    if !latest {
         let spec_l = spec.to_ascii_lowercase();
         let names: Vec<Id> = repo
             .backend
@@ -260,11 +261,30 @@ pub fn resolve(
             .filter_map(|o| Id::from_hex(&o.name))
             .collect();
         if let [id] = names.as_slice() {
-            let snap = repo.load_snapshot(keys, id)?;
-            return resolve_in(&[(*id, snap)], spec, filter, defaults);
+            let (snap, verdict) = repo.load_snapshot_checked(keys, id)?;
+            let (id, snap) = resolve_in(&[(*id, snap)], spec, filter, defaults)?;
+            return Ok((id, snap, verdict));
         }
     }
-    resolve_in(&repo.snapshots(keys)?, spec, filter, defaults)
+    // `latest` only ever picks a record that verifies as written by an authorised host of
+    // its name at a time not in the future; flagged records are listed by `snapshots`.
+    let mut verdicts = Vec::new();
+    let mut list = Vec::new();
+    for l in repo.list_snapshots(keys)? {
+        if let Ok((s, v)) = l.record {
+            if !latest || v.fit_for_latest() {
+                list.push((l.id, s));
+                verdicts.push(v);
+            }
+        }
+    }
+    let (id, snap) = resolve_in(&list, spec, filter, defaults)?;
+    let verdict = list
+        .iter()
+        .position(|(i, _)| *i == id)
+        .map(|at| verdicts.swap_remove(at))
+        .expect("resolve_in returns an entry of the list it was given");
+    Ok((id, snap, verdict))
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ fn restore(c: &Crafted, snap: &Snapshot) -> vault::Result<vault::restore::Restor
             verify: false,
             numeric_owner: true,
             delete: false,
+            no_privileged: false,
             threads: 2,
             spool: None,
         },

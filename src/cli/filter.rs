@@ -48,7 +48,7 @@ pub fn resolve(
     keys: &WriterKeys,
     spec: &str,
     filter: &FilterArgs,
-) -> Result<(Id, Snapshot)> {
+) -> Result<(Id, Snapshot, vault::repo::Verification)> {
     Ok(vault::select::resolve(
         repo,
         keys,

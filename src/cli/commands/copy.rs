@@ -33,7 +33,8 @@ pub fn copy(
         cache.sync_index(&src, &keys)?;
         let mut chosen = Vec::new();
         for spec in specs {
-            chosen.push(crate::cli::filter::resolve(ctx, &src, &keys, spec, filter)?);
+            let (id, snap, _) = crate::cli::filter::resolve(ctx, &src, &keys, spec, filter)?;
+            chosen.push((id, snap));
         }
         if specs.is_empty() {
             // Filters without ids: every snapshot they match.

@@ -146,19 +146,25 @@ pub fn init(
         passphrase.as_ref(),
         object_lock,
     )?;
-    let repo = created.repo;
+    let mut repo = created.repo;
     let store_id = repo.config.store_id.clone();
     let writer_path = ctx.writer_key_path(&store_id);
+    let admin = vault::sign::SigningSecret::admin_from_identity(&created.identity);
+    let host = ctx.hostname();
+    let host_key = crate::cli::context::enrol_host(&mut repo, &admin, &host)?;
     WriterKeyFile {
         store_id: store_id.clone(),
         store: repo.location(),
         id_key: created.id_key.to_hex().to_string(),
         recipients: repo.config.recipients.clone(),
+        admin_key: Some(vault::sign::public_hex(&admin.public())),
+        host: Some(host.clone()),
+        host_key: Some(host_key.seed_hex().to_string()),
     }
     .save(&writer_path)?;
     println!("created store {} at {}", store_id, repo.location());
     println!(
-        "this host's writer key: {} (lets it write snapshots, not read them)",
+        "this host's writer key: {} (lets it write snapshots as host {host}, not read them)",
         writer_path.display()
     );
     if passphrase.is_some() {

@@ -31,7 +31,8 @@ pub fn ls(
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         eprintln!("vault: warning: {w}");
     }
-    let (_, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    let (id, snap, verdict) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    super::describe_verification(&id, &snap, &verdict);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

@@ -10,7 +10,8 @@ pub fn restore(
 ) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     // Choose the snapshot before the index sync: a wrong choice fails fast.
-    let (id, snap) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    let (id, snap, verdict) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    super::describe_verification(&id, &snap, &verdict);
     let mut cache = ctx.open_cache(&repo)?;
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         eprintln!("vault: warning: {w}");
@@ -38,6 +39,7 @@ pub fn restore(
                 println!("{label:<8} {}", e.path);
             }
         }
+        print_privileged(&report.privileged);
         println!(
             "dry run: nothing was written ({} entries planned{})",
             report.plan.len(),
@@ -65,6 +67,7 @@ pub fn restore(
     for f in &report.failures {
         eprintln!("vault: {f}");
     }
+    print_privileged(&report.privileged);
     println!(
         "restored snapshot {} into {}: {} files, {} folders, {} other, {} in {:.2} s{}",
         id.short(),
@@ -117,5 +120,16 @@ fn extras_note(
         (false, _) => {
             format!(", {n} {entries} not in the snapshot left in place (--delete removes them)")
         }
+    }
+}
+
+/// Lists the privileged entries a restore creates (or would create).
+fn print_privileged(list: &[String]) {
+    if list.is_empty() {
+        return;
+    }
+    println!("privileged entries ({}):", list.len());
+    for p in list {
+        println!("  {p}");
     }
 }

@@ -23,6 +23,12 @@ pub fn snapshot(
     let sources = source_paths(ctx, paths)?;
     let mut cache = ctx.open_cache(&writer.repo)?;
     let hostname = host.unwrap_or_else(|| vault::select::this_host(ctx.config.hostname.as_deref()));
+    if let Some(own) = writer.host.as_deref().filter(|own| *own != hostname) {
+        eprintln!(
+            "vault: warning: this host's key is authorised as host {own:?}, so a snapshot recorded as {hostname:?} \
+             will be flagged as not verified and never be picked as `latest`"
+        );
+    }
     let opts = SnapshotOptions {
         paths: sources,
         tags,
