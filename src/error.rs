@@ -77,6 +77,17 @@ pub enum Error {
 
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
+
+    #[error("interrupted by a signal; nothing of this run was saved as a snapshot")]
+    Interrupted,
+
+    /// A hook command failed, timed out or could not start.
+    #[error("{0}")]
+    Hook(String),
+
+    /// Talking to a database server for a consistent capture failed.
+    #[error("{0}")]
+    Database(String),
 }
 
 impl Error {

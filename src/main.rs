@@ -72,6 +72,13 @@ enum Command {
         host: Option<String>,
         /// Paths to save instead of the configured ones
         paths: Vec<PathBuf>,
+        /// Save the standard output of the command after `--` as this file (a bare name
+        /// lands at /NAME); only paths named on the command line go along
+        #[arg(long, value_name = "NAME", requires = "command")]
+        stdin_from_command: Option<String>,
+        /// The command for --stdin-from-command; its exit status must be 0
+        #[arg(last = true, value_name = "CMD", requires = "stdin_from_command")]
+        command: Vec<String>,
     },
     /// List snapshots
     Snapshots {
@@ -154,6 +161,8 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Restore a snapshot into a scratch folder and prove it works (files, database, secrets)
+    Drill(cli::drill::DrillArgs),
 }
 
 #[derive(Subcommand)]
@@ -331,7 +340,22 @@ fn run(cli: Cli) -> Result<u8> {
             };
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }
-        Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
+        Command::Snapshot {
+            tags,
+            host,
+            paths,
+            stdin_from_command,
+            command,
+        } => cli::commands::snapshot(
+            &ctx,
+            tags,
+            host,
+            paths,
+            stdin_from_command.map(|name| cli::commands::CommandOutput {
+                name,
+                argv: command,
+            }),
+        ),
         Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
         Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),
         Command::Restore {
@@ -370,6 +394,7 @@ fn run(cli: Cli) -> Result<u8> {
         } => cli::commands::prune(&ctx, dry_run, repack_threshold),
         Command::Check { read_data } => cli::commands::check(&ctx, read_data),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
+        Command::Drill(args) => cli::drill::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }

@@ -1,4 +1,6 @@
 pub mod commands;
 pub mod context;
+pub mod drill;
+pub mod hooks;
 pub mod secrets;
 pub mod terminal;

@@ -8,6 +8,9 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
     let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    for d in &snap.databases {
+        println!("# {}", d.describe());
+    }
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

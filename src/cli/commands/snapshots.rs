@@ -20,6 +20,7 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
                     "tree": s.tree.to_hex(),
                     "summary": s.summary,
                     "program": s.program,
+                    "databases": s.databases,
                 })
             })
             .collect();
@@ -41,6 +42,9 @@ pub fn snapshots(ctx: &Context, json: bool) -> Result<()> {
             human(s.summary.new_bytes),
             s.paths_display().join(" ")
         );
+        for d in &s.databases {
+            println!("{:<8}  {}", "", d.describe());
+        }
     }
     println!(
         "{} snapshot{}",
