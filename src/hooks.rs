@@ -279,6 +279,35 @@ mod tests {
     }
 
     #[test]
+    fn hook_postgres_and_drill_tables_parse() {
+        let c = crate::config::Config::parse(
+            r#"
+            [hooks]
+            before = ["replicatedctl", "app", "stop"]
+            after = ["replicatedctl", "app", "start"]
+            on_error = ["/usr/local/bin/page-oncall"]
+            timeout = "10m"
+            [hooks.restore]
+            before = ["true"]
+            [[postgres]]
+            data_dir = "/var/travis/postgresql/data"
+            psql = ["docker", "exec", "-i", "travis", "psql", "-U", "postgres"]
+            [drill]
+            sql = ["select count(*) from builds"]
+            "#,
+        )
+        .unwrap();
+        let s = c.hooks.snapshot();
+        assert_eq!(s.timeout().unwrap(), Duration::from_secs(600));
+        assert_eq!(s.get(HookKind::After).unwrap()[2], "start");
+        assert_eq!(c.hooks.restore().before.unwrap(), ["true"]);
+        assert!(c.hooks.restore().after.is_none());
+        assert_eq!(c.postgres[0].psql[0], "docker");
+        assert_eq!(c.drill.sql.len(), 1);
+        assert!(crate::config::Config::parse("[hooks]\nbefor = []").is_err());
+    }
+
+    #[test]
     fn secret_looking_variables_are_not_inherited() {
         assert!(is_secret_env("VAULT_PASSPHRASE"));
         assert!(is_secret_env("AWS_SECRET_ACCESS_KEY"));
