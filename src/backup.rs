@@ -495,8 +495,9 @@ impl Walker<'_, '_> {
                 self.summary.bytes += meta.len();
                 match self.save_file_content(path, &meta, node.link)? {
                     Ok(extents) => node.extents = extents,
-                    Err(_) if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
-                        && std::fs::symlink_metadata(path).is_err() =>
+                    Err(_)
+                        if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+                            && std::fs::symlink_metadata(path).is_err() =>
                     {
                         self.summary.files -= 1;
                         self.summary.bytes -= meta.len();
@@ -658,7 +659,8 @@ impl Walker<'_, '_> {
                 (x, n, now.as_secs() as i64, now.subsec_nanos())
             }
             ExtraSource::File(p) => {
-                let file = File::open(p).map_err(|e| Error::io(format!("open {}", p.display()), e))?;
+                let file =
+                    File::open(p).map_err(|e| Error::io(format!("open {}", p.display()), e))?;
                 let meta = file
                     .metadata()
                     .map_err(|e| Error::io(format!("stat {}", p.display()), e))?;

@@ -98,7 +98,12 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn add(&mut self, name: impl Into<String>, started: Instant, r: std::result::Result<String, String>) -> bool {
+    fn add(
+        &mut self,
+        name: impl Into<String>,
+        started: Instant,
+        r: std::result::Result<String, String>,
+    ) -> bool {
         let ok = r.is_ok();
         let (outcome, detail) = match r {
             Ok(d) => ("passed", d),
@@ -210,7 +215,13 @@ fn drill_in(
             Err(format!(
                 "{} entries could not be restored: {}",
                 restored.failures.len(),
-                restored.failures.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                restored
+                    .failures
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         },
     );
@@ -218,7 +229,10 @@ fn drill_in(
         "verify",
         t,
         if restore_ok && restored.verified_files == restored.files {
-            Ok(format!("{} files match the snapshot", restored.verified_files))
+            Ok(format!(
+                "{} files match the snapshot",
+                restored.verified_files
+            ))
         } else {
             Err(format!(
                 "{} of {} files verified",
@@ -237,7 +251,10 @@ fn drill_in(
         Ok(Some(detail)) => {
             rec.add("secrets", t, Ok(detail));
         }
-        Ok(None) => rec.skip("secrets", "no platform secrets are sealed or in the snapshot"),
+        Ok(None) => rec.skip(
+            "secrets",
+            "no platform secrets are sealed or in the snapshot",
+        ),
         Err(e) => {
             rec.add("secrets", t, Err(e));
         }
@@ -253,7 +270,9 @@ fn find_clusters(root: &Path) -> Vec<PathBuf> {
             out.push(d);
             continue;
         }
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 stack.push(e.path());
@@ -264,7 +283,13 @@ fn find_clusters(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn drill_cluster(data: &Path, shown: &Path, scratch: &Path, opts: &DrillOptions, rec: &mut Recorder) {
+fn drill_cluster(
+    data: &Path,
+    shown: &Path,
+    scratch: &Path,
+    opts: &DrillOptions,
+    rec: &mut Recorder,
+) {
     let label = format!("postgresql {}", shown.display());
     let t = Instant::now();
     let mut server = match Sandbox::start(data, scratch, opts) {
@@ -285,24 +310,42 @@ fn drill_cluster(data: &Path, shown: &Path, scratch: &Path, opts: &DrillOptions,
     let t = Instant::now();
     let amcheck = server.bin.join("pg_amcheck");
     if amcheck.exists() {
-        let r = server.tool(&amcheck, &["--all", "--install-missing", "--heapallindexed"]);
+        let r = server.tool(
+            &amcheck,
+            &["--all", "--install-missing", "--heapallindexed"],
+        );
         rec.add(
             format!("{label}: pg_amcheck"),
             t,
             r.map(|_| "no corruption found (--heapallindexed, every database)".to_string()),
         );
     } else {
-        rec.skip(format!("{label}: pg_amcheck"), format!("{} is not installed", amcheck.display()));
+        rec.skip(
+            format!("{label}: pg_amcheck"),
+            format!("{} is not installed", amcheck.display()),
+        );
     }
-    let db = opts.config.database.clone().unwrap_or_else(|| "postgres".into());
+    let db = opts
+        .config
+        .database
+        .clone()
+        .unwrap_or_else(|| "postgres".into());
     for q in &opts.config.sql {
         let t = Instant::now();
         let r = server.sql(&db, q);
-        rec.add(format!("{label}: sql: {q}"), t, r.map(|out| format!("returned {out:?}")));
+        rec.add(
+            format!("{label}: sql: {q}"),
+            t,
+            r.map(|out| format!("returned {out:?}")),
+        );
     }
     let t = Instant::now();
     let stopped = server.stop();
-    rec.add(format!("{label}: stop"), t, stopped.map(|()| "stopped".to_string()));
+    rec.add(
+        format!("{label}: stop"),
+        t,
+        stopped.map(|()| "stopped".to_string()),
+    );
 }
 
 /// A restored cluster started for the drill.
@@ -324,7 +367,11 @@ fn tail(path: &Path) -> String {
 }
 
 impl Sandbox {
-    fn start(data: &Path, scratch: &Path, opts: &DrillOptions) -> std::result::Result<Sandbox, String> {
+    fn start(
+        data: &Path,
+        scratch: &Path,
+        opts: &DrillOptions,
+    ) -> std::result::Result<Sandbox, String> {
         let major = std::fs::read_to_string(data.join("PG_VERSION"))
             .map_err(|e| format!("read PG_VERSION: {e}"))?
             .trim()
@@ -346,8 +393,13 @@ impl Sandbox {
         let euid = rustix::process::geteuid().as_raw();
         if uid == 0 || (euid != 0 && uid != euid) {
             // PostgreSQL refuses root; a non-root drill can only run as itself.
-            let (u, g) = if euid == 0 { (65534, 65534) } else { (euid, rustix::process::getegid().as_raw()) };
-            chown_tree(data, u, g).map_err(|e| format!("give {} to uid {u}: {e}", data.display()))?;
+            let (u, g) = if euid == 0 {
+                (65534, 65534)
+            } else {
+                (euid, rustix::process::getegid().as_raw())
+            };
+            chown_tree(data, u, g)
+                .map_err(|e| format!("give {} to uid {u}: {e}", data.display()))?;
             uid = u;
             gid = g;
         }
@@ -393,7 +445,10 @@ impl Sandbox {
             ("unix_socket_directories", sock.display().to_string()),
             ("port", port.to_string()),
             ("hba_file", hba.display().to_string()),
-            ("ident_file", data.join("pg_ident.conf").display().to_string()),
+            (
+                "ident_file",
+                data.join("pg_ident.conf").display().to_string(),
+            ),
             ("archive_mode", "off".into()),
             ("ssl", "off".into()),
             ("logging_collector", "off".into()),
@@ -407,8 +462,12 @@ impl Sandbox {
             .stdout(logf.try_clone().map_err(|e| e.to_string())?)
             .stderr(logf)
             .process_group(0);
-        let child = cmd.spawn().map_err(|e| format!("start {}: {e}", postgres.display()))?;
-        let user = crate::fsmeta::Names::default().user(uid).unwrap_or_else(|| "postgres".into());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", postgres.display()))?;
+        let user = crate::fsmeta::Names::default()
+            .user(uid)
+            .unwrap_or_else(|| "postgres".into());
         let mut sb = Sandbox {
             child: Some(child),
             bin,
@@ -430,7 +489,10 @@ impl Sandbox {
             if let Some(c) = sb.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     sb.child = None;
-                    return Err(format!("the server exited ({st}) before it accepted connections:\n{}", tail(&sb.log)));
+                    return Err(format!(
+                        "the server exited ({st}) before it accepted connections:\n{}",
+                        tail(&sb.log)
+                    ));
                 }
             }
             // Any role name: trust authentication tells "no such role" from "not ready".
@@ -475,7 +537,17 @@ impl Sandbox {
     fn sql_as(&self, user: &str, db: &str, sql: &str) -> std::result::Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(self.conn(user, db))
-            .args(["-X", "-A", "-t", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("run psql: {e}"))?;
@@ -489,7 +561,9 @@ impl Sandbox {
     /// SQL as a superuser: `postgres` when that role exists, else the owner's name.
     fn sql(&self, db: &str, sql: &str) -> std::result::Result<String, String> {
         match self.sql_as("postgres", db, sql) {
-            Err(e) if e.contains("role \"postgres\" does not exist") => self.sql_as(&self.user, db, sql),
+            Err(e) if e.contains("role \"postgres\" does not exist") => {
+                self.sql_as(&self.user, db, sql)
+            }
             r => r,
         }
     }
@@ -501,7 +575,14 @@ impl Sandbox {
             self.user.clone()
         };
         let out = Command::new(prog)
-            .args(["-h", &self.sock.display().to_string(), "-p", &self.port.to_string(), "-U", &user])
+            .args([
+                "-h",
+                &self.sock.display().to_string(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &user,
+            ])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -515,7 +596,12 @@ impl Sandbox {
             Ok(text)
         } else {
             let lines: Vec<&str> = text.lines().take(20).collect();
-            Err(format!("{} ({}):\n{}", prog.display(), out.status, lines.join("\n")))
+            Err(format!(
+                "{} ({}):\n{}",
+                prog.display(),
+                out.status,
+                lines.join("\n")
+            ))
         }
     }
 
@@ -530,7 +616,9 @@ impl Sandbox {
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return Ok(()),
-                Ok(None) if t.elapsed() < Duration::from_secs(60) => std::thread::sleep(Duration::from_millis(50)),
+                Ok(None) if t.elapsed() < Duration::from_secs(60) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 _ => {
                     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::Kill);
                     let _ = child.wait();
@@ -570,8 +658,14 @@ fn check_secrets(
     if sources.is_empty() {
         return Ok(None);
     }
-    let outcomes = crate::secrets::verify(backend, &sources, Some(root), Some(&opts.fingerprint_key), None)
-        .map_err(|e| e.to_string())?;
+    let outcomes = crate::secrets::verify(
+        backend,
+        &sources,
+        Some(root),
+        Some(&opts.fingerprint_key),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for (o, src) in outcomes.iter().zip(&sources) {
@@ -581,12 +675,21 @@ fn check_secrets(
             // nothing restored means this host has no such secret (a worker).
             VerifyStatus::Absent { .. } if matches!(src.origin, Origin::Command(_)) => {}
             VerifyStatus::Absent { .. } if o.newest.is_none() => {}
-            VerifyStatus::NotSealed => bad.push(format!("{}: in the restored tree but never sealed", o.name)),
-            VerifyStatus::MatchesOlder { number } => {
-                bad.push(format!("{}: matches the older sealed version {number}, not the newest", o.name))
+            VerifyStatus::NotSealed => {
+                bad.push(format!("{}: in the restored tree but never sealed", o.name))
             }
-            VerifyStatus::Differs => bad.push(format!("{}: the restored value is not the sealed one", o.name)),
-            VerifyStatus::Absent { reason } => bad.push(format!("{}: sealed, but missing from the restored tree: {reason}", o.name)),
+            VerifyStatus::MatchesOlder { number } => bad.push(format!(
+                "{}: matches the older sealed version {number}, not the newest",
+                o.name
+            )),
+            VerifyStatus::Differs => bad.push(format!(
+                "{}: the restored value is not the sealed one",
+                o.name
+            )),
+            VerifyStatus::Absent { reason } => bad.push(format!(
+                "{}: sealed, but missing from the restored tree: {reason}",
+                o.name
+            )),
             VerifyStatus::Failed(e) => bad.push(format!("{}: {e}", o.name)),
         }
     }

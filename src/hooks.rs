@@ -197,8 +197,14 @@ pub fn run(
         .map_err(|e| Error::Hook(format!("hook {name} (`{prog}`) could not start: {e}")))?;
     let (tx, rx) = mpsc::channel::<String>();
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -259,7 +265,9 @@ pub fn run(
         )));
     }
     if !status.success() {
-        return Err(Error::Hook(format!("hook {name} (`{prog}`) failed: {status}")));
+        return Err(Error::Hook(format!(
+            "hook {name} (`{prog}`) failed: {status}"
+        )));
     }
     Ok(started.elapsed())
 }

@@ -100,7 +100,8 @@ impl Session {
     pub fn open(argv: &[String]) -> Result<Session> {
         let Some((prog, args)) = argv.split_first() else {
             return Err(Error::Usage(
-                "[[postgres]] psql is empty: give the command that runs psql against the cluster".into(),
+                "[[postgres]] psql is empty: give the command that runs psql against the cluster"
+                    .into(),
             ));
         };
         let shown = argv.join(" ");
@@ -435,7 +436,10 @@ impl PgCapture {
         Ok(CaptureRules {
             skip_top: SKIP_TOP.iter().map(|s| s.as_bytes().to_vec()).collect(),
             empty_top,
-            skip_prefixes: SKIP_PREFIXES.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            skip_prefixes: SKIP_PREFIXES
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
             tolerate_vanished: true,
         })
     }
@@ -540,9 +544,9 @@ impl PgCapture {
     }
 
     fn segment_size(&mut self) -> Result<u64> {
-        let rows = self
-            .session()?
-            .query("select setting, coalesce(unit, '') from pg_settings where name = 'wal_segment_size'")?;
+        let rows = self.session()?.query(
+            "select setting, coalesce(unit, '') from pg_settings where name = 'wal_segment_size'",
+        )?;
         let row = rows.into_iter().next().unwrap_or_default();
         let (v, unit) = match row.as_slice() {
             [v, u] => (v.parse::<u64>().unwrap_or(0), u.as_str()),
@@ -568,7 +572,10 @@ impl PgCapture {
         let mut first_err = None;
         if let Some(slot) = self.slot.take() {
             if let Some(s) = self.session.as_mut() {
-                if let Err(e) = s.query(&format!("select pg_drop_replication_slot({})", quote(&slot))) {
+                if let Err(e) = s.query(&format!(
+                    "select pg_drop_replication_slot({})",
+                    quote(&slot)
+                )) {
                     first_err = Some(e);
                 }
             }
@@ -640,8 +647,8 @@ mod tests {
     #[test]
     fn segment_names_count_across_log_boundaries() {
         let size = 16 << 20;
-        let r = segment_range("0000000100000000000000FE", "000000010000000100000001", size)
-            .unwrap();
+        let r =
+            segment_range("0000000100000000000000FE", "000000010000000100000001", size).unwrap();
         assert_eq!(
             r,
             [
@@ -651,8 +658,12 @@ mod tests {
                 "000000010000000100000001"
             ]
         );
-        assert!(segment_range("000000010000000000000005", "000000020000000000000006", size).is_err());
-        assert!(segment_range("000000010000000000000006", "000000010000000000000005", size).is_err());
+        assert!(
+            segment_range("000000010000000000000005", "000000020000000000000006", size).is_err()
+        );
+        assert!(
+            segment_range("000000010000000000000006", "000000010000000000000005", size).is_err()
+        );
         assert_eq!(
             segment_range("000000010000000000000005", "000000010000000000000005", size).unwrap(),
             ["000000010000000000000005"]

@@ -103,7 +103,10 @@ impl World {
 
     fn metrics_passed(&self) -> String {
         let text = fs::read_to_string(&self.metrics).unwrap();
-        assert!(text.contains("vault_drill_last_run_timestamp_seconds "), "{text}");
+        assert!(
+            text.contains("vault_drill_last_run_timestamp_seconds "),
+            "{text}"
+        );
         assert!(text.contains("vault_drill_duration_seconds "), "{text}");
         text.lines()
             .find_map(|l| l.strip_prefix("vault_drill_passed "))
@@ -145,11 +148,27 @@ fn drill_passes_on_a_store_holding_a_running_cluster() {
     let (out, report) = w.drill("latest");
     let out = out.ok();
     assert_eq!(report["passed"], true, "{}", out.describe());
-    for name in ["restore", "verify", ": start", "pg_amcheck", "sql: select count(*) from pgbench_branches", ": stop", "secrets", "cleanup"] {
-        assert_eq!(check(&report, name)["outcome"], "passed", "{name}: {report:#}");
+    for name in [
+        "restore",
+        "verify",
+        ": start",
+        "pg_amcheck",
+        "sql: select count(*) from pgbench_branches",
+        ": stop",
+        "secrets",
+        "cleanup",
+    ] {
+        assert_eq!(
+            check(&report, name)["outcome"],
+            "passed",
+            "{name}: {report:#}"
+        );
     }
     assert!(
-        check(&report, "sql:")["detail"].as_str().unwrap().contains("\"1\""),
+        check(&report, "sql:")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"1\""),
         "{report:#}"
     );
     assert_eq!(w.metrics_passed(), "1");
@@ -176,7 +195,11 @@ fn drill_names_a_damaged_pack() {
     let out = out.failed();
     assert_eq!(report["passed"], false, "{}", out.describe());
     assert_eq!(check(&report, "restore")["outcome"], "failed", "{report:#}");
-    assert!(out.stderr.contains("drill failed: restore"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("drill failed: restore"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(w.metrics_passed(), "0");
 }
 
@@ -197,7 +220,10 @@ fn drill_names_a_cluster_that_cannot_start() {
     let out = out.failed();
     let start = check(&report, ": start");
     assert_eq!(start["outcome"], "failed", "{report:#}");
-    assert!(start["detail"].as_str().unwrap().contains("shared_buffers"), "{report:#}");
+    assert!(
+        start["detail"].as_str().unwrap().contains("shared_buffers"),
+        "{report:#}"
+    );
     assert_eq!(check(&report, "restore")["outcome"], "passed");
     assert_eq!(check(&report, "secrets")["outcome"], "passed");
     assert!(out.stderr.contains(": start"), "{}", out.describe());
@@ -218,11 +244,21 @@ fn drill_names_a_changed_encryption_key() {
     let secrets = check(&report, "secrets");
     assert_eq!(secrets["outcome"], "failed", "{report:#}");
     assert!(
-        secrets["detail"].as_str().unwrap().contains("encryption-key"),
+        secrets["detail"]
+            .as_str()
+            .unwrap()
+            .contains("encryption-key"),
         "{report:#}"
     );
-    assert!(!out.all().contains(KEY) && !out.all().contains(OTHER_KEY), "no secret in the report");
-    assert!(out.stderr.contains("drill failed: secrets"), "{}", out.describe());
+    assert!(
+        !out.all().contains(KEY) && !out.all().contains(OTHER_KEY),
+        "no secret in the report"
+    );
+    assert!(
+        out.stderr.contains("drill failed: secrets"),
+        "{}",
+        out.describe()
+    );
     // The newest snapshot holds the newest key: its drill passes.
     let (out, report) = w.drill("latest");
     out.ok();

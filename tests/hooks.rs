@@ -50,18 +50,36 @@ fn hooks_run_in_order_with_their_environment_and_no_secrets() {
     let v = Vault::new();
     v.init();
     let src = source(&v);
-    write_hooks(&v, "hooks", &hook(&v.dir, 0), &hook(&v.dir, 0), &hook(&v.dir, 0), "timeout = \"1m\"\n");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        "timeout = \"1m\"\n",
+    );
     let mut cmd = v.command([std::ffi::OsStr::new("snapshot"), src.as_os_str()]);
     cmd.env("AWS_SECRET_ACCESS_KEY", "s3-secret-value");
     let out = common::run_command(cmd).ok();
     let id = v.snapshot_ids().pop().unwrap();
     assert_eq!(
         log(&v),
-        ["before running none 0".to_string(), format!("after ok {id} 1")],
+        [
+            "before running none 0".to_string(),
+            format!("after ok {id} 1")
+        ],
         "before ran before the snapshot existed, after once it did; on_error did not run"
     );
-    assert!(out.stderr.contains("vault: hook before: hello from before"), "{}", out.describe());
-    assert!(out.stderr.contains("vault: hook after: hello from after"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("vault: hook before: hello from before"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("vault: hook after: hello from after"),
+        "{}",
+        out.describe()
+    );
     assert!(
         out.stderr.contains("snapshot window"),
         "the summary reports the window between before and after\n{}",
@@ -70,12 +88,21 @@ fn hooks_run_in_order_with_their_environment_and_no_secrets() {
     for h in ["before", "after"] {
         let env = fs::read_to_string(v.dir.join(format!("env-{h}"))).unwrap();
         assert!(env.contains(&format!("VAULT_HOOK={h}")), "{env}");
-        assert!(env.contains(&format!("VAULT_STORE={}", v.store.display())), "{env}");
-        assert!(!env.contains(PASSPHRASE), "the passphrase is not in the hook's environment");
+        assert!(
+            env.contains(&format!("VAULT_STORE={}", v.store.display())),
+            "{env}"
+        );
+        assert!(
+            !env.contains(PASSPHRASE),
+            "the passphrase is not in the hook's environment"
+        );
         assert!(!env.contains("VAULT_PASSPHRASE"), "{env}");
         assert!(!env.contains("s3-secret-value"), "{env}");
     }
-    assert!(!out.all().contains(PASSPHRASE), "the passphrase is not in vault's log");
+    assert!(
+        !out.all().contains(PASSPHRASE),
+        "the passphrase is not in vault's log"
+    );
 }
 
 #[test]
@@ -83,7 +110,14 @@ fn failing_before_aborts_the_snapshot_and_still_runs_after() {
     let v = Vault::new();
     v.init();
     let src = source(&v);
-    write_hooks(&v, "hooks", &hook(&v.dir, 7), &hook(&v.dir, 0), &hook(&v.dir, 0), "");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 7),
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        "",
+    );
     let out = v
         .run([std::ffi::OsStr::new("snapshot"), src.as_os_str()])
         .failed();
@@ -95,7 +129,11 @@ fn failing_before_aborts_the_snapshot_and_still_runs_after() {
     assert!(v.snapshot_ids().is_empty());
     assert_eq!(
         log(&v),
-        ["before running none 0", "after failed none 0", "on_error failed none 0"]
+        [
+            "before running none 0",
+            "after failed none 0",
+            "on_error failed none 0"
+        ]
     );
 }
 
@@ -103,7 +141,14 @@ fn failing_before_aborts_the_snapshot_and_still_runs_after() {
 fn failing_snapshot_runs_after_and_on_error() {
     let v = Vault::new();
     v.init();
-    write_hooks(&v, "hooks", &hook(&v.dir, 0), &hook(&v.dir, 0), &hook(&v.dir, 0), "");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        "",
+    );
     let missing = v.dir.join("no-such-folder");
     let out = v
         .run([std::ffi::OsStr::new("snapshot"), missing.as_os_str()])
@@ -111,7 +156,11 @@ fn failing_snapshot_runs_after_and_on_error() {
     assert!(out.stderr.contains("no-such-folder"), "{}", out.describe());
     assert_eq!(
         log(&v),
-        ["before running none 0", "after failed none 0", "on_error failed none 0"]
+        [
+            "before running none 0",
+            "after failed none 0",
+            "on_error failed none 0"
+        ]
     );
 }
 
@@ -120,7 +169,14 @@ fn failing_after_fails_the_run_but_keeps_the_snapshot() {
     let v = Vault::new();
     v.init();
     let src = source(&v);
-    write_hooks(&v, "hooks", &hook(&v.dir, 0), &hook(&v.dir, 5), &hook(&v.dir, 0), "");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 5),
+        &hook(&v.dir, 0),
+        "",
+    );
     let out = v
         .run([std::ffi::OsStr::new("snapshot"), src.as_os_str()])
         .failed();
@@ -140,7 +196,14 @@ fn failing_after_fails_the_run_but_keeps_the_snapshot() {
 fn failing_on_error_is_reported_and_the_run_still_fails() {
     let v = Vault::new();
     v.init();
-    write_hooks(&v, "hooks", &hook(&v.dir, 1), &hook(&v.dir, 0), &hook(&v.dir, 9), "");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 1),
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 9),
+        "",
+    );
     let src = source(&v);
     let out = v
         .run([std::ffi::OsStr::new("snapshot"), src.as_os_str()])
@@ -159,7 +222,14 @@ fn a_hook_past_its_timeout_is_killed_with_its_process_group() {
         "[\"sh\", \"-c\", {:?}]",
         format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display())
     );
-    write_hooks(&v, "hooks", &slow, &hook(&v.dir, 0), &hook(&v.dir, 0), "timeout = \"2s\"\n");
+    write_hooks(
+        &v,
+        "hooks",
+        &slow,
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        "timeout = \"2s\"\n",
+    );
     let started = std::time::Instant::now();
     let out = v
         .run([std::ffi::OsStr::new("snapshot"), src.as_os_str()])
@@ -189,7 +259,14 @@ fn sigterm_during_the_snapshot_stops_it_and_runs_after() {
     let v = Vault::new();
     v.init();
     let src = source(&v);
-    write_hooks(&v, "hooks", &hook(&v.dir, 0), &hook(&v.dir, 0), &hook(&v.dir, 0), "");
+    write_hooks(
+        &v,
+        "hooks",
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        &hook(&v.dir, 0),
+        "",
+    );
     // The command runs inside the snapshot and signals vault (its parent) from there.
     let out = v
         .run([
@@ -287,5 +364,8 @@ fn failing_command_saves_nothing() {
         "{}",
         out.describe()
     );
-    assert!(v.snapshot_ids().is_empty(), "partial output is never a snapshot");
+    assert!(
+        v.snapshot_ids().is_empty(),
+        "partial output is never a snapshot"
+    );
 }

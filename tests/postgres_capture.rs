@@ -149,7 +149,10 @@ fn online_capture_under_load_restores_a_consistent_cluster() {
     let list = v.snapshots_json();
     let db = &list[0]["databases"][0];
     assert_eq!(db["kind"], "postgresql", "{list:?}");
-    assert!(db["server_version"].as_str().unwrap().starts_with("15"), "{db}");
+    assert!(
+        db["server_version"].as_str().unwrap().starts_with("15"),
+        "{db}"
+    );
     assert!(db["start_lsn"].as_str().unwrap().contains('/'), "{db}");
     assert!(db["wal_segments"].as_u64().unwrap() >= 1, "{db}");
     assert!(v.ok(["snapshots"]).contains("consistent online capture"));
@@ -161,13 +164,17 @@ fn online_capture_under_load_restores_a_consistent_cluster() {
     assert!(has("PG_VERSION"), "{ls}");
     assert!(has("pg_wal"), "{ls}");
     assert!(
-        ls.lines().any(|l| l.contains(&format!("{data}/pg_wal/0000000"))),
+        ls.lines()
+            .any(|l| l.contains(&format!("{data}/pg_wal/0000000"))),
         "WAL segments in the snapshot\n{ls}"
     );
     for left_out in ["postmaster.pid", "postmaster.opts", "base/pgsql_tmp"] {
         assert!(!has(left_out), "{left_out} left out\n{ls}");
     }
-    assert!(has("pg_stat_tmp") && has("pg_subtrans"), "emptied folders kept\n{ls}");
+    assert!(
+        has("pg_stat_tmp") && has("pg_subtrans"),
+        "emptied folders kept\n{ls}"
+    );
     c.stop();
     check_restored(&v, &c.data, false).unwrap();
 }
@@ -305,4 +312,26 @@ fn consistency_rounds() {
         held[0], held[1]
     );
     assert_eq!(held[0], rounds, "every online round holds");
+}
+
+#[test]
+fn tablespace_outside_the_data_dir_is_refused() {
+    let (v, c) = world(&[]);
+    let space = v.path("space");
+    std::os::unix::fs::chown(&space, Some(postgres::OWNER.0), Some(postgres::OWNER.1)).unwrap();
+    c.sql(&format!(
+        "create tablespace elsewhere location '{}'",
+        space.display()
+    ));
+    configure_online(&v, &c, "");
+    let out = v
+        .run([std::ffi::OsStr::new("snapshot"), c.data.as_os_str()])
+        .failed();
+    assert!(
+        out.stderr.contains("tablespaces outside") && out.stderr.contains("elsewhere"),
+        "the error names the tablespace and what to do\n{}",
+        out.describe()
+    );
+    assert!(v.snapshot_ids().is_empty(), "nothing was saved");
+    assert_eq!(slots(&c), "0");
 }

@@ -68,8 +68,14 @@ impl HookRunner {
         let timeout = self.hooks.timeout()?;
         if let Some(argv) = self.hooks.get(HookKind::Before) {
             let env = self.env("running", None);
-            vault::hooks::run(HookKind::Before, argv, timeout, &env, &mut log_line(HookKind::Before))
-                .map_err(|e| anyhow!("{e}; the {} was not started", self.operation))?;
+            vault::hooks::run(
+                HookKind::Before,
+                argv,
+                timeout,
+                &env,
+                &mut log_line(HookKind::Before),
+            )
+            .map_err(|e| anyhow!("{e}; the {} was not started", self.operation))?;
             self.window_start = Some(Instant::now());
         }
         if self.cancel.load(Ordering::Relaxed) {
@@ -81,11 +87,17 @@ impl HookRunner {
     /// Runs `after` (always) and `on_error` (when the operation failed), reports the
     /// window between `before` and `after`, and returns the exit code.
     pub fn finish(self, done: Finished) -> Result<u8> {
-        let timeout = self.hooks.timeout().unwrap_or(vault::hooks::DEFAULT_TIMEOUT);
+        let timeout = self
+            .hooks
+            .timeout()
+            .unwrap_or(vault::hooks::DEFAULT_TIMEOUT);
         let status = match &done.result {
             Ok(0) => "ok",
             Ok(_) => "partial",
-            Err(e) if e.downcast_ref::<vault::Error>().is_some_and(|e| matches!(e, vault::Error::Interrupted)) => {
+            Err(e)
+                if e.downcast_ref::<vault::Error>()
+                    .is_some_and(|e| matches!(e, vault::Error::Interrupted)) =>
+            {
                 "interrupted"
             }
             Err(_) => "failed",
@@ -94,9 +106,13 @@ impl HookRunner {
         let mut after_err = None;
         if let Some(argv) = self.hooks.get(HookKind::After) {
             let env = self.env(status, done.snapshot_id.clone());
-            if let Err(e) =
-                vault::hooks::run(HookKind::After, argv, timeout, &env, &mut log_line(HookKind::After))
-            {
+            if let Err(e) = vault::hooks::run(
+                HookKind::After,
+                argv,
+                timeout,
+                &env,
+                &mut log_line(HookKind::After),
+            ) {
                 after_err = Some(e);
             }
         }
@@ -111,7 +127,11 @@ impl HookRunner {
         if failed {
             if let Some(argv) = self.hooks.get(HookKind::OnError) {
                 let env = self.env(
-                    if done.result.is_ok() { "failed" } else { status },
+                    if done.result.is_ok() {
+                        "failed"
+                    } else {
+                        status
+                    },
                     done.snapshot_id.clone(),
                 );
                 if let Err(e) = vault::hooks::run(

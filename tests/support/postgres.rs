@@ -25,7 +25,14 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Panics with what to install when PostgreSQL 15 is missing.
 pub fn require() {
-    for b in ["initdb", "pg_ctl", "postgres", "psql", "pgbench", "pg_amcheck"] {
+    for b in [
+        "initdb",
+        "pg_ctl",
+        "postgres",
+        "psql",
+        "pgbench",
+        "pg_amcheck",
+    ] {
         assert!(
             bin(b).exists(),
             "{} is missing: install Debian's postgresql-15 and postgresql-contrib (`bash .ci/test` does)",
@@ -59,7 +66,10 @@ fn as_owner(program: &Path) -> Command {
 }
 
 fn run(mut c: Command) -> (bool, String) {
-    let out = c.stdin(Stdio::null()).output().expect("run a PostgreSQL tool");
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a PostgreSQL tool");
     (
         out.status.success(),
         format!(
@@ -160,7 +170,9 @@ impl Cluster {
             let (ok, _) = run(cmd);
             if !ok {
                 let mut cmd = as_owner(&bin("pg_ctl"));
-                cmd.arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]);
+                cmd.arg("-D")
+                    .arg(&self.data)
+                    .args(["-m", "immediate", "stop"]);
                 let _ = run(cmd);
             }
             self.running = false;

@@ -9,12 +9,8 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         return restore_inner(ctx, spec, opts);
     }
     let cancel = crate::cli::hooks::install_signal_flag()?;
-    let mut hooks = crate::cli::hooks::HookRunner::new(
-        "restore",
-        hook_set,
-        ctx.store_location(),
-        cancel,
-    );
+    let mut hooks =
+        crate::cli::hooks::HookRunner::new("restore", hook_set, ctx.store_location(), cancel);
     let result = match hooks.before() {
         Ok(()) => restore_inner(ctx, spec, opts),
         Err(e) => Err(e),
