@@ -75,6 +75,10 @@ pub enum Error {
     #[error("the store is busy: {0}; try again when it has finished (or wait with --lock-wait)")]
     Busy(String),
 
+    /// A command stopped before changing anything because going on could lose data.
+    #[error("{0}")]
+    Refused(String),
+
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
 

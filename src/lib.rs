@@ -18,6 +18,7 @@ pub mod pack;
 pub mod postgres;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;

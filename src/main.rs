@@ -140,6 +140,12 @@ enum Command {
     Check {
         #[arg(long)]
         read_data: bool,
+        /// Read only a share of the packs: N/M (deterministic, 1/M..M/M cover all) or P% (random)
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
+        /// Print one JSON object (problems as typed records) instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Copy a store (or chosen snapshots) to another location, shipping only what it lacks
     Copy {
@@ -163,6 +169,11 @@ enum Command {
     Lock(LockCommand),
     /// Restore a snapshot into a scratch folder and prove it works (files, database, secrets)
     Drill(cli::drill::DrillArgs),
+    /// Rebuild the index from the packs, or snapshots without the files whose data is lost
+    #[command(subcommand)]
+    Repair(cli::repair::RepairCommand),
+    /// Remove leases left by processes that died (and, with --force, a named one)
+    Unlock(cli::unlock::UnlockArgs),
 }
 
 #[derive(Subcommand)]
@@ -392,9 +403,15 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             repack_threshold,
         } => cli::commands::prune(&ctx, dry_run, repack_threshold),
-        Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Check {
+            read_data,
+            read_data_subset,
+            json,
+        } => cli::commands::check(&ctx, read_data, read_data_subset.as_deref(), json),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
         Command::Drill(args) => cli::drill::run(&ctx, args),
+        Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
+        Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
