@@ -1,7 +1,12 @@
 pub mod commands;
 pub mod context;
+pub mod diff;
 pub mod drill;
+pub mod dump;
+pub mod find;
 pub mod hooks;
+pub mod import_tar;
+pub mod mount;
 pub mod repair;
 pub mod secrets;
 pub mod terminal;
