@@ -86,6 +86,16 @@ pub enum Error {
     /// holds, so the operator can choose instead of restoring another host's files.
     #[error("no snapshot matches {wanted}, so nothing was chosen; {present}")]
     NoMatchingSnapshot { wanted: String, present: String },
+    #[error("interrupted by a signal; nothing of this run was saved as a snapshot")]
+    Interrupted,
+
+    /// A hook command failed, timed out or could not start.
+    #[error("{0}")]
+    Hook(String),
+
+    /// Talking to a database server for a consistent capture failed.
+    #[error("{0}")]
+    Database(String),
 }
 
 impl Error {

@@ -77,6 +77,13 @@ enum Command {
         host: Option<String>,
         /// Paths to save instead of the configured ones
         paths: Vec<PathBuf>,
+        /// Save the standard output of the command after `--` as this file (a bare name
+        /// lands at /NAME); only paths named on the command line go along
+        #[arg(long, value_name = "NAME", requires = "command")]
+        stdin_from_command: Option<String>,
+        /// The command for --stdin-from-command; its exit status must be 0
+        #[arg(last = true, value_name = "CMD", requires = "stdin_from_command")]
+        command: Vec<String>,
     },
     /// List snapshots
     Snapshots {
@@ -194,6 +201,8 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Restore a snapshot into a scratch folder and prove it works (files, database, secrets)
+    Drill(cli::drill::DrillArgs),
     /// Turn tar archives (such as travis-backup-EPOCH.tar.gz) into snapshots
     ImportTar(cli::import_tar::ImportTarArgs),
     /// Write a snapshot (or a path in it) as a tar stream to standard output
@@ -423,7 +432,22 @@ fn run(cli: Cli) -> Result<u8> {
             };
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }
-        Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
+        Command::Snapshot {
+            tags,
+            host,
+            paths,
+            stdin_from_command,
+            command,
+        } => cli::commands::snapshot(
+            &ctx,
+            tags,
+            host,
+            paths,
+            stdin_from_command.map(|name| cli::commands::CommandOutput {
+                name,
+                argv: command,
+            }),
+        ),
         Command::Snapshots { json, filter } => {
             cli::commands::snapshots(&ctx, json, &filter).map(|_| 0)
         }
@@ -492,6 +516,7 @@ fn run(cli: Cli) -> Result<u8> {
             filter,
             ..
         } => cli::commands::copy(&ctx, &to, &snapshots, verify, &filter),
+        Command::Drill(args) => cli::drill::run(&ctx, args),
         Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
         Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {

@@ -213,6 +213,41 @@ pub struct Snapshot {
     pub tree: Id,
     pub summary: Summary,
     pub program: String,
+    /// Database clusters this snapshot saved consistently (online base backups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DatabaseCapture>,
+}
+
+/// A database cluster saved as an online base backup: restored, it replays its WAL from
+/// `start_lsn` to at least `stop_lsn` and is then consistent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseCapture {
+    /// `postgresql`.
+    pub kind: String,
+    /// The cluster's data directory (absolute, as saved).
+    pub data_dir: String,
+    /// `server_version` as the server reported it.
+    pub server_version: String,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    /// Number of WAL segments added under `pg_wal/`.
+    pub wal_segments: u32,
+}
+
+impl DatabaseCapture {
+    /// One line for listings.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} at {}: consistent online capture, WAL {} to {} ({} segment{})",
+            self.kind,
+            self.server_version,
+            self.data_dir,
+            self.start_lsn,
+            self.stop_lsn,
+            self.wal_segments,
+            if self.wal_segments == 1 { "" } else { "s" }
+        )
+    }
 }
 
 impl Snapshot {
@@ -876,6 +911,7 @@ mod tests {
             tree: Id::random(),
             summary: Summary::default(),
             program: "test".into(),
+            databases: Vec::new(),
         }
     }
 

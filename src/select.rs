@@ -304,6 +304,7 @@ mod tests {
             tree: Id::random(),
             summary: Default::default(),
             program: "vault".into(),
+            databases: Vec::new(),
         }
     }
 

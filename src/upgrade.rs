@@ -135,6 +135,7 @@ mod tests {
             tree: Id::random(),
             summary: Summary::default(),
             program: "vault test".into(),
+            databases: Vec::new(),
         }
     }
 

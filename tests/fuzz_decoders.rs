@@ -430,6 +430,7 @@ fn fuzz_snapshot_record() {
         tree: Id::random(),
         summary: Default::default(),
         program: "vault 0.1".into(),
+        databases: Vec::new(),
     };
     fuzz(5, vec![cbor(&snap)], |b| {
         let _ = vault::repo::decode_snapshot(b);

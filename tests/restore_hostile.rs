@@ -78,6 +78,7 @@ fn craft(
         tree: keys.blob_id(&root_tree),
         summary: Summary::default(),
         program: "crafted".into(),
+        databases: Vec::new(),
     };
     let reader = BlobReader::new(created.repo, keys, created.identity);
     (

@@ -1,8 +1,10 @@
 pub mod commands;
 pub mod context;
 pub mod diff;
+pub mod drill;
 pub mod dump;
 pub mod find;
+pub mod hooks;
 pub mod import_tar;
 pub mod mount;
 pub mod filter;

@@ -33,6 +33,9 @@ pub fn ls(
     }
     let (id, snap, verdict) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
     super::describe_verification(&id, &snap, &verdict);
+    for d in &snap.databases {
+        println!("# {}", d.describe());
+    }
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

@@ -2,7 +2,31 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Context as _, Result};
 
+/// Restores inside `[hooks.restore]` (when configured): `after` runs however the restore ends.
 pub fn restore(
+    ctx: &Context,
+    spec: &str,
+    filter: &crate::cli::filter::FilterArgs,
+    opts: vault::restore::RestoreOptions,
+) -> Result<u8> {
+    let hook_set = ctx.config.hooks.restore();
+    if hook_set.is_empty() || opts.dry_run {
+        return restore_inner(ctx, spec, filter, opts);
+    }
+    let cancel = crate::cli::hooks::install_signal_flag()?;
+    let mut hooks =
+        crate::cli::hooks::HookRunner::new("restore", hook_set, ctx.store_location(), cancel);
+    let result = match hooks.before() {
+        Ok(()) => restore_inner(ctx, spec, filter, opts),
+        Err(e) => Err(e),
+    };
+    hooks.finish(crate::cli::hooks::Finished {
+        result,
+        snapshot_id: None,
+    })
+}
+
+fn restore_inner(
     ctx: &Context,
     spec: &str,
     filter: &crate::cli::filter::FilterArgs,

@@ -34,6 +34,7 @@ pub fn snapshots(ctx: &Context, json: bool, filter: &crate::cli::filter::FilterA
                     "verified": v.is_trusted(),
                     "verified_host": verified_host(v),
                     "problems": v.problems(),
+                    "databases": s.databases,
                 })
             })
             .collect();
@@ -64,6 +65,9 @@ pub fn snapshots(ctx: &Context, json: bool, filter: &crate::cli::filter::FilterA
             v.label(),
             s.paths_display().join(" ")
         );
+        for d in &s.databases {
+            println!("{:<8}  {}", "", d.describe());
+        }
     }
     println!(
         "{} snapshot{}",
