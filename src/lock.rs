@@ -82,13 +82,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// A held lease; released (and its refresher stopped) on drop.
 pub struct Lease {
     backend: BackendRef,
@@ -131,7 +124,7 @@ impl Lease {
         kind: LeaseKind,
         purpose: &str,
     ) -> Result<Lease> {
-        let host = hostname();
+        let host = crate::host::hostname();
         let created = now();
         let record = LeaseRecord {
             kind,
@@ -225,7 +218,7 @@ impl Drop for Lease {
 
 /// Removes leases that have expired or whose process is gone; returns how many.
 pub fn remove_stale(backend: &BackendRef, keys: &WriterKeys) -> Result<usize> {
-    let host = hostname();
+    let host = crate::host::hostname();
     let mut removed = 0;
     for (name, record) in list(backend, keys)? {
         if !record.is_live(now(), &host) {
@@ -276,7 +269,7 @@ mod tests {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let mut dead = LeaseRecord {
             kind: LeaseKind::Exclusive,
-            host: hostname(),
+            host: crate::host::hostname(),
             pid: u32::MAX - 1,
             purpose: "prune".into(),
             created: now(),

@@ -23,6 +23,10 @@ use crate::reader::BlobReader;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+/// The repack threshold when none is given: packs more than this many percent unused are
+/// repacked.
+pub const DEFAULT_REPACK_THRESHOLD_PERCENT: u8 = 20;
+
 pub struct PruneOptions {
     pub dry_run: bool,
     /// Packs whose unused bytes exceed this share of the pack are repacked.
@@ -34,7 +38,7 @@ impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
             dry_run: false,
-            repack_threshold: 0.2,
+            repack_threshold: DEFAULT_REPACK_THRESHOLD_PERCENT as f64 / 100.0,
             lock_wait: Duration::ZERO,
         }
     }
@@ -104,24 +108,20 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .into_iter()
         .map(|(id, _)| id.to_hex())
         .collect();
-    for (pack_id, size) in cache.packs()? {
+    for u in crate::walk::pack_usage(cache, &used)? {
         report.packs_total += 1;
-        report.bytes_before += size;
-        let entries = cache.pack_entries(&pack_id)?;
-        let used_idx: Vec<usize> = (0..entries.len())
-            .filter(|&i| used.contains(&entries[i].id))
-            .collect();
-        let used_bytes: u64 = used_idx.iter().map(|&i| entries[i].length as u64).sum();
+        report.bytes_before += u.size;
+        let (pack_id, size, unused) = (u.pack, u.size, u.unused_bytes());
         let record = PackRecord {
             id: pack_id,
             size,
             header_len: cache.pack_header_len(&pack_id)?.unwrap_or(0),
-            entries,
+            entries: u.entries,
         };
-        if used_idx.is_empty() {
+        if u.used.is_empty() {
             delete.push(pack_id);
-        } else if (size - used_bytes.min(size)) as f64 > opts.repack_threshold * size as f64 {
-            repack.push((record, used_idx));
+        } else if unused as f64 > opts.repack_threshold * size as f64 {
+            repack.push((record, u.used));
         } else {
             keep.push(record);
         }
@@ -257,8 +257,8 @@ fn delete_tolerant(
 }
 
 fn mark(reader: &BlobReader, cache: &Cache, tree_id: &Id, used: &mut HashSet<Id>) -> Result<()> {
-    reader.collect_reachable(cache, tree_id, used).map_err(|e| {
-        Error::Restore(format!(
+    crate::walk::reachable_blobs(reader, cache, tree_id, used).map_err(|e| {
+        Error::Prune(format!(
             "prune stopped before deleting anything: a snapshot's folder cannot be read ({e}); run `vault check`"
         ))
     })

@@ -1,4 +1,5 @@
 pub mod commands;
 pub mod context;
+pub mod passphrase;
 pub mod secrets;
 pub mod terminal;

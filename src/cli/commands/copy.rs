@@ -10,7 +10,7 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
         lock_wait: ctx.lock_wait(),
     };
     let mut report = CopyReport::default();
-    let dst_backend = vault::backend::open_with(to, &ctx.config)?;
+    let dst_backend = vault::backend::open_with(to, &ctx.config.s3)?;
     let src_location;
     let dst_location;
     if specs.is_empty() {

@@ -13,15 +13,12 @@ pub fn lock_extend(
         Err(e) => return Err(e.into()),
     };
     let (repo, keys, identity) = ctx.reader_keys()?;
+    // The same plan as `forget`: what it keeps (the guard included) is extended, only
+    // what it removes is skipped.
     let mut skip = std::collections::HashSet::new();
     if let Some(policy) = &policy {
         let snapshots = repo.snapshots(&keys)?;
-        let candidates = vault::retention::candidates(&snapshots)?;
-        for d in vault::retention::apply(policy, &candidates, &chrono::Local::now())? {
-            if d.selected && !d.keep {
-                skip.insert(d.id);
-            }
-        }
+        skip = vault::forget::plan(policy, &snapshots, &chrono::Local::now())?.removed_ids();
         println!("policy: {policy}");
     }
     let mut cache = ctx.open_cache(&repo)?;

@@ -1,9 +1,23 @@
 use super::human;
 use crate::cli::context::Context;
 use anyhow::Result;
+use vault::crypto::WriterKeys;
+use vault::repo::Repo;
 
 pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
+    prune_with(ctx, repo, keys, identity, dry_run, repack_threshold)
+}
+
+/// Prune with keys already unlocked (by `forget --prune`).
+pub fn prune_with(
+    ctx: &Context,
+    repo: Repo,
+    keys: WriterKeys,
+    identity: age::x25519::Identity,
+    dry_run: bool,
+    repack_threshold: u8,
+) -> Result<u8> {
     let mut cache = ctx.open_cache(&repo)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let opts = vault::prune::PruneOptions {

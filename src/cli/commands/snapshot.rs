@@ -24,7 +24,7 @@ pub fn snapshot(
     let mut cache = ctx.open_cache(&writer.repo)?;
     let hostname = host
         .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(system_hostname);
+        .unwrap_or_else(vault::host::hostname);
     let opts = SnapshotOptions {
         paths: sources,
         tags,
@@ -120,11 +120,4 @@ fn source_paths(ctx: &Context, given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(out)
-}
-
-fn system_hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }
