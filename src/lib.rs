@@ -30,6 +30,7 @@
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
 //!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`], [`copy`],
 //!   [`backup`], [`restore`], [`secrets`] (sealed platform secrets).
+//! - **session**: [`session`] (one command's store, keys unlocked once, and cache).
 //! - **configuration**: [`config`] (the configuration file's tables, for the CLI).
 //!
 //! Each operation takes options and returns a typed report (or, for `forget`, a plan
@@ -62,6 +63,7 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod secrets;
+pub mod session;
 pub mod tree;
 pub mod walk;
 
@@ -73,4 +75,5 @@ pub use forget::{ForgetPlan, ForgetReport};
 pub use id::Id;
 pub use reader::BlobReader;
 pub use repo::{Repo, Snapshot};
+pub use session::Session;
 pub use tree::{Node, NodeKind, Tree};

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secrets",
         ],
     ),
+    ("session", &["session"]),
     ("configuration", &["config"]),
 ];
 

@@ -196,6 +196,13 @@ impl Context {
         )
     }
 
+    /// A reader's session: the store, its keys unlocked once (one passphrase prompt at
+    /// most), and the cache folder.
+    pub fn reader_session(&self) -> Result<vault::Session> {
+        let (repo, identity) = self.reader()?;
+        Ok(vault::Session::unlock(repo, identity, self.cache_dir())?)
+    }
+
     /// Reader identity plus the derived keys.
     pub fn reader_keys(&self) -> Result<(Repo, WriterKeys, age::x25519::Identity)> {
         self.reader_keys_in(self.open_repo()?)

@@ -1,4 +1,4 @@
-use super::prune::prune_with;
+use super::prune::prune_in;
 use crate::cli::context::Context;
 use anyhow::Result;
 use vault::forget::Rule;
@@ -12,8 +12,8 @@ pub fn forget(
     let policy = vault::retention::Policy::from_config(config)?;
     // The reader identity is demanded even though only snapshot records are touched: a
     // snapshotting host's writer key must not be able to drop backups.
-    let (repo, keys, identity) = ctx.reader_keys()?;
-    let snapshots = repo.snapshots(&keys)?;
+    let session = ctx.reader_session()?;
+    let snapshots = session.repo().snapshots(session.keys())?;
     let plan = vault::forget::plan(&policy, &snapshots, &chrono::Local::now())?;
     println!("policy: {policy}");
     let mut group = None;
@@ -46,7 +46,7 @@ pub fn forget(
         );
         return Ok(0);
     }
-    let report = vault::forget::execute(&repo, &plan)?;
+    let report = vault::forget::execute(session.repo(), &plan)?;
     println!("\nremoved {} of {total} snapshots", report.removed);
     if !report.locked.is_empty() {
         let locked: Vec<String> = report.locked.iter().map(|id| id.short()).collect();
@@ -57,12 +57,10 @@ pub fn forget(
         );
     }
     if then_prune {
-        // The keys unlocked above serve the prune too: one passphrase prompt, not two.
-        return prune_with(
+        // The session opened above serves the prune too: one passphrase prompt, not two.
+        return prune_in(
             ctx,
-            repo,
-            keys,
-            identity,
+            &session,
             false,
             vault::prune::DEFAULT_REPACK_THRESHOLD_PERCENT,
         );
