@@ -79,7 +79,20 @@ fn used_modules(code: &str) -> BTreeSet<String> {
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
+            // The group ends at its matching brace.
+            let mut depth = 0;
+            let mut end = group.len();
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        end = j;
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
             // Top-level items of the group: split on commas outside nested braces.
             let mut depth = 0;
             let mut start = 0;
