@@ -190,7 +190,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z").unwrap();
         let p = plan(&policy, &snaps, &now).unwrap();
         let by_id = |id: u8| p.snapshots.iter().find(|s| s.id == Id([id; 32])).unwrap();
-        assert_eq!(by_id(1).rule, Rule::Policy(vec![Reason::Tag("keep".into())]));
+        assert_eq!(
+            by_id(1).rule,
+            Rule::Policy(vec![Reason::Tag("keep".into())])
+        );
         assert!(by_id(1).keep);
         assert_eq!(by_id(3).rule, Rule::NewestOfGroup);
         assert!(by_id(3).keep);

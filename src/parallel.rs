@@ -65,7 +65,11 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.to_string(), "item 10");
-        assert_eq!(started.load(Ordering::SeqCst), 11, "nothing starts after the error");
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            11,
+            "nothing starts after the error"
+        );
         assert!(try_for_each(&[] as &[u8], 3, |_| Ok(())).is_ok());
     }
 }

@@ -146,17 +146,24 @@ fn sample_tree() -> Tree {
 const SAMPLE_TREE_CBOR: &str =
     "a1656e6f64657384ad646e616d6545612e747874646b696e646446696c65646d6f64651901a06375696400636769641903e6647573657264726f6f746567726f757066747261766973656d74696d651a695735a56a6d74696d655f6e7365631a075bcd156473697a650a6678617474727381a2646e616d6546757365722e6b6576616c7565417667657874656e747381a2666f666673657400666368756e6b7381a26269645820aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa636c656e0a646c696e6ba26364657619080163696e6f07ab646e616d654164646b696e6463446972646d6f64651901ed637569640063676964006475736572f66567726f7570f6656d74696d65206a6d74696d655f6e736563006473697a650067737562747265655820bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbab646e616d65426cff646b696e646753796d6c696e6b646d6f64651901ff637569640063676964006475736572f66567726f7570f6656d74696d65006a6d74696d655f6e736563006473697a65006674617267657445612e747874ab646e616d65446e756c6c646b696e646a43686172446576696365646d6f64651901b6637569640063676964006475736572f66567726f7570f6656d74696d65006a6d74696d655f6e736563006473697a65006472646576190103";
 /// Its blob id under the id key 32 × 0x11.
-const SAMPLE_TREE_ID: &str =
-    "6ce0ba13853487bfdf08de26bbdd10bc25896fcdfb25a476eb0c31f678ed1db6";
+const SAMPLE_TREE_ID: &str = "6ce0ba13853487bfdf08de26bbdd10bc25896fcdfb25a476eb0c31f678ed1db6";
 
 #[test]
 fn tree_encoding_and_id_are_pinned() {
     let tree = sample_tree();
     let bytes = tree.encode();
-    assert_eq!(hex::encode(&bytes), SAMPLE_TREE_CBOR, "tree encoding changed");
+    assert_eq!(
+        hex::encode(&bytes),
+        SAMPLE_TREE_CBOR,
+        "tree encoding changed"
+    );
     assert_eq!(Tree::decode(&bytes).unwrap(), tree);
     let keys = WriterKeys::from_id_key(SecretKey([0x11; 32]));
-    assert_eq!(keys.blob_id(&bytes).to_hex(), SAMPLE_TREE_ID, "tree id changed");
+    assert_eq!(
+        keys.blob_id(&bytes).to_hex(),
+        SAMPLE_TREE_ID,
+        "tree id changed"
+    );
 }
 
 /// The derived keys of the id key 32 × 0x11: blob ids and the chunker seed.
@@ -267,7 +274,11 @@ fn names(f: &Fixture, kind: Kind) -> Vec<String> {
 /// key with the label as associated data. Checks that the label is bound, too.
 fn open_meta(f: &Fixture, label: &[u8], sealed: &[u8]) -> Vec<u8> {
     let plain = f.keys.open_meta(label, sealed, "fixture").unwrap();
-    assert_eq!(sealed.len(), 24 + plain.len() + 16, "nonce, ciphertext, tag");
+    assert_eq!(
+        sealed.len(),
+        24 + plain.len() + 16,
+        "nonce, ciphertext, tag"
+    );
     assert!(f.keys.open_meta(b"vault v1 other", sealed, "x").is_err());
     plain
 }
@@ -322,8 +333,16 @@ fn fixture_pack_layout() {
     let mut trees = 0;
     for name in &packs {
         let bytes = f.repo.backend.get(Kind::Packs, name).unwrap();
-        assert_eq!(Id::hash_public(&bytes).to_hex(), *name, "name = BLAKE3(pack)");
-        assert!(fixture().join("packs").join(&name[..2]).join(name).is_file());
+        assert_eq!(
+            Id::hash_public(&bytes).to_hex(),
+            *name,
+            "name = BLAKE3(pack)"
+        );
+        assert!(fixture()
+            .join("packs")
+            .join(&name[..2])
+            .join(name)
+            .is_file());
         assert_eq!(&bytes[..8], b"VLTPACK1");
         let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
         let header = &bytes[12..12 + header_len];
@@ -366,7 +385,11 @@ fn fixture_pack_layout() {
             }
             at += e.length as usize;
         }
-        assert_eq!(at, bytes.len() - 4 - tlen, "the trailer follows the last blob");
+        assert_eq!(
+            at,
+            bytes.len() - 4 - tlen,
+            "the trailer follows the last blob"
+        );
     }
     // The root, /tmp, vault-fixture-v1, etc, travis, ssl, empty.
     assert_eq!(trees, 7);
@@ -381,7 +404,11 @@ fn fixture_index_and_snapshot_records() {
         let sealed = f.repo.backend.get(Kind::Index, &name).unwrap();
         let plain = open_meta(&f, b"vault v1 index", &sealed);
         let records: Vec<PackRecord> = ciborium::from_reader(&plain[..]).unwrap();
-        assert_eq!(cbor(&records), plain, "an index file re-encodes to its bytes");
+        assert_eq!(
+            cbor(&records),
+            plain,
+            "an index file re-encodes to its bytes"
+        );
         for r in &records {
             let pack = f.repo.backend.get(Kind::Packs, &r.id.to_hex()).unwrap();
             let trailer = vault::pack::read_trailer(&f.keys, &r.id, &pack).unwrap();
@@ -398,14 +425,22 @@ fn fixture_index_and_snapshot_records() {
     let sealed = f.repo.backend.get(Kind::Snapshots, &snapshots[0]).unwrap();
     let plain = open_meta(&f, b"vault v1 snapshot", &sealed);
     let snapshot: Snapshot = ciborium::from_reader(&plain[..]).unwrap();
-    assert_eq!(cbor(&snapshot), plain, "a snapshot record re-encodes to its bytes");
+    assert_eq!(
+        cbor(&snapshot),
+        plain,
+        "a snapshot record re-encodes to its bytes"
+    );
     assert_eq!(snapshot.hostname, "fixture-host");
     assert_eq!(snapshot.tags, ["fixture"]);
     assert_eq!(snapshot.paths_display(), [FIXTURE_SOURCE]);
     assert!(snapshot.program.starts_with("vault "));
     assert!(snapshot.time().is_some());
     assert_eq!(
-        (snapshot.summary.files, snapshot.summary.dirs, snapshot.summary.others),
+        (
+            snapshot.summary.files,
+            snapshot.summary.dirs,
+            snapshot.summary.others
+        ),
         (3, 3, 1)
     );
 }
@@ -422,7 +457,8 @@ fn fixture_store_checks_clean() {
     let v = fixture_vault();
     let out = v.run(["check", "--read-data"]).ok();
     assert!(
-        out.stdout.contains("1 snapshots, 1 packs, 1 index files") && out.stdout.contains("no errors"),
+        out.stdout.contains("1 snapshots, 1 packs, 1 index files")
+            && out.stdout.contains("no errors"),
         "{}",
         out.describe()
     );
@@ -446,7 +482,10 @@ fn fixture_store_restores_its_content() {
     common::run_command(cmd).restore_ok();
     let root = common::restored(&to, Path::new(FIXTURE_SOURCE));
     let read = |p: &str| std::fs::read(root.join(p)).unwrap();
-    assert_eq!(read("travis.yml"), b"encryption:\n  key: fixture-not-a-secret\n");
+    assert_eq!(
+        read("travis.yml"),
+        b"encryption:\n  key: fixture-not-a-secret\n"
+    );
     assert_eq!(read("ssl/note.txt"), b"hello from store v1\n");
     assert_eq!(read("empty.conf"), b"");
     assert_eq!(
@@ -465,4 +504,3 @@ fn fixture_store_restores_its_content() {
     );
     assert_eq!(meta("link").mtime(), 1_767_323_045);
 }
-

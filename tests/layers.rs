@@ -135,7 +135,13 @@ fn lower_layers_never_import_higher_ones() {
     let mut seen_modules = BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_str().unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
         let module = first.trim_end_matches(".rs");
         if matches!(module, "cli" | "main" | "lib") {
             continue; // The CLI is the top layer; lib.rs only declares modules.
@@ -166,11 +172,18 @@ fn lower_layers_never_import_higher_ones() {
             }
         }
     }
-    assert!(problems.is_empty(), "layer violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layer violations:\n{}",
+        problems.join("\n")
+    );
     // The order names no module that is gone.
     for (_, mods) in LAYERS {
         for m in *mods {
-            assert!(seen_modules.contains(*m), "LAYERS names `{m}`, which src/ lacks");
+            assert!(
+                seen_modules.contains(*m),
+                "LAYERS names `{m}`, which src/ lacks"
+            );
         }
     }
 }
@@ -190,10 +203,13 @@ fn the_check_sees_grouped_and_plain_paths() {
 /// The crate docs carry the same order.
 #[test]
 fn the_crate_docs_list_the_layers() {
-    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
-        .unwrap();
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     for (layer, mods) in LAYERS {
-        assert!(lib.contains(layer), "src/lib.rs does not name the layer {layer}");
+        assert!(
+            lib.contains(layer),
+            "src/lib.rs does not name the layer {layer}"
+        );
         for m in *mods {
             assert!(
                 lib.contains(&format!("[`{m}`]")),

@@ -572,7 +572,11 @@ fn lock_extend_extends_a_snapshot_only_the_guard_keeps() {
     let data = w.v.path("data");
     random_file(&data.join("payload"), 100_000);
     let snap = |host: &str, tags: &[&str]| {
-        let mut args: Vec<&OsStr> = vec![OsStr::new("snapshot"), OsStr::new("--host"), OsStr::new(host)];
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("snapshot"),
+            OsStr::new("--host"),
+            OsStr::new(host),
+        ];
         for t in tags {
             args.extend([OsStr::new("--tag"), OsStr::new(*t)]);
         }
@@ -592,7 +596,11 @@ fn lock_extend_extends_a_snapshot_only_the_guard_keeps() {
 
     // forget keeps worker-1's only snapshot although no rule does.
     let dry = w.run(["forget", "--keep-tag", "keep", "--dry-run"]).ok();
-    assert!(dry.stdout.contains("newest of its group"), "{}", dry.describe());
+    assert!(
+        dry.stdout.contains("newest of its group"),
+        "{}",
+        dry.describe()
+    );
     assert!(
         dry.stdout.contains("0 of 2 snapshots would be removed"),
         "{}",
@@ -601,8 +609,16 @@ fn lock_extend_extends_a_snapshot_only_the_guard_keeps() {
 
     let before = SystemTime::now();
     let out = w.run(["lock", "extend", "--keep-tag", "keep"]).ok();
-    assert!(out.stdout.contains("2 snapshot records"), "{}", out.describe());
-    assert!(!out.stdout.contains("were not extended"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("2 snapshot records"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("were not extended"),
+        "{}",
+        out.describe()
+    );
     for key in snaps_a.iter().chain(&snaps_b) {
         let until = w.until(key);
         assert!(

@@ -60,8 +60,16 @@ fn forget_then_prune_asks_for_the_passphrase_once() {
     // No passphrase given: vault must ask on the terminal.
     cmd.env_remove("VAULT_PASSPHRASE");
     let out = common::run_command(cmd).ok();
-    assert!(out.stdout.contains("removed 2 of 3 snapshots"), "{}", out.describe());
-    assert!(out.stdout.contains("1 snapshots keep"), "prune ran: {}", out.describe());
+    assert!(
+        out.stdout.contains("removed 2 of 3 snapshots"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("1 snapshots keep"),
+        "prune ran: {}",
+        out.describe()
+    );
     assert!(out.stdout.contains("PROMPTS=1"), "{}", out.describe());
     assert_eq!(v.snapshot_ids().len(), 1);
     v.ok(["check"]);
