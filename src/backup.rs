@@ -131,6 +131,8 @@ pub fn run(
         program: format!("vault {}", env!("CARGO_PKG_VERSION")),
     };
     let id = repo.save_snapshot(keys, &snapshot)?;
+    // Best effort: partial writes of killed runs, long untouched (`check` lists them).
+    let _ = crate::backend::remove_leftovers(repo.backend.as_ref(), crate::backend::LEFTOVER_GRACE);
     // The snapshot is durable; only now may the cache trust the files it read.
     let rows = std::mem::take(&mut walker.file_rows);
     walker.cache.file_store(&rows)?;

@@ -8,6 +8,14 @@
 //!
 //! Rows enter the blob index only after the index file naming them is durable in the
 //! store, so a crash can never leave the cache claiming a blob the store lacks.
+//!
+//! Reconciling ([`Cache::sync_index`]): index files the store no longer lists are
+//! forgotten, new ones are loaded. A pack stays known for as long as at least one loaded
+//! index file names it (`index_packs` maps index files to packs), so which index file was
+//! loaded first never decides what is forgotten. An index file that cannot be read is
+//! skipped and reported; the blobs it named are then found from the packs themselves
+//! (every pack's trailer lists its blobs), recorded under [`RECOVERED`], which is never a
+//! store name and so is re-derived on every sync until the index is repaired.
 
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
@@ -65,10 +73,55 @@ CREATE TABLE IF NOT EXISTS blobs (
     offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_len INTEGER NOT NULL,
     compressed INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS index_packs (
+    index_file TEXT NOT NULL, pack BLOB NOT NULL, PRIMARY KEY (index_file, pack)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS index_packs_by_pack ON index_packs(pack);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
     ctime_ns INTEGER, extents BLOB) WITHOUT ROWID;
 ";
+
+const SCHEMA_VERSION: i64 = 2;
+
+/// The cache's name for blobs located by reading pack trailers because an index file
+/// could not be read. Not a valid store object name, so never listed by a store.
+pub const RECOVERED: &str = "~recovered-from-packs";
+
+/// What reconciling the cache with the store found.
+#[derive(Debug, Default)]
+pub struct IndexSync {
+    /// Index files that could not be read, with the reason. Skipped.
+    pub damaged: Vec<(String, String)>,
+    /// Packs no readable index file names whose trailers were read instead.
+    pub recovered_packs: usize,
+    /// Packs whose trailer could not be read either, with the reason.
+    pub unreadable_packs: Vec<(String, String)>,
+}
+
+impl IndexSync {
+    /// One line per thing skipped, for the CLI to print as warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .damaged
+            .iter()
+            .map(|(name, why)| {
+                format!(
+                    "index file {name} cannot be read and was skipped ({why}); the blobs it named were looked up in the packs; `vault repair index` replaces it"
+                )
+            })
+            .collect();
+        if !self.damaged.is_empty() && self.recovered_packs > 0 {
+            out.push(format!(
+                "read the trailers of {} packs no readable index file names",
+                self.recovered_packs
+            ));
+        }
+        out.extend(self.unreadable_packs.iter().map(|(name, why)| {
+            format!("pack {name}: its blob list cannot be read either ({why})")
+        }));
+        out
+    }
+}
 
 impl Cache {
     /// Opens (creating if needed) the cache of one store under `dir`.
@@ -92,6 +145,18 @@ impl Cache {
         conn.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        // Caches made before packs were mapped to every index file naming them: their
+        // blob index is dropped and rebuilt from the store (the files cache stays).
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(wrap)?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(&format!(
+                "BEGIN; DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files;
+                 DELETE FROM index_packs; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(wrap)?;
+        }
         Ok(Cache { conn, path })
     }
 
@@ -102,51 +167,103 @@ impl Cache {
         }
     }
 
-    /// Brings the blob index in line with the store's index files.
-    pub fn sync_index(&mut self, repo: &Repo, keys: &WriterKeys) -> Result<()> {
+    /// Brings the blob index in line with the store's index files. Index files that
+    /// cannot be read are skipped (and reported); the packs no readable index file names
+    /// are then located from their own trailers, so one damaged file blocks nothing.
+    pub fn sync_index(&mut self, repo: &Repo, keys: &WriterKeys) -> Result<IndexSync> {
+        let mut report = IndexSync::default();
         let listed: HashSet<String> = repo
             .backend
             .list(crate::backend::Kind::Index)?
             .into_iter()
             .map(|o| o.name)
             .collect();
-        let known: HashSet<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT name FROM index_files")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|e| self.err(e))?
-        };
+        let known = self.index_files()?;
         for gone in known.difference(&listed) {
             self.forget_index_file(gone)?;
         }
-        for new in listed.difference(&known) {
-            let packs = repo.load_index(keys, new)?;
-            self.add_index(new, &packs)?;
+        let mut new: Vec<&String> = listed.difference(&known).collect();
+        new.sort();
+        for name in new {
+            match repo.load_index(keys, name) {
+                Ok(packs) => self.add_index(name, &packs)?,
+                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
+                    report.damaged.push((name.clone(), e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        if !report.damaged.is_empty() {
+            self.recover_from_packs(repo, keys, &mut report)?;
+        }
+        Ok(report)
     }
 
+    /// Locates the blobs of every pack in the store that no loaded index file names, by
+    /// reading the pack's trailer (ranged reads).
+    fn recover_from_packs(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        report: &mut IndexSync,
+    ) -> Result<()> {
+        let known: HashSet<Id> = self.packs()?.into_iter().map(|(id, _)| id).collect();
+        let mut records = Vec::new();
+        for info in repo.backend.list(crate::backend::Kind::Packs)? {
+            let Some(id) = Id::from_hex(&info.name) else {
+                continue;
+            };
+            if known.contains(&id) {
+                continue;
+            }
+            match crate::pack::read_trailer_ranged(repo.backend.as_ref(), keys, &id, info.size) {
+                Ok(r) => records.push(r),
+                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
+                    report.unreadable_packs.push((info.name, e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        report.recovered_packs = records.len();
+        self.add_index(RECOVERED, &records)
+    }
+
+    fn index_files(&self) -> Result<HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM index_files")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets what an index file named (for example one found damaged in the store), so
+    /// the next [`Cache::sync_index`] reads it again.
+    pub fn forget_index(&mut self, name: &str) -> Result<()> {
+        self.forget_index_file(name)
+    }
+
+    /// Forgets an index file; packs (and their blobs) that no other loaded index file
+    /// names go with it.
     fn forget_index_file(&mut self, name: &str) -> Result<()> {
         let tx = self.conn.transaction().map_err(|e| Error::Cache {
             path: self.path.clone(),
             source: e,
         })?;
-        tx.execute(
-            "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_file = ?1)",
-            [name],
-        )
-        .and_then(|_| tx.execute("DELETE FROM packs WHERE index_file = ?1", [name]))
-        .and_then(|_| tx.execute("DELETE FROM index_files WHERE name = ?1", [name]))
-        .and_then(|_| tx.commit())
-        .map_err(|e| Error::Cache {
-            path: self.path.clone(),
-            source: e,
-        })
+        const ORPHANED: &str =
+            "SELECT id FROM packs WHERE id NOT IN (SELECT pack FROM index_packs)";
+        tx.execute("DELETE FROM index_packs WHERE index_file = ?1", [name])
+            .and_then(|_| tx.execute(&format!("DELETE FROM blobs WHERE pack IN ({ORPHANED})"), []))
+            .and_then(|_| tx.execute(&format!("DELETE FROM packs WHERE id IN ({ORPHANED})"), []))
+            .and_then(|_| tx.execute("DELETE FROM index_files WHERE name = ?1", [name]))
+            .and_then(|_| tx.commit())
+            .map_err(|e| Error::Cache {
+                path: self.path.clone(),
+                source: e,
+            })
     }
 
     /// Records an index file (already durable in the store) and the packs it names.
@@ -168,6 +285,9 @@ impl Cache {
                     "INSERT OR REPLACE INTO packs (id, header_len, size, index_file) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(wrap)?;
+            let mut map_stmt = tx
+                .prepare("INSERT OR IGNORE INTO index_packs (index_file, pack) VALUES (?1, ?2)")
+                .map_err(wrap)?;
             let mut blob_stmt = tx
                 .prepare(
                     "INSERT OR REPLACE INTO blobs (id, pack, kind, position, offset, length, raw_len, compressed)
@@ -182,6 +302,9 @@ impl Cache {
                         pack.size as i64,
                         name
                     ])
+                    .map_err(wrap)?;
+                map_stmt
+                    .execute(params![name, &pack.id.0[..]])
                     .map_err(wrap)?;
                 for e in &pack.entries {
                     blob_stmt
@@ -244,6 +367,38 @@ impl Cache {
         })
         .optional()
         .map_err(|e| self.err(e))
+    }
+
+    /// Every place the index knows for a blob (a blob may lie in several packs).
+    pub fn locations(&self, id: &Id) -> Result<Vec<Location>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT b.pack, p.header_len, b.kind, b.position, b.offset, b.length, b.raw_len, b.compressed
+                 FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([&id.0[..]], |r| {
+                let pack: Vec<u8> = r.get(0)?;
+                let kind: u8 = r.get(2)?;
+                Ok(Location {
+                    pack: Id(pack.try_into().unwrap_or([0; 32])),
+                    header_len: r.get(1)?,
+                    entry: PackEntry {
+                        id: *id,
+                        kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
+                        position: r.get(3)?,
+                        offset: r.get(4)?,
+                        length: r.get(5)?,
+                        raw_len: r.get(6)?,
+                        compressed: r.get(7)?,
+                    },
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Every pack the index knows, with its size.

@@ -69,10 +69,6 @@ pub enum Error {
     #[error("restore: {0}")]
     Restore(String),
 
-    /// Prune stopped; the message says whether anything was deleted.
-    #[error("{0}")]
-    Prune(String),
-
     /// `lock extend` (S3 Object Lock retention) could not go ahead.
     #[error("{0}")]
     ObjectLock(String),
@@ -82,6 +78,10 @@ pub enum Error {
 
     #[error("the store is busy: {0}; try again when it has finished (or wait with --lock-wait)")]
     Busy(String),
+
+    /// A command stopped before changing anything because going on could lose data.
+    #[error("{0}")]
+    Refused(String),
 
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),

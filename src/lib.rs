@@ -28,7 +28,8 @@
 //! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the one walk
 //!   of reachable trees and blobs, and pack usage).
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
-//!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`], [`copy`],
+//!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`],
+//!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
 //!   [`backup`], [`restore`], [`secrets`] (sealed platform secrets).
 //! - **session**: [`session`] (one command's store, keys unlocked once, and cache).
 //! - **configuration**: [`config`] (the configuration file's tables, for the CLI).
@@ -59,6 +60,7 @@ pub mod pack;
 pub mod parallel;
 pub mod prune;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;

@@ -141,13 +141,13 @@ impl Lease {
                 && r.is_live(now(), &host)
                 && (kind == LeaseKind::Exclusive || r.kind == LeaseKind::Exclusive)
         });
-        if let Some((_, other)) = conflict {
+        if let Some((other_name, other)) = conflict {
             // Withdraw: expire it first, so a host that may not delete still frees it.
             let mut withdrawn = record.clone();
             withdrawn.expires = 0;
             let _ = write(backend, keys, &name, &withdrawn);
             let _ = backend.delete(Kind::Locks, &name);
-            return Err(Error::Busy(other.describe()));
+            return Err(Error::Busy(busy_message(&other_name, &other, &host)));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new((record, keys.clone())));
@@ -214,6 +214,87 @@ impl Drop for Lease {
         let _ = write(&self.backend, &guard.1, &self.name, &expired);
         let _ = self.backend.delete(Kind::Locks, &self.name);
     }
+}
+
+/// Names the lease that holds the store, whose it is, since when, and how to clear it.
+fn busy_message(name: &str, lease: &LeaseRecord, this_host: &str) -> String {
+    let short = &name[..8.min(name.len())];
+    let left = lease.expires.saturating_sub(now());
+    let clear = if lease.host == this_host {
+        format!(
+            "if process {} is stuck, stop it; its lease goes with it",
+            lease.pid
+        )
+    } else {
+        format!(
+            "if {} is down, `vault unlock --force {short}` removes the lease (else it expires by itself)",
+            lease.host
+        )
+    };
+    format!(
+        "lease {short} is held by {} (expires in {} min unless renewed); {clear}",
+        lease.describe(),
+        left.div_ceil(60)
+    )
+}
+
+/// What `unlock` removed.
+#[derive(Debug, Default)]
+pub struct Unlocked {
+    /// Lease names and what they were.
+    pub removed: Vec<(String, LeaseRecord)>,
+    /// Live leases left in place.
+    pub live: Vec<(String, LeaseRecord)>,
+}
+
+/// Removes stale leases (expired, or of this host with no such process any more) and,
+/// when `force` names one (by name or unique prefix), that lease even though it is live:
+/// for a host that is down. A lease of this host whose process runs is never forced.
+pub fn unlock(backend: &BackendRef, keys: &WriterKeys, force: Option<&str>) -> Result<Unlocked> {
+    let host = crate::host::hostname();
+    let mut out = Unlocked::default();
+    let leases = list(backend, keys)?;
+    let forced = match force {
+        None => None,
+        Some(prefix) => {
+            let prefix = prefix.to_ascii_lowercase();
+            let hits: Vec<&(String, LeaseRecord)> = leases
+                .iter()
+                .filter(|(n, _)| n.starts_with(&prefix))
+                .collect();
+            match hits.as_slice() {
+                [one] => {
+                    if one.1.host == host && one.1.pid != std::process::id() && process_exists(one.1.pid) {
+                        return Err(Error::Usage(format!(
+                            "lease {prefix} belongs to process {} on this host, which is still running; stop it instead",
+                            one.1.pid
+                        )));
+                    }
+                    Some(one.0.clone())
+                }
+                [] => {
+                    return Err(Error::Usage(format!(
+                        "no lease {prefix:?} in the store; `vault unlock` without --force lists the live ones"
+                    )))
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "lease prefix {prefix:?} matches {} leases; give more digits",
+                        hits.len()
+                    )))
+                }
+            }
+        }
+    };
+    for (name, record) in leases {
+        if !record.is_live(now(), &host) || forced.as_deref() == Some(name.as_str()) {
+            backend.delete(Kind::Locks, &name)?;
+            out.removed.push((name, record));
+        } else {
+            out.live.push((name, record));
+        }
+    }
+    Ok(out)
 }
 
 /// Removes leases that have expired or whose process is gone; returns how many.

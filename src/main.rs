@@ -133,6 +133,12 @@ enum Command {
     Check {
         #[arg(long)]
         read_data: bool,
+        /// Read only a share of the packs: N/M (deterministic, 1/M..M/M cover all) or P% (random)
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
+        /// Print one JSON object (problems as typed records) instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Copy a store (or chosen snapshots) to another location, shipping only what it lacks
     Copy {
@@ -154,6 +160,11 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Rebuild the index from the packs, or snapshots without the files whose data is lost
+    #[command(subcommand)]
+    Repair(cli::repair::RepairCommand),
+    /// Remove leases left by processes that died (and, with --force, a named one)
+    Unlock(cli::unlock::UnlockArgs),
 }
 
 #[derive(Subcommand)]
@@ -368,8 +379,14 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             repack_threshold,
         } => cli::commands::prune(&ctx, dry_run, repack_threshold),
-        Command::Check { read_data } => cli::commands::check(&ctx, read_data),
+        Command::Check {
+            read_data,
+            read_data_subset,
+            json,
+        } => cli::commands::check(&ctx, read_data, read_data_subset.as_deref(), json),
         Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
+        Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
+        Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }

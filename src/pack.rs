@@ -316,6 +316,136 @@ pub fn read_trailer(keys: &WriterKeys, pack: &Id, bytes: &[u8]) -> Result<PackRe
     })
 }
 
+/// The two ends of a pack, read with ranged reads (no need to fetch its body).
+pub struct PackEnds {
+    /// The age header (which wraps the data key).
+    pub header: Vec<u8>,
+    /// The blob list from the authenticated trailer.
+    pub record: PackRecord,
+}
+
+/// How much of each end is fetched in the first read: enough for the header and the
+/// trailer of an ordinary pack, so most packs cost two ranged reads.
+const END_PROBE: u64 = 64 * 1024;
+
+/// Reads a pack's header and trailer with ranged reads and checks that they fit the
+/// pack's `size` and that the trailer's entries lie inside the body. Only the metadata
+/// key (a writer key) is needed; the header is returned unopened.
+pub fn read_ends(
+    backend: &dyn crate::backend::Backend,
+    keys: &WriterKeys,
+    pack: &Id,
+    size: u64,
+) -> Result<PackEnds> {
+    use crate::backend::Kind;
+    let what = format!("pack {pack}");
+    let name = pack.to_hex();
+    if size < 16 {
+        return Err(Error::corrupt(
+            &what,
+            format!("only {size} bytes (truncated?)"),
+        ));
+    }
+    let head = backend.get_range(Kind::Packs, &name, 0, size.min(END_PROBE))?;
+    if &head[..8] != MAGIC {
+        return Err(Error::corrupt(&what, "not a vault pack (bad magic)"));
+    }
+    let header_len = u32::from_le_bytes(head[8..12].try_into().unwrap()) as u64;
+    if 12 + header_len + 4 > size {
+        return Err(Error::corrupt(
+            &what,
+            format!(
+                "header length {header_len} does not fit a pack of {size} bytes (damaged header)"
+            ),
+        ));
+    }
+    let header = if 12 + header_len <= head.len() as u64 {
+        head[12..12 + header_len as usize].to_vec()
+    } else {
+        backend.get_range(Kind::Packs, &name, 12, header_len)?
+    };
+    let tail_len = size.min(END_PROBE);
+    let tail = backend.get_range(Kind::Packs, &name, size - tail_len, tail_len)?;
+    let tlen = u32::from_le_bytes(tail[tail.len() - 4..].try_into().unwrap()) as u64;
+    let body_start = 12 + header_len;
+    if tlen + 4 + body_start > size {
+        return Err(Error::corrupt(
+            &what,
+            "trailer length out of range (truncated or damaged trailer)",
+        ));
+    }
+    let trailer = if tlen + 4 <= tail_len {
+        tail[(tail_len - 4 - tlen) as usize..(tail_len - 4) as usize].to_vec()
+    } else {
+        backend.get_range(Kind::Packs, &name, size - 4 - tlen, tlen)?
+    };
+    let plain = keys
+        .open_meta(TRAILER_LABEL, &trailer, &what)
+        .map_err(|e| match e {
+            Error::Corrupt { what, detail } => Error::Corrupt {
+                what,
+                detail: format!("trailer: {detail}"),
+            },
+            other => other,
+        })?;
+    let entries: Vec<PackEntry> = ciborium::from_reader(&plain[..])
+        .map_err(|e| Error::corrupt(&what, format!("trailer does not parse: {e}")))?;
+    let body_end = size - 4 - tlen;
+    for (i, e) in entries.iter().enumerate() {
+        let (off, len) = (e.offset as u64, e.length as u64);
+        if e.position as usize != i || off < body_start || off + len > body_end {
+            return Err(Error::corrupt(
+                &what,
+                format!("trailer entry {i} lies outside the pack's body"),
+            ));
+        }
+    }
+    Ok(PackEnds {
+        header,
+        record: PackRecord {
+            id: *pack,
+            size,
+            header_len: header_len as u32,
+            entries,
+        },
+    })
+}
+
+/// [`read_ends`], keeping only the blob list (for index rebuilds).
+pub fn read_trailer_ranged(
+    backend: &dyn crate::backend::Backend,
+    keys: &WriterKeys,
+    pack: &Id,
+    size: u64,
+) -> Result<PackRecord> {
+    read_ends(backend, keys, pack, size).map(|e| e.record)
+}
+
+/// Unwraps a pack's data key, knowing the store's recipients: when the identity is one of
+/// them, every pack of the store was written for it, so a header that does not open for
+/// it is damaged, not foreign.
+pub fn open_header_in_store(
+    identity: &age::x25519::Identity,
+    store_recipients: &[String],
+    header: &[u8],
+    pack: &Id,
+) -> Result<SecretKey> {
+    match open_header(identity, header, pack) {
+        Err(Error::Key(msg))
+            if store_recipients
+                .iter()
+                .any(|r| r.trim() == identity.to_public().to_string()) =>
+        {
+            let _ = msg;
+            Err(Error::corrupt(
+                format!("pack {pack}"),
+                "header is damaged: it does not open for the store's reader identity",
+            ))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,11 @@
 //! Removing data no snapshot needs.
 //!
 //! Under an exclusive lease (so no snapshot runs meanwhile, see [`crate::lock`]):
-//! 1. mark: walk every snapshot's trees and collect the blobs they use;
+//! 0. reconcile the cache with the store's index files; if any cannot be read, stop;
+//! 1. mark: walk every snapshot's trees and collect the blobs they use, and prove that
+//!    every one of them lies in a pack the loaded index names and the store holds, and
+//!    that every tree reads; if not, stop before changing anything (the index is
+//!    incomplete: deleting "unreferenced" packs would delete what snapshots need);
 //! 2. sort packs: fully used packs stay; packs with no used blob go; packs whose unused
 //!    share exceeds the repack threshold have their used blobs copied into new packs;
 //! 3. write new index files naming every pack that stays and every new pack;
@@ -11,7 +15,8 @@
 //! Any interruption leaves a healthy store: until step 4 the old index files still name
 //! every old pack; after it the new ones name everything kept, and a pack is deleted only
 //! once no index file names it. Packs left behind by an interrupted run are unreferenced
-//! and go in the next run.
+//! and go in the next run. Partial writes in the store's `tmp/` older than
+//! [`crate::backend::LEFTOVER_GRACE`] go at the end.
 
 use crate::backend::Kind;
 use crate::cache::Cache;
@@ -47,12 +52,19 @@ impl Default for PruneOptions {
 #[derive(Debug, Default)]
 pub struct PruneReport {
     pub snapshots: usize,
+    /// Packs in the store when prune started.
     pub packs_total: usize,
     pub packs_deleted: usize,
     pub packs_repacked: usize,
     pub packs_written: usize,
+    /// Bytes of all packs in the store when prune started.
     pub bytes_before: u64,
+    /// `bytes_before` less what is left (or, in a dry run, would be left).
     pub bytes_freed: u64,
+    /// Packs the index names that the store no longer holds (dropped from the index).
+    pub packs_missing: usize,
+    /// Partial writes removed from the store's scratch area, and their bytes.
+    pub leftovers_removed: (usize, u64),
     pub index_files_replaced: usize,
     pub stale_leases_removed: usize,
     /// Objects the store refused to delete (for example under S3 Object Lock); they go
@@ -80,48 +92,98 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .into_iter()
         .map(|o| o.name)
         .collect();
-    cache.sync_index(repo, keys)?;
-
-    // 1. Mark.
-    let mut used: HashSet<Id> = HashSet::new();
-    let snapshots = repo.snapshots(keys)?;
-    for (_, snap) in &snapshots {
-        mark(reader, cache, &snap.tree, &mut used)?;
+    let sync = cache.sync_index(repo, keys)?;
+    if !sync.damaged.is_empty() {
+        let names: Vec<&str> = sync.damaged.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(Error::Refused(format!(
+            "prune stopped before changing anything: {} index files cannot be read ({}: {}); \
+             run `vault repair index` to rebuild the index from the packs, then prune again",
+            names.len(),
+            names.join(", "),
+            sync.damaged[0].1
+        )));
     }
-
-    // 2. Sort packs.
-    let mut report = PruneReport {
-        snapshots: snapshots.len(),
-        ..Default::default()
-    };
     let stored: HashMap<String, u64> = repo
         .backend
         .list(Kind::Packs)?
         .into_iter()
         .map(|o| (o.name, o.size))
         .collect();
+
+    // 1. Mark, proving every used blob can be found.
+    let mut used: HashSet<Id> = HashSet::new();
+    let snapshots = repo.snapshots(keys)?;
+    let mut unlocated: Vec<(Id, Id)> = Vec::new();
+    let mut unlocated_count = 0usize;
+    for (snap_id, snap) in &snapshots {
+        mark(
+            reader,
+            cache,
+            snap_id,
+            &snap.tree,
+            &stored,
+            &mut used,
+            &mut |blob| {
+                unlocated_count += 1;
+                if unlocated.len() < 5 {
+                    unlocated.push((*snap_id, blob));
+                }
+            },
+        )?;
+    }
+    if unlocated_count > 0 {
+        let examples: Vec<String> = unlocated
+            .iter()
+            .map(|(s, b)| format!("blob {} of snapshot {}", b.short(), s.short()))
+            .collect();
+        return Err(Error::Refused(format!(
+            "prune stopped before changing anything: {unlocated_count} blobs that snapshots use lie in no pack \
+             the index names and the store holds (e.g. {}); the index is incomplete or packs are gone. \
+             Run `vault repair index` (rebuilds the index from the packs), then `vault check`; \
+             if data is really lost, `vault repair snapshots` writes snapshots without the lost files",
+            examples.join(", ")
+        )));
+    }
+
+    // 2. Sort packs.
+    let mut report = PruneReport {
+        snapshots: snapshots.len(),
+        packs_total: stored.len(),
+        bytes_before: stored.values().sum(),
+        ..Default::default()
+    };
     let mut keep: Vec<PackRecord> = Vec::new();
     let mut repack: Vec<(PackRecord, Vec<usize>)> = Vec::new();
     let mut delete: Vec<Id> = Vec::new();
+    let mut dropped_missing = false;
     let indexed: HashSet<String> = cache
         .packs()?
         .into_iter()
         .map(|(id, _)| id.to_hex())
         .collect();
-    for u in crate::walk::pack_usage(cache, &used)? {
-        report.packs_total += 1;
-        report.bytes_before += u.size;
-        let (pack_id, size, unused) = (u.pack, u.size, u.unused_bytes());
+    for (pack_id, size) in cache.packs()? {
+        if !stored.contains_key(&pack_id.to_hex()) {
+            // Named by the index but gone from the store: the proof above showed no used
+            // blob depends on it; the new index no longer names it.
+            report.packs_missing += 1;
+            dropped_missing = true;
+            continue;
+        }
+        let entries = cache.pack_entries(&pack_id)?;
+        let used_idx: Vec<usize> = (0..entries.len())
+            .filter(|&i| used.contains(&entries[i].id))
+            .collect();
+        let used_bytes: u64 = used_idx.iter().map(|&i| entries[i].length as u64).sum();
         let record = PackRecord {
             id: pack_id,
             size,
             header_len: cache.pack_header_len(&pack_id)?.unwrap_or(0),
-            entries: u.entries,
+            entries,
         };
-        if u.used.is_empty() {
+        if used_idx.is_empty() {
             delete.push(pack_id);
-        } else if unused as f64 > opts.repack_threshold * size as f64 {
-            repack.push((record, u.used));
+        } else if (size - used_bytes.min(size)) as f64 > opts.repack_threshold * size as f64 {
+            repack.push((record, used_idx));
         } else {
             keep.push(record);
         }
@@ -140,17 +202,26 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .sum::<u64>()
         + orphans.iter().map(|n| stored[n]).sum::<u64>();
     if opts.dry_run {
+        // Repacking frees a pack's unused share (the copies take the used share).
         report.bytes_freed += repack
             .iter()
-            .map(|(r, idx)| r.size - idx.iter().map(|&i| r.entries[i].length as u64).sum::<u64>())
+            .map(|(r, idx)| {
+                r.size
+                    .saturating_sub(idx.iter().map(|&i| r.entries[i].length as u64).sum::<u64>())
+            })
             .sum::<u64>();
+        report.bytes_freed = report.bytes_freed.min(report.bytes_before);
         return Ok(report);
     }
 
-    if delete.is_empty() && repack.is_empty() && orphans.is_empty() {
+    if delete.is_empty() && repack.is_empty() && orphans.is_empty() && !dropped_missing {
         // Nothing to remove: rewriting the index would only add objects (and, under
         // object lock, index files that cannot be deleted for a whole lock period).
         report.stale_leases_removed = crate::lock::remove_stale(&repo.backend, keys).unwrap_or(0);
+        report.leftovers_removed = crate::backend::remove_leftovers(
+            repo.backend.as_ref(),
+            crate::backend::LEFTOVER_GRACE,
+        )?;
         return Ok(report);
     }
 
@@ -232,8 +303,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         delete_tolerant(repo, Kind::Packs, name, &mut report)?;
     }
     report.stale_leases_removed = crate::lock::remove_stale(&repo.backend, keys).unwrap_or(0);
+    report.leftovers_removed =
+        crate::backend::remove_leftovers(repo.backend.as_ref(), crate::backend::LEFTOVER_GRACE)?;
     let after: u64 = repo.backend.list(Kind::Packs)?.iter().map(|o| o.size).sum();
-    report.bytes_freed = stored.values().sum::<u64>().saturating_sub(after);
+    // Freed is measured, never estimated: what the store held before less what it holds
+    // now (new packs written by the repack included).
+    report.bytes_freed = report.bytes_before.saturating_sub(after);
     cache.sync_index(repo, keys)?;
     Ok(report)
 }
@@ -256,10 +331,52 @@ fn delete_tolerant(
     }
 }
 
-fn mark(reader: &BlobReader, cache: &Cache, tree_id: &Id, used: &mut HashSet<Id>) -> Result<()> {
-    crate::walk::reachable_blobs(reader, cache, tree_id, used).map_err(|e| {
-        Error::Prune(format!(
-            "prune stopped before deleting anything: a snapshot's folder cannot be read ({e}); run `vault check`"
-        ))
-    })
+/// Marks every blob reachable from `root` as used, calling `unlocated` for each data
+/// blob that lies in no pack both indexed and present in the store. A tree that cannot be
+/// read stops prune (nothing below it could be marked).
+#[allow(clippy::too_many_arguments)]
+fn mark(
+    reader: &BlobReader,
+    cache: &Cache,
+    snap: &Id,
+    root: &Id,
+    stored: &HashMap<String, u64>,
+    used: &mut HashSet<Id>,
+    unlocated: &mut dyn FnMut(Id),
+) -> Result<()> {
+    let present = |id: &Id| -> Result<bool> {
+        Ok(cache
+            .locations(id)?
+            .iter()
+            .any(|l| stored.contains_key(&l.pack.to_hex())))
+    };
+    let mut stack = vec![*root];
+    while let Some(tree_id) = stack.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        if !present(&tree_id)? {
+            return Err(Error::Refused(format!(
+                "prune stopped before changing anything: folder tree {} of snapshot {} lies in no pack the index names \
+                 and the store holds; run `vault repair index`, then `vault check`",
+                tree_id.short(),
+                snap.short()
+            )));
+        }
+        let tree = reader.tree(cache, &tree_id).map_err(|e| {
+            Error::Refused(format!(
+                "prune stopped before changing anything: a folder of snapshot {} cannot be read ({e}); run `vault check`",
+                snap.short()
+            ))
+        })?;
+        for node in &tree.nodes {
+            for c in node.chunks() {
+                if used.insert(c.id) && !present(&c.id)? {
+                    unlocated(c.id);
+                }
+            }
+            stack.extend(node.subtree);
+        }
+    }
+    Ok(())
 }

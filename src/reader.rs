@@ -55,7 +55,12 @@ impl BlobReader {
             self.repo
                 .backend
                 .get_range(crate::backend::Kind::Packs, &pack.to_hex(), off, len)?;
-        let key = pack::open_header(&self.identity, &header, pack)?;
+        let key = pack::open_header_in_store(
+            &self.identity,
+            &self.repo.config.recipients,
+            &header,
+            pack,
+        )?;
         self.data_keys.lock().unwrap().insert(*pack, key.clone());
         Ok(key)
     }

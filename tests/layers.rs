@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "prune",
             "object_lock",
             "check",
+            "repair",
             "copy",
             "backup",
             "restore",

@@ -115,6 +115,14 @@ impl<B: Backend> FaultyBackend<B> {
 }
 
 impl<B: Backend> Backend for FaultyBackend<B> {
+    fn leftovers(&self) -> Result<Vec<super::Leftover>> {
+        self.inner.leftovers()
+    }
+
+    fn remove_leftover(&self, name: &str) -> Result<()> {
+        self.inner.remove_leftover(name)
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

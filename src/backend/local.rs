@@ -88,6 +88,44 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 impl Backend for LocalBackend {
+    fn leftovers(&self) -> Result<Vec<super::Leftover>> {
+        let dir = self.root.join("tmp");
+        let mut out = Vec::new();
+        for entry in read_dir_or_empty(&dir)? {
+            let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+            let Ok(meta) = entry.metadata() else {
+                continue; // removed meanwhile (its write finished)
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            out.push(super::Leftover {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                size: meta.len(),
+                age,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn remove_leftover(&self, name: &str) -> Result<()> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::Usage(format!("invalid leftover name {name:?}")));
+        }
+        let path = self.root.join("tmp").join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+        }
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }

@@ -126,6 +126,36 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// A partial write left in the store's scratch area (`tmp/` of a local store), by a
+/// write still in progress or by a process killed mid-write. Never read as an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub name: String,
+    pub size: u64,
+    /// Time since it was last written to.
+    pub age: std::time::Duration,
+}
+
+/// How long a partial write must have been left untouched before it is removed. A put
+/// writes at most one pack (about 17 MiB) and every write moves the file's mtime, so a
+/// live write is touched every few milliseconds; an hour is far beyond any stalled disk
+/// or NFS hiccup, while still clearing a killed snapshot's debris on the next daily run.
+/// A write wrongly removed would fail its rename and so fail its command cleanly.
+pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes leftovers untouched for `grace`; returns how many and their bytes.
+pub fn remove_leftovers(backend: &dyn Backend, grace: std::time::Duration) -> Result<(usize, u64)> {
+    let mut removed = (0, 0);
+    for l in backend.leftovers()? {
+        if l.age >= grace {
+            backend.remove_leftover(&l.name)?;
+            removed.0 += 1;
+            removed.1 += l.size;
+        }
+    }
+    Ok(removed)
+}
+
 /// Storage for a store's objects. See the module docs for the contract.
 pub trait Backend: Send + Sync {
     /// Human-readable location, used in messages (never contains credentials).
@@ -159,6 +189,18 @@ pub trait Backend: Send + Sync {
                 self.location()
             ))),
         }
+    }
+
+    /// Partial writes lying in the store's scratch area. Backends without one (S3 puts
+    /// are atomic) have none. Wrappers must forward this.
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes one leftover named by [`Backend::leftovers`]. Wrappers must forward this.
+    fn remove_leftover(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
     }
 
     /// Extends the retention of an existing object to `until` (never shortens it).

@@ -170,6 +170,14 @@ fn obj(kind: Kind, name: &str) -> String {
 }
 
 impl<B: Backend> Backend for RetryBackend<B> {
+    fn leftovers(&self) -> Result<Vec<super::Leftover>> {
+        self.inner.leftovers()
+    }
+
+    fn remove_leftover(&self, name: &str) -> Result<()> {
+        self.inner.remove_leftover(name)
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

@@ -103,6 +103,14 @@ impl SpoolBackend {
 }
 
 impl Backend for SpoolBackend {
+    fn leftovers(&self) -> Result<Vec<super::Leftover>> {
+        self.inner.leftovers()
+    }
+
+    fn remove_leftover(&self, name: &str) -> Result<()> {
+        self.inner.remove_leftover(name)
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

@@ -6,7 +6,9 @@ use vault::tree::{display_name, NodeKind};
 pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
-    cache.sync_index(&repo, &keys)?;
+    for w in cache.sync_index(&repo, &keys)?.warnings() {
+        eprintln!("vault: warning: {w}");
+    }
     let (_, snap) = repo.find_snapshot(&keys, spec)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path

@@ -23,10 +23,10 @@ pub fn prune_in(
     };
     let r = vault::prune::run(&reader, &mut cache, &opts)?;
     let verb = if dry_run { "would remove" } else { "removed" };
+    let kept = r.packs_total - r.packs_deleted.min(r.packs_total) - r.packs_repacked;
     println!(
-        "{} snapshots keep {} of {} packs; {verb} {} packs and repack {} ({} of {} freed){}",
+        "{} snapshots keep {kept} of {} packs; {verb} {} packs and repack {} ({} of {} freed){}",
         r.snapshots,
-        r.packs_total - r.packs_deleted.min(r.packs_total) - r.packs_repacked,
         r.packs_total,
         r.packs_deleted,
         r.packs_repacked,
@@ -38,6 +38,19 @@ pub fn prune_in(
             format!("; wrote {} new packs", r.packs_written)
         }
     );
+    if r.packs_missing > 0 {
+        println!(
+            "{} packs the index named were already gone from the store and are no longer indexed",
+            r.packs_missing
+        );
+    }
+    if r.leftovers_removed.0 > 0 {
+        println!(
+            "removed {} partial writes ({}) left in the store's tmp/ by interrupted runs",
+            r.leftovers_removed.0,
+            human(r.leftovers_removed.1)
+        );
+    }
     if !r.kept_locked.is_empty() {
         println!(
             "{} objects are still under retention and were kept; a later prune removes them once their lock has passed",
