@@ -13,6 +13,14 @@
 //! does the local cache learn of the new blobs and files. A crash at any point leaves a
 //! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
 //! whatever was not indexed.
+//!
+//! Files that change while they are read: each file's size, mtime, ctime and inode are
+//! compared before and after reading, and a read that ends before the size the stat gave
+//! (a file truncated under us) counts as a change. A changed file is read once more; if
+//! it changes again, what the second read got is stored with the length it really had
+//! (never padded to the size first seen) and the path is reported as changed during the
+//! snapshot, which makes the snapshot partial. A changed file never enters the files
+//! cache.
 
 use crate::cache::{Cache, FileStamp};
 use crate::chunker::{ChunkError, Chunker};
@@ -54,6 +62,9 @@ pub struct SnapshotOptions {
 pub struct SourceProblem {
     pub path: PathBuf,
     pub error: String,
+    /// True when the entry was saved but changed while it was read (twice), so what the
+    /// snapshot holds may not be any state the file was ever in as a whole.
+    pub changed: bool,
 }
 
 pub struct SnapshotResult {
@@ -183,7 +194,7 @@ struct Walker<'a> {
     summary: Summary,
     problems: Vec<SourceProblem>,
     file_rows: Vec<(Vec<u8>, FileStamp, Vec<Extent>)>,
-    links: HashMap<LinkKey, Vec<Extent>>,
+    links: HashMap<LinkKey, FileContent>,
     excludes: Vec<String>,
     /// Taken out while a file is being cut (the cut calls back into the walker).
     chunker: Option<Chunker>,
@@ -268,6 +279,7 @@ impl Walker<'_> {
         self.problems.push(SourceProblem {
             path: path.to_path_buf(),
             error: error.to_string(),
+            changed: false,
         });
     }
 
@@ -351,10 +363,30 @@ impl Walker<'_> {
         match kind {
             NodeKind::File => {
                 self.summary.files += 1;
-                node.size = meta.len();
-                self.summary.bytes += meta.len();
                 match self.save_file_content(path, &meta, node.link)? {
-                    Ok(extents) => node.extents = extents,
+                    Ok(content) => {
+                        if let Some(m) = &content.reread {
+                            // Saved from the second read: its stat is the one that holds.
+                            node.mode = m.mode() & 0o7777;
+                            node.uid = m.uid();
+                            node.gid = m.gid();
+                            node.user = self.names.user(m.uid());
+                            node.group = self.names.group(m.gid());
+                            node.mtime = m.mtime();
+                            node.mtime_nsec = m.mtime_nsec() as u32;
+                        }
+                        node.size = content.size;
+                        node.extents = content.extents;
+                        self.summary.bytes += content.size;
+                        if let Some(what) = content.changed {
+                            self.summary.errors += 1;
+                            self.problems.push(SourceProblem {
+                                path: path.to_path_buf(),
+                                error: what,
+                                changed: true,
+                            });
+                        }
+                    }
                     Err(e) => {
                         self.problem(path, e);
                         return Ok(None);
@@ -468,44 +500,97 @@ impl Walker<'_> {
         path: &Path,
         meta: &std::fs::Metadata,
         link: Option<LinkKey>,
-    ) -> Result<std::result::Result<Vec<Extent>, String>> {
+    ) -> Result<std::result::Result<FileContent, String>> {
         if let Some(key) = link {
-            if let Some(extents) = self.links.get(&key) {
-                return Ok(Ok(extents.clone()));
+            if let Some(content) = self.links.get(&key) {
+                return Ok(Ok(content.clone()));
             }
         }
-        let stamp = FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        };
+        let stamp = stamp_of(meta);
         let path_bytes = path.as_os_str().as_bytes();
-        let mut extents = None;
+        let mut content = None;
         if let Some((old, cached)) = self.cache.file_lookup(path_bytes)? {
             if old == stamp && self.all_present(&cached)? {
-                extents = Some(cached);
+                content = Some(FileContent {
+                    extents: cached,
+                    size: meta.len(),
+                    reread: None,
+                    changed: None,
+                });
             }
         }
-        let extents = match extents {
+        let content = match content {
             Some(x) => x,
             None => {
-                let x = match self.read_file(path, meta) {
+                let x = match self.read_stable(path, meta) {
                     Ok(x) => x,
                     Err(ReadError::Source(msg)) => return Ok(Err(msg)),
                     Err(ReadError::Store(e)) => return Err(e),
                 };
-                if stamp.mtime_ns < self.racy_after_ns && stamp.ctime_ns < self.racy_after_ns {
-                    self.file_rows.push((path_bytes.to_vec(), stamp, x.clone()));
+                let stamp = x.reread.as_ref().map_or(stamp, stamp_of);
+                if x.changed.is_none()
+                    && stamp.mtime_ns < self.racy_after_ns
+                    && stamp.ctime_ns < self.racy_after_ns
+                {
+                    self.file_rows
+                        .push((path_bytes.to_vec(), stamp, x.extents.clone()));
                 }
                 x
             }
         };
         if let Some(key) = link {
-            self.links.insert(key, extents.clone());
+            self.links.insert(key, content.clone());
         }
-        Ok(Ok(extents))
+        Ok(Ok(content))
+    }
+
+    /// Reads a file, once more if it changed while read; see the module docs.
+    fn read_stable(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> std::result::Result<FileContent, ReadError> {
+        let source = |what: &str, e: std::io::Error| ReadError::Source(format!("{what}: {e}"));
+        let mut first_change = String::new();
+        for attempt in 0..2 {
+            let file = open_noatime(path).map_err(|e| source("cannot open", e))?;
+            // The first read trusts the stat the walk made (before opening, so a file
+            // swapped for another in between shows as a changed inode); the second stats
+            // what it opened.
+            let before = if attempt == 0 {
+                meta.clone()
+            } else {
+                file.metadata().map_err(|e| source("cannot stat", e))?
+            };
+            let read = self.read_file(&file, &before)?;
+            let after = file.metadata().map_err(|e| source("cannot stat", e))?;
+            let change = describe_change(&before, &after, &read);
+            let Some(change) = change else {
+                return Ok(FileContent {
+                    extents: read.extents,
+                    size: before.len(),
+                    reread: (attempt > 0).then_some(before),
+                    changed: None,
+                });
+            };
+            if attempt == 0 {
+                first_change = change;
+                continue;
+            }
+            // What was read, with the length it really had: where a short read ended,
+            // never the size the stat promised.
+            let size = read.short_at.unwrap_or(before.len());
+            return Ok(FileContent {
+                extents: read.extents,
+                size,
+                reread: Some(before),
+                changed: Some(format!(
+                    "changed while it was read ({first_change}), and again when read once more \
+                     ({change}); saved as read: {size} bytes"
+                )),
+            });
+        }
+        unreachable!("the loop returns on its second pass")
     }
 
     fn all_present(&self, extents: &[Extent]) -> Result<bool> {
@@ -517,22 +602,22 @@ impl Walker<'_> {
         Ok(true)
     }
 
+    /// Reads the data regions `meta` describes; notes where a read ended early.
     fn read_file(
         &mut self,
-        path: &Path,
+        file: &File,
         meta: &std::fs::Metadata,
-    ) -> std::result::Result<Vec<Extent>, ReadError> {
-        let file =
-            open_noatime(path).map_err(|e| ReadError::Source(format!("cannot open: {e}")))?;
-        let regions = fsmeta::data_regions(&file, meta.len(), meta.blocks())
+    ) -> std::result::Result<ReadOnce, ReadError> {
+        let regions = fsmeta::data_regions(file, meta.len(), meta.blocks())
             .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
         let mut chunker = self.chunker.take().unwrap_or_else(|| {
             Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
         });
         let mut extents = Vec::with_capacity(regions.len());
         let mut outcome = Ok(());
+        let mut short_at = None;
         for (offset, len) in regions {
-            let mut f = &file;
+            let mut f = file;
             if let Err(e) = f.seek(SeekFrom::Start(offset)) {
                 outcome = Err(ReadError::Source(format!("cannot seek: {e}")));
                 break;
@@ -547,7 +632,12 @@ impl Walker<'_> {
                 self.add_blob(id, BlobKind::Data, data.to_vec())
             });
             match result {
-                Ok(n) => self.summary.bytes_read += n,
+                Ok(n) => {
+                    self.summary.bytes_read += n;
+                    if n < len {
+                        short_at = Some(offset + n);
+                    }
+                }
                 Err(ChunkError::Read(e)) => {
                     outcome = Err(ReadError::Source(format!("read failed: {e}")));
                     break;
@@ -560,9 +650,68 @@ impl Walker<'_> {
             if !chunks.is_empty() {
                 extents.push(Extent { offset, chunks });
             }
+            if short_at.is_some() {
+                // The file ended early: there is nothing further to read.
+                break;
+            }
         }
         self.chunker = Some(chunker);
-        outcome.map(|()| extents)
+        outcome.map(|()| ReadOnce { extents, short_at })
+    }
+}
+
+/// A regular file's saved content.
+#[derive(Clone)]
+struct FileContent {
+    extents: Vec<Extent>,
+    /// The size the snapshot records (what was read, for a file that kept changing).
+    size: u64,
+    /// The stat of the second read, when the first saw the file change.
+    reread: Option<std::fs::Metadata>,
+    /// Set when the file changed during both reads: what changed, for the report.
+    changed: Option<String>,
+}
+
+/// What one read of a file got.
+struct ReadOnce {
+    extents: Vec<Extent>,
+    /// Where the file ended when a read stopped before the size the stat gave.
+    short_at: Option<u64>,
+}
+
+fn stamp_of(meta: &std::fs::Metadata) -> FileStamp {
+    FileStamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.len(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    }
+}
+
+/// `None` when the file stayed as it was during a read; otherwise what changed.
+fn describe_change(
+    before: &std::fs::Metadata,
+    after: &std::fs::Metadata,
+    read: &ReadOnce,
+) -> Option<String> {
+    if let Some(at) = read.short_at {
+        return Some(format!(
+            "it ended at {at} bytes, not the {} it had when read began",
+            before.len()
+        ));
+    }
+    let (b, a) = (stamp_of(before), stamp_of(after));
+    if (b.dev, b.ino) != (a.dev, a.ino) {
+        Some("it was replaced by another file".into())
+    } else if b.size != a.size {
+        Some(format!("its size went from {} to {} bytes", b.size, a.size))
+    } else if b.mtime_ns != a.mtime_ns {
+        Some("its modification time changed".into())
+    } else if b.ctime_ns != a.ctime_ns {
+        Some("its status-change time changed".into())
+    } else {
+        None
     }
 }
 
@@ -708,5 +857,139 @@ impl Uploader {
             Some(e) => Err(e),
             None => Ok(records),
         }
+    }
+}
+
+/// Stores blobs that do not come from walking the local filesystem (an imported archive):
+/// the same chunker, the same deduplication against the cache and the same worker pool,
+/// pack writers and index files as a snapshot, so imported content deduplicates against
+/// every snapshot and the store holds nothing a snapshot would not.
+///
+/// The caller writes the snapshot record with [`Repo::save_snapshot`] after
+/// [`BlobSink::finish`] returned: only then is everything it names durable and indexed.
+/// [`BlobSink::abort`] stops the workers; packs already written stay unreferenced until
+/// prune, and no snapshot names them.
+pub struct BlobSink<'a> {
+    keys: &'a WriterKeys,
+    repo: &'a Repo,
+    cache: &'a mut Cache,
+    uploader: Uploader,
+    /// Taken out while a stream is being cut (the cut calls back into the sink).
+    chunker: Option<Chunker>,
+    /// New data, packs and stored bytes (the other counters are the caller's).
+    pub summary: Summary,
+    _lease: Lease,
+}
+
+impl<'a> BlobSink<'a> {
+    /// Takes a shared lease (so prune keeps what this reuses) and syncs the cache's index.
+    pub fn start(
+        repo: &'a Repo,
+        keys: &'a WriterKeys,
+        recipients: &[age::x25519::Recipient],
+        cache: &'a mut Cache,
+        threads: usize,
+        purpose: &str,
+        lock_wait: Duration,
+    ) -> Result<BlobSink<'a>> {
+        let lease =
+            Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Shared, purpose, lock_wait)?;
+        cache.sync_index(repo, keys)?;
+        Ok(BlobSink {
+            keys,
+            repo,
+            cache,
+            uploader: Uploader::start(repo, keys, recipients, threads.max(1)),
+            chunker: Some(Chunker::new(
+                repo.config.chunker.clone(),
+                keys.chunker_seed(),
+            )),
+            summary: Summary::default(),
+            _lease: lease,
+        })
+    }
+
+    fn add_blob(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        if self.uploader.pending.contains(&id) || self.cache.has_blob(&id)? {
+            return Ok(());
+        }
+        self.summary.new_bytes += data.len() as u64;
+        self.uploader.send(id, kind, data)?;
+        while let Ok(record) = self.uploader.done_rx.try_recv() {
+            self.uploader.finished.push(record);
+        }
+        if self.uploader.finished.len() >= INDEX_EVERY_PACKS {
+            let records = std::mem::take(&mut self.uploader.finished);
+            self.index_packs(records)?;
+        }
+        Ok(())
+    }
+
+    fn index_packs(&mut self, records: Vec<PackRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            self.summary.packs += 1;
+            self.summary.stored_bytes += r.size;
+        }
+        let name = self.repo.save_index(self.keys, &records)?;
+        self.cache.add_index(&name, &records)?;
+        for r in &records {
+            for e in &r.entries {
+                self.uploader.pending.remove(&e.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a directory tree; returns its id.
+    pub fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
+        let bytes = tree.encode();
+        let id = self.keys.blob_id(&bytes);
+        self.add_blob(id, BlobKind::Tree, bytes)?;
+        Ok(id)
+    }
+
+    /// Cuts everything `source` yields into chunks and stores those the store lacks.
+    /// Outer error: the store failed. Inner error: reading `source` failed.
+    pub fn put_data(
+        &mut self,
+        source: impl Read,
+    ) -> Result<std::result::Result<Vec<ChunkRef>, std::io::Error>> {
+        let mut chunks = Vec::new();
+        let mut chunker = self.chunker.take().unwrap_or_else(|| {
+            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
+        });
+        let result = chunker.chunk(source, |data| {
+            let id = self.keys.blob_id(data);
+            chunks.push(ChunkRef {
+                id,
+                len: data.len() as u32,
+            });
+            self.add_blob(id, BlobKind::Data, data.to_vec())
+        });
+        self.chunker = Some(chunker);
+        match result {
+            Ok(n) => {
+                self.summary.bytes_read += n;
+                Ok(Ok(chunks))
+            }
+            Err(ChunkError::Read(e)) => Ok(Err(e)),
+            Err(ChunkError::Handler(e)) => Err(e),
+        }
+    }
+
+    /// Waits for every pack to be durable and indexes them. After this the caller may
+    /// write a snapshot record naming what was stored.
+    pub fn finish(mut self) -> Result<Summary> {
+        let records = self.uploader.finish()?;
+        self.index_packs(records)?;
+        Ok(self.summary)
+    }
+
+    /// Stops the workers after a failure; nothing stored so far is named by a snapshot.
+    pub fn abort(mut self) {
+        let _ = self.uploader.finish();
     }
 }

@@ -126,17 +126,37 @@ impl IndexSync {
 impl Cache {
     /// Opens (creating if needed) the cache of one store under `dir`.
     pub fn open(dir: &Path, store_id: &str) -> Result<Cache> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let folder = dir.join(store_id);
-        std::fs::create_dir_all(&folder).map_err(|e| {
-            Error::io(
-                format!(
-                    "create cache folder {} (set --cache-dir to a writable folder)",
-                    folder.display()
-                ),
-                e,
-            )
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&folder)
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "create cache folder {} (set --cache-dir to a writable folder)",
+                        folder.display()
+                    ),
+                    e,
+                )
+            })?;
         let path = folder.join("cache.sqlite");
+        // The cache holds plaintext paths: only its owner may read it (earlier releases
+        // made it world-readable; tighten those too). SQLite gives its -wal and -shm
+        // files the database file's mode.
+        let private = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(format!("make {} private", p.display()), e))
+        };
+        private(&folder, 0o700)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("create cache database {}", path.display()), e))?;
+        private(&path, 0o600)?;
         let wrap = |source| Error::Cache {
             path: path.clone(),
             source,

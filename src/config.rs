@@ -76,8 +76,24 @@ impl Config {
         Config::parse(&text).map_err(|detail| Error::Config { path, detail })
     }
 
+    /// Parses the file's text. The error names the line and what is wrong, never the
+    /// text there: a mistyped key's value may be a secret.
     pub fn parse(text: &str) -> std::result::Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                }
+                None => String::new(),
+            };
+            format!(
+                "{at}{}",
+                crate::error::redact_quoted(e.message().trim_end())
+            )
+        })
     }
 }
 
@@ -138,6 +154,18 @@ mod tests {
     fn unknown_keys_are_rejected_with_their_name() {
         let err = Config::parse("stroe = \"/x\"").unwrap_err();
         assert!(err.contains("stroe"), "{err}");
+    }
+
+    #[test]
+    fn mistyped_secret_key_does_not_echo_its_value() {
+        let text = "store = \"s3://b/p\"\n[s3]\nsecret_acces_key = \"wJalrXUtnFEMI/K7MDENG\"\n";
+        let err = Config::parse(text).unwrap_err();
+        assert!(err.contains("secret_acces_key"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("wJalrXUtnFEMI"), "the value leaked: {err}");
+        let err = Config::parse("threads = \"hunter2\"\n").unwrap_err();
+        assert!(err.contains("threads") || err.contains("line 1"), "{err}");
+        assert!(!err.contains("hunter2"), "the value leaked: {err}");
     }
 
     #[test]

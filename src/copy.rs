@@ -8,6 +8,11 @@
 //! replaced, except a pack whose size differs from SRC's: packs are named by their hash, so
 //! SRC's verified bytes are the only right content for that name.
 //!
+//! Healing: a pack that DST's index names but DST lacks is copied again (and reported as
+//! healed). With [`CopyOptions::verify`] DST's objects are read back as well: a pack whose
+//! content does not hash to its name, and an index file or snapshot record that differs
+//! from SRC's, is replaced by SRC's (verified) bytes, and the report lists each one.
+//!
 //! Two modes:
 //! - **Whole store** ([`copy_all`]): every pack, then every index file, then every snapshot
 //!   record (and sealed platform secret) DST lacks. Only the metadata key is needed, so a
@@ -54,6 +59,9 @@ pub struct CopyOptions {
     pub threads: usize,
     /// How long to wait for a prune holding either store to finish.
     pub lock_wait: Duration,
+    /// Also read back what DST already holds: packs must hash to their names, index files
+    /// and snapshot records must equal SRC's; whatever does not is replaced from SRC.
+    pub verify: bool,
 }
 
 /// Shared leases on both stores (see [`crate::lock`]): a prune of SRC must not delete a
@@ -129,6 +137,10 @@ pub struct CopyReport {
     pub problems: Vec<String>,
     /// Things worth knowing that do not make the copy fail.
     pub notes: Vec<String>,
+    /// Objects at DST read back and checked (`verify`).
+    pub verified: Tally,
+    /// DST objects that were damaged or missing and were replaced from SRC, in words.
+    pub healed: Vec<String>,
 }
 
 impl CopyReport {
@@ -249,18 +261,28 @@ pub fn copy_all(
     let dst_packs = sizes(dst.backend.list(Kind::Packs)?);
 
     // Packs.
+    // Packs DST's own index names: one it lacks was lost there and is healed by the copy.
+    let dst_indexed = dst_index_packs(dst, keys, report)?;
     let mut todo = Vec::new();
+    let mut present = Vec::new();
     for info in &src_packs {
         let Some(id) = Id::from_hex(&info.name) else {
             continue;
         };
         if dst_packs.get(&info.name) == Some(&info.size) {
-            report.packs.present.add(info.size);
+            present.push((id, info.size));
         } else {
+            if dst_indexed.contains(&id) {
+                report
+                    .healed
+                    .push(missing_pack_note(&id, dst, dst_packs.get(&info.name)));
+            }
             todo.push(id);
         }
     }
-    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, false, opts)?;
+    let replace = check_present_packs(dst, &present, opts, report)?;
+    todo.extend(replace.iter().copied());
+    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, &replace, false, opts)?;
     let mut failed = moved.failed.len();
     report.packs.copied = report.packs.copied.plus(moved.copied);
     report.problems.extend(moved.problems);
@@ -273,13 +295,22 @@ pub fn copy_all(
     // Index files: verbatim, once every pack they name is at DST.
     let todo: Vec<&ObjectInfo> = src_index
         .iter()
-        .filter(|o| {
-            let there = dst_index.get(&o.name) == Some(&o.size);
-            if there {
-                report.index.present.add(o.size);
-            }
-            !there
-        })
+        .filter(|o| dst_index.get(&o.name) != Some(&o.size))
+        .collect();
+    let same = src_index
+        .iter()
+        .filter(|o| dst_index.get(&o.name) == Some(&o.size))
+        .collect::<Vec<_>>();
+    let todo: Vec<&ObjectInfo> = todo
+        .into_iter()
+        .chain(check_present_meta(
+            src,
+            dst,
+            Kind::Index,
+            &same,
+            opts,
+            report,
+        )?)
         .collect();
     let state = Mutex::new((Tally::default(), Vec::<String>::new()));
     crate::parallel::try_for_each(&todo, opts.threads, |info| {
@@ -321,15 +352,21 @@ pub fn copy_all(
     report.problems.extend(problems);
 
     // Snapshot records, only when nothing they could need failed.
+    let same = src_snaps
+        .iter()
+        .filter(|o| dst_snaps.get(&o.name) == Some(&o.size))
+        .collect::<Vec<_>>();
     let todo: Vec<&ObjectInfo> = src_snaps
         .iter()
-        .filter(|o| {
-            let there = dst_snaps.get(&o.name) == Some(&o.size);
-            if there {
-                report.snapshots.present.add(o.size);
-            }
-            !there
-        })
+        .filter(|o| dst_snaps.get(&o.name) != Some(&o.size))
+        .chain(check_present_meta(
+            src,
+            dst,
+            Kind::Snapshots,
+            &same,
+            opts,
+            report,
+        )?)
         .collect();
     if failed > 0 {
         for info in &todo {
@@ -439,14 +476,21 @@ pub fn copy_snapshots(
     needed.sort();
     needed.dedup();
     let mut todo = Vec::new();
+    let mut present = Vec::new();
     for id in needed {
         let name = id.to_hex();
         match dst_packs.get(&name) {
-            Some(size) if indexed.contains(&id) => report.packs.present.add(*size),
+            Some(size) if indexed.contains(&id) => present.push((id, *size)),
+            None if indexed.contains(&id) => {
+                report.healed.push(missing_pack_note(&id, dst, None));
+                todo.push(id);
+            }
             _ => todo.push(id),
         }
     }
-    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, true, opts)?;
+    let replace = check_present_packs(dst, &present, opts, report)?;
+    todo.extend(replace.iter().copied());
+    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, &replace, true, opts)?;
     report.packs.copied = report.packs.copied.plus(moved.copied);
     report.packs.present = report.packs.present.plus(moved.reindexed);
     report.reindexed_packs += moved.reindexed.objects;
@@ -540,12 +584,14 @@ struct Moved {
 /// Downloads, verifies and uploads packs on `threads` workers. A pack DST already holds
 /// with the right size is not uploaded again. With `index`, index files naming the packs
 /// are written at DST as they arrive ([`INDEX_BATCH`] packs each).
+#[allow(clippy::too_many_arguments)]
 fn transfer_packs(
     src: &Repo,
     dst: &Repo,
     keys: &WriterKeys,
     packs: &[Id],
     dst_sizes: &HashMap<String, u64>,
+    replace: &HashSet<Id>,
     index: bool,
     opts: &CopyOptions,
 ) -> Result<Moved> {
@@ -597,7 +643,7 @@ fn transfer_packs(
             }
         };
         let size = bytes.len() as u64;
-        let upload = dst_sizes.get(&name) != Some(&size);
+        let upload = dst_sizes.get(&name) != Some(&size) || replace.contains(id);
         if upload {
             dst.backend.put(Kind::Packs, &name, &bytes)?;
         }
@@ -627,6 +673,149 @@ fn transfer_packs(
     })?;
     flush(std::mem::take(&mut *pending.lock().unwrap()))?;
     Ok(state.into_inner().unwrap())
+}
+
+/// Every pack DST's own index files name. An index file that does not open is noted (and,
+/// in a whole-store copy, replaced from SRC by the index check).
+fn dst_index_packs(dst: &Repo, keys: &WriterKeys, report: &mut CopyReport) -> Result<HashSet<Id>> {
+    let mut named = HashSet::new();
+    for info in dst.backend.list(Kind::Index)? {
+        match dst.load_index(keys, &info.name) {
+            Ok(records) => named.extend(records.iter().map(|r| r.id)),
+            Err(e) if is_object_problem(&e) => report.notes.push(format!(
+                "index file {} at {} does not open ({e})",
+                info.name,
+                dst.location()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(named)
+}
+
+fn missing_pack_note(id: &Id, dst: &Repo, size: Option<&u64>) -> String {
+    match size {
+        None => format!(
+            "pack {id} was missing at {} although its index names it: copied again",
+            dst.location()
+        ),
+        Some(s) => format!(
+            "pack {id} at {} had the wrong size ({s} bytes): replaced",
+            dst.location()
+        ),
+    }
+}
+
+/// Packs DST holds with the right size: counted as present, and with `verify` read back;
+/// those whose content does not hash to their name are returned, to be replaced.
+fn check_present_packs(
+    dst: &Repo,
+    present: &[(Id, u64)],
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<HashSet<Id>> {
+    if !opts.verify {
+        for (_, size) in present {
+            report.packs.present.add(*size);
+        }
+        return Ok(HashSet::new());
+    }
+    let state = Mutex::new((Tally::default(), Vec::<(Id, u64, String)>::new()));
+    crate::parallel::try_for_each(present, opts.threads, |(id, size)| {
+        let verdict = match dst.backend.get(Kind::Packs, &id.to_hex()) {
+            Ok(bytes) if Id::hash_public(&bytes) == *id => None,
+            Ok(_) => Some("its content does not match its name (damaged)".to_string()),
+            Err(e) if is_object_problem(&e) => Some(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        let mut s = state.lock().unwrap();
+        s.0.add(*size);
+        if let Some(why) = verdict {
+            s.1.push((*id, *size, why));
+        }
+        Ok(())
+    })?;
+    let (verified, bad) = state.into_inner().unwrap();
+    report.verified = report.verified.plus(verified);
+    let mut replace = HashSet::new();
+    for (id, size, why) in bad {
+        report.healed.push(format!(
+            "pack {id} at {}: {why}; replaced from {}",
+            dst.location(),
+            "the source"
+        ));
+        replace.insert(id);
+        let _ = size;
+    }
+    for (id, size) in present {
+        if !replace.contains(id) {
+            report.packs.present.add(*size);
+        }
+    }
+    Ok(replace)
+}
+
+/// Index files or snapshot records DST holds with SRC's size: counted as present, and with
+/// `verify` compared byte for byte with SRC's; those that differ are returned, to be
+/// copied again (after the usual check that SRC's opens).
+fn check_present_meta<'i>(
+    src: &Repo,
+    dst: &Repo,
+    kind: Kind,
+    same: &[&'i ObjectInfo],
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<Vec<&'i ObjectInfo>> {
+    let tally = match kind {
+        Kind::Index => &mut report.index.present,
+        _ => &mut report.snapshots.present,
+    };
+    if !opts.verify {
+        for o in same {
+            tally.add(o.size);
+        }
+        return Ok(Vec::new());
+    }
+    let bad = Mutex::new(Vec::new());
+    let checked = Mutex::new(Tally::default());
+    crate::parallel::try_for_each(same, opts.threads, |info| {
+        let theirs = match dst.backend.get(kind, &info.name) {
+            Ok(b) => Some(b),
+            Err(e) if is_object_problem(&e) => None,
+            Err(e) => return Err(e),
+        };
+        let ours = match src.backend.get(kind, &info.name) {
+            Ok(b) => b,
+            // A damaged SRC object cannot heal anything; DST's stays.
+            Err(e) if is_object_problem(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        checked.lock().unwrap().add(info.size);
+        if theirs.as_deref() != Some(&ours[..]) {
+            bad.lock().unwrap().push(*info);
+        }
+        Ok(())
+    })?;
+    let bad = bad.into_inner().unwrap();
+    report.verified = report.verified.plus(checked.into_inner().unwrap());
+    let tally = match kind {
+        Kind::Index => &mut report.index.present,
+        _ => &mut report.snapshots.present,
+    };
+    for o in same {
+        if !bad.iter().any(|b| b.name == o.name) {
+            tally.add(o.size);
+        }
+    }
+    for o in &bad {
+        report.healed.push(format!(
+            "{}/{} at {} differed from the source's: replaced",
+            kind.label(),
+            o.name,
+            dst.location()
+        ));
+    }
+    Ok(bad)
 }
 
 /// Copies one snapshot record verbatim after checking it opens: `Ok(Ok(bytes copied))`, or

@@ -126,3 +126,24 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(context(), e))
     }
 }
+
+/// Replaces every double-quoted part of a parser message (serde quotes the offending
+/// value there, as in `invalid type: string "...", expected u32`) by `"..."`. Key names are
+/// quoted with backticks and stay.
+pub fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("...\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -40,14 +40,21 @@ pub struct WriterKeyFile {
 
 impl WriterKeyFile {
     pub fn load(path: &Path) -> Result<WriterKeyFile> {
-        let text =
-            std::fs::read_to_string(path).ctx(|| format!("read writer key {}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).ctx(|| format!("read writer key {}", path.display()))?,
+        );
+        WriterKeyFile::parse(&text).map_err(|e| {
             Error::Key(format!(
                 "writer key {} is not valid ({e}); restore it from a backup or set up this host again",
                 path.display()
             ))
         })
+    }
+
+    /// Parses a writer key file's text. The error never quotes the text (it holds the
+    /// id key).
+    pub fn parse(text: &str) -> std::result::Result<WriterKeyFile, String> {
+        serde_json::from_str(text).map_err(|e| crate::error::redact_quoted(&e.to_string()))
     }
 
     pub fn writer_keys(&self, path: &Path) -> Result<WriterKeys> {
@@ -114,7 +121,8 @@ pub fn load_identity_file(path: &Path) -> Result<age::x25519::Identity> {
     })
 }
 
-fn parse_identity(text: &str) -> Option<age::x25519::Identity> {
+/// The first X25519 identity in an age identity file's text.
+pub fn parse_identity(text: &str) -> Option<age::x25519::Identity> {
     text.lines()
         .map(str::trim)
         .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
@@ -204,6 +212,13 @@ pub fn unlock_idkey_object(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
+
+    #[test]
+    fn damaged_writer_key_file_error_does_not_quote_it() {
+        let text = r#"{"store_id": "s", "store": "/x", "id_key": "00", "recipients": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}"#;
+        let err = WriterKeyFile::parse(text).err().expect("not a key file");
+        assert!(!err.contains("0f1e2d3c4b5a"), "{err}");
+    }
 
     #[test]
     fn reader_object_round_trip_and_wrong_passphrase() {

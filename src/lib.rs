@@ -21,7 +21,8 @@
 //! - **storage**: [`backend`]: objects as bytes under (kind, name) in a folder, S3 or
 //!   memory, with retry and restore-spool wrappers. Knows nothing of encryption.
 //! - **format**: [`crypto`] (keys and seals), [`tree`] (directory listings),
-//!   [`fsmeta`] (reading and applying file metadata), [`pack`] (packs of encrypted
+//!   [`fsmeta`] (reading and applying file metadata), [`acl`] (POSIX ACL
+//!   encodings), [`pack`] (packs of encrypted
 //!   blobs), [`keys`] (key objects and key files), [`repo`] (config, index and snapshot
 //!   records), [`chunker`] (content-defined chunking), [`cache`] (the local SQLite
 //!   index and files cache, rebuilt from the store when lost), [`lock`] (leases).
@@ -30,13 +31,16 @@
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
 //!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`],
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
-//!   [`backup`], [`restore`], [`secrets`] (sealed platform secrets).
+//!   [`backup`], [`restore`], [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
+//!   (snapshots compared, searched, mounted, imported from and written to tar),
+//!   [`secrets`] (sealed platform secrets).
 //! - **session**: [`session`] (one command's store, keys unlocked once, and cache).
 //! - **configuration**: [`config`] (the configuration file's tables, for the CLI).
 //!
 //! Each operation takes options and returns a typed report (or, for `forget`, a plan
 //! first); the CLI decides how to show it.
 
+pub mod acl;
 pub mod backend;
 pub mod backup;
 pub mod cache;
@@ -45,16 +49,21 @@ pub mod chunker;
 pub mod config;
 pub mod copy;
 pub mod crypto;
+pub mod diff;
+pub mod dump;
 pub mod error;
 pub mod forget;
 /// The store format: every object, its encoding, its crypto and who writes it.
 #[doc = include_str!("FORMAT.md")]
 pub mod format {}
+pub mod find;
 pub mod fsmeta;
 pub mod host;
 pub mod id;
+pub mod import_tar;
 pub mod keys;
 pub mod lock;
+pub mod mount;
 pub mod object_lock;
 pub mod pack;
 pub mod parallel;

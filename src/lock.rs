@@ -71,6 +71,11 @@ impl LeaseRecord {
     }
 }
 
+/// Parses a lease's plaintext (JSON); `None` when it is not one.
+pub fn decode_lease(plain: &[u8]) -> Option<LeaseRecord> {
+    serde_json::from_slice(plain).ok()
+}
+
 fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -109,7 +114,7 @@ pub fn list(backend: &BackendRef, keys: &WriterKeys) -> Result<Vec<(String, Leas
         let Ok(plain) = keys.open_meta(LABEL, &sealed, "lease") else {
             continue;
         };
-        if let Ok(record) = serde_json::from_slice::<LeaseRecord>(&plain) {
+        if let Some(record) = decode_lease(&plain) {
             out.push((info.name, record));
         }
     }

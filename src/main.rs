@@ -85,6 +85,12 @@ enum Command {
         snapshot: String,
         /// Only this path and what lies below it
         path: Option<PathBuf>,
+        /// Long listing like `ls -l`: type and mode, owner, group, size, mtime
+        #[arg(short = 'l', long = "long")]
+        long: bool,
+        /// Print JSON: [{"path", "type", "mode", "permissions", "uid", "gid", "user", "group", "size", "mtime", "target"?}]
+        #[arg(long, conflicts_with = "long")]
+        json: bool,
     },
     /// Restore a snapshot into a folder (use --to / to put the trees back in place)
     Restore {
@@ -150,6 +156,10 @@ enum Command {
         to: String,
         /// Snapshots to copy (id, unique prefix or "latest") [default: everything the store holds]
         snapshots: Vec<String>,
+        /// Also read back what the destination already holds and replace whatever is
+        /// damaged there (packs that do not match their hash, differing index files or records)
+        #[arg(long)]
+        verify: bool,
     },
     /// Manage the store's keys
     #[command(subcommand)]
@@ -160,6 +170,16 @@ enum Command {
     /// S3 Object Lock: keep what the retention policy keeps undeletable
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Turn tar archives (such as travis-backup-EPOCH.tar.gz) into snapshots
+    ImportTar(cli::import_tar::ImportTarArgs),
+    /// Write a snapshot (or a path in it) as a tar stream to standard output
+    Dump(cli::dump::DumpArgs),
+    /// Show what changed between two snapshots
+    Diff(cli::diff::DiffArgs),
+    /// Find which snapshots hold a path or name (glob)
+    Find(cli::find::FindArgs),
+    /// Browse snapshots read-only through FUSE, by host and time
+    Mount(cli::mount::MountArgs),
     /// Rebuild the index from the packs, or snapshots without the files whose data is lost
     #[command(subcommand)]
     Repair(cli::repair::RepairCommand),
@@ -291,10 +311,27 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("vault: error: {e:#}");
+            eprintln!("vault: error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each cause left out when the message before
+/// already ends with it (library errors name their OS error in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.ends_with(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -331,11 +368,23 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Secrets(cmd) => {
-            let fingerprint_key = ctx
-                .keys_without_prompt()?
-                .map(|k| k.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT));
+            // A typed-in paper sheet carries all it needs: reading it back works without
+            // a store, a configuration or any key (on the day it matters it may be all there is).
+            let paper_only = cmd.is_paper_read_back();
+            let fingerprint_key = match ctx.keys_without_prompt() {
+                Ok(k) => k.map(|k| k.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT)),
+                Err(_) if paper_only => None,
+                Err(e) => return Err(e),
+            };
+            let backend = match ctx.backend() {
+                Ok(b) => b,
+                Err(_) if paper_only => {
+                    std::sync::Arc::new(vault::backend::memory::MemoryBackend::new("no store"))
+                }
+                Err(e) => return Err(e),
+            };
             let secrets = cli::secrets::SecretsContext {
-                backend: ctx.backend()?,
+                backend,
                 store_location: ctx.store_location(),
                 fingerprint_key,
                 config: ctx.config.secrets.clone(),
@@ -344,7 +393,12 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
         Command::Snapshots { json } => cli::commands::snapshots(&ctx, json).map(|_| 0),
-        Command::Ls { snapshot, path } => cli::commands::ls(&ctx, &snapshot, path).map(|_| 0),
+        Command::Ls {
+            snapshot,
+            path,
+            long,
+            json,
+        } => cli::commands::ls(&ctx, &snapshot, path, long, json).map(|_| 0),
         Command::Restore {
             snapshot,
             to,
@@ -384,12 +438,22 @@ fn run(cli: Cli) -> Result<u8> {
             read_data_subset,
             json,
         } => cli::commands::check(&ctx, read_data, read_data_subset.as_deref(), json),
-        Command::Copy { to, snapshots, .. } => cli::commands::copy(&ctx, &to, &snapshots),
+        Command::Copy {
+            to,
+            snapshots,
+            verify,
+            ..
+        } => cli::commands::copy(&ctx, &to, &snapshots, verify),
         Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
         Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
+        Command::ImportTar(args) => cli::import_tar::run(&ctx, args),
+        Command::Dump(args) => cli::dump::run(&ctx, args),
+        Command::Diff(args) => cli::diff::run(&ctx, args),
+        Command::Find(args) => cli::find::run(&ctx, args),
+        Command::Mount(args) => cli::mount::run(&ctx, args),
         Command::Key(KeyCommand::ExportIdentity { out }) => {
             cli::commands::key_export_identity(&ctx, &out)
         }

@@ -15,6 +15,11 @@
 //!
 //! A blob is read on its own with one ranged read (offset and length come from the index),
 //! after the pack's data key has been unwrapped once from its header.
+//!
+//! Lengths read from the store (header length, trailer length, each entry's offset and
+//! lengths, in a pack trailer or an index file) are checked against [`MAX_HEADER_LEN`],
+//! [`MAX_BLOB_LEN`] and the pack's size before they size a read or an allocation, so a
+//! damaged or hostile object costs an error, never gigabytes of memory.
 
 use crate::crypto::{self, SecretKey, WriterKeys};
 use crate::error::{Error, Result};
@@ -22,6 +27,25 @@ use crate::id::Id;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8; 8] = b"VLTPACK1";
+
+/// Largest pack header accepted: an age file wrapping 32 bytes for a few recipients is a
+/// few hundred bytes.
+pub const MAX_HEADER_LEN: u32 = 1 << 20;
+/// Largest blob plaintext accepted: chunks are at most the chunker's maximum (a few MiB)
+/// and trees of folders with hundreds of thousands of entries stay below this.
+pub const MAX_BLOB_LEN: u32 = 256 << 20;
+/// What sealing adds to a blob's payload (the AEAD tag).
+pub const BLOB_TAG_LEN: u32 = 16;
+
+/// Checks a pack header length read from the store.
+pub fn check_header_len(header_len: u32) -> std::result::Result<(), String> {
+    if header_len == 0 || header_len > MAX_HEADER_LEN {
+        return Err(format!(
+            "header length {header_len} is out of range (1 to {MAX_HEADER_LEN})"
+        ));
+    }
+    Ok(())
+}
 const TRAILER_LABEL: &[u8] = b"vault v1 pack trailer";
 
 /// What a blob holds.
@@ -57,6 +81,49 @@ pub struct PackEntry {
     /// Plaintext length.
     pub raw_len: u32,
     pub compressed: bool,
+}
+
+impl PackEntry {
+    /// Checks the entry's lengths (and, when known, that it lies inside a pack of
+    /// `pack_size` bytes after a header of `header_len`).
+    pub fn check_bounds(
+        &self,
+        header_len: u32,
+        pack_size: Option<u64>,
+    ) -> std::result::Result<(), String> {
+        let blob = format!("blob {}", self.id.short());
+        if self.raw_len > MAX_BLOB_LEN {
+            return Err(format!(
+                "{blob}: length {} exceeds the limit of {MAX_BLOB_LEN}",
+                self.raw_len
+            ));
+        }
+        if self.length < BLOB_TAG_LEN || self.length > MAX_BLOB_LEN + BLOB_TAG_LEN {
+            return Err(format!(
+                "{blob}: sealed length {} is out of range",
+                self.length
+            ));
+        }
+        if !self.compressed && self.length != self.raw_len.saturating_add(BLOB_TAG_LEN) {
+            return Err(format!(
+                "{blob}: sealed length {} does not fit its plain length {}",
+                self.length, self.raw_len
+            ));
+        }
+        if (self.offset as u64) < 12 + header_len as u64 {
+            return Err(format!("{blob}: offset {} lies in the header", self.offset));
+        }
+        if let Some(size) = pack_size {
+            if self.offset as u64 + self.length as u64 > size {
+                return Err(format!(
+                    "{blob}: bytes {}..{} lie beyond the pack's {size} bytes",
+                    self.offset,
+                    self.offset as u64 + self.length as u64
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A finished pack as the index records it.
@@ -267,6 +334,9 @@ pub fn open_blob(
         sealed,
     )
     .ok_or_else(|| corrupt("authentication failed (the pack was altered or damaged)"))?;
+    if entry.raw_len > MAX_BLOB_LEN {
+        return Err(corrupt("its recorded length exceeds the limit"));
+    }
     let plain = if entry.compressed {
         DECOMPRESSOR
             .with(|d| d.borrow_mut().decompress(&payload, entry.raw_len as usize))
@@ -297,23 +367,55 @@ pub fn read_trailer(keys: &WriterKeys, pack: &Id, bytes: &[u8]) -> Result<PackRe
         ));
     }
     let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
-    if tlen + 4 + 12 + header_len as usize > bytes.len() {
+    check_header_len(header_len).map_err(|d| Error::corrupt(&what, d))?;
+    let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as u64;
+    if tlen + 4 + 12 + header_len as u64 > bytes.len() as u64 {
         return Err(Error::corrupt(
             &what,
             "trailer length out of range (truncated?)",
         ));
     }
+    let tlen = tlen as usize;
     let trailer = &bytes[bytes.len() - 4 - tlen..bytes.len() - 4];
     let plain = keys.open_meta(TRAILER_LABEL, trailer, &what)?;
-    let entries: Vec<PackEntry> = ciborium::from_reader(&plain[..])
-        .map_err(|e| Error::corrupt(&what, format!("trailer does not parse: {e}")))?;
+    let entries = decode_trailer(&plain, header_len, bytes.len() as u64)
+        .map_err(|d| Error::corrupt(&what, d))?;
     Ok(PackRecord {
         id: *pack,
         size: bytes.len() as u64,
         header_len,
         entries,
     })
+}
+
+/// Parses a pack trailer's plaintext and checks every entry against the pack's layout.
+pub fn decode_trailer(
+    plain: &[u8],
+    header_len: u32,
+    pack_size: u64,
+) -> std::result::Result<Vec<PackEntry>, String> {
+    let entries: Vec<PackEntry> =
+        ciborium::from_reader(plain).map_err(|e| format!("trailer does not parse: {e}"))?;
+    for e in &entries {
+        e.check_bounds(header_len, Some(pack_size))
+            .map_err(|d| format!("trailer: {d}"))?;
+    }
+    Ok(entries)
+}
+
+/// Parses an index file's plaintext: the packs it names and their entries, each checked
+/// against its pack's recorded layout.
+pub fn decode_index(plain: &[u8]) -> std::result::Result<Vec<PackRecord>, String> {
+    let records: Vec<PackRecord> =
+        ciborium::from_reader(plain).map_err(|e| format!("does not parse: {e}"))?;
+    for r in &records {
+        check_header_len(r.header_len).map_err(|d| format!("pack {}: {d}", r.id.short()))?;
+        for e in &r.entries {
+            e.check_bounds(r.header_len, Some(r.size))
+                .map_err(|d| format!("pack {}: {d}", r.id.short()))?;
+        }
+    }
+    Ok(records)
 }
 
 /// The two ends of a pack, read with ranged reads (no need to fetch its body).
@@ -350,7 +452,9 @@ pub fn read_ends(
     if &head[..8] != MAGIC {
         return Err(Error::corrupt(&what, "not a vault pack (bad magic)"));
     }
-    let header_len = u32::from_le_bytes(head[8..12].try_into().unwrap()) as u64;
+    let header_len = u32::from_le_bytes(head[8..12].try_into().unwrap());
+    check_header_len(header_len).map_err(|d| Error::corrupt(&what, d))?;
+    let header_len = header_len as u64;
     if 12 + header_len + 4 > size {
         return Err(Error::corrupt(
             &what,
@@ -388,8 +492,8 @@ pub fn read_ends(
             },
             other => other,
         })?;
-    let entries: Vec<PackEntry> = ciborium::from_reader(&plain[..])
-        .map_err(|e| Error::corrupt(&what, format!("trailer does not parse: {e}")))?;
+    let entries =
+        decode_trailer(&plain, header_len as u32, size).map_err(|d| Error::corrupt(&what, d))?;
     let body_end = size - 4 - tlen;
     for (i, e) in entries.iter().enumerate() {
         let (off, len) = (e.offset as u64, e.length as u64);
@@ -449,6 +553,54 @@ pub fn open_header_in_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_lengths_in_index_and_trailer_are_refused() {
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let reader = age::x25519::Identity::generate();
+        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
+        let data = vec![5u8; 1000];
+        w.add(keys.blob_id(&data), BlobKind::Data, 1000, false, &data);
+        let (bytes, record) = w.finish(&keys);
+        let encode = |r: &PackRecord| {
+            let mut out = Vec::new();
+            ciborium::into_writer(&vec![r.clone()], &mut out).unwrap();
+            out
+        };
+        assert!(
+            decode_index(&encode(&record)).is_ok(),
+            "an honest index decodes"
+        );
+        assert!(read_trailer(&keys, &record.id, &bytes).is_ok());
+        let mutations: [fn(&mut PackRecord); 6] = [
+            |r| r.entries[0].raw_len = u32::MAX,
+            |r| {
+                r.entries[0].length = u32::MAX;
+                r.entries[0].compressed = true
+            },
+            |r| r.entries[0].length = 3,
+            |r| r.entries[0].offset = 2,
+            |r| r.entries[0].offset = (r.size - 10) as u32,
+            |r| r.header_len = u32::MAX,
+        ];
+        for (i, m) in mutations.iter().enumerate() {
+            let mut bad = record.clone();
+            m(&mut bad);
+            let err = decode_index(&encode(&bad)).expect_err(&format!("mutation {i}"));
+            assert!(
+                err.contains("range")
+                    || err.contains("exceeds")
+                    || err.contains("lie")
+                    || err.contains("fit"),
+                "mutation {i}: {err}"
+            );
+        }
+        // A whole pack whose header length field claims 4 GiB.
+        let mut bad = bytes.clone();
+        bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read_trailer(&keys, &record.id, &bad).is_err());
+        assert!(check_header_len(u32::MAX).is_err() && check_header_len(300).is_ok());
+    }
 
     #[test]
     fn pack_round_trip_and_tamper_detection() {

@@ -50,6 +50,8 @@ impl BlobReader {
         if let Some(k) = self.data_keys.lock().unwrap().get(pack) {
             return Ok(k.clone());
         }
+        pack::check_header_len(header_len)
+            .map_err(|d| Error::corrupt(format!("index entry for pack {pack}"), d))?;
         let (off, len) = pack::header_range(header_len);
         let header =
             self.repo
@@ -66,6 +68,7 @@ impl BlobReader {
     }
 
     pub fn read(&self, loc: &Location) -> Result<Vec<u8>> {
+        check_location(loc)?;
         let key = self.data_key(&loc.pack, loc.header_len)?;
         let sealed = self.repo.backend.get_range(
             crate::backend::Kind::Packs,
@@ -83,6 +86,9 @@ impl BlobReader {
         };
         debug_assert!(run.windows(2).all(|w| w[0].pack == w[1].pack
             && w[0].entry.offset + w[0].entry.length == w[1].entry.offset));
+        for loc in run {
+            check_location(loc)?;
+        }
         let key = self.data_key(&first.pack, first.header_len)?;
         let start = first.entry.offset as u64;
         let end = last.entry.offset as u64 + last.entry.length as u64;
@@ -115,6 +121,13 @@ impl BlobReader {
         }
         Ok(tree)
     }
+}
+
+/// Bounds a blob's recorded lengths before they size a read.
+fn check_location(loc: &Location) -> Result<()> {
+    loc.entry
+        .check_bounds(loc.header_len, None)
+        .map_err(|d| Error::corrupt(format!("index entry for pack {}", loc.pack.short()), d))
 }
 
 pub fn locate(cache: &Cache, id: &Id, what: &str) -> Result<Location> {

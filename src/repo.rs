@@ -114,6 +114,16 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// Parses the store's config object (JSON).
+pub fn decode_store_config(bytes: &[u8]) -> std::result::Result<StoreConfig, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not a vault store config: {e}"))
+}
+
+/// Parses a snapshot record's plaintext (CBOR).
+pub fn decode_snapshot(plain: &[u8]) -> std::result::Result<Snapshot, String> {
+    ciborium::from_reader(plain).map_err(|e| format!("does not parse: {e}"))
+}
+
 #[derive(Clone)]
 pub struct Repo {
     pub backend: BackendRef,
@@ -123,12 +133,8 @@ pub struct Repo {
 impl Repo {
     pub fn open(backend: BackendRef) -> Result<Repo> {
         let bytes = backend.get(Kind::Config, "config")?;
-        let config: StoreConfig = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::corrupt(
-                format!("store config at {}", backend.location()),
-                format!("not a vault store config: {e}"),
-            )
-        })?;
+        let config = decode_store_config(&bytes)
+            .map_err(|e| Error::corrupt(format!("store config at {}", backend.location()), e))?;
         if config.format != FORMAT_NAME {
             return Err(Error::corrupt(
                 format!("store config at {}", backend.location()),
@@ -180,8 +186,7 @@ impl Repo {
         let what = format!("index file {name}");
         let sealed = self.backend.get(Kind::Index, name)?;
         let plain = keys.open_meta(INDEX_LABEL, &sealed, &what)?;
-        ciborium::from_reader(&plain[..])
-            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
+        crate::pack::decode_index(&plain).map_err(|d| Error::corrupt(what, d))
     }
 
     pub fn save_snapshot(&self, keys: &WriterKeys, snapshot: &Snapshot) -> Result<Id> {
@@ -200,8 +205,7 @@ impl Repo {
         let what = format!("snapshot {}", id.short());
         let sealed = self.backend.get(Kind::Snapshots, &id.to_hex())?;
         let plain = keys.open_meta(SNAPSHOT_LABEL, &sealed, &what)?;
-        ciborium::from_reader(&plain[..])
-            .map_err(|e| Error::corrupt(what, format!("does not parse: {e}")))
+        decode_snapshot(&plain).map_err(|e| Error::corrupt(what, e))
     }
 
     /// All snapshots, oldest first. A damaged record is an error naming it: listing must

@@ -11,6 +11,15 @@
 //! entry of a snapshot (`..`, `/`, names repeated, a symlink restored earlier or planted in
 //! the target) can make the restore write outside the target.
 //!
+//! Crash safety: every file, symlink and special file is made under a temporary name
+//! (`.NAME.vault-tmp-RANDOM` in its own folder, see [`is_temp_name`]), gets its content
+//! and metadata there, and is renamed into place only when complete (a new entry with
+//! `RENAME_NOREPLACE`, so nothing that appeared meanwhile is overwritten). A killed
+//! restore therefore leaves whole entries under real names and partial ones only under
+//! temporary names, which the next restore into the target removes from every existing
+//! folder it visits. Folders are created under their real names with mode 0700 and get
+//! their metadata at the end, so a re-run (merging into them) sets it then.
+//!
 //! Exactness: content is written at its offsets and the file is sized with `ftruncate`,
 //! so holes stay holes. Metadata goes on in the order the kernel demands: owner first
 //! (chown clears setuid/setgid and capabilities), then mode, then xattrs (ACLs,
@@ -27,10 +36,98 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+
+/// The temporary name an entry named `name` is written under until it is complete.
+fn temp_name(name: &[u8]) -> std::ffi::OsString {
+    // Short enough for NAME_MAX (255) whatever the real name's length.
+    let keep = &name[..name.len().min(200)];
+    let mut t = Vec::with_capacity(keep.len() + 40);
+    t.push(b'.');
+    t.extend_from_slice(keep);
+    t.extend_from_slice(TEMP_MARK);
+    t.extend_from_slice(&crate::id::Id::random().to_hex().as_bytes()[..TEMP_RANDOM]);
+    std::ffi::OsString::from_vec(t)
+}
+
+const TEMP_MARK: &[u8] = b".vault-tmp-";
+const TEMP_RANDOM: usize = 16;
+
+/// True for a name [`temp_name`] makes (and for the temporary names of earlier
+/// releases, `.vault-restore-` and 8 hex digits): what a killed restore leaves behind.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let hex_tail = |tail: &[u8], n: usize| {
+        tail.len() == n
+            && tail
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    if let Some(tail) = name.strip_prefix(b".vault-restore-".as_slice()) {
+        return hex_tail(tail, 8);
+    }
+    if name.len() < 1 + TEMP_MARK.len() + TEMP_RANDOM || name[0] != b'.' {
+        return false;
+    }
+    let (head, tail) = name.split_at(name.len() - TEMP_RANDOM);
+    head.ends_with(TEMP_MARK) && hex_tail(tail, TEMP_RANDOM)
+}
+
+/// Removes what a killed restore left under temporary names in `dir` (regular files,
+/// symlinks and special files only; never a folder, never a name in `keep`, which the
+/// snapshot itself holds). Returns how many were removed.
+fn remove_temp_files(dir: BorrowedFd<'_>, keep: &[Item]) -> rustix::io::Result<u64> {
+    let listing = rustix::fs::openat(
+        dir,
+        c".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut removed = 0;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&listing)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if is_temp_name(name)
+            && entry.file_type() != rustix::fs::FileType::Directory
+            && !keep.iter().any(|i| i.node.name == name)
+        {
+            names.push(name.to_vec());
+        }
+    }
+    for name in names {
+        match rustix::fs::unlinkat(dir, OsStr::from_bytes(&name), AtFlags::empty()) {
+            Ok(()) => removed += 1,
+            // A folder (file type unknown in the listing) or already gone: leave it.
+            Err(rustix::io::Errno::ISDIR | rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// Moves `from` to `to` in `dir`: replacing what is there, or only when nothing is.
+fn rename_into_place(
+    dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to: &OsStr,
+    replace: bool,
+) -> rustix::io::Result<()> {
+    if replace {
+        return rustix::fs::renameat(dir, from, dir, to);
+    }
+    match rustix::fs::renameat_with(dir, from, dir, to, rustix::fs::RenameFlags::NOREPLACE) {
+        // Filesystems without RENAME_NOREPLACE: link then unlink gives the same
+        // no-overwrite guarantee (link fails when `to` exists).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            rustix::fs::linkat(dir, from, dir, to, AtFlags::empty())?;
+            rustix::fs::unlinkat(dir, from, AtFlags::empty())
+        }
+        other => other,
+    }
+}
 
 /// What to do with an entry that already exists in the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +199,8 @@ pub struct RestoreReport {
     /// Entries whose ownership could not be set because the restore does not run as root.
     pub owner_not_set: u64,
     pub verified_files: u64,
+    /// Temporary files of an earlier, interrupted restore that were removed.
+    pub leftovers_removed: u64,
 }
 
 /// An entry of the snapshot as the plan sees it.
@@ -113,6 +212,8 @@ struct Item {
     /// A folder above a snapshot source, like `/etc` above `/etc/travis`: created when
     /// missing, but an existing one keeps its metadata.
     ancestor: bool,
+    /// The target already holds a regular file of this size and mtime here.
+    same_file: bool,
     children: Vec<Item>,
 }
 
@@ -417,8 +518,17 @@ impl Planner<'_> {
                 node: node.clone(),
                 action: Action::Create,
                 ancestor,
+                same_file: false,
                 children: Vec::new(),
             };
+            if let Some(st) = &existing {
+                item.same_file = node.kind == NodeKind::File
+                    && rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::RegularFile
+                    && st.st_size as u64 == node.size
+                    && (st.st_mtime as i64, st.st_mtime_nsec as i64)
+                        == (node.mtime, node.mtime_nsec as i64);
+            }
             let existing_is_dir = existing.as_ref().map(|st| {
                 rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
             });
@@ -552,8 +662,9 @@ fn kind_word(kind: NodeKind) -> &'static str {
 /// Path components of an entry below the target.
 type Components = Vec<Vec<u8>>;
 
-/// A later path of a hardlink group: (first path, this path, this path for messages).
-type PendingLink = (Components, Components, String);
+/// A later path of a hardlink group: (first path, this path, this path for messages,
+/// whether it is a regular file).
+type PendingLink = (Components, Components, String, bool);
 
 /// A regular file being restored. Its content is written in parts, possibly by several
 /// workers at once (a 1 GiB database segment should not keep one core busy while the
@@ -583,11 +694,7 @@ impl OpenFile {
         owner: (u32, u32),
         replace: bool,
     ) -> OpenFile {
-        let write_name: std::ffi::OsString = if replace {
-            format!(".vault-restore-{}", crate::id::Id::random().short()).into()
-        } else {
-            OsStr::from_bytes(&node.name).to_owned()
-        };
+        let write_name = temp_name(&node.name);
         OpenFile {
             dir,
             name: node.name.clone(),
@@ -602,9 +709,9 @@ impl OpenFile {
         }
     }
 
-    /// The file, created on first use with `O_EXCL`: a new file under its final name
-    /// (nothing can be in its place), a replacement under a temporary name, so the old
-    /// file stays until the new one is whole.
+    /// The file, created on first use with `O_EXCL` under a temporary name, so no
+    /// partial file ever carries the real name (and an old file stays until the new one
+    /// is whole).
     fn handle(&self) -> std::result::Result<&std::fs::File, String> {
         self.file
             .get_or_init(|| {
@@ -657,6 +764,8 @@ fn split_parts(chunks: Vec<(u64, Location)>) -> Vec<Vec<(u64, Location)>> {
 }
 
 struct Shared {
+    /// Regular files completely restored.
+    files: std::sync::atomic::AtomicU64,
     failures: Mutex<Vec<String>>,
     warnings: Mutex<Vec<String>>,
     bytes: std::sync::atomic::AtomicU64,
@@ -694,6 +803,7 @@ where
         report: RestoreReport,
     ) -> Self {
         let shared = Arc::new(Shared {
+            files: Default::default(),
             failures: Mutex::default(),
             warnings: Mutex::default(),
             bytes: Default::default(),
@@ -736,7 +846,20 @@ where
             open_path(self.root.as_fd(), &[])
                 .map_err(|e| Error::io("open restore target", e.into()))?,
         );
+        self.clean_leftovers(&root, &self.opts.target.display().to_string(), items)?;
         self.run_dir(&root, items)
+    }
+
+    /// Removes an interrupted restore's temporary files from an existing folder.
+    fn clean_leftovers(&mut self, dir: &OwnedFd, display: &str, items: &[Item]) -> Result<()> {
+        let n = remove_temp_files(dir.as_fd(), items).map_err(|e| {
+            Error::io(
+                format!("remove an interrupted restore's temporary files in {display}"),
+                e.into(),
+            )
+        })?;
+        self.report.leftovers_removed += n;
+        Ok(())
     }
 
     fn owner(&mut self, node: &Node) -> (u32, u32) {
@@ -767,6 +890,11 @@ where
     fn run_dir(&mut self, dir: &Arc<OwnedFd>, items: &[Item]) -> Result<()> {
         for item in items {
             if item.action == Action::Keep {
+                // A kept file that is the snapshot's own (say, restored by an interrupted
+                // run) can carry the snapshot's other links to it.
+                if let (true, Some(key)) = (item.same_file, item.node.link) {
+                    self.links.entry(key).or_insert_with(|| item.comps.clone());
+                }
                 continue;
             }
             let display = item.display(&self.opts.target);
@@ -787,6 +915,9 @@ where
                         open_dir_at(dir.as_fd(), &node.name)
                             .map_err(|e| Error::io(format!("open folder {display}"), e.into()))?,
                     );
+                    if item.action == Action::Merge {
+                        self.clean_leftovers(&child, &display, &item.children)?;
+                    }
                     self.report.dirs += 1;
                     self.run_dir(&child, &item.children)?;
                     if !(item.ancestor && item.action == Action::Merge) {
@@ -795,7 +926,6 @@ where
                     }
                 }
                 NodeKind::File => {
-                    self.report.files += 1;
                     if self.linked_to_earlier(dir, item, &display)? {
                         continue;
                     }
@@ -851,9 +981,6 @@ where
                     if self.linked_to_earlier(dir, item, &display)? {
                         continue;
                     }
-                    if item.action == Action::Replace {
-                        self.unlink(dir, name, &display)?;
-                    }
                     self.make_special(dir, item, &display)?;
                 }
             }
@@ -871,8 +998,12 @@ where
             if item.action == Action::Replace {
                 self.unlink(dir, OsStr::from_bytes(&item.node.name), display)?;
             }
-            self.pending_links
-                .push((first.clone(), item.comps.clone(), display.to_string()));
+            self.pending_links.push((
+                first.clone(),
+                item.comps.clone(),
+                display.to_string(),
+                item.node.kind == NodeKind::File,
+            ));
             return Ok(true);
         }
         self.links.insert(key, item.comps.clone());
@@ -884,9 +1015,12 @@ where
             .map_err(|e| Error::io(format!("remove {display} to replace it"), e.into()))
     }
 
+    /// Makes a symlink, FIFO or device node under a temporary name, sets its metadata,
+    /// and renames it into place.
     fn make_special(&mut self, dir: &OwnedFd, item: &Item, display: &str) -> Result<()> {
         let node = &item.node;
-        let name = OsStr::from_bytes(&node.name);
+        let temp = temp_name(&node.name);
+        let name = temp.as_os_str();
         let created = match node.kind {
             NodeKind::Symlink => {
                 let target = node.target.clone().unwrap_or_default();
@@ -926,13 +1060,19 @@ where
         }
         let owner = self.owner(node);
         let is_root = self.is_root;
-        apply_meta_at(dir.as_fd(), node, owner, display, is_root, &self.shared);
-        Ok(())
+        let mut at_temp = node.clone();
+        at_temp.name = temp.as_bytes().to_vec();
+        apply_meta_at(dir.as_fd(), &at_temp, owner, display, is_root, &self.shared);
+        let real = OsStr::from_bytes(&node.name);
+        rename_into_place(dir.as_fd(), name, real, item.action == Action::Replace).map_err(|e| {
+            let _ = rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty());
+            Error::io(format!("move {display} into place"), e.into())
+        })
     }
 
     fn finish(mut self) -> Result<RestoreReport> {
         self.join_workers();
-        for (first, link, display) in std::mem::take(&mut self.pending_links) {
+        for (first, link, display, is_file) in std::mem::take(&mut self.pending_links) {
             let (fdir, fname) = first.split_at(first.len() - 1);
             let (ldir, lname) = link.split_at(link.len() - 1);
             let made = open_path(self.root.as_fd(), fdir).and_then(|from| {
@@ -945,8 +1085,10 @@ where
                     AtFlags::empty(),
                 )
             });
-            if let Err(e) = made {
-                self.fail(format!("{display}: hardlink not created: {e}"));
+            match made {
+                Err(e) => self.fail(format!("{display}: hardlink not created: {e}")),
+                Ok(()) if is_file => self.report.files += 1,
+                Ok(()) => {}
             }
         }
         // Deepest first: a folder's mtime is set after nothing more changes inside it.
@@ -975,6 +1117,7 @@ where
         report.failures = std::mem::take(&mut self.shared.failures.lock().unwrap());
         report.warnings = std::mem::take(&mut self.shared.warnings.lock().unwrap());
         report.bytes = self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        report.files += self.shared.files.load(std::sync::atomic::Ordering::Relaxed);
         report.owner_not_set = self
             .shared
             .owner_not_set
@@ -1183,15 +1326,16 @@ fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
                 },
             )
             .map_err(|e| format!("cannot set mtime: {e}"))?;
-            if of.replace {
-                rustix::fs::renameat(
-                    of.dir.as_fd(),
-                    of.write_name.as_os_str(),
-                    of.dir.as_fd(),
-                    OsStr::from_bytes(&of.name),
-                )
-                .map_err(|e| format!("cannot move into place: {e}"))?;
-            }
+            rename_into_place(
+                of.dir.as_fd(),
+                of.write_name.as_os_str(),
+                OsStr::from_bytes(&of.name),
+                of.replace,
+            )
+            .map_err(|e| format!("cannot move into place: {e}"))?;
+            shared
+                .files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         },
         Err,

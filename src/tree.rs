@@ -117,8 +117,23 @@ impl Tree {
         out
     }
 
+    /// Parses a tree blob. Chunk lengths are bounded by [`crate::pack::MAX_BLOB_LEN`]
+    /// (they size buffers when a restore verifies what it wrote).
     pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
-        ciborium::from_reader(bytes).map_err(|e| e.to_string())
+        let tree: Tree = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
+        for node in &tree.nodes {
+            if let Some(c) = node
+                .chunks()
+                .find(|c| c.len == 0 || c.len > crate::pack::MAX_BLOB_LEN)
+            {
+                return Err(format!(
+                    "entry {} has a chunk of length {}",
+                    display_name(&node.name),
+                    c.len
+                ));
+            }
+        }
+        Ok(tree)
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
@@ -157,6 +172,43 @@ pub fn display_name(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_chunk_lengths_are_refused() {
+        let node = |len: u32| Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            mtime_nsec: 0,
+            size: len as u64,
+            xattrs: Vec::new(),
+            extents: vec![Extent {
+                offset: 0,
+                chunks: vec![ChunkRef {
+                    id: Id::random(),
+                    len,
+                }],
+            }],
+            subtree: None,
+            target: None,
+            rdev: 0,
+            link: None,
+        };
+        let tree = |len| {
+            Tree {
+                nodes: vec![node(len)],
+            }
+            .encode()
+        };
+        assert!(Tree::decode(&tree(4096)).is_ok());
+        assert!(Tree::decode(&tree(u32::MAX)).is_err());
+        assert!(Tree::decode(&tree(0)).is_err());
+    }
 
     #[test]
     fn unsafe_names_are_refused() {

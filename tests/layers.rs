@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "format",
         &[
-            "crypto", "tree", "fsmeta", "pack", "keys", "repo", "chunker", "cache", "lock",
+            "crypto", "tree", "fsmeta", "acl", "pack", "keys", "repo", "chunker", "cache", "lock",
         ],
     ),
     ("reading", &["reader", "walk"]),
@@ -29,6 +29,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "copy",
             "backup",
             "restore",
+            "diff",
+            "find",
+            "mount",
+            "import_tar",
+            "dump",
             "secrets",
         ],
     ),

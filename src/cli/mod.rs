@@ -1,5 +1,10 @@
 pub mod commands;
 pub mod context;
+pub mod diff;
+pub mod dump;
+pub mod find;
+pub mod import_tar;
+pub mod mount;
 pub mod passphrase;
 pub mod repair;
 pub mod secrets;

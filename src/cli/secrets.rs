@@ -92,6 +92,19 @@ pub enum SecretsCommand {
     },
 }
 
+impl SecretsCommand {
+    /// True for `show --from-paper`, which needs no store.
+    pub fn is_paper_read_back(&self) -> bool {
+        matches!(
+            self,
+            SecretsCommand::Show {
+                from_paper: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RecipientsAction {
     /// Replace the escrow recipients: new seals use the new set, versions sealed before
@@ -467,7 +480,11 @@ fn show_from_paper(ctx: &SecretsContext, file: &Path) -> Result<i32> {
             code = 1;
         }
     } else {
-        eprintln!("{}: every row checks out", file.display());
+        eprintln!(
+            "{}: every row checks out (read from the sheet alone: no store, configuration or key was needed; \
+             give --store and a key to also compare its fingerprint with a store)",
+            file.display()
+        );
     }
     let mut out = std::io::stdout().lock();
     out.write_all(back.secret.expose_secret().as_bytes())?;

@@ -46,6 +46,9 @@ use zeroize::Zeroizing;
 pub const GROUP_CHARS: usize = 4;
 pub const GROUPS_PER_ROW: usize = 5;
 pub const ROW_CHARS: usize = GROUP_CHARS * GROUPS_PER_ROW;
+/// Longest encoded secret a sheet may announce (`length:`), far above any key or
+/// password, so a mistyped or hostile length cannot size an allocation or a loop.
+pub const MAX_SHEET_LENGTH: usize = 1 << 16;
 
 const P: u32 = 97;
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -405,6 +408,12 @@ pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
         problems.push(Problem::Header("the `length:` line is missing".into()));
         return Err(PaperError { problems });
     };
+    if length > MAX_SHEET_LENGTH {
+        problems.push(Problem::Header(format!(
+            "the `length:` line says {length}, more than a sheet holds ({MAX_SHEET_LENGTH}); check it against the printed sheet"
+        )));
+        return Err(PaperError { problems });
+    }
     if header.check.is_none() {
         problems.push(Problem::Header("the `check:` line is missing".into()));
     }
@@ -653,6 +662,20 @@ mod tests {
 
     fn sheet(secret: &str) -> String {
         render(&SecretString::from(secret), &SheetInfo::default()).to_string()
+    }
+
+    #[test]
+    fn hostile_length_line_is_refused_without_allocating() {
+        let Err(err) = read_back("encoding: text\nlength: 16000000000\ncheck: ABCD\n1: abcd\n")
+        else {
+            panic!("a hostile length line must be refused");
+        };
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Header(h) if h.contains("length"))),
+            "{err}"
+        );
     }
 
     #[test]

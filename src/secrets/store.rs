@@ -87,6 +87,18 @@ fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Parses an escrow set object (JSON).
+pub fn decode_escrow_set(data: &[u8]) -> std::result::Result<EscrowSet, String> {
+    serde_json::from_slice(data).map_err(|e| format!("not an escrow set: {e}"))
+}
+
+/// Parses a sealed secret's metadata object (JSON); the secret's name when it is one.
+pub fn decode_meta(data: &[u8]) -> std::result::Result<String, String> {
+    serde_json::from_slice::<Meta>(data)
+        .map(|m| m.name)
+        .map_err(|e| format!("not sealed-secret metadata: {e}"))
+}
+
 /// Every escrow set in the store, oldest first.
 pub fn escrow_sets(backend: &dyn Backend) -> Result<Vec<EscrowSet>> {
     let mut sets = Vec::new();
@@ -98,9 +110,9 @@ pub fn escrow_sets(backend: &dyn Backend) -> Result<Vec<EscrowSet>> {
             continue;
         }
         let data = backend.get(Kind::Secrets, &obj.name)?;
-        let set: EscrowSet = serde_json::from_slice(&data).map_err(|e| SecretsError::Corrupt {
+        let set = decode_escrow_set(&data).map_err(|detail| SecretsError::Corrupt {
             object: format!("secrets/{}", obj.name),
-            detail: format!("not an escrow set: {e}"),
+            detail,
         })?;
         if set.format > FORMAT {
             return Err(SecretsError::Corrupt {

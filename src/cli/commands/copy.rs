@@ -3,11 +3,12 @@ use crate::cli::context::Context;
 use anyhow::{bail, Result};
 
 /// `vault copy`: the context's store is the source (`--from`).
-pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
+pub fn copy(ctx: &Context, to: &str, specs: &[String], verify: bool) -> Result<u8> {
     use vault::copy::{CopyOptions, CopyReport, Tally};
     let opts = CopyOptions {
         threads: ctx.threads(),
         lock_wait: ctx.lock_wait(),
+        verify,
     };
     let mut report = CopyReport::default();
     let dst_backend = vault::backend::open_with(to, &ctx.config.s3)?;
@@ -84,6 +85,23 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String]) -> Result<u8> {
             "{} packs that were already there are now indexed",
             report.reindexed_packs
         );
+    }
+    for h in &report.healed {
+        println!("healed: {h}");
+    }
+    if verify {
+        println!(
+            "verified {} objects ({}) already at {dst_location}: {}",
+            report.verified.objects,
+            human(report.verified.bytes),
+            if report.healed.is_empty() {
+                "all sound".to_string()
+            } else {
+                format!("{} healed", report.healed.len())
+            }
+        );
+    } else if !report.healed.is_empty() {
+        println!("{} objects healed at {dst_location}", report.healed.len());
     }
     for id in &report.copied_snapshots {
         println!("copied snapshot {}", id.short());

@@ -3,7 +3,22 @@ use anyhow::{bail, Result};
 use std::path::PathBuf;
 use vault::tree::{display_name, NodeKind};
 
-pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
+/// How `ls` prints each entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Short,
+    Long,
+    Json,
+}
+
+pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>, long: bool, json: bool) -> Result<()> {
+    let style = if json {
+        Style::Json
+    } else if long {
+        Style::Long
+    } else {
+        Style::Short
+    };
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     for w in cache.sync_index(&repo, &keys)?.warnings() {
@@ -23,8 +38,12 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
                 .collect()
         })
         .unwrap_or_default();
+    use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut found = false;
+    if style == Style::Json {
+        write!(out, "[")?;
+    }
     list_tree(
         &reader,
         &cache,
@@ -32,9 +51,12 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
         &mut Vec::new(),
         &filter,
         &mut found,
+        style,
         &mut out,
     )?;
-    use std::io::Write;
+    if style == Style::Json {
+        writeln!(out, "{}]", if found { "\n" } else { "" })?;
+    }
     out.flush()?;
     if !found {
         bail!(
@@ -45,6 +67,7 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn list_tree(
     reader: &vault::reader::BlobReader,
     cache: &vault::cache::Cache,
@@ -52,6 +75,7 @@ fn list_tree(
     prefix: &mut Vec<Vec<u8>>,
     filter: &[Vec<u8>],
     found: &mut bool,
+    style: Style,
     out: &mut impl std::io::Write,
 ) -> Result<()> {
     let tree = reader.tree(cache, tree_id)?;
@@ -60,29 +84,67 @@ fn list_tree(
         let depth = prefix.len().min(filter.len());
         if prefix[..depth] == filter[..depth] {
             if prefix.len() >= filter.len() {
+                let first = !*found;
                 *found = true;
                 let path: Vec<String> = prefix.iter().map(|c| display_name(c)).collect();
-                let mut line = format!(
-                    "{} {:>8} {:>8} {:>12} {} /{}",
-                    mode_string(node.kind, node.mode),
-                    node.user.clone().unwrap_or_else(|| node.uid.to_string()),
-                    node.group.clone().unwrap_or_else(|| node.gid.to_string()),
-                    node.size,
-                    chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec)
-                        .map(|t| t
-                            .with_timezone(&chrono::Local)
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string())
-                        .unwrap_or_default(),
-                    path.join("/")
-                );
-                if let Some(t) = &node.target {
-                    line.push_str(&format!(" -> {}", display_name(t)));
+                let path = format!("/{}", path.join("/"));
+                let mtime = chrono::DateTime::from_timestamp(node.mtime, node.mtime_nsec);
+                match style {
+                    Style::Short => writeln!(out, "{path}")?,
+                    Style::Long => {
+                        let mut line = format!(
+                            "{} {:<8} {:<8} {:>10} {} {path}",
+                            mode_string(node.kind, node.mode),
+                            node.user.clone().unwrap_or_else(|| node.uid.to_string()),
+                            node.group.clone().unwrap_or_else(|| node.gid.to_string()),
+                            match node.kind {
+                                NodeKind::CharDevice | NodeKind::BlockDevice => format!(
+                                    "{}, {}",
+                                    libc::major(node.rdev),
+                                    libc::minor(node.rdev)
+                                ),
+                                _ => super::human(node.size),
+                            },
+                            mtime
+                                .map(|t| t
+                                    .with_timezone(&chrono::Local)
+                                    .format("%Y-%m-%d %H:%M")
+                                    .to_string())
+                                .unwrap_or_default(),
+                        );
+                        if let Some(t) = &node.target {
+                            line.push_str(&format!(" -> {}", display_name(t)));
+                        }
+                        writeln!(out, "{line}")?;
+                    }
+                    Style::Json => {
+                        let mut v = serde_json::json!({
+                            "path": path,
+                            "type": vault::diff::kind_label(node.kind),
+                            "mode": format!("{:04o}", node.mode),
+                            "permissions": mode_string(node.kind, node.mode),
+                            "uid": node.uid,
+                            "gid": node.gid,
+                            "user": node.user,
+                            "group": node.group,
+                            "size": node.size,
+                            "mtime": mtime
+                                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                                .unwrap_or_default(),
+                        });
+                        if let Some(t) = &node.target {
+                            v["target"] = display_name(t).into();
+                        }
+                        if node.kind == NodeKind::CharDevice || node.kind == NodeKind::BlockDevice {
+                            v["rdev"] =
+                                serde_json::json!([libc::major(node.rdev), libc::minor(node.rdev)]);
+                        }
+                        write!(out, "{}\n  {v}", if first { "" } else { "," })?;
+                    }
                 }
-                writeln!(out, "{line}")?;
             }
             if let Some(sub) = &node.subtree {
-                list_tree(reader, cache, sub, prefix, filter, found, out)?;
+                list_tree(reader, cache, sub, prefix, filter, found, style, out)?;
             }
         }
         prefix.pop();

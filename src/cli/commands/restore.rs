@@ -32,6 +32,13 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         );
         return Ok(0);
     }
+    if report.leftovers_removed > 0 {
+        eprintln!(
+            "vault: removed {} temporary file(s) an interrupted restore left in {}",
+            report.leftovers_removed,
+            opts.target.display()
+        );
+    }
     for w in &report.warnings {
         eprintln!("vault: warning: {w}");
     }

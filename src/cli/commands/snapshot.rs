@@ -41,7 +41,15 @@ pub fn snapshot(
         &opts,
     )?;
     for p in &result.problems {
-        eprintln!("vault: could not read {}: {}", p.path.display(), p.error);
+        if p.changed {
+            eprintln!(
+                "vault: {} changed during the snapshot: {}",
+                p.path.display(),
+                p.error
+            );
+        } else {
+            eprintln!("vault: could not read {}: {}", p.path.display(), p.error);
+        }
     }
     let s = &result.snapshot.summary;
     println!(
@@ -58,7 +66,7 @@ pub fn snapshot(
     seal_platform_secrets(ctx, &writer);
     if !result.problems.is_empty() {
         eprintln!(
-            "vault: the snapshot is partial: {} entr{} could not be read (listed above)",
+            "vault: the snapshot is partial: {} entr{} could not be read or changed while read (listed above)",
             result.problems.len(),
             if result.problems.len() == 1 {
                 "y"
