@@ -69,6 +69,10 @@ pub enum Error {
     #[error("restore: {0}")]
     Restore(String),
 
+    /// `lock extend` (S3 Object Lock retention) could not go ahead.
+    #[error("{0}")]
+    ObjectLock(String),
+
     #[error("{0} is under retention (object lock) and cannot be deleted or overwritten yet")]
     RetentionLocked(String),
 

@@ -156,7 +156,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Repack packs whose unused share exceeds this percentage
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = vault::prune::DEFAULT_REPACK_THRESHOLD_PERCENT)]
         repack_threshold: u8,
     },
     /// Check the store's integrity; --read-data also decrypts every blob

@@ -28,6 +28,10 @@ use crate::reader::BlobReader;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+/// The repack threshold when none is given: packs more than this many percent unused are
+/// repacked.
+pub const DEFAULT_REPACK_THRESHOLD_PERCENT: u8 = 20;
+
 pub struct PruneOptions {
     pub dry_run: bool,
     /// Packs whose unused bytes exceed this share of the pack are repacked.
@@ -39,7 +43,7 @@ impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
             dry_run: false,
-            repack_threshold: 0.2,
+            repack_threshold: DEFAULT_REPACK_THRESHOLD_PERCENT as f64 / 100.0,
             lock_wait: Duration::ZERO,
         }
     }

@@ -57,10 +57,7 @@ pub fn this_host(configured: Option<&str>) -> String {
 
 /// The system's node name (`uname -n`).
 pub fn system_hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+    crate::host::hostname()
 }
 
 /// `/a/./b//c/../d` as raw bytes `/a/b/d`, the form snapshot paths are stored in.

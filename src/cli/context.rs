@@ -103,7 +103,7 @@ impl Context {
     pub fn backend(&self) -> Result<BackendRef> {
         Ok(vault::backend::open_with(
             &self.store_location(),
-            &self.config,
+            &self.config.s3,
         )?)
     }
 
@@ -165,28 +165,16 @@ impl Context {
 
     /// The passphrase given without asking: VAULT_PASSPHRASE, or a passphrase file.
     pub fn given_passphrase(&self) -> Result<Option<SecretString>> {
-        if let Ok(p) = std::env::var("VAULT_PASSPHRASE") {
-            if !p.is_empty() {
-                return Ok(Some(SecretString::from(p)));
-            }
+        if let Some(p) = super::passphrase::from_env("VAULT_PASSPHRASE") {
+            return Ok(Some(p));
         }
         let file = self
             .ov
             .passphrase_file
             .clone()
             .or_else(|| self.config.passphrase_file.clone());
-        if let Some(path) = file {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("read passphrase file {}", path.display()))?,
-            );
-            let line = text.lines().next().unwrap_or("");
-            if line.is_empty() {
-                bail!("passphrase file {} is empty", path.display());
-            }
-            return Ok(Some(SecretString::from(line.to_string())));
-        }
-        Ok(None)
+        file.map(|path| super::passphrase::from_file(&path))
+            .transpose()
     }
 
     /// A passphrase for a new wrapping: given, or asked twice on the terminal; refused
@@ -315,6 +303,13 @@ impl Context {
             identity,
             admin,
         })
+    }
+
+    /// A reader's session: the store, its keys unlocked once (one passphrase prompt at
+    /// most), and the cache folder.
+    pub fn reader_session(&self) -> Result<vault::Session> {
+        let (repo, identity) = self.reader()?;
+        Ok(vault::Session::unlock(repo, identity, self.cache_dir())?)
     }
 
     /// Reader identity plus the derived keys.

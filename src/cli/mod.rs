@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod import_tar;
 pub mod mount;
 pub mod filter;
+pub mod passphrase;
 pub mod repair;
 pub mod secrets;
 pub mod terminal;

@@ -17,7 +17,7 @@ pub fn copy(
         verify,
     };
     let mut report = CopyReport::default();
-    let dst_backend = vault::backend::open_with(to, &ctx.config)?;
+    let dst_backend = vault::backend::open_with(to, &ctx.config.s3)?;
     let src_location;
     let dst_location;
     if specs.is_empty() && filter.filter().is_empty() {
