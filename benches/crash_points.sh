@@ -77,7 +77,10 @@ restore_exact() {
 
 kill_after_ms() {
     local ms="$1"; shift
-    v "$@" >/dev/null 2>&1 &
+    # The binary itself in the background (not the shell function, whose subshell
+    # would take the signal while vault went on).
+    "$VAULT_BIN" --config "$WORK/vault.toml" --store "$STORE" --cache-dir "$WORK/cache" \
+        --writer-key "$WORK/writer.key" "$@" >/dev/null 2>&1 &
     local pid=$!
     sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
     kill -9 "$pid" 2>/dev/null || true
@@ -112,13 +115,16 @@ run_points() {
                 fi ;;
         esac
         kill_after_ms "$delay" "${args[@]}"
-        if [ "$damaged" = 1 ] || v check >/dev/null 2>&1; then n_check=$((n_check + 1)); else
-            echo "$name point $i (${delay} ms): check failed after the kill" >&2; failures=$((failures + 1)); fi
+        if [ "$damaged" = 1 ] || v check >"$WORK/check.txt" 2>&1; then n_check=$((n_check + 1)); else
+            echo "$name point $i (${delay} ms): check failed after the kill:" >&2
+            sed 's/^/    /' "$WORK/check.txt" >&2
+            failures=$((failures + 1)); fi
         if restore_exact; then n_restore=$((n_restore + 1)); else
             echo "$name point $i (${delay} ms): kept snapshot does not restore exact" >&2; failures=$((failures + 1)); fi
         if v "${args[@]}" >/dev/null 2>&1 && v check --read-data >/dev/null 2>&1 && restore_exact; then
             n_rerun=$((n_rerun + 1)); else
             echo "$name point $i (${delay} ms): the next run did not complete cleanly" >&2; failures=$((failures + 1)); fi
+        echo "  $name $i/$POINTS (killed at ${delay} ms): check clean $n_check, restore exact $n_restore, next run completes $n_rerun" >&2
     done
     echo "$name: $POINTS kill points over ${dur} ms ($n_damaged from a damaged index): check clean $n_check, restore exact $n_restore, next run completes $n_rerun"
 }

@@ -14,6 +14,15 @@
 //! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
 //! whatever was not indexed.
 //!
+//! Additions ([`run_with`]): a [`Capture`] takes over one folder of the walk (a database
+//! cluster saved as an online base backup): it is asked to begin when the walk reaches
+//! that folder, names what to leave out below it, and once everything in it was read
+//! names synthetic files to add (a backup label, the WAL the backup needs) before the
+//! folder's tree is sealed. Whatever goes wrong after `begin`, its `abort` runs before the
+//! error is returned. Synthetic files ([`ExtraSource`]) may also stand at top level (a
+//! command's output). A cancel flag stops the walk at the next entry or chunk; the
+//! snapshot is then not saved.
+//!
 //! Files that change while they are read: each file's size, mtime, ctime and inode are
 //! compared before and after reading, and a read that ends before the size the stat gave
 //! (a file truncated under us) counts as a change. A changed file is read once more; if
@@ -38,7 +47,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -55,6 +66,71 @@ pub struct SnapshotOptions {
     pub threads: usize,
     /// How long to wait for a running prune to finish before giving up.
     pub lock_wait: Duration,
+}
+
+/// What a [`Capture`] leaves out of the folder it manages.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureRules {
+    /// Names left out directly inside the folder.
+    pub skip_top: Vec<Vec<u8>>,
+    /// Folders directly inside the folder saved empty (contents left out); a symlink to a
+    /// folder is saved as that folder. Extra files may be added to them.
+    pub empty_top: Vec<Vec<u8>>,
+    /// Entries whose name starts with one of these are left out at any depth.
+    pub skip_prefixes: Vec<Vec<u8>>,
+    /// Entries that vanish while the folder is walked are skipped silently (the files
+    /// were removed by the running server; its log replay accounts for them).
+    pub tolerate_vanished: bool,
+}
+
+/// Where a synthetic file's bytes come from.
+#[derive(Clone, Debug)]
+pub enum ExtraSource {
+    Bytes(Vec<u8>),
+    /// A file on this host, read whole (it must exist).
+    File(PathBuf),
+    /// The standard output of a command (argv); a non-zero exit fails the snapshot.
+    Command(Vec<std::ffi::OsString>),
+}
+
+/// A file the snapshot holds that is not (as such) on disk.
+#[derive(Clone, Debug)]
+pub struct ExtraFile {
+    /// For a capture: relative to its folder, either a plain name or `EMPTY_DIR/NAME` for
+    /// one of its [`CaptureRules::empty_top`] folders. At top level: an absolute path.
+    pub path: PathBuf,
+    pub source: ExtraSource,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What a [`Capture`] hands back once the walk of its folder is done.
+pub struct CaptureEnd {
+    pub extras: Vec<ExtraFile>,
+    pub record: crate::repo::DatabaseCapture,
+}
+
+/// Takes over one folder of a snapshot. Calls, in order: `begin` when the walk reaches
+/// the folder; `end` once everything in it was read; `release` after the extra files
+/// were read. `abort` instead of the rest when anything failed after `begin` returned.
+pub trait Capture {
+    fn dir(&self) -> &Path;
+    fn begin(&mut self) -> Result<CaptureRules>;
+    fn end(&mut self) -> Result<CaptureEnd>;
+    fn release(&mut self) -> Result<()>;
+    fn abort(&mut self) -> Result<()>;
+}
+
+/// Everything a snapshot may add to the plain walk of its sources.
+#[derive(Default)]
+pub struct Additions<'a> {
+    pub captures: Vec<&'a mut dyn Capture>,
+    /// Synthetic files at absolute paths outside every source path.
+    pub files: Vec<ExtraFile>,
+    /// Set (by a signal handler) to stop the snapshot; it then fails with
+    /// [`Error::Interrupted`] and saves nothing.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// A source entry that could not be read.
@@ -81,6 +157,18 @@ pub fn run(
     cache: &mut Cache,
     opts: &SnapshotOptions,
 ) -> Result<SnapshotResult> {
+    run_with(repo, keys, recipients, cache, opts, Additions::default())
+}
+
+/// [`run`] with captured folders, synthetic files and a cancel flag.
+pub fn run_with(
+    repo: &Repo,
+    keys: &WriterKeys,
+    recipients: &[age::x25519::Recipient],
+    cache: &mut Cache,
+    opts: &SnapshotOptions,
+    additions: Additions<'_>,
+) -> Result<SnapshotResult> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
     // Held until the snapshot record is written: prune must not delete packs this
@@ -94,6 +182,24 @@ pub fn run(
     )?;
     cache.sync_index(repo, keys)?;
     let sources = normalise_sources(&opts.paths)?;
+    for f in &additions.files {
+        if !f.path.is_absolute() || f.path.parent().is_none() {
+            return Err(Error::Usage(format!(
+                "{} must be an absolute file path",
+                f.path.display()
+            )));
+        }
+        if let Some(s) = sources
+            .iter()
+            .find(|s| f.path.starts_with(s) || s.starts_with(&f.path))
+        {
+            return Err(Error::Usage(format!(
+                "{} overlaps the saved path {}; choose a name outside the saved paths",
+                f.path.display(),
+                s.display()
+            )));
+        }
+    }
 
     let mut walker = Walker {
         keys,
@@ -107,6 +213,10 @@ pub fn run(
         links: HashMap::new(),
         excludes: opts.excludes.clone(),
         chunker: None,
+        captures: additions.captures,
+        active: None,
+        databases: Vec::new(),
+        cancel: additions.cancel,
         racy_after_ns: started_wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64 - 2_000_000_000)
@@ -114,7 +224,7 @@ pub fn run(
         files_read: 0,
     };
     crate::progress::get().begin("snapshot", 0, 0);
-    let walked = walker.save_sources(&sources);
+    let walked = walker.save_sources(&sources, &additions.files);
     let root = match walked {
         Ok(root) => root,
         Err(Error::Cancelled) => {
@@ -131,6 +241,7 @@ pub fn run(
     };
     let records = walker.uploader.finish()?;
     walker.index_packs(records)?;
+    walker.check_cancel()?;
 
     let mut summary = walker.summary;
     summary.duration_ms = started.elapsed().as_millis() as u64;
@@ -140,14 +251,19 @@ pub fn run(
         username: fsmeta::Names::default()
             .user(rustix::process::geteuid().as_raw())
             .unwrap_or_default(),
-        paths: sources
-            .iter()
-            .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
-            .collect(),
+        paths: {
+            let mut all: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+            all.extend(additions.files.iter().map(|f| f.path.as_path()));
+            all.sort();
+            all.iter()
+                .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
+                .collect()
+        },
         tags: opts.tags.clone(),
         tree: root,
         summary,
         program: format!("vault {}", env!("CARGO_PKG_VERSION")),
+        databases: std::mem::take(&mut walker.databases),
     };
     let id = repo.save_snapshot(keys, &snapshot)?;
     // Best effort: partial writes of killed runs, long untouched (`check` lists them).
@@ -163,7 +279,8 @@ pub fn run(
 }
 
 /// Makes source paths absolute and lexically clean, and drops paths inside other sources.
-fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Each must exist.
+pub fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("read the current folder", e))?;
     let mut out: Vec<PathBuf> = Vec::new();
     for p in paths {
@@ -193,7 +310,7 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-struct Walker<'a> {
+struct Walker<'a, 'c> {
     keys: &'a WriterKeys,
     cache: &'a mut Cache,
     repo: &'a Repo,
@@ -206,6 +323,11 @@ struct Walker<'a> {
     excludes: Vec<String>,
     /// Taken out while a file is being cut (the cut calls back into the walker).
     chunker: Option<Chunker>,
+    captures: Vec<&'c mut dyn Capture>,
+    /// The rules of the capture whose folder is being walked.
+    active: Option<CaptureRules>,
+    databases: Vec<crate::repo::DatabaseCapture>,
+    cancel: Option<Arc<AtomicBool>>,
     /// Files modified after this moment are not put in the files cache: they could change
     /// again within the timestamp granularity without their stamp changing.
     racy_after_ns: i64,
@@ -222,12 +344,18 @@ struct Skeleton {
 enum SkeletonEntry {
     Source(PathBuf),
     Ancestor(PathBuf, Skeleton),
+    /// Index into the synthetic top-level files.
+    Extra(usize),
 }
 
-impl Walker<'_> {
-    fn save_sources(&mut self, sources: &[PathBuf]) -> Result<Id> {
+impl Walker<'_, '_> {
+    fn save_sources(&mut self, sources: &[PathBuf], extras: &[ExtraFile]) -> Result<Id> {
         let mut root = Skeleton::default();
-        for src in sources {
+        let all = sources
+            .iter()
+            .map(|p| (p, None))
+            .chain(extras.iter().enumerate().map(|(i, f)| (&f.path, Some(i))));
+        for (src, extra) in all {
             let comps: Vec<&std::ffi::OsStr> = src
                 .components()
                 .filter_map(|c| match c {
@@ -241,28 +369,32 @@ impl Walker<'_> {
                 so_far.push(c);
                 let key = c.as_bytes().to_vec();
                 if i + 1 == comps.len() {
-                    level
-                        .children
-                        .insert(key, SkeletonEntry::Source(so_far.clone()));
+                    let entry = match extra {
+                        Some(i) => SkeletonEntry::Extra(i),
+                        None => SkeletonEntry::Source(so_far.clone()),
+                    };
+                    level.children.insert(key, entry);
                 } else {
                     let entry = level.children.entry(key).or_insert_with(|| {
                         SkeletonEntry::Ancestor(so_far.clone(), Skeleton::default())
                     });
                     match entry {
                         SkeletonEntry::Ancestor(_, s) => level = s,
-                        SkeletonEntry::Source(_) => unreachable!("nested sources were dropped"),
+                        SkeletonEntry::Source(_) | SkeletonEntry::Extra(_) => {
+                            unreachable!("nested sources were dropped")
+                        }
                     }
                 }
             }
         }
-        if sources.is_empty() {
+        if sources.is_empty() && extras.is_empty() {
             return Err(Error::Usage("nothing to snapshot: no source paths".into()));
         }
-        let tree = self.save_skeleton(&root)?;
+        let tree = self.save_skeleton(&root, extras)?;
         self.put_tree(&tree)
     }
 
-    fn save_skeleton(&mut self, sk: &Skeleton) -> Result<Tree> {
+    fn save_skeleton(&mut self, sk: &Skeleton, extras: &[ExtraFile]) -> Result<Tree> {
         let mut nodes = Vec::new();
         for (name, entry) in &sk.children {
             match entry {
@@ -271,11 +403,14 @@ impl Walker<'_> {
                         nodes.push(node);
                     }
                 }
+                SkeletonEntry::Extra(i) => {
+                    nodes.push(self.extra_node(name.clone(), &extras[*i])?);
+                }
                 SkeletonEntry::Ancestor(path, inner) => {
                     let meta = std::fs::symlink_metadata(path)
                         .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
                     let mut node = self.node_from_meta(path, name.clone(), &meta, NodeKind::Dir);
-                    let tree = self.save_skeleton(inner)?;
+                    let tree = self.save_skeleton(inner, extras)?;
                     node.subtree = Some(self.put_tree(&tree)?);
                     nodes.push(node);
                 }
@@ -294,6 +429,11 @@ impl Walker<'_> {
     }
 
     fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        if let Some(rules) = &self.active {
+            if rules.skip_prefixes.iter().any(|p| name.starts_with(p)) {
+                return true;
+            }
+        }
         self.excludes.iter().any(|ex| {
             if ex.starts_with('/') {
                 path == Path::new(ex)
@@ -339,8 +479,10 @@ impl Walker<'_> {
 
     /// Saves one entry; `None` when it could not be read (reported as a problem).
     fn save_entry(&mut self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+        self.check_cancel()?;
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
+            Err(e) if self.vanished_ok(&e) => return Ok(None),
             Err(e) => {
                 self.problem(path, e);
                 return Ok(None);
@@ -397,7 +539,9 @@ impl Walker<'_> {
                         if first_name {
                             self.summary.bytes += content.size;
                         }
-                        if let Some(what) = content.changed {
+                        // In a captured folder (an online base backup) files change while
+                        // they are read by design: the WAL the capture adds repairs them.
+                        if let Some(what) = content.changed.filter(|_| self.active.is_none()) {
                             self.summary.errors += 1;
                             self.problems.push(SourceProblem {
                                 path: path.to_path_buf(),
@@ -405,6 +549,13 @@ impl Walker<'_> {
                                 changed: true,
                             });
                         }
+                    }
+                    Err(_)
+                        if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+                            && std::fs::symlink_metadata(path).is_err() =>
+                    {
+                        self.summary.files -= 1;
+                        return Ok(None);
                     }
                     Err(e) => {
                         self.problem(path, e);
@@ -422,7 +573,10 @@ impl Walker<'_> {
             }
             NodeKind::Dir => {
                 self.summary.dirs += 1;
-                let tree = self.save_dir(path)?;
+                let tree = match self.captures.iter().position(|c| c.dir() == path) {
+                    Some(i) if self.active.is_none() => self.save_captured(i, path)?,
+                    _ => self.save_dir(path)?,
+                };
                 node.subtree = Some(self.put_tree(&tree)?);
             }
             NodeKind::Symlink => {
@@ -444,9 +598,242 @@ impl Walker<'_> {
         Ok(Some(node))
     }
 
+    fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
+    }
+
+    fn vanished_ok(&self, e: &std::io::Error) -> bool {
+        e.kind() == std::io::ErrorKind::NotFound
+            && self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+    }
+
+    /// Saves a folder a capture manages: begin, walk under its rules, end, add its extra
+    /// files, release; abort on any failure after begin.
+    fn save_captured(&mut self, i: usize, path: &Path) -> Result<Tree> {
+        let rules = self.captures[i].begin()?;
+        let walked = self.save_captured_inner(i, path, rules);
+        self.active = None;
+        match walked {
+            Ok(tree) => {
+                self.captures[i].release()?;
+                Ok(tree)
+            }
+            Err(e) => match self.captures[i].abort() {
+                Ok(()) => Err(e),
+                Err(cleanup) => Err(Error::Backend(format!(
+                    "{e}; cleaning up {} also failed: {cleanup}",
+                    path.display()
+                ))),
+            },
+        }
+    }
+
+    fn save_captured_inner(&mut self, i: usize, path: &Path, rules: CaptureRules) -> Result<Tree> {
+        self.active = Some(rules.clone());
+        let mut tree = self.save_dir_with(path, &rules)?;
+        self.check_cancel()?;
+        self.active = None;
+        let end = self.captures[i].end()?;
+        let mut by_dir: BTreeMap<Vec<u8>, Vec<&ExtraFile>> = BTreeMap::new();
+        let mut top = Vec::new();
+        for f in &end.extras {
+            let comps: Vec<&[u8]> = f
+                .path
+                .components()
+                .map(|c| c.as_os_str().as_bytes())
+                .collect();
+            match comps.as_slice() {
+                [name] => top.push((name.to_vec(), f)),
+                [dir, _] if rules.empty_top.iter().any(|d| d == dir) => {
+                    by_dir.entry(dir.to_vec()).or_default().push(f)
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "extra file {} is not directly in {} or one of its emptied folders",
+                        f.path.display(),
+                        path.display()
+                    )))
+                }
+            }
+        }
+        for node in &mut tree.nodes {
+            if node.kind == NodeKind::Dir && node.subtree.is_none() {
+                let mut sub = Tree::default();
+                for f in by_dir.remove(&node.name).unwrap_or_default() {
+                    let name = f.path.file_name().unwrap().as_bytes().to_vec();
+                    sub.nodes.push(self.extra_node(name, f)?);
+                }
+                sub.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                node.subtree = Some(self.put_tree(&sub)?);
+            }
+        }
+        if let Some((dir, _)) = by_dir.into_iter().next() {
+            return Err(Error::Usage(format!(
+                "{}/{} is missing: cannot add files to it",
+                path.display(),
+                String::from_utf8_lossy(&dir)
+            )));
+        }
+        for (name, f) in top {
+            let node = self.extra_node(name, f)?;
+            tree.nodes.retain(|n| n.name != node.name);
+            tree.nodes.push(node);
+        }
+        tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.databases.push(end.record);
+        Ok(tree)
+    }
+
+    /// Lists a captured folder under its rules; emptied folders get no subtree yet.
+    fn save_dir_with(&mut self, path: &Path, rules: &CaptureRules) -> Result<Tree> {
+        let mut tree = self.save_dir_filtered(path, |name| {
+            !rules.skip_top.iter().any(|n| n == name) && !rules.empty_top.iter().any(|n| n == name)
+        })?;
+        for name in &rules.empty_top {
+            let child = path.join(std::ffi::OsStr::from_bytes(name));
+            // A symlinked folder (pg_wal elsewhere) is saved as the folder it points to.
+            match std::fs::metadata(&child) {
+                Ok(meta) if meta.is_dir() => {
+                    self.summary.dirs += 1;
+                    let node = self.node_from_meta(&child, name.clone(), &meta, NodeKind::Dir);
+                    tree.nodes.push(node);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.problem(&child, e),
+            }
+        }
+        tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tree)
+    }
+
+    /// A node for a synthetic file, its content stored now.
+    fn extra_node(&mut self, name: Vec<u8>, f: &ExtraFile) -> Result<Node> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let (extents, size, mtime, mtime_nsec) = match &f.source {
+            ExtraSource::Bytes(b) => {
+                let (x, n) = self.chunk_reader(&b[..], &f.path)?;
+                (x, n, now.as_secs() as i64, now.subsec_nanos())
+            }
+            ExtraSource::File(p) => {
+                let file =
+                    File::open(p).map_err(|e| Error::io(format!("open {}", p.display()), e))?;
+                let meta = file
+                    .metadata()
+                    .map_err(|e| Error::io(format!("stat {}", p.display()), e))?;
+                let (x, n) = self.chunk_reader(&file, p)?;
+                if n != meta.len() {
+                    return Err(Error::Backend(format!(
+                        "{} changed size while it was read ({} bytes, then {n})",
+                        p.display(),
+                        meta.len()
+                    )));
+                }
+                (x, n, meta.mtime(), meta.mtime_nsec() as u32)
+            }
+            ExtraSource::Command(argv) => {
+                let shown = argv
+                    .iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let Some((prog, args)) = argv.split_first() else {
+                    return Err(Error::Usage(format!(
+                        "no command given for {}",
+                        f.path.display()
+                    )));
+                };
+                let mut child = std::process::Command::new(prog)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| Error::io(format!("start `{shown}`"), e))?;
+                let out = child.stdout.take().expect("piped");
+                let chunked = self.chunk_reader(out, &f.path);
+                if chunked.is_err() {
+                    let _ = child.kill();
+                }
+                let status = child
+                    .wait()
+                    .map_err(|e| Error::io(format!("wait for `{shown}`"), e))?;
+                let (x, n) = chunked?;
+                if !status.success() {
+                    return Err(Error::Usage(format!(
+                        "`{shown}` failed ({status}); its output was not saved as {}",
+                        f.path.display()
+                    )));
+                }
+                (x, n, now.as_secs() as i64, now.subsec_nanos())
+            }
+        };
+        self.summary.files += 1;
+        self.summary.bytes += size;
+        Ok(Node {
+            name,
+            kind: NodeKind::File,
+            mode: f.mode & 0o7777,
+            uid: f.uid,
+            gid: f.gid,
+            user: self.names.user(f.uid),
+            group: self.names.group(f.gid),
+            mtime,
+            mtime_nsec,
+            size,
+            xattrs: Vec::new(),
+            extents,
+            subtree: None,
+            target: None,
+            rdev: 0,
+            link: None,
+        })
+    }
+
+    /// Cuts a whole stream into chunks: one extent from offset 0 (no holes).
+    fn chunk_reader(&mut self, r: impl Read, what: &Path) -> Result<(Vec<Extent>, u64)> {
+        let mut chunker = self.chunker.take().unwrap_or_else(|| {
+            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
+        });
+        let mut chunks = Vec::new();
+        let result = chunker.chunk(r, |data| {
+            self.check_cancel()?;
+            let id = self.keys.blob_id(data);
+            chunks.push(ChunkRef {
+                id,
+                len: data.len() as u32,
+            });
+            self.add_blob(id, BlobKind::Data, data.to_vec())
+        });
+        self.chunker = Some(chunker);
+        let n = match result {
+            Ok(n) => n,
+            Err(ChunkError::Read(e)) => {
+                return Err(Error::io(format!("read {}", what.display()), e))
+            }
+            Err(ChunkError::Handler(e)) => return Err(e),
+        };
+        self.summary.bytes_read += n;
+        let extents = if chunks.is_empty() {
+            Vec::new()
+        } else {
+            vec![Extent { offset: 0, chunks }]
+        };
+        Ok((extents, n))
+    }
+
     fn save_dir(&mut self, path: &Path) -> Result<Tree> {
+        self.save_dir_filtered(path, |_| true)
+    }
+
+    fn save_dir_filtered(&mut self, path: &Path, keep: impl Fn(&[u8]) -> bool) -> Result<Tree> {
         let entries = match std::fs::read_dir(path) {
             Ok(rd) => rd,
+            Err(e) if self.vanished_ok(&e) => return Ok(Tree::default()),
             Err(e) => {
                 self.problem(path, format!("cannot list folder: {e}"));
                 return Ok(Tree::default());
@@ -463,7 +850,7 @@ impl Walker<'_> {
         let mut nodes = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
-            if self.excluded(&child, &name) {
+            if !keep(&name) || self.excluded(&child, &name) {
                 crate::progress::file_event(crate::progress::FileEvent::Skipped, &child);
                 continue;
             }
@@ -658,6 +1045,7 @@ impl Walker<'_> {
             }
             let mut chunks = Vec::new();
             let result = chunker.chunk(f.take(len), |data| {
+                self.check_cancel()?;
                 let id = self.keys.blob_id(data);
                 chunks.push(ChunkRef {
                     id,

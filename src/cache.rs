@@ -572,3 +572,70 @@ impl Cache {
         tx.commit().map_err(wrap)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+
+    fn record(byte: u8) -> PackRecord {
+        PackRecord {
+            id: Id([byte; 32]),
+            size: 100,
+            header_len: 10,
+            entries: vec![PackEntry {
+                id: Id([byte ^ 0xff; 32]),
+                kind: BlobKind::Data,
+                position: 0,
+                offset: 30,
+                length: 20,
+                raw_len: 4,
+                compressed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_pack_stays_known_while_any_index_file_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = crate::backend::memory::MemoryBackend::shared("cache-reconcile");
+        backend.create().unwrap();
+        let repo = Repo {
+            backend: backend.clone(),
+            config: serde_json::from_value(serde_json::json!({
+                "format": "vault store", "version": 1, "store_id": "x", "created": "",
+                "chunker": {"min_size": 64, "avg_size": 128, "max_size": 256},
+                "pack_size": 1000, "compression_level": 1, "recipients": []
+            }))
+            .unwrap(),
+            trust: Default::default(),
+        };
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        // The newer index file (b) names the pack too, and is loaded first here.
+        let b = repo.save_index(&keys, &[record(1)]).unwrap();
+        cache.sync_index(&repo, &keys).unwrap();
+        let a = repo.save_index(&keys, &[record(1), record(2)]).unwrap();
+        cache.sync_index(&repo, &keys).unwrap();
+        assert_eq!(cache.packs().unwrap().len(), 2);
+        backend.delete(crate::backend::Kind::Index, &a).unwrap();
+        let sync = cache.sync_index(&repo, &keys).unwrap();
+        assert!(sync.damaged.is_empty());
+        let packs: Vec<Id> = cache.packs().unwrap().into_iter().map(|p| p.0).collect();
+        assert_eq!(packs, vec![Id([1; 32])], "pack 1 is still named by {b}");
+        assert!(cache.locate(&Id([0xfe; 32])).unwrap().is_some());
+        assert!(cache.locate(&Id([0xfd; 32])).unwrap().is_none());
+
+        // A damaged index file is skipped and reported, not fatal.
+        backend
+            .put(
+                crate::backend::Kind::Index,
+                &"ab".repeat(32),
+                b"garbage that is long enough to be sealed....",
+            )
+            .unwrap();
+        let sync = cache.sync_index(&repo, &keys).unwrap();
+        assert_eq!(sync.damaged.len(), 1);
+        assert!(sync.warnings()[0].contains(&"ab".repeat(32)));
+    }
+}

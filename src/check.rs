@@ -19,6 +19,10 @@
 //! it affects. Partial writes in the store's `tmp/` are listed with their size but are
 //! not problems: a killed command leaves them, and the next snapshot or prune removes
 //! them once older than [`crate::backend::LEFTOVER_GRACE`].
+//!
+//! A snapshot record that is not signed by an authorised host of its name, is bound to
+//! another name or store, or claims a time in the future, is a problem too
+//! (`SnapshotUnverified`, see [`crate::repo::Verification`]).
 
 use crate::backend::{Kind, Leftover};
 use crate::cache::Cache;
@@ -123,6 +127,9 @@ pub enum ProblemKind {
     TreeUnreadable,
     /// A snapshot record does not open.
     SnapshotDamaged,
+    /// A snapshot record opens but is not signed by an authorised host of the name it
+    /// records, is bound to another name or store, or claims a time in the future.
+    SnapshotUnverified,
 }
 
 /// One problem: what is damaged, why, and what it affects.
@@ -309,6 +316,12 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
                 }
                 continue;
             }
+            Err(e @ Error::Missing { .. }) => {
+                // Removed since the listing (by a prune elsewhere?).
+                let k = problems.add(ProblemKind::PackMissing, &object, e.to_string());
+                bad_packs.insert(id, k);
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if let Err(e) = pack::open_header_in_store(
@@ -464,8 +477,22 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
         let Some(sid) = Id::from_hex(&info.name) else {
             continue;
         };
-        let snap = match repo.load_snapshot(keys, &sid) {
-            Ok(s) => s,
+        let snap = match repo.load_snapshot_checked(keys, &sid) {
+            Ok((s, verdict)) => {
+                for why in verdict.problems() {
+                    walk.problems.add(
+                        ProblemKind::SnapshotUnverified,
+                        format!("snapshots/{}", info.name),
+                        format!(
+                            "snapshot {} (host {:?}, {}): {why}",
+                            sid.short(),
+                            s.hostname,
+                            s.time
+                        ),
+                    );
+                }
+                s
+            }
             Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
                 walk.problems.add(
                     ProblemKind::SnapshotDamaged,
@@ -575,5 +602,37 @@ impl Walk<'_> {
         let found = Rc::new(found);
         self.memo.insert(*tree_id, found.clone());
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse_and_slices_partition() {
+        assert_eq!(
+            "2/7".parse::<DataSubset>().unwrap(),
+            DataSubset::Slice { n: 2, m: 7 }
+        );
+        assert_eq!(
+            "5%".parse::<DataSubset>().unwrap(),
+            DataSubset::Percent(5.0)
+        );
+        for bad in ["0/3", "4/3", "3/0", "0%", "101%", "x", "1/"] {
+            assert!(bad.parse::<DataSubset>().is_err(), "{bad}");
+        }
+        let ids: Vec<Id> = (0..200).map(|_| Id::random()).collect();
+        let mut seen = Vec::new();
+        for n in 1..=5 {
+            seen.extend(DataSubset::Slice { n, m: 5 }.select(ids.clone()));
+        }
+        seen.sort();
+        let mut all = ids.clone();
+        all.sort();
+        assert_eq!(seen, all, "1/5..5/5 select every pack exactly once");
+        assert_eq!(DataSubset::Percent(10.0).select(ids.clone()).len(), 20);
+        assert_eq!(DataSubset::Percent(0.1).select(ids.clone()).len(), 1);
+        assert!(DataSubset::None.select(ids).is_empty());
     }
 }

@@ -44,6 +44,15 @@ pub struct Config {
     /// S3 endpoint, region, credentials and transfer settings for `s3://` stores.
     #[serde(default)]
     pub s3: crate::backend::s3::S3Config,
+    /// Commands run around snapshots (`[hooks]`) and restores (`[hooks.restore]`).
+    #[serde(default)]
+    pub hooks: crate::hooks::HooksConfig,
+    /// PostgreSQL clusters saved by online capture when a snapshot includes them.
+    #[serde(default)]
+    pub postgres: Vec<crate::postgres::PostgresConfig>,
+    /// What `vault drill` checks beyond the restore.
+    #[serde(default)]
+    pub drill: crate::drill::DrillConfig,
     /// Status lines while a long command runs without a terminal.
     #[serde(default)]
     pub progress: ProgressConfig,

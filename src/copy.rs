@@ -45,7 +45,7 @@ use crate::pack::{self, PackRecord};
 use crate::reader::BlobReader;
 use crate::repo::{Repo, Snapshot};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -313,7 +313,7 @@ pub fn copy_all(
         )?)
         .collect();
     let state = Mutex::new((Tally::default(), Vec::<String>::new()));
-    parallel(&todo, opts.threads, |info| {
+    crate::parallel::try_for_each(&todo, opts.threads, |info| {
         let bytes = match fetch(src, Kind::Index, &info.name) {
             Fetched::Ok(b) => b,
             Fetched::Problem(p) => {
@@ -376,7 +376,7 @@ pub fn copy_all(
         }
     } else {
         let state = Mutex::new((Tally::default(), Vec::<String>::new(), Vec::<Id>::new()));
-        parallel(&todo, opts.threads, |info| {
+        crate::parallel::try_for_each(&todo, opts.threads, |info| {
             let Some(id) = Id::from_hex(&info.name) else {
                 return Ok(());
             };
@@ -526,20 +526,18 @@ fn packs_needed(
     root: &Id,
 ) -> Result<std::result::Result<HashSet<Id>, String>> {
     let mut packs = HashSet::new();
-    let mut visited = HashSet::new();
-    let mut stack = vec![*root];
-    while let Some(tree_id) = stack.pop() {
-        if !visited.insert(tree_id) {
-            continue;
-        }
-        let Some(loc) = cache.locate(&tree_id)? else {
-            return Ok(Err(format!("tree {} is in no index file", tree_id.short())));
+    let flow = crate::walk::trees(reader, cache, root, &mut HashSet::new(), |tree_id, tree| {
+        let Some(loc) = cache.locate(tree_id)? else {
+            return Ok(ControlFlow::Break(format!(
+                "tree {} is in no index file",
+                tree_id.short()
+            )));
         };
         packs.insert(loc.pack);
-        let tree = match reader.tree(cache, &tree_id) {
+        let tree = match tree {
             Ok(t) => t,
             Err(e) if is_object_problem(&e) => {
-                return Ok(Err(format!(
+                return Ok(ControlFlow::Break(format!(
                     "tree {} in pack {} cannot be read: {e}",
                     tree_id.short(),
                     loc.pack
@@ -554,19 +552,20 @@ fn packs_needed(
                         packs.insert(loc.pack);
                     }
                     None => {
-                        return Ok(Err(format!(
+                        return Ok(ControlFlow::Break(format!(
                             "data blob {} is in no index file",
                             chunk.id.short()
                         )))
                     }
                 }
             }
-            if let Some(sub) = node.subtree {
-                stack.push(sub);
-            }
         }
-    }
-    Ok(Ok(packs))
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(match flow {
+        ControlFlow::Continue(()) => Ok(packs),
+        ControlFlow::Break(problem) => Err(problem),
+    })
 }
 
 /// What moving a list of packs did.
@@ -615,7 +614,7 @@ fn transfer_packs(
     };
     let progress = crate::progress::get();
     progress.begin_items("copy", "packs", packs.len() as u64, 0);
-    parallel(packs, opts.threads, |id| {
+    crate::parallel::try_for_each(packs, opts.threads, |id| {
         crate::progress::check_cancelled()?;
         let name = id.to_hex();
         progress.set_current(&name);
@@ -728,7 +727,7 @@ fn check_present_packs(
         return Ok(HashSet::new());
     }
     let state = Mutex::new((Tally::default(), Vec::<(Id, u64, String)>::new()));
-    parallel(present, opts.threads, |(id, size)| {
+    crate::parallel::try_for_each(present, opts.threads, |(id, size)| {
         let verdict = match dst.backend.get(Kind::Packs, &id.to_hex()) {
             Ok(bytes) if Id::hash_public(&bytes) == *id => None,
             Ok(_) => Some("its content does not match its name (damaged)".to_string()),
@@ -785,7 +784,7 @@ fn check_present_meta<'i>(
     }
     let bad = Mutex::new(Vec::new());
     let checked = Mutex::new(Tally::default());
-    parallel(same, opts.threads, |info| {
+    crate::parallel::try_for_each(same, opts.threads, |info| {
         let theirs = match dst.backend.get(kind, &info.name) {
             Ok(b) => Some(b),
             Err(e) if is_object_problem(&e) => None,
@@ -883,6 +882,7 @@ fn open_sealed(
     let probe = Repo {
         backend: Arc::new(MemoryBackend::new("copy-verify")),
         config: src.config.clone(),
+        trust: src.trust.clone(),
     };
     probe.backend.put(kind, name, bytes)?;
     match kind {
@@ -902,36 +902,4 @@ fn open_index(src: &Repo, keys: &WriterKeys, name: &str, bytes: &[u8]) -> Result
 
 fn sizes(list: Vec<ObjectInfo>) -> HashMap<String, u64> {
     list.into_iter().map(|o| (o.name, o.size)).collect()
-}
-
-/// Runs `work` on every item with up to `threads` workers. The first error stops the
-/// workers (items already started finish) and is returned.
-fn parallel<T: Sync>(
-    items: &[T],
-    threads: usize,
-    work: impl Fn(&T) -> Result<()> + Sync,
-) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let first_err: Mutex<Option<Error>> = Mutex::new(None);
-    let workers = threads.max(1).min(items.len());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while !stop.load(Ordering::SeqCst) {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
-                    if let Err(e) = work(item) {
-                        stop.store(true, Ordering::SeqCst);
-                        first_err.lock().unwrap().get_or_insert(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_err.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }

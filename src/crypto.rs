@@ -140,7 +140,7 @@ impl WriterKeys {
             .map_err(|_| {
                 Error::corrupt(
                     what,
-                    "authentication failed: the object was altered or truncated, or belongs to another store",
+                    "authentication failed: the object was altered or truncated, or belongs to another store or name",
                 )
             })
     }
@@ -250,12 +250,19 @@ pub fn age_encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> R
     Ok(out)
 }
 
-/// scrypt work factor (log2 N) for passphrase-wrapped keys: 2^16 with age's r = 8 costs
-/// 64 MiB and about 0.1 s, in line with restic's memory-bounded scrypt. age itself
-/// calibrates to one second, which on a fast machine means 1 GiB or more of memory at
-/// every unlock, more than a small restore host may have, and a cost that differs from
-/// machine to machine. Choose a long passphrase: it is what protects a stolen store.
-pub const SCRYPT_LOG_N: u8 = 16;
+/// scrypt work factor (log2 N) for new passphrase wraps: 2^18 with age's r = 8 costs
+/// 256 MiB of memory (vault's whole unlock peaks at 270 MiB resident) and four times the
+/// time of the first release's 2^16 (64 MiB): measured on the 2-core development machine
+/// under a load average of 21, one unlock took 4.1 to 4.8 s, and OpenSSL's scrypt took
+/// 1.45 s at 2^16 and 5.3 s at 2^18 there, so about half a second on an idle core. A
+/// guess at a stolen `keys/reader` costs four times as much as before. 2^19 (512 MiB)
+/// would not fit a 512 MiB restore host. age itself calibrates to one second, which on a fast machine means
+/// 1 GiB or more of memory at every unlock and a cost that differs from host to host.
+pub const SCRYPT_LOG_N: u8 = 18;
+
+/// The highest work factor an unlock accepts: wraps of the first release (2^16) and ours
+/// open; a tampered key object must not make every unlock allocate gigabytes.
+pub const SCRYPT_MAX_LOG_N: u8 = 18;
 
 /// Encrypts `plaintext` as an ASCII-armored age file to a passphrase (scrypt), as
 /// `age -p -a` does; the stock `age -d` opens it.

@@ -69,6 +69,10 @@ pub enum Error {
     #[error("restore: {0}")]
     Restore(String),
 
+    /// `lock extend` (S3 Object Lock retention) could not go ahead.
+    #[error("{0}")]
+    ObjectLock(String),
+
     #[error("{0} is under retention (object lock) and cannot be deleted or overwritten yet")]
     RetentionLocked(String),
 
@@ -85,6 +89,20 @@ pub enum Error {
     /// Stopped on request (SIGINT/SIGTERM) at a point that leaves the store consistent.
     #[error("stopped on request")]
     Cancelled,
+    /// `latest` (or a filter) matched no snapshot; `present` lists the hosts the store
+    /// holds, so the operator can choose instead of restoring another host's files.
+    #[error("no snapshot matches {wanted}, so nothing was chosen; {present}")]
+    NoMatchingSnapshot { wanted: String, present: String },
+    #[error("interrupted by a signal; nothing of this run was saved as a snapshot")]
+    Interrupted,
+
+    /// A hook command failed, timed out or could not start.
+    #[error("{0}")]
+    Hook(String),
+
+    /// Talking to a database server for a consistent capture failed.
+    #[error("{0}")]
+    Database(String),
 }
 
 impl Error {

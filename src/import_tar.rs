@@ -261,6 +261,7 @@ pub fn import(
         tree: root,
         summary,
         program: format!("vault {} import-tar", env!("CARGO_PKG_VERSION")),
+        databases: Vec::new(),
     };
     let id = repo.save_snapshot(keys, &snapshot)?;
     Ok(ImportResult {

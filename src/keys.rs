@@ -2,11 +2,17 @@
 //!
 //! Two roles:
 //! - A **writer** (every snapshotting host) holds a *writer key file*: the store id, the
-//!   32-byte id key, and the public age recipients that pack data keys are wrapped to.
-//!   With it a host can deduplicate, write packs, index files and snapshot records, and
-//!   list snapshots; it cannot open a single file or directory listing of any snapshot.
-//!   The recipients are pinned in this file, so a tampered store config cannot redirect
-//!   new backups to an attacker's key.
+//!   32-byte id key, the public age recipients that pack data keys are wrapped to, the
+//!   store's admin public key (pinned when the host was set up), and this host's name and
+//!   Ed25519 host signing key (authorised by the admin in `keys/hosts`, see
+//!   [`crate::hosts`]). With it a host can deduplicate, write packs, index files and
+//!   snapshot records signed as itself, and list snapshots; it cannot open a single file or
+//!   directory listing of any snapshot, change the recipients, authorise a host, or sign
+//!   as another host. The config is verified against the pinned admin key, so a tampered
+//!   config cannot redirect new backups to an attacker's key; files of the first format
+//!   (no admin key) use their pinned recipients, as before.
+//! - The **admin** is whoever holds the reader identity: the admin signing key is derived
+//!   from it ([`crate::sign`]), and signs the config and the host registry.
 //! - A **reader** holds the age X25519 *reader identity*. It unwraps pack data keys and
 //!   so reads everything. The identity is kept in the store as `keys/reader`, an armored
 //!   age file encrypted to the store passphrase (scrypt), so the store plus the passphrase
@@ -36,6 +42,15 @@ pub struct WriterKeyFile {
     pub store: String,
     pub id_key: String,
     pub recipients: Vec<String>,
+    /// The store's admin public key (hex), pinned at setup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_key: Option<String>,
+    /// The host name this key is authorised for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// This host's Ed25519 signing key (seed, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 impl WriterKeyFile {
@@ -65,6 +80,27 @@ impl WriterKeyFile {
             ))
         })?;
         Ok(WriterKeys::from_id_key(id_key))
+    }
+
+    /// The pinned admin key, the host name and its signing key; `None` for a key file of
+    /// the first format.
+    pub fn host_identity(
+        &self,
+        path: &Path,
+    ) -> Result<Option<([u8; 32], String, crate::sign::SigningSecret)>> {
+        let (Some(admin), Some(host), Some(key)) = (&self.admin_key, &self.host, &self.host_key)
+        else {
+            return Ok(None);
+        };
+        let bad = |what: &str| {
+            Error::Key(format!(
+                "writer key {}: the {what} is not valid; restore the file from a backup or enrol this host again",
+                path.display()
+            ))
+        };
+        let admin = crate::sign::parse_public(admin).ok_or_else(|| bad("admin key"))?;
+        let key = crate::sign::SigningSecret::from_hex(key).ok_or_else(|| bad("host key"))?;
+        Ok(Some((admin, host.clone(), key)))
     }
 
     /// Writes the key file with mode 0600, atomically (temp file, fsync, rename).
@@ -158,7 +194,7 @@ pub fn unlock_reader_object(
     let mut identity = age::scrypt::Identity::new(passphrase.clone());
     // Refuse work factors far above ours: a tampered key object must not make every
     // unlock allocate gigabytes.
-    identity.set_max_work_factor(crypto::SCRYPT_LOG_N + 2);
+    identity.set_max_work_factor(crypto::SCRYPT_MAX_LOG_N);
     match crypto::age_decrypt(&identity, &sealed) {
         Ok(text) => {
             let text = std::str::from_utf8(&text).unwrap_or("");

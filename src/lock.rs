@@ -13,7 +13,8 @@
 //! [`TTL`] belongs to a process that died and is ignored (and removed by prune). A lease of
 //! this host whose process no longer exists is stale at once. Releasing rewrites the lease
 //! as expired before deleting it, so a host whose credentials may not delete (a write-only
-//! S3 policy) still frees the store.
+//! S3 policy) still frees the store. [`unlock`] removes stale leases on demand and, when
+//! named, the live lease of a host that is down (never one of a running process here).
 
 use crate::backend::{BackendRef, Kind};
 use crate::crypto::WriterKeys;
@@ -87,13 +88,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// A held lease; released (and its refresher stopped) on drop.
 pub struct Lease {
     backend: BackendRef,
@@ -136,7 +130,7 @@ impl Lease {
         kind: LeaseKind,
         purpose: &str,
     ) -> Result<Lease> {
-        let host = hostname();
+        let host = crate::host::hostname();
         let created = now();
         let record = LeaseRecord {
             kind,
@@ -263,7 +257,7 @@ pub struct Unlocked {
 /// when `force` names one (by name or unique prefix), that lease even though it is live:
 /// for a host that is down. A lease of this host whose process runs is never forced.
 pub fn unlock(backend: &BackendRef, keys: &WriterKeys, force: Option<&str>) -> Result<Unlocked> {
-    let host = hostname();
+    let host = crate::host::hostname();
     let mut out = Unlocked::default();
     let leases = list(backend, keys)?;
     let forced = match force {
@@ -311,7 +305,7 @@ pub fn unlock(backend: &BackendRef, keys: &WriterKeys, force: Option<&str>) -> R
 
 /// Removes leases that have expired or whose process is gone; returns how many.
 pub fn remove_stale(backend: &BackendRef, keys: &WriterKeys) -> Result<usize> {
-    let host = hostname();
+    let host = crate::host::hostname();
     let mut removed = 0;
     for (name, record) in list(backend, keys)? {
         if !record.is_live(now(), &host) {
@@ -362,7 +356,7 @@ mod tests {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let mut dead = LeaseRecord {
             kind: LeaseKind::Exclusive,
-            host: hostname(),
+            host: crate::host::hostname(),
             pid: u32::MAX - 1,
             purpose: "prune".into(),
             created: now(),

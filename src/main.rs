@@ -77,6 +77,9 @@ struct Cli {
     /// Write a Prometheus textfile with this run's metrics here [default: [metrics] textfile]
     #[arg(long, global = true, env = "VAULT_METRICS_FILE", value_name = "PATH", help_heading = GLOBAL)]
     metrics_file: Option<PathBuf>,
+    /// Accept a new passphrase that the strength check calls weak
+    #[arg(long, global = true)]
+    allow_weak_passphrase: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +96,8 @@ enum Command {
         object_lock: Option<vault::backend::ObjectLock>,
         #[command(flatten)]
         escrow: cli::secrets::EscrowInitArgs,
+        #[command(flatten)]
+        reader: cli::commands::ReaderChoice,
     },
     /// Save the configured paths (default /etc/travis and /var/travis) into the store
     Snapshot {
@@ -104,22 +109,34 @@ enum Command {
         host: Option<String>,
         /// Paths to save instead of the configured ones
         paths: Vec<PathBuf>,
+        /// Save the standard output of the command after `--` as this file (a bare name
+        /// lands at /NAME); only paths named on the command line go along
+        #[arg(long, value_name = "NAME", requires = "command")]
+        stdin_from_command: Option<String>,
+        /// The command for --stdin-from-command; its exit status must be 0
+        #[arg(last = true, value_name = "CMD", requires = "stdin_from_command")]
+        command: Vec<String>,
     },
     /// List snapshots (--json: an array of snapshot objects)
-    Snapshots,
+    Snapshots {
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
+    },
     /// List the contents of a snapshot
     Ls {
-        /// Snapshot id (or unique prefix), or "latest"
+        /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
         snapshot: String,
         /// Only this path and what lies below it
         path: Option<PathBuf>,
         /// Long listing like `ls -l`: type and mode, owner, group, size, mtime
         #[arg(short = 'l', long = "long")]
         long: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// Restore a snapshot into a folder (use --to / to put the trees back in place)
     Restore {
-        /// Snapshot id (or unique prefix), or "latest"
+        /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
         snapshot: String,
         /// Target folder; the snapshot's absolute paths are recreated below it
         #[arg(long)]
@@ -139,6 +156,14 @@ enum Command {
         /// Use the numeric uid/gid of the snapshot even where the names exist on this host
         #[arg(long)]
         numeric_owner: bool,
+        /// Make the target identical under the restored paths: remove what the snapshot lacks
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
+        /// Restore setuid/setgid files and files with capabilities without those bits, skip device nodes
+        #[arg(long)]
+        no_privileged: bool,
     },
     /// Remove snapshots by a retention policy (flags, else [retention] in the config)
     Forget {
@@ -157,7 +182,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Repack packs whose unused share exceeds this percentage
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = vault::prune::DEFAULT_REPACK_THRESHOLD_PERCENT)]
         repack_threshold: u8,
     },
     /// Check the store's integrity; --read-data also decrypts every blob
@@ -183,10 +208,17 @@ enum Command {
         /// damaged there (packs that do not match their hash, differing index files or records)
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        filter: cli::filter::FilterArgs,
     },
     /// Manage the store's keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Authorise, list and revoke snapshotting hosts
+    #[command(subcommand)]
+    Host(cli::commands::HostCommand),
+    /// Sign a store of the first format: config, host registry, bound records (needs the reader identity)
+    Upgrade,
     /// The platform's encryption key and RabbitMQ password, sealed to escrow recipients
     #[command(subcommand)]
     Secrets(cli::secrets::SecretsCommand),
@@ -199,6 +231,8 @@ enum Command {
     Completions(cli::docs::CompletionsArgs),
     /// Write man pages (vault.1 and one per subcommand) into a folder
     Manpages(cli::docs::ManpagesArgs),
+    /// Restore a snapshot into a scratch folder and prove it works (files, database, secrets)
+    Drill(cli::drill::DrillArgs),
     /// Turn tar archives (such as travis-backup-EPOCH.tar.gz) into snapshots
     ImportTar(cli::import_tar::ImportTarArgs),
     /// Write a snapshot (or a path in it) as a tar stream to standard output
@@ -222,7 +256,7 @@ impl Command {
         match self {
             Command::Init { .. } => "init",
             Command::Snapshot { .. } => "snapshot",
-            Command::Snapshots => "snapshots",
+            Command::Snapshots { .. } => "snapshots",
             Command::Ls { .. } => "ls",
             Command::Restore { .. } => "restore",
             Command::Forget { .. } => "forget",
@@ -242,13 +276,16 @@ impl Command {
             Command::Find(_) => "find",
             Command::Mount(_) => "mount",
             Command::Unlock(_) => "unlock",
+            Command::Host(_) => "host",
+            Command::Upgrade => "upgrade",
+            Command::Drill(_) => "drill",
         }
     }
 
     /// Commands that change nothing: a closed stdout ends them at once with status 0.
     fn is_listing(&self) -> bool {
         match self {
-            Command::Snapshots
+            Command::Snapshots { .. }
             | Command::Ls { .. }
             | Command::Stats(_)
             | Command::Completions(_)
@@ -289,6 +326,12 @@ enum KeyCommand {
     },
     /// Store the reader identity in the store wrapped with a (new) passphrase
     SetPassphrase,
+    /// Also wrap new packs to this age recipient, e.g. an offline key (needs the reader identity)
+    AddRecipient { recipient: String },
+    /// Stop wrapping new packs to this age recipient (needs the reader identity)
+    RemoveRecipient { recipient: String },
+    /// Show the recipients and the admin key, and whether the config verified
+    List,
 }
 
 #[derive(clap::Args)]
@@ -317,9 +360,9 @@ struct KeepArgs {
     /// Keep every snapshot carrying this tag; repeatable
     #[arg(long = "keep-tag", value_name = "TAG")]
     keep_tags: Vec<String>,
-    /// Only consider snapshots of this host; repeatable
-    #[arg(long = "host", value_name = "HOST")]
-    hosts: Vec<String>,
+    /// Only consider these snapshots (--host, --tag, --path)
+    #[command(flatten)]
+    filter: cli::filter::FilterArgs,
     /// Apply the policy per group: any of host,paths,tags (default host,paths)
     #[arg(long, value_name = "FIELDS")]
     group_by: Option<String>,
@@ -355,8 +398,8 @@ impl KeepArgs {
         } else {
             configured.clone()
         };
-        if !self.hosts.is_empty() {
-            c.hosts = self.hosts;
+        if !self.filter.hosts.is_empty() {
+            c.hosts = self.filter.hosts;
         }
         if self.group_by.is_some() {
             c.group_by = self.group_by;
@@ -470,6 +513,13 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
         .clone()
         .or_else(|| config.metrics.textfile.clone());
     finish.hostname = config.hostname.clone();
+    // An explicit --metrics-file given to `vault drill` gets the drill's own textfile
+    // (vault_drill_*) instead of the per-command series; a [metrics] textfile keeps the
+    // per-command series for drills too.
+    let drill_metrics = match &cli.command {
+        Command::Drill(_) if cli.metrics_file.is_some() => finish.metrics_file.take(),
+        _ => None,
+    };
     let interval = match cli
         .progress_interval
         .as_deref()
@@ -497,6 +547,7 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             cache_dir: cli.cache_dir,
             threads: cli.threads,
             lock_wait: std::time::Duration::from_secs(cli.lock_wait),
+            allow_weak_passphrase: cli.allow_weak_passphrase,
         },
     );
     match cli.command {
@@ -504,8 +555,9 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             recipients,
             object_lock,
             escrow,
+            reader,
         } => {
-            let repo = cli::commands::init(&ctx, &recipients, object_lock)?;
+            let repo = cli::commands::init(&ctx, &recipients, object_lock, &reader)?;
             let escrow = cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &escrow)?;
             match &escrow {
                 Some(set) => outln!("platform secrets will be sealed to {}", set.describe()),
@@ -542,13 +594,33 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             };
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }
-        Command::Snapshot { tags, host, paths } => cli::commands::snapshot(&ctx, tags, host, paths),
-        Command::Snapshots => cli::commands::snapshots(&ctx, cli::output::json()).map(|_| 0),
+        Command::Snapshot {
+            tags,
+            host,
+            paths,
+            stdin_from_command,
+            command,
+        } => cli::commands::snapshot(
+            &ctx,
+            tags,
+            host,
+            paths,
+            stdin_from_command.map(|name| cli::commands::CommandOutput {
+                name,
+                argv: command,
+            }),
+        ),
+        Command::Snapshots { filter } => {
+            cli::commands::snapshots(&ctx, cli::output::json(), &filter).map(|_| 0)
+        }
         Command::Ls {
             snapshot,
             path,
             long,
-        } => cli::commands::ls(&ctx, &snapshot, path, long, cli::output::json()).map(|_| 0),
+            filter,
+        } => {
+            cli::commands::ls(&ctx, &snapshot, path, long, cli::output::json(), &filter).map(|_| 0)
+        }
         Command::Restore {
             snapshot,
             to,
@@ -557,9 +629,13 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             verify,
             overwrite,
             numeric_owner,
+            delete,
+            filter,
+            no_privileged,
         } => cli::commands::restore(
             &ctx,
             &snapshot,
+            &filter,
             vault::restore::RestoreOptions {
                 target: to,
                 includes,
@@ -567,6 +643,8 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
                 dry_run,
                 verify,
                 numeric_owner,
+                delete,
+                no_privileged,
                 threads: ctx.threads(),
                 spool: ctx.restore_spool()?,
             },
@@ -576,8 +654,14 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             dry_run,
             prune,
         } => {
+            // Hosts go into the policy (the others are shown as not selected); tags and
+            // paths narrow the snapshots it sees.
+            let narrow = vault::select::SnapshotFilter {
+                hosts: Vec::new(),
+                ..keep.filter.filter()
+            };
             let policy = keep.into_config(&ctx.config.retention);
-            cli::commands::forget(&ctx, &policy, dry_run, prune)
+            cli::commands::forget(&ctx, &policy, &narrow, dry_run, prune)
         }
         Command::Prune {
             dry_run,
@@ -596,11 +680,16 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
             to,
             snapshots,
             verify,
+            filter,
             ..
-        } => cli::commands::copy(&ctx, &to, &snapshots, verify),
+        } => cli::commands::copy(&ctx, &to, &snapshots, verify, &filter),
+        Command::Drill(args) => cli::drill::run(&ctx, args, drill_metrics.as_deref()),
         Command::Repair(cmd) => cli::repair::run(&ctx, cmd),
         Command::Unlock(args) => cli::unlock::run(&ctx, args),
         Command::Lock(LockCommand::Extend { keep, dry_run }) => {
+            if !keep.filter.tags.is_empty() || !keep.filter.paths.is_empty() {
+                anyhow::bail!("`vault lock extend` takes --host only: a snapshot left out by --tag or --path would lose its lock");
+            }
             cli::commands::lock_extend(&ctx, &keep.into_config(&ctx.config.retention), dry_run)
         }
         Command::ImportTar(args) => cli::import_tar::run(&ctx, args),
@@ -614,6 +703,15 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
         Command::Stats(args) => cli::stats::run(&ctx, &args),
         Command::Completions(_) | Command::Manpages(_) => unreachable!("handled above"),
         Command::Key(KeyCommand::SetPassphrase) => cli::commands::key_set_passphrase(&ctx),
+        Command::Key(KeyCommand::AddRecipient { recipient }) => {
+            cli::commands::key_add_recipient(&ctx, &recipient)
+        }
+        Command::Key(KeyCommand::RemoveRecipient { recipient }) => {
+            cli::commands::key_remove_recipient(&ctx, &recipient)
+        }
+        Command::Key(KeyCommand::List) => cli::commands::key_list(&ctx),
+        Command::Host(cmd) => cli::commands::host(&ctx, cmd),
+        Command::Upgrade => cli::commands::upgrade(&ctx),
     }
 }
 

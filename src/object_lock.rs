@@ -46,7 +46,6 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::reader::BlobReader;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -114,8 +113,8 @@ pub fn extend(
     let repo = &reader.repo;
     let keys = &reader.keys;
     let lock = repo.config.object_lock.clone().ok_or_else(|| {
-        Error::Usage(format!(
-            "store {} has no object lock (it was created without --object-lock): there is no retention to extend",
+        Error::ObjectLock(format!(
+            "store {} has no object lock (it was created without one): there is no retention to extend",
             repo.location()
         ))
     })?;
@@ -143,26 +142,13 @@ pub fn extend(
     report.snapshots = records.len();
 
     // 2. Packs, most used first, until every used blob is covered.
+    let usage = crate::walk::pack_usage(cache, &used)?;
+    report.packs_total = usage.len();
     let mut candidates = Vec::new();
-    for (pack, size) in cache.packs()? {
-        let entries = cache.pack_entries(&pack)?;
-        let needed: Vec<Id> = entries
-            .iter()
-            .filter(|e| used.contains(&e.id))
-            .map(|e| e.id)
-            .collect();
-        if needed.is_empty() {
-            continue;
-        }
-        let used_bytes: u64 = entries
-            .iter()
-            .filter(|e| used.contains(&e.id))
-            .map(|e| e.length as u64)
-            .sum();
-        let share = used_bytes as f64 / size.max(1) as f64;
-        candidates.push((pack, share, needed));
+    for u in usage.iter().filter(|u| !u.is_unused()) {
+        let needed: Vec<Id> = u.used.iter().map(|&i| u.entries[i].id).collect();
+        candidates.push((u.pack, u.used_share(), needed));
     }
-    report.packs_total = cache.packs()?.len();
     candidates.sort_by(|a, b| {
         b.1.partial_cmp(&a.1)
             .unwrap_or(std::cmp::Ordering::Equal)
@@ -240,43 +226,27 @@ fn extend_all(
     parallel: usize,
 ) -> Result<Vec<String>> {
     let backend = &reader.repo.backend;
-    let next = AtomicUsize::new(0);
     let vanished = Mutex::new(Vec::new());
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..parallel.min(objects.len()) {
-            s.spawn(|| loop {
-                if failure.lock().unwrap().is_some() {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((kind, name)) = objects.get(i) else {
-                    return;
-                };
-                match backend.extend_retention(*kind, name, until) {
-                    Ok(()) => {}
-                    Err(Error::Missing { .. }) => vanished
-                        .lock()
-                        .unwrap()
-                        .push(format!("{}/{name}", kind.label())),
-                    Err(e) => {
-                        failure.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                }
-            });
+    crate::parallel::try_for_each(objects, parallel, |(kind, name)| {
+        match backend.extend_retention(*kind, name, until) {
+            Ok(()) => Ok(()),
+            Err(Error::Missing { .. }) => {
+                vanished
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}/{name}", kind.label()));
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
-    });
-    match failure.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(vanished.into_inner().unwrap()),
-    }
+    })?;
+    Ok(vanished.into_inner().unwrap())
 }
 
 /// Collects every blob below `root`: trees and the chunks of their files.
 fn mark(reader: &BlobReader, cache: &Cache, root: &Id, used: &mut HashSet<Id>) -> Result<()> {
-    reader.collect_reachable(cache, root, used).map_err(|e| {
-        Error::Backend(format!(
+    crate::walk::reachable_blobs(reader, cache, root, used).map_err(|e| {
+        Error::ObjectLock(format!(
             "lock extend stopped before extending anything: a snapshot's folder cannot be read ({e}); run `vault check`"
         ))
     })

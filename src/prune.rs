@@ -28,6 +28,10 @@ use crate::reader::BlobReader;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+/// The repack threshold when none is given: packs more than this many percent unused are
+/// repacked.
+pub const DEFAULT_REPACK_THRESHOLD_PERCENT: u8 = 20;
+
 pub struct PruneOptions {
     pub dry_run: bool,
     /// Packs whose unused bytes exceed this share of the pack are repacked.
@@ -39,7 +43,7 @@ impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
             dry_run: false,
-            repack_threshold: 0.2,
+            repack_threshold: DEFAULT_REPACK_THRESHOLD_PERCENT as f64 / 100.0,
             lock_wait: Duration::ZERO,
         }
     }
@@ -57,7 +61,8 @@ pub struct PruneReport {
     pub bytes_before: u64,
     /// `bytes_before` less what is left (or, in a dry run, would be left).
     pub bytes_freed: u64,
-    /// Packs the index names that the store no longer holds (dropped from the index).
+    /// Packs the index names that the store no longer holds, or holds at another size
+    /// (dropped from the index; a truncated one goes as unreferenced in the next run).
     pub packs_missing: usize,
     /// Partial writes removed from the store's scratch area, and their bytes.
     pub leftovers_removed: (usize, u64),
@@ -163,9 +168,9 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
         .map(|(id, _)| id.to_hex())
         .collect();
     for (pack_id, size) in cache.packs()? {
-        if !stored.contains_key(&pack_id.to_hex()) {
-            // Named by the index but gone from the store: the proof above showed no used
-            // blob depends on it; the new index no longer names it.
+        if stored.get(&pack_id.to_hex()) != Some(&size) {
+            // Named by the index but gone from the store (or not whole): the proof above
+            // showed no used blob depends on it; the new index no longer names it.
             report.packs_missing += 1;
             dropped_missing = true;
             continue;
@@ -228,7 +233,8 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
 
     // Repack: copy the used blobs of sparse packs into new packs. Blobs already written
     // into a kept pack are not copied twice.
-    let recipients = crate::crypto::parse_recipients(&repo.config.recipients)?;
+    // From the verified config only: a writer must not be able to redirect repacked data.
+    let recipients = repo.recipients()?;
     let pack_size = repo.config.pack_size as usize;
     let max_blob = repo.config.chunker.max_size as usize + 1024;
     let mut new_packs: Vec<PackRecord> = Vec::new();
@@ -345,7 +351,7 @@ fn delete_tolerant(
 }
 
 /// Marks every blob reachable from `root` as used, calling `unlocated` for each data
-/// blob that lies in no pack both indexed and present in the store. A tree that cannot be
+/// blob that lies in no pack both indexed and present (whole) in the store. A tree that cannot be
 /// read stops prune (nothing below it could be marked).
 #[allow(clippy::too_many_arguments)]
 fn mark(
@@ -357,11 +363,17 @@ fn mark(
     used: &mut HashSet<Id>,
     unlocated: &mut dyn FnMut(Id),
 ) -> Result<()> {
+    // In a pack the store holds with the size the index recorded (a truncated pack
+    // does not count).
     let present = |id: &Id| -> Result<bool> {
-        Ok(cache
-            .locations(id)?
-            .iter()
-            .any(|l| stored.contains_key(&l.pack.to_hex())))
+        for l in cache.locations(id)? {
+            if let Some(size) = stored.get(&l.pack.to_hex()) {
+                if cache.pack_size(&l.pack)? == Some(*size) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     };
     let mut stack = vec![*root];
     while let Some(tree_id) = stack.pop() {

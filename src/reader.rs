@@ -35,6 +35,7 @@ impl BlobReader {
             repo: Repo {
                 backend,
                 config: self.repo.config.clone(),
+                trust: self.repo.trust.clone(),
             },
             keys: self.keys.clone(),
             identity: self.identity.clone(),
@@ -105,27 +106,6 @@ impl BlobReader {
                 pack::open_blob(&self.keys, &key, &loc.pack, &loc.entry, sealed)
             })
             .collect()
-    }
-
-    /// Adds every blob reachable from the tree `root` to `used`: the trees and the chunks
-    /// of their files. A tree already in `used` is not read again (all below it is there).
-    pub fn collect_reachable(
-        &self,
-        cache: &Cache,
-        root: &Id,
-        used: &mut std::collections::HashSet<Id>,
-    ) -> Result<()> {
-        let mut stack = vec![*root];
-        while let Some(tree_id) = stack.pop() {
-            if !used.insert(tree_id) {
-                continue;
-            }
-            for node in &self.tree(cache, &tree_id)?.nodes {
-                used.extend(node.chunks().map(|c| c.id));
-                stack.extend(node.subtree);
-            }
-        }
-        Ok(())
     }
 
     /// Loads and decodes a tree, refusing trees whose names are unsorted or repeated

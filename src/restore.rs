@@ -150,6 +150,12 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub verify: bool,
     pub numeric_owner: bool,
+    /// Remove entries of the target that the snapshot lacks, below the restored paths
+    /// (see [`crate::restore_delete`]).
+    pub delete: bool,
+    /// Restore setuid/setgid files and files with capabilities without those bits, and
+    /// skip device nodes (for a snapshot one does not fully trust).
+    pub no_privileged: bool,
     pub threads: usize,
     /// For remote stores: fetch the needed pack ranges into this folder first (many
     /// requests in flight), then restore from there; see [`crate::backend::spool`].
@@ -199,8 +205,16 @@ pub struct RestoreReport {
     /// Entries whose ownership could not be set because the restore does not run as root.
     pub owner_not_set: u64,
     pub verified_files: u64,
+    /// Privileged entries the restore creates (setuid/setgid files, file capabilities,
+    /// device nodes), each with what makes it privileged and what was done about it.
+    pub privileged: Vec<String>,
     /// Temporary files of an earlier, interrupted restore that were removed.
     pub leftovers_removed: u64,
+    /// Entries of the target below the restored paths that the snapshot lacks: removed
+    /// with `delete` (unless a dry run), else left.
+    pub extras: Vec<crate::restore_delete::Extra>,
+    /// How many of `extras` were removed.
+    pub extras_removed: u64,
 }
 
 /// An entry of the snapshot as the plan sees it.
@@ -237,6 +251,7 @@ struct Planner<'a> {
     sources: Vec<Vec<Vec<u8>>>,
     includes: Vec<Vec<Vec<u8>>>,
     conflicts: Vec<String>,
+    privileged: Vec<String>,
 }
 
 fn components(p: &[u8]) -> Vec<Vec<u8>> {
@@ -317,6 +332,7 @@ pub fn run(
         sources,
         includes,
         conflicts: Vec::new(),
+        privileged: Vec::new(),
     };
     let root_tree = reader.tree(cache, &snapshot.tree)?;
     let items = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
@@ -327,8 +343,22 @@ pub fn run(
         )));
     }
 
-    let mut report = RestoreReport::default();
+    let mut report = RestoreReport {
+        privileged: std::mem::take(&mut planner.privileged),
+        ..Default::default()
+    };
     collect_plan(&items, &opts.target, &mut report.plan);
+    if let Some(root) = &root_fd {
+        let mut dirs = Vec::new();
+        expected_dirs(&items, &mut dirs);
+        // Without --delete the extras are only counted: a folder this user cannot list
+        // must not stop a restore that would not touch it.
+        report.extras = match crate::restore_delete::find(root.as_fd(), &dirs, &opts.target) {
+            Ok(extras) => extras,
+            Err(e) if opts.delete => return Err(e),
+            Err(_) => Vec::new(),
+        };
+    }
     if !planner.conflicts.is_empty() {
         let n = planner.conflicts.len();
         let shown: Vec<String> = planner
@@ -356,6 +386,12 @@ pub fn run(
         return Ok(report);
     }
     let root_fd = root_fd.expect("target exists when not a dry run");
+    // Before anything is written, so folders get their snapshot mtimes afterwards.
+    if opts.delete {
+        let (removed, failures) = crate::restore_delete::remove(root_fd.as_fd(), &report.extras);
+        report.extras_removed = removed;
+        report.failures.extend(failures);
+    }
     let spooled;
     let reader = match &opts.spool {
         Some(dir) => {
@@ -442,6 +478,27 @@ fn needed_ranges(
         }
     }
     Ok(())
+}
+
+/// The folders the restore merges into (existing in the target, at or below a restored
+/// path), each with the names the snapshot holds there.
+fn expected_dirs<'a>(items: &'a [Item], out: &mut Vec<crate::restore_delete::ExpectedDir<'a>>) {
+    for item in items {
+        if item.node.kind != NodeKind::Dir || item.action != Action::Merge {
+            continue;
+        }
+        if !item.ancestor {
+            out.push(crate::restore_delete::ExpectedDir {
+                comps: &item.comps,
+                names: item
+                    .children
+                    .iter()
+                    .map(|c| c.node.name.as_slice())
+                    .collect(),
+            });
+        }
+        expected_dirs(&item.children, out);
+    }
 }
 
 fn collect_plan(items: &[Item], target: &Path, out: &mut Vec<PlanLine>) {
@@ -580,6 +637,24 @@ impl Planner<'_> {
                     }
                 }
             };
+            if item.action != Action::Keep {
+                if let Some(what) = privileged_bits(&item.node) {
+                    let shown = item.display(&self.opts.target);
+                    if !self.opts.no_privileged {
+                        self.privileged.push(format!("{shown}: {what}"));
+                    } else if matches!(node.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+                        self.privileged
+                            .push(format!("{shown}: {what} (skipped: --no-privileged)"));
+                        continue;
+                    } else {
+                        item.node.mode &= !0o6000;
+                        item.node.xattrs.retain(|x| x.name != CAPABILITY_XATTR);
+                        self.privileged.push(format!(
+                            "{shown}: {what} (restored without it: --no-privileged)"
+                        ));
+                    }
+                }
+            }
             if node.kind == NodeKind::Dir && item.action != Action::Keep {
                 let subtree_id = node.subtree.ok_or_else(|| {
                     Error::corrupt(
@@ -670,6 +745,35 @@ impl Planner<'_> {
             }
         }
     }
+}
+
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+
+/// What makes an entry privileged: setuid or setgid on a file, file capabilities, or
+/// being a device node. Setgid folders (group inheritance) are not privileged.
+fn privileged_bits(node: &Node) -> Option<String> {
+    let mut what = Vec::new();
+    if node.kind != NodeKind::Dir {
+        if node.mode & 0o4000 != 0 {
+            what.push("setuid".to_string());
+        }
+        if node.mode & 0o2000 != 0 {
+            what.push("setgid".to_string());
+        }
+    }
+    if node.xattrs.iter().any(|x| x.name == CAPABILITY_XATTR) {
+        what.push("file capabilities".to_string());
+    }
+    if matches!(node.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+        what.push(format!(
+            "{} {}:{}, mode {:04o}",
+            kind_word(node.kind),
+            rustix::fs::major(node.rdev as _),
+            rustix::fs::minor(node.rdev as _),
+            node.mode
+        ));
+    }
+    (!what.is_empty()).then(|| what.join(", "))
 }
 
 fn kind_word(kind: NodeKind) -> &'static str {
@@ -1147,7 +1251,9 @@ where
             }
         }
         let mut report = std::mem::take(&mut self.report);
-        report.failures = std::mem::take(&mut self.shared.failures.lock().unwrap());
+        report
+            .failures
+            .extend(std::mem::take(&mut *self.shared.failures.lock().unwrap()));
         report.warnings = std::mem::take(&mut self.shared.warnings.lock().unwrap());
         report.bytes = self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed);
         report.files += self.shared.files.load(std::sync::atomic::Ordering::Relaxed);

@@ -952,6 +952,7 @@ mod tests {
             tree: Id([0; 32]),
             summary: Summary::default(),
             program: "vault test".into(),
+            databases: Vec::new(),
         }
     }
 

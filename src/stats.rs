@@ -86,7 +86,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache) -> Result<StoreStats> {
         crate::progress::check_cancelled()?;
         progress.set_current(&id.short());
         let mut reached = HashSet::new();
-        reader.collect_reachable(cache, &snap.tree, &mut reached)?;
+        crate::walk::reachable_blobs(reader, cache, &snap.tree, &mut reached)?;
         for blob in reached {
             let e = need.entry(blob).or_insert((0, 0));
             e.0 += 1;

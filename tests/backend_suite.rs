@@ -423,7 +423,7 @@ fn open_routes_s3_locations_with_the_configured_settings() {
         !format!("{config:?}").contains(&g.secret),
         "Debug must not show the secret"
     );
-    let store = vault::backend::open_with(config.store.as_deref().unwrap(), &config).unwrap();
+    let store = vault::backend::open_with(config.store.as_deref().unwrap(), &config.s3).unwrap();
     assert_eq!(store.location(), format!("s3://{bucket}/host1"));
     store.create().unwrap();
     store.put(Kind::Config, "config", b"{\"v\":1}").unwrap();

@@ -27,8 +27,11 @@ fn two_snapshots_at_once_both_succeed_and_restore() {
     write_tree(&b, 2, 20, 600_000);
     // Shared content, so both writers race to upload the same chunks.
     std::fs::copy(a.join("file-000"), b.join("shared")).unwrap();
+    // Enrol both hosts first, so the two snapshots race only each other.
+    drop(v.command_as_host("host-a", ["snapshots"]));
+    drop(v.command_as_host("host-b", ["snapshots"]));
     let spawn = |host: &str, src: &Path| {
-        v.command_on_host(host, ["snapshot", "--host", host, src.to_str().unwrap()])
+        v.command_as_host(host, ["snapshot", "--host", host, src.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -73,12 +73,8 @@ fn check_clean(w: &Vault) {
 
 /// Makes the store close packs at 1 MiB instead of 16, so a few MiB make many packs.
 /// Only for tests: the config is plaintext and read at every snapshot.
-fn small_packs(store: &Path) {
-    let path = store.join("config");
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["pack_size"] = serde_json::json!(1 << 20);
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+fn small_packs(v: &Vault) {
+    v.edit_config(|c| c.pack_size = 1 << 20);
 }
 
 fn write_random_files(dir: &Path, count: u64, size: usize, seed: u64) {
@@ -109,10 +105,10 @@ fn copy_restores_and_ships_only_what_is_new() {
     let dst = v.dir.join("offsite");
     let out = copy(&v, &dst, &[]).ok();
     assert!(out.stdout.contains("created a copy"), "{}", out.describe());
-    // Every data object, the two key objects and the config.
+    // Every data object, the three key objects (reader, id key, host registry) and the config.
     assert_eq!(
         copied_objects(&out),
-        data_objects(&v.store).len() as u64 + 3,
+        data_objects(&v.store).len() as u64 + 4,
         "{}",
         out.describe()
     );
@@ -174,7 +170,7 @@ fn copy_restores_and_ships_only_what_is_new() {
 fn killed_copy_resumes_and_leaves_a_healthy_copy() {
     let v = Vault::new();
     v.init();
-    small_packs(&v.store);
+    small_packs(&v);
     let src = v.dir.join("src");
     write_random_files(&src, 40, 1_200_000, 1);
     v.snapshot(&[&src]);

@@ -430,6 +430,7 @@ fn fuzz_snapshot_record() {
         tree: Id::random(),
         summary: Default::default(),
         program: "vault 0.1".into(),
+        databases: Vec::new(),
     };
     fuzz(5, vec![cbor(&snap)], |b| {
         let _ = vault::repo::decode_snapshot(b);
@@ -478,6 +479,8 @@ fn fuzz_store_config() {
         compression_level: 3,
         recipients: vec![w.recipient.to_string()],
         object_lock: None,
+        admin_key: Some(hex::encode([5u8; 32])),
+        signature: Some(hex::encode([6u8; 64])),
     };
     fuzz(8, vec![serde_json::to_vec_pretty(&c).unwrap()], |b| {
         let _ = vault::repo::decode_store_config(b);
@@ -503,6 +506,9 @@ fn fuzz_writer_key_file() {
         store: "s3://bucket/prefix".into(),
         id_key: hex::encode([9u8; 32]),
         recipients: vec![w.recipient.to_string()],
+        admin_key: Some(hex::encode([5u8; 32])),
+        host: Some("platform-1".into()),
+        host_key: Some(hex::encode([7u8; 32])),
     };
     fuzz(10, vec![serde_json::to_vec_pretty(&k).unwrap()], |b| {
         if let Ok(f) = vault::keys::WriterKeyFile::parse(&String::from_utf8_lossy(b)) {

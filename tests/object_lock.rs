@@ -562,6 +562,72 @@ fn cli_extends_what_the_policy_keeps_and_prune_waits_for_the_lock() {
     assert_eq!(restored, std::fs::read(data.join("payload")).unwrap());
 }
 
+/// A host whose snapshots no rule keeps still keeps its newest one in `forget` (the
+/// guard), so `lock extend` with the same policy must extend that snapshot's retention:
+/// it used to skip it, leaving a kept backup to lose its lock protection.
+#[test]
+fn lock_extend_extends_a_snapshot_only_the_guard_keeps() {
+    let w = World::new();
+    w.run(["init", "--object-lock", "governance:1"]).ok();
+    let data = w.v.path("data");
+    random_file(&data.join("payload"), 100_000);
+    let snap = |host: &str, tags: &[&str]| {
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("snapshot"),
+            OsStr::new("--host"),
+            OsStr::new(host),
+        ];
+        for t in tags {
+            args.extend([OsStr::new("--tag"), OsStr::new(*t)]);
+        }
+        args.push(data.as_os_str());
+        w.run(args).ok();
+    };
+    snap("platform-1", &["keep"]);
+    let snaps_a = w.keys("snapshots/");
+    random_file(&data.join("payload"), 100_000);
+    snap("worker-1", &[]);
+    let snaps_b: BTreeSet<String> = w.keys("snapshots/").difference(&snaps_a).cloned().collect();
+    assert_eq!((snaps_a.len(), snaps_b.len()), (1, 1));
+
+    let all = w.m.keys(&w.bucket, &format!("{}/", w.prefix));
+    let soon = SystemTime::now() + Duration::from_secs(600);
+    w.m.set_retention(&w.bucket, &all, soon);
+
+    // forget keeps worker-1's only snapshot although no rule does.
+    let dry = w.run(["forget", "--keep-tag", "keep", "--dry-run"]).ok();
+    assert!(
+        dry.stdout.contains("newest of its group"),
+        "{}",
+        dry.describe()
+    );
+    assert!(
+        dry.stdout.contains("0 of 2 snapshots would be removed"),
+        "{}",
+        dry.describe()
+    );
+
+    let before = SystemTime::now();
+    let out = w.run(["lock", "extend", "--keep-tag", "keep"]).ok();
+    assert!(
+        out.stdout.contains("2 snapshot records"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("were not extended"),
+        "{}",
+        out.describe()
+    );
+    for key in snaps_a.iter().chain(&snaps_b) {
+        let until = w.until(key);
+        assert!(
+            until >= before + DAY - Duration::from_secs(5),
+            "{key} (kept by forget) was not extended: {until:?}"
+        );
+    }
+}
+
 #[test]
 fn cli_refuses_object_lock_on_a_store_without_it() {
     let w = World::new();

@@ -107,6 +107,10 @@ fn prune_while_two_hosts_snapshot_in_a_loop() {
             (host.to_string(), src, rounds)
         })
         .collect();
+    // Each host writes with its own authorised key (enrolled here, before they race).
+    for (host, _, _) in &plans {
+        drop(v.command_as_host(host, ["snapshots"]));
+    }
     std::thread::scope(|scope| {
         let writers: Vec<_> = plans
             .iter()
@@ -120,7 +124,7 @@ fn prune_while_two_hosts_snapshot_in_a_loop() {
                         }
                         let tag = expected.file_name().unwrap().to_str().unwrap();
                         let out = v
-                            .command_on_host(
+                            .command_as_host(
                                 host,
                                 [
                                     "snapshot",

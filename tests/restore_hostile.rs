@@ -78,6 +78,7 @@ fn craft(
         tree: keys.blob_id(&root_tree),
         summary: Summary::default(),
         program: "crafted".into(),
+        databases: Vec::new(),
     };
     let reader = BlobReader::new(created.repo, keys, created.identity);
     (
@@ -123,6 +124,8 @@ fn restore(c: &Crafted, snap: &Snapshot) -> vault::Result<vault::restore::Restor
             dry_run: false,
             verify: false,
             numeric_owner: true,
+            delete: false,
+            no_privileged: false,
             threads: 2,
             spool: None,
         },

@@ -16,6 +16,7 @@ fn snap(time: &str) -> Snapshot {
         tree: Id([0; 32]),
         summary: Summary::default(),
         program: "vault test".into(),
+        databases: Vec::new(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! A store is a flat namespace of immutable objects addressed by (kind, name). Names are
 //! lowercase hex ids, except the single `config` object. Backends only move bytes: they
 //! never interpret or decrypt what they hold, so every backend is interchangeable and one
-//! test suite ([`testsuite`]) checks them all.
+//! test suite (`testsuite`, behind the `testing` feature) checks them all.
 //!
 //! The contract every backend keeps:
 //! - `put` is atomic and durable: once it returns, the whole object survives a crash and a
@@ -13,12 +13,16 @@
 //!   not an error (prune may race another prune).
 //! - `list` returns only complete objects.
 
+/// Fault injection for tests (feature `testing`; not in release builds).
+#[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 pub mod local;
 pub mod memory;
 pub mod retry;
 pub mod s3;
 pub mod spool;
+/// The suite every backend must pass (feature `testing`; not in release builds).
+#[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 use crate::error::{Error, Result};
@@ -215,17 +219,13 @@ pub type BackendRef = Arc<dyn Backend>;
 
 /// Opens the backend a store location names: a filesystem path (the default), or a URL
 /// scheme another backend registers. S3 settings come from the environment; see
-/// [`open_with`] to apply a configuration's `[s3]` table.
+/// [`open_with`] to give them (such as a configuration's `[s3]` table).
 pub fn open(location: &str) -> Result<BackendRef> {
-    open_with_s3(location, &s3::S3Config::default())
+    open_with(location, &s3::S3Config::default())
 }
 
-/// As [`open`], with the S3 settings of `config`.
-pub fn open_with(location: &str, config: &crate::config::Config) -> Result<BackendRef> {
-    open_with_s3(location, &config.s3)
-}
-
-fn open_with_s3(location: &str, s3_config: &s3::S3Config) -> Result<BackendRef> {
+/// As [`open`], with these S3 settings for `s3://` locations.
+pub fn open_with(location: &str, s3_config: &s3::S3Config) -> Result<BackendRef> {
     if location.starts_with("s3://") {
         return s3::open_s3(location, s3_config);
     }

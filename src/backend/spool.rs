@@ -8,12 +8,11 @@
 //! those pack ranges goes to the store itself.
 
 use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// Ranges closer than this are fetched as one (the gap is cheaper than a request).
 const MERGE_GAP: u64 = 1 << 20;
@@ -91,50 +90,22 @@ impl SpoolBackend {
             jobs.len() as u64,
             jobs.iter().map(|j| j.2).sum(),
         );
-        let queue = Mutex::new(jobs.into_iter());
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..fetchers.max(1) {
-                scope.spawn(|| loop {
-                    if first_error.lock().unwrap().is_some() {
-                        return;
-                    }
-                    if let Err(e) = crate::progress::check_cancelled() {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                    let Some((pack, off, len)) = queue.lock().unwrap().next() else {
-                        return;
-                    };
-                    let result = inner
-                        .get_range(Kind::Packs, &pack, off, len)
-                        .and_then(|bytes| {
-                            let path = dir.join(&pack);
-                            OpenOptions::new()
-                                .create(true)
-                                .write(true)
-                                .truncate(false)
-                                .open(&path)
-                                .and_then(|f| f.write_all_at(&bytes, off))
-                                .ctx(|| {
-                                    format!(
-                                        "write restore spool {} (is the disk full?)",
-                                        path.display()
-                                    )
-                                })
-                        });
-                    progress.set_current(&pack);
-                    progress.add_bytes(len);
-                    progress.add_files(1);
-                    if let Err(e) = result {
-                        first_error.lock().unwrap().get_or_insert(e);
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_error.into_inner().unwrap() {
-            return Err(e);
-        }
+        crate::parallel::try_for_each(&jobs, fetchers, |(pack, off, len)| {
+            crate::progress::check_cancelled()?;
+            let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
+            let path = dir.join(pack);
+            let written = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)
+                .and_then(|f| f.write_all_at(&bytes, *off))
+                .ctx(|| format!("write restore spool {} (is the disk full?)", path.display()));
+            progress.set_current(pack);
+            progress.add_bytes(*len);
+            progress.add_files(1);
+            written
+        })?;
         Ok(SpoolBackend {
             inner,
             dir: dir.to_path_buf(),

@@ -20,6 +20,8 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     pub threads: Option<usize>,
     pub lock_wait: std::time::Duration,
+    /// Accept a new passphrase the strength check calls weak.
+    pub allow_weak_passphrase: bool,
 }
 
 pub struct Context {
@@ -32,6 +34,31 @@ pub struct Writer {
     pub repo: Repo,
     pub keys: WriterKeys,
     pub recipients: Vec<age::x25519::Recipient>,
+    /// The host name this host's key is authorised for (signed stores).
+    pub host: Option<String>,
+}
+
+/// Says once per run that a store of the first format is not authenticated.
+pub fn warn_if_legacy(repo: &Repo) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if repo.is_legacy() {
+        WARNED.call_once(|| {
+            errln!(
+                "vault: warning: the store at {} is of the first format: its config, recipients and snapshot \
+                 records are not signed, so anyone who can write to the store could redirect new backups or \
+                 forge snapshots. Run `vault upgrade` with the reader identity to sign it.",
+                repo.location()
+            )
+        });
+    }
+}
+
+/// This host's name, as `hostname` prints it.
+pub fn system_hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Context {
@@ -76,12 +103,19 @@ impl Context {
     pub fn backend(&self) -> Result<BackendRef> {
         Ok(vault::backend::open_with(
             &self.store_location(),
-            &self.config,
+            &self.config.s3,
         )?)
     }
 
     pub fn open_repo(&self) -> Result<Repo> {
-        Ok(Repo::open(self.backend()?)?)
+        let repo = Repo::open(self.backend()?)?;
+        warn_if_legacy(&repo);
+        Ok(repo)
+    }
+
+    /// The host name this host records: the configured one, else the system's.
+    pub fn hostname(&self) -> String {
+        self.config.hostname.clone().unwrap_or_else(system_hostname)
     }
 
     fn cache_dir(&self) -> PathBuf {
@@ -131,32 +165,31 @@ impl Context {
 
     /// The passphrase given without asking: VAULT_PASSPHRASE, or a passphrase file.
     pub fn given_passphrase(&self) -> Result<Option<SecretString>> {
-        if let Ok(p) = std::env::var("VAULT_PASSPHRASE") {
-            if !p.is_empty() {
-                return Ok(Some(SecretString::from(p)));
-            }
+        if let Some(p) = super::passphrase::from_env("VAULT_PASSPHRASE") {
+            return Ok(Some(p));
         }
         let file = self
             .ov
             .passphrase_file
             .clone()
             .or_else(|| self.config.passphrase_file.clone());
-        if let Some(path) = file {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("read passphrase file {}", path.display()))?,
-            );
-            let line = text.lines().next().unwrap_or("");
-            if line.is_empty() {
-                bail!("passphrase file {} is empty", path.display());
-            }
-            return Ok(Some(SecretString::from(line.to_string())));
-        }
-        Ok(None)
+        file.map(|path| super::passphrase::from_file(&path))
+            .transpose()
     }
 
-    /// A passphrase for a new wrapping: given, or asked twice on the terminal.
+    /// A passphrase for a new wrapping: given, or asked twice on the terminal; refused
+    /// when weak unless `--allow-weak-passphrase`.
     pub fn new_passphrase(&self) -> Result<Option<SecretString>> {
+        let pass = self.new_passphrase_unrated()?;
+        if let Some(p) = &pass {
+            if !self.ov.allow_weak_passphrase {
+                vault::passphrase::check_strength(p, &[&self.hostname(), "vault", "travis"])?;
+            }
+        }
+        Ok(pass)
+    }
+
+    fn new_passphrase_unrated(&self) -> Result<Option<SecretString>> {
         if let Some(p) = self.given_passphrase()? {
             return Ok(Some(p));
         }
@@ -182,30 +215,101 @@ impl Context {
         self.reader_in(self.open_repo()?)
     }
 
-    fn reader_in(&self, repo: Repo) -> Result<(Repo, age::x25519::Identity)> {
+    fn reader_in(&self, mut repo: Repo) -> Result<(Repo, age::x25519::Identity)> {
+        let id = self.reader_identity(&repo)?;
+        self.authenticate_reader(&mut repo, &id)?;
+        Ok((repo, id))
+    }
+
+    /// Verifies the config with the admin key the reader identity derives. An identity
+    /// that is not the admin's (an extra recipient) cannot check it: then the admin key
+    /// pinned in this host's writer key file is used if there is one; else nothing is
+    /// verified: recipients stay unauthenticated (prune and host setup refuse) and no
+    /// snapshot counts as verified (`latest` finds none; ids still restore, flagged).
+    fn authenticate_reader(&self, repo: &mut Repo, id: &age::x25519::Identity) -> Result<()> {
+        if repo.is_legacy() {
+            return Ok(());
+        }
+        let secret = vault::sign::SigningSecret::admin_from_identity(id);
+        let admin = secret.public();
+        if repo.claimed_admin() == Some(admin) {
+            repo.authenticate(&admin)?;
+            repo.trust.admin_signer = Some(std::sync::Arc::new(secret));
+            return Ok(());
+        }
+        let path = self.writer_key_path(&repo.config.store_id);
+        if path.exists() {
+            let file = WriterKeyFile::load(&path)?;
+            if let Some((pinned, _, _)) = file.host_identity(&path)? {
+                repo.authenticate(&pinned)?;
+                return Ok(());
+            }
+        }
+        errln!(
+            "vault: warning: the reader identity {} is not the admin identity of the store at {} (an extra \
+             recipient, or the config's admin key was replaced by someone without the reader identity): the \
+             config and snapshot signatures cannot be checked, so no snapshot counts as verified",
+            id.to_public(),
+            repo.location()
+        );
+        Ok(())
+    }
+
+    fn reader_identity(&self, repo: &Repo) -> Result<age::x25519::Identity> {
         if let Some(path) = self.explicit_identity() {
-            return Ok((repo, keys::load_identity_file(&path)?));
+            return Ok(keys::load_identity_file(&path)?);
         }
         if let Some(pass) = self.given_passphrase()? {
-            let id = keys::unlock_reader_object(repo.backend.as_ref(), &pass)?;
-            return Ok((repo, id));
+            return Ok(keys::unlock_reader_object(repo.backend.as_ref(), &pass)?);
         }
         let default = self.default_identity_path(&repo.config.store_id);
         if default.exists() {
-            return Ok((repo, keys::load_identity_file(&default)?));
+            return Ok(keys::load_identity_file(&default)?);
         }
         if let Some(pass) = prompt(&format!(
             "Passphrase for the store at {}: ",
             repo.location()
         ))? {
-            let id = keys::unlock_reader_object(repo.backend.as_ref(), &pass)?;
-            return Ok((repo, id));
+            return Ok(keys::unlock_reader_object(repo.backend.as_ref(), &pass)?);
         }
         bail!(
             "reading the store at {} needs its reader identity: give --identity FILE, or the store passphrase \
              (VAULT_PASSPHRASE or --passphrase-file); a snapshotting host's writer key cannot read backups",
             repo.location()
         )
+    }
+
+    /// The admin: the reader identity whose derived admin key signed the config.
+    pub fn admin(&self) -> Result<Admin> {
+        let (repo, keys, identity) = self.reader_keys()?;
+        if repo.is_legacy() {
+            bail!(
+                "the store at {} is of the first format (unsigned): run `vault upgrade` with the reader identity first",
+                repo.location()
+            );
+        }
+        let admin = vault::sign::SigningSecret::admin_from_identity(&identity);
+        if repo.claimed_admin() != Some(admin.public()) || !repo.trust.config_verified {
+            bail!(
+                "the reader identity {} is not the admin identity of the store at {}: only the identity the \
+                 store was created with (or its passphrase) can change recipients or authorise hosts",
+                identity.to_public(),
+                repo.location()
+            );
+        }
+        Ok(Admin {
+            repo,
+            keys,
+            identity,
+            admin,
+        })
+    }
+
+    /// A reader's session: the store, its keys unlocked once (one passphrase prompt at
+    /// most), and the cache folder.
+    pub fn reader_session(&self) -> Result<vault::Session> {
+        let (repo, identity) = self.reader()?;
+        Ok(vault::Session::unlock(repo, identity, self.cache_dir())?)
     }
 
     /// Reader identity plus the derived keys.
@@ -232,7 +336,7 @@ impl Context {
             || self.default_identity_path(store_id).exists())
     }
 
-    fn writer_in(&self, repo: Repo) -> Result<Writer> {
+    fn writer_in(&self, mut repo: Repo) -> Result<Writer> {
         let path = self.writer_key_path(&repo.config.store_id);
         if path.exists() {
             let file = WriterKeyFile::load(&path)?;
@@ -246,11 +350,38 @@ impl Context {
                 );
             }
             let keys = file.writer_keys(&path)?;
-            let recipients = vault::crypto::parse_recipients(&file.recipients)?;
+            let host = match file.host_identity(&path)? {
+                Some((admin, host, key)) => {
+                    repo.authenticate(&admin).with_context(|| {
+                        format!(
+                            "the store's config does not verify with the admin key pinned in {}",
+                            path.display()
+                        )
+                    })?;
+                    repo.set_signer(&host, key);
+                    Some(host)
+                }
+                None if repo.is_legacy() => None,
+                None => bail!(
+                    "writer key {} is of the first format (no host signing key), but the store at {} is signed: \
+                     on the admin host run `vault host add NAME --out FILE` and install FILE here (or give the \
+                     store passphrase or --identity once to enrol this host)",
+                    path.display(),
+                    repo.location()
+                ),
+            };
+            // Signed stores: the recipients of the verified config (so `vault key
+            // add-recipient` reaches every host). First format: the ones pinned here.
+            let recipients = if repo.is_legacy() {
+                vault::crypto::parse_recipients(&file.recipients)?
+            } else {
+                repo.recipients()?
+            };
             return Ok(Writer {
                 repo,
                 keys,
                 recipients,
+                host,
             });
         }
         if !self.reader_given(&repo.config.store_id)? {
@@ -262,20 +393,37 @@ impl Context {
                 path.display()
             );
         }
-        let (repo, keys, _) = self.reader_keys_in(repo)?;
-        let file = WriterKeyFile {
+        let (mut repo, keys, identity) = self.reader_keys_in(repo)?;
+        // Refuses a config it cannot authenticate: a new host must not pin recipients an
+        // attacker put there.
+        let recipients = repo.recipients()?;
+        let mut file = WriterKeyFile {
             store_id: repo.config.store_id.clone(),
             store: repo.location(),
             id_key: keys.id_key().to_hex().to_string(),
             recipients: repo.config.recipients.clone(),
+            admin_key: None,
+            host: None,
+            host_key: None,
         };
+        let mut host = None;
+        if !repo.is_legacy() {
+            let admin = vault::sign::SigningSecret::admin_from_identity(&identity);
+            let name = self.hostname();
+            let key = enrol_host(&mut repo, &admin, &name)?;
+            file.admin_key = Some(vault::sign::public_hex(&admin.public()));
+            file.host = Some(name.clone());
+            file.host_key = Some(key.seed_hex().to_string());
+            repo.set_signer(&name, key);
+            host = Some(name);
+        }
         file.save(&path)?;
         errln!("vault: wrote this host's writer key to {}", path.display());
-        let recipients = vault::crypto::parse_recipients(&repo.config.recipients)?;
         Ok(Writer {
             repo,
             keys,
             recipients,
+            host,
         })
     }
 
@@ -303,4 +451,30 @@ impl Context {
         let (repo, keys, _) = self.reader_keys_in(repo)?;
         Ok((repo, keys))
     }
+}
+
+/// What the admin holds: the reader identity and the admin signing key derived from it.
+pub struct Admin {
+    pub repo: Repo,
+    pub keys: WriterKeys,
+    pub identity: age::x25519::Identity,
+    pub admin: vault::sign::SigningSecret,
+}
+
+/// Authorises a fresh host key for `name` in the store's registry (signed by the admin).
+pub fn enrol_host(
+    repo: &mut Repo,
+    admin: &vault::sign::SigningSecret,
+    name: &str,
+) -> Result<vault::sign::SigningSecret> {
+    let mut registry = vault::hosts::Registry::load(
+        repo.backend.as_ref(),
+        &repo.config.store_id,
+        &admin.public(),
+    )?;
+    let key = vault::sign::SigningSecret::generate();
+    registry.add(name, &key.public())?;
+    registry.save(repo.backend.as_ref(), admin)?;
+    repo.trust.registry = Some(std::sync::Arc::new(registry));
+    Ok(key)
 }

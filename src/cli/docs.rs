@@ -6,15 +6,13 @@ use anyhow::{Context as _, Result};
 use std::path::PathBuf;
 
 pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\ntarget: ",
-    env!("VAULT_BUILD_TARGET"),
+    env!("VAULT_LONG_VERSION"),
     "\nprofile: ",
     env!("VAULT_BUILD_PROFILE"),
     "\ncompiler: ",
     env!("VAULT_BUILD_RUSTC"),
     "\nstore format: ",
-    "1"
+    "2"
 );
 
 /// Exit status for usage errors (clap uses it too for bad flags).

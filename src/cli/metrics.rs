@@ -22,7 +22,7 @@ pub struct Finish {
 }
 
 /// Metric names, help texts, and the result field each comes from.
-const METRICS: [(&str, &str); 10] = [
+const METRICS: [(&str, &str); 11] = [
     (
         "vault_last_run_timestamp_seconds",
         "When the command last ended (Unix time).",
@@ -59,6 +59,10 @@ const METRICS: [(&str, &str); 10] = [
     (
         "vault_bytes",
         "Bytes of file content the last run covered (apparent size).",
+    ),
+    (
+        "vault_drill_passed",
+        "1 when the last vault drill passed every check, else 0.",
     ),
 ];
 
@@ -127,6 +131,7 @@ fn number(result: Option<&serde_json::Value>, key: &str) -> Option<f64> {
     let v = result?.get(key)?;
     match v {
         serde_json::Value::Array(a) => Some(a.len() as f64),
+        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
         other => other.as_f64(),
     }
 }
@@ -173,6 +178,7 @@ pub fn write(
         ("vault_files", "files"),
         ("vault_problems", "problems"),
         ("vault_bytes", "bytes"),
+        ("vault_drill_passed", "passed"),
     ] {
         set(metric, number(result, field));
     }

@@ -394,20 +394,11 @@ fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
 
 /// First line of a file, for passphrase files.
 fn first_line(path: &Path) -> Result<SecretString> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("read passphrase file {}", path.display()))?,
-    );
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        bail!("passphrase file {} is empty", path.display());
-    }
-    Ok(SecretString::from(line))
+    super::passphrase::from_file(path)
 }
 
 fn env_passphrase() -> Option<SecretString> {
-    let value = Zeroizing::new(std::env::var(PASSPHRASE_ENV).ok()?);
-    (!value.is_empty()).then(|| SecretString::from(value.as_str()))
+    super::passphrase::from_env(PASSPHRASE_ENV)
 }
 
 fn escrow_key(args: &EscrowKeyArgs) -> Result<EscrowKey> {

@@ -4,6 +4,15 @@ use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 use std::io::{BufRead, Write};
 
+/// True when a person could be asked: a controlling terminal can be opened.
+pub fn available() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+}
+
 /// Reads a line from the terminal with echo off; `None` when there is no terminal (cron,
 /// scripts), so callers fall back to their non-interactive forms.
 pub fn prompt(question: &str) -> Result<Option<SecretString>> {

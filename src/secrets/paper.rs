@@ -668,7 +668,7 @@ mod tests {
     fn hostile_length_line_is_refused_without_allocating() {
         let Err(err) = read_back("encoding: text\nlength: 16000000000\ncheck: ABCD\n1: abcd\n")
         else {
-            panic!("refused");
+            panic!("a length beyond any sheet was not refused");
         };
         assert!(
             err.problems

@@ -486,17 +486,6 @@ pub fn find_version(
     }
 }
 
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 /// Seals `reading` as a new version of `name` to the escrow set `escrow`.
 pub fn seal_value(
     backend: &dyn Backend,
@@ -538,7 +527,7 @@ pub fn seal_value(
         format: FORMAT,
         name: name.to_string(),
         sealed_at,
-        host: hostname(),
+        host: crate::host::hostname(),
         source: reading.from.clone(),
         fingerprint: hex::encode(fp),
         escrow: escrow.serial,

@@ -319,6 +319,50 @@ impl Vault {
         cmd
     }
 
+    /// Like [`Vault::command_on_host`], for a host the admin authorised by name: its own
+    /// writer key (made here with `vault host add HOST` on first use), so the snapshots
+    /// it records as HOST verify.
+    pub fn command_as_host<I, S>(&self, host: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let key = self.dir.join(format!("writer-{host}.key"));
+        if !key.exists() {
+            self.run(["host", "add", host, "--out", key.to_str().unwrap()])
+                .ok();
+        }
+        let mut cmd = self.command_on_host(host, std::iter::empty::<&str>());
+        let mut global: Vec<OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let at = global
+            .iter()
+            .position(|a| a == "--writer-key")
+            .expect("global args name a writer key");
+        global[at + 1] = key.into();
+        let mut fresh = Command::new(&self.bin);
+        fresh.args(global).args(args);
+        self.prepare(&mut fresh);
+        let _ = &mut cmd;
+        fresh
+    }
+
+    /// Changes the store's config as its admin would: with the reader identity (exported
+    /// once into this world), re-signed, so hosts keep trusting it.
+    pub fn edit_config(&self, edit: impl FnOnce(&mut vault::repo::StoreConfig)) {
+        let id_path = self.dir.join("admin-identity.txt");
+        if !id_path.exists() {
+            self.run(["key", "export-identity", "--out", id_path.to_str().unwrap()])
+                .ok();
+        }
+        let identity = vault::keys::load_identity_file(&id_path).unwrap();
+        let backend =
+            std::sync::Arc::new(vault::backend::local::LocalBackend::new(self.store.clone()));
+        let mut repo = vault::repo::Repo::open(backend).unwrap();
+        edit(&mut repo.config);
+        repo.sign_config(&vault::sign::SigningSecret::admin_from_identity(&identity))
+            .unwrap();
+    }
+
     /// Starts `vault <args>` and kills it (SIGKILL) after `delay`, as a crash or power
     /// loss would stop it; whether it had finished by then does not matter.
     pub fn kill_after<I, S>(&self, args: I, delay: Duration)

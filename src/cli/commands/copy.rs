@@ -3,7 +3,13 @@ use crate::cli::context::Context;
 use anyhow::{bail, Result};
 
 /// `vault copy`: the context's store is the source (`--from`).
-pub fn copy(ctx: &Context, to: &str, specs: &[String], verify: bool) -> Result<u8> {
+pub fn copy(
+    ctx: &Context,
+    to: &str,
+    specs: &[String],
+    verify: bool,
+    filter: &crate::cli::filter::FilterArgs,
+) -> Result<u8> {
     use vault::copy::{CopyOptions, CopyReport, Tally};
     let opts = CopyOptions {
         threads: ctx.threads(),
@@ -11,10 +17,10 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String], verify: bool) -> Result<u
         verify,
     };
     let mut report = CopyReport::default();
-    let dst_backend = vault::backend::open_with(to, &ctx.config)?;
+    let dst_backend = vault::backend::open_with(to, &ctx.config.s3)?;
     let src_location;
     let dst_location;
-    if specs.is_empty() {
+    if specs.is_empty() && filter.filter().is_empty() {
         // The whole store: the metadata key is enough (a writer host can ship its store).
         let (src, keys) = ctx.meta_keys()?;
         let dst = vault::copy::open_destination(&src, dst_backend, &mut report)?;
@@ -27,7 +33,19 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String], verify: bool) -> Result<u
         cache.sync_index(&src, &keys)?;
         let mut chosen = Vec::new();
         for spec in specs {
-            chosen.push(src.find_snapshot(&keys, spec)?);
+            let (id, snap, _) = crate::cli::filter::resolve(ctx, &src, &keys, spec, filter)?;
+            chosen.push((id, snap));
+        }
+        if specs.is_empty() {
+            // Filters without ids: every snapshot they match.
+            chosen = filter.filter().apply(src.snapshots(&keys)?);
+            if chosen.is_empty() {
+                bail!(
+                    "no snapshot in {} matches {}; nothing was copied",
+                    src.location(),
+                    filter.filter().describe()
+                );
+            }
         }
         let dst = vault::copy::open_destination(&src, dst_backend, &mut report)?;
         (src_location, dst_location) = (src.location(), dst.location());
@@ -116,7 +134,7 @@ pub fn copy(ctx: &Context, to: &str, specs: &[String], verify: bool) -> Result<u
             if ids.len() == 1 { "s" } else { "" },
             ids.join(" ")
         );
-        if specs.is_empty() && !report.problems.is_empty() {
+        if specs.is_empty() && filter.filter().is_empty() && !report.problems.is_empty() {
             errln!(
                 "vault: a whole-store copy cannot tell which snapshots need the damaged objects without reading their \
                  trees; name the snapshots to copy (`vault copy --from {src_location} --to {dst_location} ID...`, \

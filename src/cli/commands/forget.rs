@@ -1,48 +1,27 @@
+use super::prune::prune_in;
 use crate::cli::context::Context;
 use anyhow::Result;
+use vault::forget::Rule;
 
 pub fn forget(
     ctx: &Context,
     config: &vault::retention::RetentionConfig,
+    narrow: &vault::select::SnapshotFilter,
     dry_run: bool,
     then_prune: bool,
 ) -> Result<u8> {
     let policy = vault::retention::Policy::from_config(config)?;
     // The reader identity is demanded even though only snapshot records are touched: a
     // snapshotting host's writer key must not be able to drop backups.
-    let (repo, keys, _) = ctx.reader_keys()?;
-    let snapshots = repo.snapshots(&keys)?;
-    let candidates = vault::retention::candidates(&snapshots)?;
-    let mut decisions = vault::retention::apply(&policy, &candidates, &chrono::Local::now())?;
-    // A rule relative to now (keep-within) or to tags can leave a group with nothing, for
-    // example a host that stopped snapshotting a while ago. Losing a host's last backup
-    // to a retention rule is never what an operator meant: its newest snapshot stays.
-    let mut guarded = std::collections::HashSet::new();
-    let groups: std::collections::BTreeSet<String> =
-        decisions.iter().map(|d| d.group.clone()).collect();
-    for g in groups {
-        let members: Vec<usize> = (0..decisions.len())
-            .filter(|&i| decisions[i].group == g && decisions[i].selected)
-            .collect();
-        if !members.is_empty() && members.iter().all(|&i| !decisions[i].keep) {
-            let newest = *members
-                .iter()
-                .max_by_key(|&&i| (decisions[i].time, decisions[i].id))
-                .unwrap();
-            decisions[newest].keep = true;
-            guarded.insert(decisions[newest].id);
-        }
-    }
-    let by_id: std::collections::HashMap<vault::Id, &vault::repo::Snapshot> =
-        snapshots.iter().map(|(id, s)| (*id, s)).collect();
+    let session = ctx.reader_session()?;
+    let snapshots = narrow.apply(session.repo().snapshots(session.keys())?);
+    let plan = vault::forget::plan(&policy, &snapshots, &chrono::Local::now())?;
     outln!("policy: {policy}");
     let mut group = None;
-    let mut removed = 0;
-    let mut locked = Vec::new();
     let mut rows = Vec::new();
-    for d in &decisions {
-        if group.as_ref() != Some(&d.group) {
-            outln!("\n{}", d.group);
+    for s in &plan.snapshots {
+        if group.as_ref() != Some(&s.group) {
+            outln!("\n{}", s.group);
             outln!(
                 "{:<8}  {:<19}  {:<14}  {:<6}  reason",
                 "id",
@@ -50,66 +29,51 @@ pub fn forget(
                 "tags",
                 "action"
             );
-            group = Some(d.group.clone());
+            group = Some(s.group.clone());
         }
-        let tags = by_id
-            .get(&d.id)
-            .map(|s| s.tags.join(","))
-            .unwrap_or_default();
-        let (action, reason) = match (d.selected, d.keep) {
-            (false, _) => ("keep", "not selected (--host)".to_string()),
-            (true, true) if guarded.contains(&d.id) => (
-                "keep",
-                "newest of its group (the policy would keep none)".to_string(),
-            ),
-            (true, true) => ("keep", d.reason_text()),
-            (true, false) => ("remove", String::new()),
+        let reason = match &s.rule {
+            Rule::NotSelected => "not selected (--host)".to_string(),
+            rule => rule.describe(),
         };
         outln!(
             "{:<8}  {:<19}  {:<14}  {:<6}  {reason}",
-            d.id.short(),
-            d.time.format("%Y-%m-%d %H:%M:%S"),
-            tags,
-            action
+            s.id.short(),
+            s.time.format("%Y-%m-%d %H:%M:%S"),
+            s.tags.join(","),
+            if s.keep { "keep" } else { "remove" }
         );
         rows.push(serde_json::json!({
-            "id": d.id.to_hex(),
-            "short_id": d.id.short(),
-            "time": d.time.to_rfc3339(),
-            "group": d.group,
-            "tags": tags,
-            "action": action,
+            "id": s.id.to_hex(),
+            "short_id": s.id.short(),
+            "time": s.time.to_rfc3339(),
+            "group": s.group,
+            "tags": s.tags,
+            "action": if s.keep { "keep" } else { "remove" },
             "reason": reason,
         }));
-        if d.selected && !d.keep && !dry_run {
-            match repo
-                .backend
-                .delete(vault::backend::Kind::Snapshots, &d.id.to_hex())
-            {
-                Ok(()) => removed += 1,
-                Err(e) if e.is_retention_locked() => locked.push(d.id.short()),
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
-    let to_remove = decisions.iter().filter(|d| d.selected && !d.keep).count();
-    crate::cli::output::set_result(serde_json::json!({
+    let total = plan.snapshots.len();
+    let to_remove = plan.removals().count();
+    let mut result = serde_json::json!({
         "policy": policy.to_string(),
         "dry_run": dry_run,
         "snapshots": rows,
-        "total": decisions.len(),
+        "total": total,
         "to_remove": to_remove,
-        "removed": if dry_run { 0 } else { removed },
-        "kept_locked": &locked,
-    }));
+        "removed": 0,
+        "kept_locked": [],
+    });
     if dry_run {
-        outln!(
-            "\ndry run: {to_remove} of {} snapshots would be removed; nothing was changed",
-            decisions.len()
-        );
+        crate::cli::output::set_result(result);
+        outln!("\ndry run: {to_remove} of {total} snapshots would be removed; nothing was changed");
         return Ok(0);
     }
-    outln!("\nremoved {removed} of {} snapshots", decisions.len());
+    let report = vault::forget::execute(session.repo(), &plan)?;
+    let locked: Vec<String> = report.locked.iter().map(|id| id.short()).collect();
+    result["removed"] = report.removed.into();
+    result["kept_locked"] = serde_json::json!(&locked);
+    crate::cli::output::set_result(result);
+    outln!("\nremoved {} of {total} snapshots", report.removed);
     if !locked.is_empty() {
         outln!(
             "{} snapshots are still under object lock and stay until it passes: {}",
@@ -118,8 +82,14 @@ pub fn forget(
         );
     }
     if then_prune {
+        // The session opened above serves the prune too: one passphrase prompt, not two.
         let forgot = crate::cli::output::take_result();
-        let code = super::prune(ctx, false, 20)?;
+        let code = prune_in(
+            ctx,
+            &session,
+            false,
+            vault::prune::DEFAULT_REPACK_THRESHOLD_PERCENT,
+        )?;
         let pruned = crate::cli::output::take_result();
         if let Some(mut forgot) = forgot {
             forgot["prune"] = pruned.unwrap_or_default();

@@ -34,3 +34,77 @@ pub fn key_set_passphrase(ctx: &Context) -> Result<u8> {
     );
     Ok(0)
 }
+
+/// `vault key add-recipient AGE1...`: new packs are also wrapped to this recipient.
+pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
+    let mut a = ctx.admin()?;
+    let recipient = recipient.trim().to_string();
+    vault::crypto::parse_recipients(std::slice::from_ref(&recipient))?;
+    if a.repo.config.recipients.contains(&recipient) {
+        outln!(
+            "{recipient} is already a recipient of the store at {}",
+            a.repo.location()
+        );
+        return Ok(0);
+    }
+    a.repo.config.recipients.push(recipient.clone());
+    let all = vault::crypto::parse_recipients(&a.repo.config.recipients)?;
+    // The id key first, so the new reader can also set up writers; then the signed config.
+    vault::keys::put_idkey_object(a.repo.backend.as_ref(), &all, a.keys.id_key())?;
+    a.repo.sign_config(&a.admin)?;
+    outln!(
+        "added recipient {recipient}: packs written from now on (snapshots and prune's repacks) can be read \
+         with its identity; packs written before cannot"
+    );
+    Ok(0)
+}
+
+/// `vault key remove-recipient AGE1...`: new packs are no longer wrapped to it.
+pub fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
+    let mut a = ctx.admin()?;
+    let recipient = recipient.trim().to_string();
+    if recipient == a.identity.to_public().to_string() {
+        bail!("{recipient} is the admin's own reader identity; it cannot be removed (the store would become unreadable to its admin)");
+    }
+    let before = a.repo.config.recipients.len();
+    a.repo.config.recipients.retain(|r| r.trim() != recipient);
+    if a.repo.config.recipients.len() == before {
+        bail!(
+            "{recipient} is not a recipient of the store at {} (`vault key list` shows them)",
+            a.repo.location()
+        );
+    }
+    a.repo.sign_config(&a.admin)?;
+    let all = vault::crypto::parse_recipients(&a.repo.config.recipients)?;
+    vault::keys::put_idkey_object(a.repo.backend.as_ref(), &all, a.keys.id_key())?;
+    outln!(
+        "removed recipient {recipient}: packs written from now on are not wrapped to it. It can still read \
+         the packs written before; to end that, restore or copy what matters and prune with repacking"
+    );
+    Ok(0)
+}
+
+/// `vault key list`: the recipients and admin key, and whether the config verified.
+pub fn key_list(ctx: &Context) -> Result<u8> {
+    let (repo, _) = ctx.meta_keys()?;
+    dataln!("store {} at {}", repo.config.store_id, repo.location());
+    if repo.is_legacy() {
+        dataln!("format 1: config not signed (run `vault upgrade` with the reader identity)");
+    } else {
+        dataln!(
+            "format {}: config signed by admin key {} ({})",
+            repo.config.version,
+            repo.config.admin_key.as_deref().unwrap_or("?"),
+            if repo.trust.config_verified {
+                "verified"
+            } else {
+                "NOT verified with a key this host trusts"
+            }
+        );
+    }
+    dataln!("recipients (pack data keys are wrapped to each):");
+    for r in &repo.config.recipients {
+        dataln!("  {r}");
+    }
+    Ok(0)
+}

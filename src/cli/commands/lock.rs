@@ -12,20 +12,17 @@ pub fn lock_extend(
         Err(vault::retention::RetentionError::EmptyPolicy) => None,
         Err(e) => return Err(e.into()),
     };
-    let (repo, keys, identity) = ctx.reader_keys()?;
+    let session = ctx.reader_session()?;
+    // The same plan as `forget`: what it keeps (the guard included) is extended, only
+    // what it removes is skipped.
     let mut skip = std::collections::HashSet::new();
     if let Some(policy) = &policy {
-        let snapshots = repo.snapshots(&keys)?;
-        let candidates = vault::retention::candidates(&snapshots)?;
-        for d in vault::retention::apply(policy, &candidates, &chrono::Local::now())? {
-            if d.selected && !d.keep {
-                skip.insert(d.id);
-            }
-        }
+        let snapshots = session.repo().snapshots(session.keys())?;
+        skip = vault::forget::plan(policy, &snapshots, &chrono::Local::now())?.removed_ids();
         outln!("policy: {policy}");
     }
-    let mut cache = ctx.open_cache(&repo)?;
-    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    let mut cache = session.open_cache()?;
+    let reader = session.blob_reader()?;
     let opts = vault::object_lock::ExtendOptions {
         dry_run,
         skip_snapshots: skip,

@@ -11,7 +11,14 @@ enum Style {
     Json,
 }
 
-pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>, long: bool, json: bool) -> Result<()> {
+pub fn ls(
+    ctx: &Context,
+    spec: &str,
+    path: Option<PathBuf>,
+    long: bool,
+    json: bool,
+    filter: &crate::cli::filter::FilterArgs,
+) -> Result<()> {
     let style = if json {
         Style::Json
     } else if long {
@@ -24,7 +31,11 @@ pub fn ls(ctx: &Context, spec: &str, path: Option<PathBuf>, long: bool, json: bo
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         errln!("vault: warning: {w}");
     }
-    let (_, snap) = repo.find_snapshot(&keys, spec)?;
+    let (id, snap, verdict) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    super::describe_verification(&id, &snap, &verdict);
+    for d in &snap.databases {
+        dataln!("# {}", d.describe());
+    }
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let filter: Vec<Vec<u8>> = path
         .as_ref()

@@ -3,6 +3,7 @@
 mod check;
 mod copy;
 mod forget;
+mod host;
 mod init;
 mod key;
 mod lock;
@@ -11,10 +12,12 @@ mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod upgrade;
 
 pub use check::*;
 pub use copy::*;
 pub use forget::*;
+pub use host::*;
 pub use init::*;
 pub use key::*;
 pub use lock::*;
@@ -23,6 +26,7 @@ pub use prune::*;
 pub use restore::*;
 pub use snapshot::*;
 pub use snapshots::*;
+pub use upgrade::*;
 
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -1,11 +1,21 @@
 use super::human;
 use crate::cli::context::Context;
 use anyhow::Result;
+use vault::Session;
 
 pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
-    let (repo, keys, identity) = ctx.reader_keys()?;
-    let mut cache = ctx.open_cache(&repo)?;
-    let reader = vault::reader::BlobReader::new(repo, keys, identity);
+    prune_in(ctx, &ctx.reader_session()?, dry_run, repack_threshold)
+}
+
+/// Prune in a session already open (`forget --prune` passes its own).
+pub fn prune_in(
+    ctx: &Context,
+    session: &Session,
+    dry_run: bool,
+    repack_threshold: u8,
+) -> Result<u8> {
+    let mut cache = session.open_cache()?;
+    let reader = session.blob_reader()?;
     let opts = vault::prune::PruneOptions {
         dry_run,
         repack_threshold: repack_threshold.min(100) as f64 / 100.0,

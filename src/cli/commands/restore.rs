@@ -2,13 +2,44 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Context as _, Result};
 
-pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) -> Result<u8> {
+/// Restores inside `[hooks.restore]` (when configured): `after` runs however the restore ends.
+pub fn restore(
+    ctx: &Context,
+    spec: &str,
+    filter: &crate::cli::filter::FilterArgs,
+    opts: vault::restore::RestoreOptions,
+) -> Result<u8> {
+    let hook_set = ctx.config.hooks.restore();
+    if hook_set.is_empty() || opts.dry_run {
+        return restore_inner(ctx, spec, filter, opts);
+    }
+    let cancel = crate::cli::hooks::install_signal_flag()?;
+    let mut hooks =
+        crate::cli::hooks::HookRunner::new("restore", hook_set, ctx.store_location(), cancel);
+    let result = match hooks.before() {
+        Ok(()) => restore_inner(ctx, spec, filter, opts),
+        Err(e) => Err(e),
+    };
+    hooks.finish(crate::cli::hooks::Finished {
+        result,
+        snapshot_id: None,
+    })
+}
+
+fn restore_inner(
+    ctx: &Context,
+    spec: &str,
+    filter: &crate::cli::filter::FilterArgs,
+    opts: vault::restore::RestoreOptions,
+) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
+    // Choose the snapshot before the index sync: a wrong choice fails fast.
+    let (id, snap, verdict) = crate::cli::filter::resolve(ctx, &repo, &keys, spec, filter)?;
+    super::describe_verification(&id, &snap, &verdict);
     let mut cache = ctx.open_cache(&repo)?;
     for w in cache.sync_index(&repo, &keys)?.warnings() {
         errln!("vault: warning: {w}");
     }
-    let (id, snap) = repo.find_snapshot(&keys, spec)?;
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let started = std::time::Instant::now();
     let result = vault::restore::run(&reader, &cache, &snap, &opts);
@@ -36,9 +67,17 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
                 "path": l.path,
             })).collect::<Vec<_>>(),
         }));
+        if opts.delete {
+            for e in &report.extras {
+                let label = if e.mount_point { "mount" } else { "delete" };
+                outln!("{label:<8} {}", e.path);
+            }
+        }
+        print_privileged(&report.privileged);
         outln!(
-            "dry run: nothing was written ({} entries planned)",
-            report.plan.len()
+            "dry run: nothing was written ({} entries planned{})",
+            report.plan.len(),
+            extras_note(&report, &opts)
         );
         return Ok(0);
     }
@@ -62,6 +101,7 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
     for f in &report.failures {
         errln!("vault: {f}");
     }
+    print_privileged(&report.privileged);
     outln!(
         "restored snapshot {} into {}: {} files, {} folders, {} other, {} in {:.2} s{}",
         id.short(),
@@ -91,6 +131,10 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         "warnings": report.warnings,
         "problems": report.failures,
     }));
+    let note = extras_note(&report, &opts);
+    if !note.is_empty() {
+        outln!("{}", note.trim_start_matches([',', ' ']));
+    }
     if !report.failures.is_empty() {
         bail!(
             "restore incomplete: {} entr{} could not be restored or verified (listed above); nothing unverified was left in their place",
@@ -102,4 +146,38 @@ pub fn restore(ctx: &Context, spec: &str, opts: vault::restore::RestoreOptions) 
         return Ok(crate::exit_partial());
     }
     Ok(0)
+}
+
+/// What happens to the target's entries the snapshot lacks: `, N entries not in the
+/// snapshot ...`, or nothing when there are none.
+fn extras_note(
+    report: &vault::restore::RestoreReport,
+    opts: &vault::restore::RestoreOptions,
+) -> String {
+    let n = report.extras.len();
+    if n == 0 {
+        return String::new();
+    }
+    let entries = if n == 1 { "entry" } else { "entries" };
+    match (opts.delete, opts.dry_run) {
+        (true, true) => format!(", {n} {entries} not in the snapshot to delete"),
+        (true, false) => format!(
+            ", {} of {n} {entries} not in the snapshot deleted",
+            report.extras_removed
+        ),
+        (false, _) => {
+            format!(", {n} {entries} not in the snapshot left in place (--delete removes them)")
+        }
+    }
+}
+
+/// Lists the privileged entries a restore creates (or would create).
+fn print_privileged(list: &[String]) {
+    if list.is_empty() {
+        return;
+    }
+    outln!("privileged entries ({}):", list.len());
+    for p in list {
+        outln!("  {p}");
+    }
 }

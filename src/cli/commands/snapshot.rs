@@ -4,42 +4,132 @@ use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use vault::backup::SnapshotOptions;
 
+/// A command whose standard output the snapshot stores as a file.
+pub struct CommandOutput {
+    /// Where it appears in the snapshot (absolute; a bare name goes to `/NAME`).
+    pub name: String,
+    pub argv: Vec<String>,
+}
+
 pub fn snapshot(
     ctx: &Context,
     tags: Vec<String>,
     host: Option<String>,
     paths: Vec<PathBuf>,
+    command_output: Option<CommandOutput>,
+) -> Result<u8> {
+    let cancel = crate::cli::hooks::install_signal_flag()?;
+    let mut hooks = crate::cli::hooks::HookRunner::new(
+        "snapshot",
+        ctx.config.hooks.snapshot(),
+        ctx.store_location(),
+        cancel.clone(),
+    );
+    let mut snapshot_id = None;
+    let result = match hooks.before() {
+        Ok(()) => snapshot_inner(
+            ctx,
+            tags,
+            host,
+            paths,
+            command_output,
+            cancel,
+            &mut snapshot_id,
+        ),
+        Err(e) => Err(e),
+    };
+    hooks.finish(crate::cli::hooks::Finished {
+        result,
+        snapshot_id,
+    })
+}
+
+fn snapshot_inner(
+    ctx: &Context,
+    tags: Vec<String>,
+    host: Option<String>,
+    paths: Vec<PathBuf>,
+    command_output: Option<CommandOutput>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    snapshot_id: &mut Option<String>,
 ) -> Result<u8> {
     let backend = ctx.backend()?;
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             errln!("vault: no store yet at {}: creating it", backend.location());
-            super::init(ctx, &[], None)?;
+            super::init(ctx, &[], None, &super::ReaderChoice::default())?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }
     }
     let writer = ctx.writer()?;
-    let sources = source_paths(ctx, paths)?;
+    let mut files = Vec::new();
+    let sources = match command_output {
+        Some(c) => {
+            let path = if c.name.starts_with('/') {
+                PathBuf::from(&c.name)
+            } else {
+                Path::new("/").join(&c.name)
+            };
+            files.push(vault::backup::ExtraFile {
+                path,
+                source: vault::backup::ExtraSource::Command(
+                    c.argv.into_iter().map(Into::into).collect(),
+                ),
+                mode: 0o600,
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+            });
+            // Only the paths named on the command line go along with a command's output.
+            paths
+        }
+        None => source_paths(ctx, paths)?,
+    };
     let mut cache = ctx.open_cache(&writer.repo)?;
-    let hostname = host
-        .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(system_hostname);
+    let hostname = host.unwrap_or_else(|| vault::select::this_host(ctx.config.hostname.as_deref()));
+    if let Some(own) = writer.host.as_deref().filter(|own| *own != hostname) {
+        errln!(
+            "vault: warning: this host's key is authorised as host {own:?}, so a snapshot recorded as {hostname:?} \
+             will be flagged as not verified and never be picked as `latest`"
+        );
+    }
     let opts = SnapshotOptions {
-        paths: sources,
+        paths: sources.clone(),
         tags,
         hostname,
         excludes: ctx.config.exclude.clone(),
         threads: ctx.threads(),
         lock_wait: ctx.lock_wait(),
     };
-    let result = vault::backup::run(
+    let mut captures = postgres_captures(ctx, &sources)?;
+    let additions = vault::backup::Additions {
+        captures: captures
+            .iter_mut()
+            .map(|c| c as &mut dyn vault::backup::Capture)
+            .collect(),
+        files,
+        cancel: Some(cancel),
+    };
+    let result = vault::backup::run_with(
         &writer.repo,
         &writer.keys,
         &writer.recipients,
         &mut cache,
         &opts,
+        additions,
     )?;
+    *snapshot_id = Some(result.id.to_hex());
+    for c in &captures {
+        if !c.began() {
+            errln!(
+                "vault: warning: {} was not reached by this snapshot (missing or excluded): no online capture",
+                vault::backup::Capture::dir(c).display()
+            );
+        }
+    }
+    for d in &result.snapshot.databases {
+        errln!("vault: {}", d.describe());
+    }
     for p in &result.problems {
         if p.changed {
             errln!(
@@ -152,9 +242,40 @@ fn source_paths(ctx: &Context, given: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn system_hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+/// An online capture for every configured cluster whose data directory lies in the
+/// snapshot's paths.
+fn postgres_captures(
+    ctx: &Context,
+    sources: &[PathBuf],
+) -> Result<Vec<vault::postgres::PgCapture>> {
+    use vault::backup::Capture as _;
+    let sources = vault::backup::normalise_sources(sources)?;
+    let mut out = Vec::new();
+    for pg in &ctx.config.postgres {
+        if !pg.data_dir.is_absolute() {
+            bail!(
+                "[[postgres]] data_dir {} must be an absolute path",
+                pg.data_dir.display()
+            );
+        }
+        let dir = match vault::backup::normalise_sources(std::slice::from_ref(&pg.data_dir)) {
+            Ok(mut clean) if !clean.is_empty() => clean.remove(0),
+            Ok(_) => continue,
+            Err(e) => {
+                if sources.iter().any(|s| pg.data_dir.starts_with(s)) {
+                    errln!("vault: warning: [[postgres]] data_dir: {e}; no online capture");
+                }
+                continue;
+            }
+        };
+        if sources.iter().any(|s| dir.starts_with(s)) {
+            let mut config = pg.clone();
+            config.data_dir = dir;
+            let label = format!("vault snapshot {}", chrono::Local::now().to_rfc3339());
+            let capture = vault::postgres::PgCapture::new(config, &label);
+            debug_assert!(!capture.dir().as_os_str().is_empty());
+            out.push(capture);
+        }
+    }
+    Ok(out)
 }

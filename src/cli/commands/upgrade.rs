@@ -1,0 +1,53 @@
+use crate::cli::context::Context;
+use anyhow::Result;
+use vault::keys::WriterKeyFile;
+
+/// `vault upgrade`: sign a store of the first format (needs the reader identity).
+pub fn upgrade(ctx: &Context) -> Result<u8> {
+    let (mut repo, keys, identity) = ctx.reader_keys()?;
+    let report = vault::upgrade::run(&mut repo, &keys, &identity, ctx.lock_wait())?;
+    if !report.upgraded {
+        outln!(
+            "the store at {} is already signed (format {})",
+            repo.location(),
+            repo.config.version
+        );
+        return Ok(0);
+    }
+    outln!(
+        "upgraded the store at {} to format {}: config signed, host registry created, {} snapshot records and \
+         {} index files bound to the store (the admin attests the snapshots taken before){}",
+        repo.location(),
+        repo.config.version,
+        report.snapshots_rebound,
+        report.index_files_rebound,
+        if report.kept_locked.is_empty() {
+            String::new()
+        } else {
+            format!("; {} old index files are under retention and stay", report.kept_locked.len())
+        }
+    );
+    // This host's writer key, if it has one, becomes a signing host key.
+    let path = ctx.writer_key_path(&repo.config.store_id);
+    if path.exists() {
+        let mut file = WriterKeyFile::load(&path)?;
+        if file.host_key.is_none() {
+            let admin = vault::sign::SigningSecret::admin_from_identity(&identity);
+            let name = ctx.hostname();
+            let key = crate::cli::context::enrol_host(&mut repo, &admin, &name)?;
+            file.admin_key = Some(vault::sign::public_hex(&admin.public()));
+            file.host = Some(name.clone());
+            file.host_key = Some(key.seed_hex().to_string());
+            file.recipients = repo.config.recipients.clone();
+            file.save(&path)?;
+            outln!(
+                "this host is authorised as {name}; its writer key {} now signs its snapshots",
+                path.display()
+            );
+        }
+    }
+    outln!(
+        "other snapshotting hosts need new writer keys: run `vault host add NAME --out FILE` for each and install FILE there"
+    );
+    Ok(0)
+}
