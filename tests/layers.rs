@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Keep in step with the map in `src/lib.rs`.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["error", "id", "host", "parallel"]),
+    ("foundation", &["error", "id", "host", "parallel", "passphrase"]),
     ("storage", &["backend"]),
     (
         "format",
         &[
-            "crypto", "tree", "fsmeta", "acl", "pack", "keys", "repo", "chunker", "cache", "lock",
+            "crypto", "sign", "tree", "fsmeta", "acl", "pack", "hosts", "keys", "repo", "chunker",
+            "cache", "lock",
         ],
     ),
-    ("reading", &["reader", "walk"]),
+    ("reading", &["reader", "walk", "select"]),
     (
         "operations",
         &[
@@ -28,6 +29,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "repair",
             "copy",
             "backup",
+            "postgres",
+            "hooks",
+            "restore_delete",
             "restore",
             "diff",
             "find",
@@ -35,6 +39,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "import_tar",
             "dump",
             "secrets",
+            "drill",
+            "upgrade",
         ],
     ),
     ("session", &["session"]),
