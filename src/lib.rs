@@ -18,24 +18,31 @@
 //!
 //! - **foundation**: [`error`] (the typed [`Error`]), [`id`] (32-byte ids),
 //!   [`host`] (this machine's name), [`parallel`] (a pool whose first error stops it),
-//!   [`progress`] (progress counters and the cancel flag a signal sets).
+//!   [`passphrase`] (how strong a new passphrase is), [`progress`] (progress counters and
+//!   the cancel flag a signal sets).
 //! - **storage**: [`backend`]: objects as bytes under (kind, name) in a folder, S3 or
 //!   memory, with retry and restore-spool wrappers. Knows nothing of encryption.
-//! - **format**: [`crypto`] (keys and seals), [`tree`] (directory listings),
+//! - **format**: [`crypto`] (keys and seals), [`sign`] (Ed25519 signatures bound to
+//!   store, kind and name), [`tree`] (directory listings),
 //!   [`fsmeta`] (reading and applying file metadata), [`acl`] (POSIX ACL
 //!   encodings), [`pack`] (packs of encrypted
-//!   blobs), [`keys`] (key objects and key files), [`repo`] (config, index and snapshot
+//!   blobs), [`hosts`] (the admin-signed registry of authorised hosts), [`keys`] (key
+//!   objects and key files), [`repo`] (config, index and snapshot
 //!   records), [`chunker`] (content-defined chunking), [`cache`] (the local SQLite
 //!   index and files cache, rebuilt from the store when lost), [`lock`] (leases).
 //! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the one walk
-//!   of reachable trees and blobs, and pack usage).
+//!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
+//!   and the `--host/--tag/--path` filters mean).
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
 //!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`],
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
-//!   [`backup`], [`restore`], [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
+//!   [`backup`], [`postgres`] (consistent online capture of a cluster), [`hooks`]
+//!   (commands run around a snapshot or restore), [`restore_delete`] (entries a
+//!   restore removes to make the target identical), [`restore`], [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
 //!   (snapshots compared, searched, mounted, imported from and written to tar),
 //!   [`stats`] (store size, deduplication and pack fill),
-//!   [`secrets`] (sealed platform secrets).
+//!   [`secrets`] (sealed platform secrets), [`drill`] (a restore test that starts the
+//!   database), [`upgrade`] (signing a store of the first format).
 //! - **session**: [`session`] (one command's store, keys unlocked once, and cache).
 //! - **configuration**: [`config`] (the configuration file's tables, for the CLI).
 //!

@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["error", "id", "host", "parallel", "progress"],
+        &["error", "id", "host", "parallel", "passphrase", "progress"],
     ),
     ("storage", &["backend"]),
     (
         "format",
         &[
-            "crypto", "tree", "fsmeta", "acl", "pack", "keys", "repo", "chunker", "cache", "lock",
+            "crypto", "sign", "tree", "fsmeta", "acl", "pack", "hosts", "keys", "repo", "chunker",
+            "cache", "lock",
         ],
     ),
-    ("reading", &["reader", "walk"]),
+    ("reading", &["reader", "walk", "select"]),
     (
         "operations",
         &[
@@ -31,6 +32,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "repair",
             "copy",
             "backup",
+            "postgres",
+            "hooks",
+            "restore_delete",
             "restore",
             "diff",
             "find",
@@ -39,6 +43,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dump",
             "stats",
             "secrets",
+            "drill",
+            "upgrade",
         ],
     ),
     ("session", &["session"]),
