@@ -19,6 +19,11 @@
 //! A writer therefore holds no key that opens file contents or directory trees: those need
 //! a data key, which only the reader identity unwraps.
 
+/// Largest blob plaintext accepted: chunks are at most the chunker's maximum (a few MiB)
+/// and trees of folders with hundreds of thousands of entries stay below this. Trees and
+/// packs both bound lengths read from the store by it, so it lives below both.
+pub const MAX_BLOB_LEN: u32 = 256 << 20;
+
 use crate::error::{Error, Result};
 use crate::id::Id;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

@@ -78,7 +78,7 @@ struct Cli {
     #[arg(long, global = true, env = "VAULT_METRICS_FILE", value_name = "PATH", help_heading = GLOBAL)]
     metrics_file: Option<PathBuf>,
     /// Accept a new passphrase that the strength check calls weak
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "VAULT_ALLOW_WEAK_PASSPHRASE", value_parser = clap::builder::BoolishValueParser::new(), help_heading = GLOBAL)]
     allow_weak_passphrase: bool,
     #[command(subcommand)]
     command: Command,
@@ -327,9 +327,15 @@ enum KeyCommand {
     /// Store the reader identity in the store wrapped with a (new) passphrase
     SetPassphrase,
     /// Also wrap new packs to this age recipient, e.g. an offline key (needs the reader identity)
-    AddRecipient { recipient: String },
+    AddRecipient {
+        /// The age recipient (age1...) to add
+        recipient: String,
+    },
     /// Stop wrapping new packs to this age recipient (needs the reader identity)
-    RemoveRecipient { recipient: String },
+    RemoveRecipient {
+        /// The age recipient (age1...) to remove
+        recipient: String,
+    },
     /// Show the recipients and the admin key, and whether the config verified
     List,
 }

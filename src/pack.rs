@@ -31,9 +31,7 @@ pub const MAGIC: &[u8; 8] = b"VLTPACK1";
 /// Largest pack header accepted: an age file wrapping 32 bytes for a few recipients is a
 /// few hundred bytes.
 pub const MAX_HEADER_LEN: u32 = 1 << 20;
-/// Largest blob plaintext accepted: chunks are at most the chunker's maximum (a few MiB)
-/// and trees of folders with hundreds of thousands of entries stay below this.
-pub const MAX_BLOB_LEN: u32 = 256 << 20;
+pub use crate::crypto::MAX_BLOB_LEN;
 /// What sealing adds to a blob's payload (the AEAD tag).
 pub const BLOB_TAG_LEN: u32 = 16;
 

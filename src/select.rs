@@ -267,15 +267,34 @@ pub fn resolve(
     // its name at a time not in the future; flagged records are listed by `snapshots`.
     let mut verdicts = Vec::new();
     let mut list = Vec::new();
+    let mut damaged = Vec::new();
     for l in repo.list_snapshots(keys)? {
-        if let Ok((s, v)) = l.record {
-            if !latest || v.fit_for_latest() {
+        match l.record {
+            Ok((s, v)) if !latest || v.fit_for_latest() => {
                 list.push((l.id, s));
                 verdicts.push(v);
             }
+            Ok(_) => {}
+            Err(e) => damaged.push(format!("{}: {e}", l.id.short())),
         }
     }
-    let (id, snap) = resolve_in(&list, spec, filter, defaults)?;
+    let (id, snap) = match resolve_in(&list, spec, filter, defaults) {
+        Ok(found) => found,
+        // A record that cannot be opened might have been the one wanted: say so rather
+        // than only that nothing matched.
+        Err(Error::NoMatchingSnapshot { wanted, present }) if !damaged.is_empty() => {
+            return Err(Error::NoMatchingSnapshot {
+                wanted,
+                present: format!(
+                    "{present}; {} snapshot record(s) could not be read and were not considered \
+                     (run `vault check`): {}",
+                    damaged.len(),
+                    damaged.join("; ")
+                ),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let verdict = list
         .iter()
         .position(|(i, _)| *i == id)

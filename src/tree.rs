@@ -117,14 +117,14 @@ impl Tree {
         out
     }
 
-    /// Parses a tree blob. Chunk lengths are bounded by [`crate::pack::MAX_BLOB_LEN`]
+    /// Parses a tree blob. Chunk lengths are bounded by [`crate::crypto::MAX_BLOB_LEN`]
     /// (they size buffers when a restore verifies what it wrote).
     pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
         let tree: Tree = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
         for node in &tree.nodes {
             if let Some(c) = node
                 .chunks()
-                .find(|c| c.len == 0 || c.len > crate::pack::MAX_BLOB_LEN)
+                .find(|c| c.len == 0 || c.len > crate::crypto::MAX_BLOB_LEN)
             {
                 return Err(format!(
                     "entry {} has a chunk of length {}",

@@ -474,7 +474,7 @@ fn fixture_store_restores_its_content() {
         "--identity".as_ref(),
         fixture_identity_file().as_os_str(),
         "restore".as_ref(),
-        "latest".as_ref(),
+        "latest:fixture-host".as_ref(),
         "--to".as_ref(),
         to.as_os_str(),
         "--verify".as_ref(),

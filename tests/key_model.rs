@@ -252,7 +252,7 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
 
     // `latest`, for the admin and for the platform's own writer key, is the platform's.
     let out = v.path("out");
-    let restore = v.restore("latest", &out, &[]).restore_ok();
+    let restore = v.restore("latest:platform-1", &out, &[]).restore_ok();
     assert!(
         restore.stderr.contains("signed by host platform-1"),
         "{}",
@@ -268,7 +268,7 @@ fn worker_posing_as_the_platform_is_never_latest_and_is_flagged() {
         .restore(fake["id"].as_str().unwrap(), &out2, &[])
         .restore_ok();
     assert!(r.stderr.contains("NOT VERIFIED"), "{}", r.describe());
-    let ls = v.run(["ls", "latest"]).ok();
+    let ls = v.run(["ls", "latest:platform-1"]).ok();
     assert!(ls.stderr.contains("platform-1"), "{}", ls.describe());
     // check reports the forgery.
     let check = v.run(["check"]).failed();

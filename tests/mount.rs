@@ -97,13 +97,20 @@ fn mounted_snapshots_read_back_without_restoring() {
     fs::write(src.join("sub/deep.txt"), b"deep").unwrap();
     let has_xattr = common::sys::set_xattr(&src.join("small.txt"), b"user.note", b"kept").is_ok();
     v.init();
-    v.run([
-        "snapshot".as_ref(),
-        "--host".as_ref(),
-        "h1".as_ref(),
-        src.as_os_str(),
-    ])
-    .ok();
+    // A snapshot recorded as h1 must be written with h1's own key to verify.
+    let status = v
+        .command_as_host(
+            "h1",
+            [
+                "snapshot".as_ref(),
+                "--host".as_ref(),
+                "h1".as_ref(),
+                src.as_os_str(),
+            ],
+        )
+        .status()
+        .unwrap();
+    assert!(status.success(), "snapshot as h1 failed: {status}");
 
     let mnt = v.dir.join("mnt");
     let rel = src.strip_prefix("/").unwrap();
@@ -145,13 +152,20 @@ fn mounted_snapshots_read_back_without_restoring() {
 
     // All snapshots, by host and time.
     fs::write(src.join("small.txt"), b"second version\n").unwrap();
-    v.run([
-        "snapshot".as_ref(),
-        "--host".as_ref(),
-        "h1".as_ref(),
-        src.as_os_str(),
-    ])
-    .ok();
+    // A snapshot recorded as h1 must be written with h1's own key to verify.
+    let status = v
+        .command_as_host(
+            "h1",
+            [
+                "snapshot".as_ref(),
+                "--host".as_ref(),
+                "h1".as_ref(),
+                src.as_os_str(),
+            ],
+        )
+        .status()
+        .unwrap();
+    assert!(status.success(), "snapshot as h1 failed: {status}");
     let all = v.dir.join("all");
     let latest = all.join("h1/latest").join(rel).join("small.txt");
     let Some(m) = mount(&v, "all", &all, &latest) else {

@@ -18,7 +18,10 @@ pub enum HostCommand {
     /// List the authorised hosts and their keys
     List,
     /// Revoke every key of a host (needs the reader identity); its earlier snapshots stay verified
-    Revoke { name: String },
+    Revoke {
+        /// The host's name, as `vault host list` shows it
+        name: String,
+    },
 }
 
 pub fn host(ctx: &Context, cmd: HostCommand) -> Result<u8> {

@@ -29,17 +29,15 @@ fn choose_passphrase(
     if choice.no_passphrase {
         return Ok(None);
     }
-    if let Some(p) = ctx.given_passphrase()? {
-        return Ok(Some(p));
-    }
-    if crate::cli::terminal::available() {
+    // A given passphrase is rated like a typed one.
+    if ctx.given_passphrase()?.is_some() || crate::cli::terminal::available() {
         return ctx.new_passphrase();
     }
     if !extra_recipients.is_empty() || choice.identity_out.is_some() {
         return Ok(None);
     }
     bail!(
-        "refusing to create the store at {} without a passphrase and without a terminal to ask for one:          the only key that can read the backups would be left on this host. Give one of: a passphrase          (VAULT_PASSPHRASE or --passphrase-file), `vault init --recipient AGE1...` (an offline age key reads          the store), or `vault init --no-passphrase --identity-out FILE` (the reader identity goes to FILE;          move it offline). Nothing was created",
+        "refusing to create the store at {} without a passphrase and without a terminal to ask for one: the only key that can read the backups would be left on this host. Give one of: a passphrase (VAULT_PASSPHRASE or --passphrase-file), `vault init --recipient AGE1...` (an offline age key reads the store), or `vault init --no-passphrase --identity-out FILE` (the reader identity goes to FILE; move it offline). Nothing was created",
         ctx.store_location()
     )
 }
