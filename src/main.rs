@@ -460,13 +460,10 @@ fn main() -> ExitCode {
         Err(e) if cli::output::is_listing() && cli::output::is_broken_pipe(e) => 0,
         Err(e) => {
             let code = cli::docs::exit_status_of(e);
-            if matches!(
-                e.downcast_ref::<vault::Error>(),
-                Some(vault::Error::Cancelled)
-            ) || e.chain().any(|c| {
+            if e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<vault::Error>(),
-                    Some(vault::Error::Cancelled)
+                    Some(vault::Error::Cancelled | vault::Error::Interrupted)
                 )
             }) {
                 errln!(

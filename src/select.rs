@@ -274,7 +274,11 @@ pub fn resolve(
                 list.push((l.id, s));
                 verdicts.push(v);
             }
-            Ok(_) => {}
+            Ok((_, v)) => damaged.push(format!(
+                "{} (flagged: {})",
+                l.id.short(),
+                v.problems().join("; ")
+            )),
             Err(e) => damaged.push(format!("{}: {e}", l.id.short())),
         }
     }
@@ -286,8 +290,8 @@ pub fn resolve(
             return Err(Error::NoMatchingSnapshot {
                 wanted,
                 present: format!(
-                    "{present}; {} snapshot record(s) could not be read and were not considered \
-                     (run `vault check`): {}",
+                    "{present}; {} snapshot record(s) could not be read or do not verify and \
+                     were not considered (run `vault check`): {}",
                     damaged.len(),
                     damaged.join("; ")
                 ),

@@ -27,7 +27,8 @@ fn detach(cmd: &mut Command) {
 /// Runs as the host named `host` runs it: the configuration names the host.
 fn on_host(v: &Vault, host: &str, args: &[&str]) -> Out {
     fs::write(&v.config, format!("hostname = {host:?}\n")).unwrap();
-    let mut cmd = v.command_on_host(host, args);
+    // Each host writes with its own key, so its snapshots verify as its own.
+    let mut cmd = v.command_as_host(host, args);
     detach(&mut cmd);
     common::run_command(cmd)
 }
@@ -670,7 +671,12 @@ fn the_readme_restore_day_procedure_works_as_written() {
     )
     .unwrap();
     common::fixture::set_mtimes(&src);
-    v.ok(["snapshot", "--host", "platform-1", src.to_str().unwrap()]);
+    // The old platform host snapshots with its own key.
+    let old_host = common::run_command(v.command_as_host(
+        "platform-1",
+        ["snapshot", "--host", "platform-1", src.to_str().unwrap()],
+    ));
+    assert!(old_host.success(), "{}", old_host.describe());
 
     // The new host: a fresh install put its own cluster there.
     let root = v.path("new-host-root");

@@ -99,7 +99,7 @@ pub fn exit_status_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         match cause.downcast_ref::<vault::Error>() {
             Some(vault::Error::Usage(_)) => return EXIT_USAGE,
-            Some(vault::Error::Cancelled) => {
+            Some(vault::Error::Cancelled | vault::Error::Interrupted) => {
                 return super::signals::received()
                     .map(super::signals::exit_status)
                     .unwrap_or(130)

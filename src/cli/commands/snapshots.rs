@@ -115,7 +115,11 @@ pub fn describe_verification(
     s: &vault::repo::Snapshot,
     v: &vault::repo::Verification,
 ) {
+    // Who signed a record is a note, not a warning: `--quiet` leaves it out (problems
+    // with the record are still printed below).
+    let quiet = crate::cli::output::mode() == crate::cli::output::Mode::Quiet;
     match &v.signer {
+        _ if quiet => {}
         vault::repo::Signer::Host { name, revoked } => errln!(
             "vault: snapshot {} of {}: signed by host {name}{}",
             id.short(),
