@@ -280,7 +280,13 @@ fn sigterm_during_the_snapshot_stops_it_and_runs_after() {
             "kill -TERM $PPID; sleep 1; echo data".as_ref(),
         ])
         .failed();
-    assert!(out.stderr.contains("interrupted"), "{}", out.describe());
+    // Stopped by SIGTERM: 128 + 15, and the message says what was kept.
+    assert_eq!(out.code, Some(143), "{}", out.describe());
+    assert!(
+        out.stderr.contains("stopped on request"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(
         log(&v),
         [
