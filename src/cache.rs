@@ -368,25 +368,9 @@ impl Cache {
                  FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?1 LIMIT 1",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_row([&id.0[..]], |r| {
-            let pack: Vec<u8> = r.get(0)?;
-            let kind: u8 = r.get(2)?;
-            Ok(Location {
-                pack: Id(pack.try_into().unwrap_or([0; 32])),
-                header_len: r.get(1)?,
-                entry: PackEntry {
-                    id: *id,
-                    kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
-                    position: r.get(3)?,
-                    offset: r.get(4)?,
-                    length: r.get(5)?,
-                    raw_len: r.get(6)?,
-                    compressed: r.get(7)?,
-                },
-            })
-        })
-        .optional()
-        .map_err(|e| self.err(e))
+        stmt.query_row([&id.0[..]], |r| location_row(id, r))
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Every place the index knows for a blob (a blob may lie in several packs).
@@ -399,23 +383,7 @@ impl Cache {
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([&id.0[..]], |r| {
-                let pack: Vec<u8> = r.get(0)?;
-                let kind: u8 = r.get(2)?;
-                Ok(Location {
-                    pack: Id(pack.try_into().unwrap_or([0; 32])),
-                    header_len: r.get(1)?,
-                    entry: PackEntry {
-                        id: *id,
-                        kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
-                        position: r.get(3)?,
-                        offset: r.get(4)?,
-                        length: r.get(5)?,
-                        raw_len: r.get(6)?,
-                        compressed: r.get(7)?,
-                    },
-                })
-            })
+            .query_map([&id.0[..]], |r| location_row(id, r))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
@@ -571,6 +539,26 @@ impl Cache {
         }
         tx.commit().map_err(wrap)
     }
+}
+
+/// A blob's location from a row of `SELECT b.pack, p.header_len, b.kind, b.position,
+/// b.offset, b.length, b.raw_len, b.compressed`, the columns `locate` and `locations` read.
+fn location_row(id: &Id, r: &rusqlite::Row) -> rusqlite::Result<Location> {
+    let pack: Vec<u8> = r.get(0)?;
+    let kind: u8 = r.get(2)?;
+    Ok(Location {
+        pack: Id(pack.try_into().unwrap_or([0; 32])),
+        header_len: r.get(1)?,
+        entry: PackEntry {
+            id: *id,
+            kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
+            position: r.get(3)?,
+            offset: r.get(4)?,
+            length: r.get(5)?,
+            raw_len: r.get(6)?,
+            compressed: r.get(7)?,
+        },
+    })
 }
 
 #[cfg(test)]
