@@ -291,7 +291,9 @@ impl Command {
             | Command::Completions(_)
             | Command::Diff(_)
             | Command::Find(_)
-            | Command::Dump(_) => true,
+            | Command::Dump(_)
+            | Command::Key(KeyCommand::List)
+            | Command::Host(cli::commands::HostCommand::List) => true,
             Command::Restore { dry_run, .. } => *dry_run,
             Command::Forget { dry_run, .. } => *dry_run,
             Command::Prune { dry_run, .. } => *dry_run,
@@ -448,6 +450,9 @@ fn main() -> ExitCode {
     });
     let command = cli.command.name();
     cli::output::set_listing(cli.command.is_listing());
+    if matches!(cli.command, Command::Dump(_)) {
+        cli::output::set_result_on_stderr();
+    }
     cli::output::install_panic_hook();
     if let Err(e) = cli::signals::install() {
         errln!("vault: warning: SIGINT/SIGTERM will not stop cleanly: {e}");
@@ -460,18 +465,12 @@ fn main() -> ExitCode {
         Err(e) if cli::output::is_listing() && cli::output::is_broken_pipe(e) => 0,
         Err(e) => {
             let code = cli::docs::exit_status_of(e);
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<vault::Error>(),
-                    Some(vault::Error::Cancelled | vault::Error::Interrupted)
-                )
-            }) {
-                errln!(
-                    "vault: stopped on request: {}",
+            match cli::docs::stopped_operation(e) {
+                Some(operation) => errln!(
+                    "vault: {operation} stopped on request: {}",
                     cli::docs::kept_after_stop(command)
-                );
-            } else {
-                errln!("vault: error: {}", error_chain(e));
+                ),
+                None => errln!("vault: error: {}", error_chain(e)),
             }
             code
         }
