@@ -112,10 +112,11 @@ pub fn exit_status_of(e: &anyhow::Error) -> u8 {
 
 /// The operation a SIGINT/SIGTERM stopped, when `e` is that stop.
 pub fn stopped_operation(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain().find_map(|c| match c.downcast_ref::<vault::Error>() {
-        Some(vault::Error::Cancelled { operation }) => Some(*operation),
-        _ => None,
-    })
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<vault::Error>() {
+            Some(vault::Error::Cancelled { operation }) => Some(*operation),
+            _ => None,
+        })
 }
 
 /// What a command stopped by a signal leaves behind.
