@@ -21,9 +21,12 @@ Exit status:
   0    success
   1    failed (an error, or `check` found problems); nothing half-written is left
   2    usage: bad options or arguments
-  3    partial: finished, but some source files were unreadable or changed while read,
-       or some metadata could not be restored (listed on stderr)
+  3    partial: finished, but not everything could be done (listed on stderr): some
+       source files were unreadable or changed while read, some metadata could not be
+       restored, entries tar cannot hold (dump), packs unreadable (repair index),
+       blobs in no pack (lock extend)
   130  stopped by SIGINT, 143 stopped by SIGTERM (what was kept is said on stderr)
+  101  a bug in vault (it panicked): please report it with the message
 
 Every global option can also be set in the environment variable shown with it.";
 
@@ -56,7 +59,7 @@ struct Cli {
     /// Folder for the local cache database [default: /var/cache/vault as root]
     #[arg(long, global = true, env = "VAULT_CACHE_DIR", help_heading = GLOBAL)]
     cache_dir: Option<PathBuf>,
-    /// Worker threads for packing and restoring [default: number of cores + 1]
+    /// Worker threads for packing and restoring [default: `threads` in the config, else number of cores + 1]
     #[arg(long, global = true, env = "VAULT_THREADS", help_heading = GLOBAL)]
     threads: Option<usize>,
     /// Seconds to wait for a snapshot or prune that holds the store
