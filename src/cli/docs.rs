@@ -135,6 +135,7 @@ pub fn kept_after_stop(command: &str) -> &'static str {
             "the objects copied so far stay at the destination and the next copy skips them; no snapshot is there without its data"
         }
         "check" => "the check did not finish; nothing was changed",
+        "repair" => "nothing was written; run the repair again to finish it",
         _ => "the store is as it was before the last completed step",
     }
 }
