@@ -149,9 +149,9 @@ fn every_printing_command_into_a_closed_pipe_exits_as_it_would() {
     closed(args(&["secrets", "recipients", "set", &escrow_public]));
     closed(args(&["secrets", "seal"]));
     let src = tree(&v);
-    closed(os(&[&"snapshot", &src]));
+    closed(os(&[&"snapshot", &src, &live.parent().unwrap()]));
     fs::write(src.join("dir-00/new.txt"), "new\n").unwrap();
-    closed(os(&[&"snapshot", &src]));
+    closed(os(&[&"snapshot", &src, &live.parent().unwrap()]));
     let ids: Vec<String> = v
         .snapshots_json()
         .iter()
@@ -230,6 +230,22 @@ fn every_printing_command_into_a_closed_pipe_exits_as_it_would() {
     ] {
         closed(a);
     }
+    // The same through a shell pipeline into `head -c1`.
+    for what in ["show encryption-key", "paper"] {
+        let line = format!(
+            "{} secrets {what} --escrow-identity '{}' | head -c1 >/dev/null; echo \"status=${{PIPESTATUS[0]}}\"",
+            shell_words(&v, &[]),
+            escrow.display()
+        );
+        let out = run_command({
+            let mut c = Command::new("bash");
+            c.arg("-c").arg(&line);
+            c.env("VAULT_PASSPHRASE", &v.passphrase);
+            c
+        });
+        assert!(out.stdout.contains("status=0"), "{}", out.describe());
+        assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    }
     // The commands that change the store did their work.
     assert!(v.dir.join("identity.txt").exists());
     assert!(v.dir.join("other.json").exists());
@@ -245,8 +261,9 @@ fn every_printing_command_into_a_closed_pipe_exits_as_it_would() {
         .join(src.strip_prefix("/").unwrap())
         .join("big.bin")
         .exists());
+    // The two snapshots of the tree form one group (the imported one another).
     closed(args(&["forget", "--keep-last", "1", "--prune"]));
-    assert_eq!(v.snapshots_json().len(), 1, "forget did its work");
+    assert_eq!(v.snapshots_json().len(), 2, "forget did its work");
     closed(args(&["prune"]));
     closed(os(&[
         &"copy",
@@ -560,7 +577,7 @@ fn every_command_prints_its_documented_json() {
     let src = tree(&v);
     let (snap, _) = c.run(
         "snapshot",
-        &os(&[&"snapshot", &src]),
+        &os(&[&"snapshot", &src, &live.parent().unwrap()]),
         Object,
         &[
             "id",
@@ -581,9 +598,18 @@ fn every_command_prints_its_documented_json() {
             "problems",
         ],
     );
-    assert_eq!(snap["files"], 20 * 60 + 3, "{snap}");
+    assert_eq!(
+        snap["files"],
+        20 * 60 + 3 + 1,
+        "{snap}: the tree and travis.yml"
+    );
     fs::write(src.join("dir-00/new.txt"), "new\n").unwrap();
-    let (snap2, _) = c.run("snapshot", &os(&[&"snapshot", &src]), Object, &["id"]);
+    let (snap2, _) = c.run(
+        "snapshot",
+        &os(&[&"snapshot", &src, &live.parent().unwrap()]),
+        Object,
+        &["id"],
+    );
     let (list, _) = c.run(
         "snapshots",
         &args(&["snapshots"]),
@@ -600,7 +626,16 @@ fn every_command_prints_its_documented_json() {
         &args(&["ls", "latest"]),
         Array,
         &[
-            "path", "type", "mode", "uid", "gid", "user", "group", "size", "mtime", "target",
+            "path",
+            "type",
+            "mode",
+            "uid",
+            "gid",
+            "user",
+            "group",
+            "size",
+            "mtime",
+            "permissions",
         ],
     );
     assert!(ls.as_array().unwrap().len() > 1200);
@@ -675,7 +710,7 @@ fn every_command_prints_its_documented_json() {
             "problems",
         ],
     );
-    assert_eq!(restored["files"], 20 * 60 + 4);
+    assert_eq!(restored["files"], 20 * 60 + 4 + 1);
 
     let (stats, _) = c.run(
         "stats",
@@ -861,7 +896,7 @@ fn every_command_prints_its_documented_json() {
 
     let (forget, _) = c.run(
         "forget",
-        &args(&["forget", "--keep-last", "2", "--dry-run"]),
+        &args(&["forget", "--keep-last", "1", "--dry-run"]),
         Object,
         &[
             "policy",
@@ -876,7 +911,7 @@ fn every_command_prints_its_documented_json() {
     assert_eq!(forget["to_remove"], 1, "{forget}");
     let (forget, _) = c.run(
         "forget",
-        &args(&["forget", "--keep-last", "2", "--prune"]),
+        &args(&["forget", "--keep-last", "1", "--prune"]),
         Object,
         &["removed", "prune"],
     );
