@@ -563,7 +563,11 @@ impl Cache {
             .map_err(|e| self.err(e))
     }
 
-    fn insert_files(&mut self, table: &str, rows: &[(Vec<u8>, FileStamp, Vec<Extent>)]) -> Result<()> {
+    fn insert_files(
+        &mut self,
+        table: &str,
+        rows: &[(Vec<u8>, FileStamp, Vec<Extent>)],
+    ) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| Error::Cache {
             path: path.clone(),

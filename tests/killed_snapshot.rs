@@ -87,7 +87,10 @@ fn a_killed_first_snapshot_keeps_what_it_uploaded() {
     let mut child = cmd.spawn().expect("start vault");
     let deadline = Instant::now() + Duration::from_secs(300);
     while !ready.exists() {
-        assert!(Instant::now() < deadline, "the snapshot never read the tree");
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot never read the tree"
+        );
         assert!(child.try_wait().unwrap().is_none(), "vault stopped early");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -95,7 +98,10 @@ fn a_killed_first_snapshot_keeps_what_it_uploaded() {
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(v.snapshot_ids().is_empty(), "the killed run saved no snapshot");
+    assert!(
+        v.snapshot_ids().is_empty(),
+        "the killed run saved no snapshot"
+    );
     let killed_packs = count(&v.store.join("packs"));
     let killed_bytes = bytes(&v.store.join("packs"));
     let indexed = count(&v.store.join("index"));
@@ -107,6 +113,10 @@ fn a_killed_first_snapshot_keeps_what_it_uploaded() {
     let out = v.run(["snapshot", src.to_str().unwrap()]).ok();
     let new_packs = count(&v.store.join("packs")) - killed_packs;
     let new_bytes = bytes(&v.store.join("packs")) - killed_bytes;
+    eprintln!(
+        "from scratch {fresh_packs} packs ({fresh_bytes} bytes); killed run {killed_packs} packs, \
+         {indexed} index files; rerun {new_packs} new packs ({new_bytes} bytes)"
+    );
     // The rerun uploads only the packs the killed run had not indexed: what the workers
     // still held and what finished after the last index file, a few packs at most.
     assert!(
