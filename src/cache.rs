@@ -643,6 +643,44 @@ mod tests {
     }
 
     #[test]
+    fn pending_file_rows_reach_the_files_cache_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        let stamp = FileStamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        let row = |p: &[u8]| (p.to_vec(), stamp.clone(), Vec::<Extent>::new());
+        cache.file_store(&[row(b"/kept")]).unwrap();
+        // A snapshot that fails: its rows never show, the earlier ones stay.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a"), row(b"/b")]).unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        cache.pending_files_discard().unwrap();
+        assert!(cache.file_lookup(b"/kept").unwrap().is_some());
+        // Killed half-way (the connection closes): nothing of it either.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a")]).unwrap();
+        drop(cache);
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        // One that succeeds, in two batches: every row, once committed.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a")]).unwrap();
+        cache.pending_files_add(&[row(b"/b")]).unwrap();
+        cache.pending_files_commit().unwrap();
+        for p in [&b"/a"[..], b"/b", b"/kept"] {
+            assert_eq!(cache.file_lookup(p).unwrap().unwrap().0, stamp);
+        }
+        // The next snapshot starts from an empty pending table.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_commit().unwrap();
+    }
+
+    #[test]
     fn a_pack_stays_known_while_any_index_file_names_it() {
         let dir = tempfile::tempdir().unwrap();
         let backend = crate::backend::memory::MemoryBackend::shared("cache-reconcile");
