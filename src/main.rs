@@ -471,7 +471,7 @@ fn main() -> ExitCode {
                     cli::docs::kept_after_stop(command)
                 );
             } else {
-                errln!("vault: error: {}", error_chain(e));
+                errln!("vault: error: {}{}", error_chain(e), cli::remedy::suffix(e));
             }
             code
         }
