@@ -14,7 +14,8 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("no store at {0}: create one with `vault init --store {0}`, or point --store (or `store` in the config) at an existing store")]
+    /// No store at this location ([`Remedy::InitStore`] says what to do).
+    #[error("no store at {0}")]
     StoreNotFound(String),
 
     #[error("a store already exists at {0}; refusing to overwrite it")]
@@ -76,7 +77,8 @@ pub enum Error {
     #[error("{0} is under retention (object lock) and cannot be deleted or overwritten yet")]
     RetentionLocked(String),
 
-    #[error("the store is busy: {0}; try again when it has finished (or wait with --lock-wait)")]
+    /// Another command holds a conflicting lease ([`Remedy::TryAgainOrWait`]).
+    #[error("the store is busy: {0}")]
     Busy(String),
 
     /// A command stopped before changing anything because going on could lose data.
@@ -107,6 +109,10 @@ pub enum Error {
     /// Prune stopped before changing anything (see [`PruneStop`]).
     #[error("prune stopped before changing anything: {0}")]
     Prune(PruneStop),
+
+    /// An error with a step that helps, for errors whose variant does not imply one.
+    #[error("{error}")]
+    Remedied { error: Box<Error>, remedy: Remedy },
 }
 
 impl Error {
@@ -142,7 +148,20 @@ impl Error {
     pub fn remedy(&self) -> Option<Remedy> {
         match self {
             Error::Prune(stop) => Some(stop.remedy()),
+            Error::Remedied { remedy, .. } => Some(remedy.clone()),
+            Error::StoreNotFound(location) => Some(Remedy::InitStore {
+                location: location.clone(),
+            }),
+            Error::Busy(_) => Some(Remedy::TryAgainOrWait),
             _ => None,
+        }
+    }
+
+    /// This error with `remedy` attached.
+    pub fn with_remedy(self, remedy: Remedy) -> Error {
+        Error::Remedied {
+            error: Box::new(self),
+            remedy,
         }
     }
 }
@@ -200,8 +219,12 @@ impl PruneStop {
 
 /// What to do about an error, as a typed step; the CLI words it with the commands that
 /// do it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Remedy {
+    /// Create a store at `location`, or name an existing one.
+    InitStore { location: String },
+    /// Try again once the lease holder has finished, or wait for it.
+    TryAgainOrWait,
     /// Rebuild the index from the packs, then prune again.
     RepairIndexThenPrune,
     /// Rebuild the index from the packs, then check the store.

@@ -4,8 +4,14 @@
 use vault::error::Remedy;
 
 /// The text a remedy adds to its error's message.
-pub fn words(r: Remedy) -> &'static str {
-    match r {
+pub fn words(r: &Remedy) -> String {
+    let text = match r {
+        Remedy::InitStore { location } => {
+            return format!(
+                "create one with `vault init --store {location}`, or point --store (or `store` in the config) at an existing store"
+            )
+        }
+        Remedy::TryAgainOrWait => "try again when it has finished (or wait with --lock-wait)",
         Remedy::RepairIndexThenPrune => {
             "run `vault repair index` to rebuild the index from the packs, then prune again"
         }
@@ -18,7 +24,8 @@ pub fn words(r: Remedy) -> &'static str {
         }
         Remedy::Check => "run `vault check`",
         Remedy::PruneAgain => "run `vault prune` again",
-    }
+    };
+    text.to_string()
 }
 
 /// `"; "` and the remedy of the first library error in `e`'s chain that has one, or
@@ -27,6 +34,6 @@ pub fn suffix(e: &anyhow::Error) -> String {
     e.chain()
         .filter_map(|c| c.downcast_ref::<vault::Error>())
         .find_map(|v| v.remedy())
-        .map(|r| format!("; {}", words(r)))
+        .map(|r| format!("; {}", words(&r)))
         .unwrap_or_default()
 }

@@ -35,11 +35,12 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_index(&repo, &keys, &mut cache, &opts)?;
-            for (name, why) in &r.damaged {
-                outln!("index file {name} could not be read: {why}");
+            crate::cli::output::set_result(serde_json::to_value(&r)?);
+            for u in &r.damaged {
+                outln!("index file {} could not be read: {}", u.name, u.reason);
             }
-            for (name, why) in &r.unreadable_packs {
-                errln!("vault: warning: pack {name}: {why}; its blobs stay unindexed (`vault repair snapshots` drops the files that need them)");
+            for u in &r.unreadable_packs {
+                errln!("vault: warning: pack {}: {}; its blobs stay unindexed (`vault repair snapshots` drops the files that need them)", u.name, u.reason);
             }
             if r.nothing_to_do {
                 outln!(
@@ -85,6 +86,7 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_snapshots(&reader, &mut cache, &opts)?;
+            crate::cli::output::set_result(serde_json::to_value(&r)?);
             for s in &r.damaged {
                 outln!(
                     "snapshot {} ({}, {}) lost {} paths:",
