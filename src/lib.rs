@@ -34,7 +34,8 @@
 //!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
 //!   and the `--host/--tag/--path` filters mean).
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
-//!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`],
+//!   plan -> execute), [`prune`] (plan -> execute; a dry run shows the plan),
+//!   [`object_lock`] (`lock extend`), [`check`] (index, packs, snapshots),
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
 //!   [`backup`], [`postgres`] (consistent online capture of a cluster), [`hooks`]
 //!   (commands run around a snapshot or restore), [`restore_delete`] (entries a

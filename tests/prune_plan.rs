@@ -105,14 +105,21 @@ fn prune_dry_run_shows_the_plan_that_prune_then_carries_out() {
     // prune does exactly that plan: every planned pack goes, every other pack stays.
     let done = json_of(&v.ok(["prune", "--json"]));
     assert_eq!(done["dry_run"], false, "{done}");
-    assert_eq!(entries(&done["plan"]), plan, "prune carried out the dry run's plan");
+    assert_eq!(
+        entries(&done["plan"]),
+        plan,
+        "prune carried out the dry run's plan"
+    );
     let after = packs(&v);
     for (pack, _, _) in &plan {
         assert!(!after.contains(pack), "{pack} was planned to go and went");
     }
     let planned: BTreeSet<&String> = plan.iter().map(|(p, _, _)| p).collect();
     for pack in before.iter().filter(|p| !planned.contains(p)) {
-        assert!(after.contains(pack), "{pack} was not planned to go and stayed");
+        assert!(
+            after.contains(pack),
+            "{pack} was not planned to go and stayed"
+        );
     }
     v.ok(["check", "--read-data"]);
     // Nothing is left to do.

@@ -258,7 +258,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
 }
 
 impl Checker<'_> {
-    /// 1. Index files, each read from the store; then the cache reconciled with them.
+    /// Step 1, index files, each read from the store; then the cache reconciled with them.
     fn index_files(&mut self) -> Result<()> {
         let repo = &self.reader.repo;
         let keys = &self.reader.keys;

@@ -9,7 +9,7 @@ use crate::pack;
 use std::collections::HashMap;
 
 impl Checker<'_> {
-    /// 2. Packs: present with the recorded size; header and trailer sound.
+    /// Step 2, packs: present with the recorded size; header and trailer sound.
     pub(super) fn packs(&mut self) -> Result<()> {
         self.stored = self
             .reader
@@ -127,7 +127,7 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// 3. Data: every blob of the selected packs decrypts and matches its id.
+    /// Step 3, data: every blob of the selected packs decrypts and matches its id.
     pub(super) fn read_data(&mut self, subset: &DataSubset) -> Result<()> {
         let candidates: Vec<Id> = self.stored.keys().filter_map(|n| Id::from_hex(n)).collect();
         let selected = subset.select(candidates);

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 impl Checker<'_> {
-    /// 4. Snapshots: every record opens and is verified, every tree loads, every blob
+    /// Step 4, snapshots: every record opens and is verified, every tree loads, every blob
     /// lies in a sound pack.
     pub(super) fn snapshots(&mut self) -> Result<()> {
         let repo = &self.reader.repo;

@@ -153,7 +153,7 @@ fn recheck(reader: &BlobReader, plan: &PrunePlan) -> Result<()> {
         .iter()
         .chain(plan.repack.iter().map(|(r, _)| r))
         .map(|r| r.id.to_hex())
-        .filter(|n| now.get(n).is_none() || now.get(n) != plan.stored.get(n))
+        .filter(|n| now.get(n) != plan.stored.get(n))
         .collect();
     if changed.is_empty() {
         Ok(())
