@@ -171,7 +171,21 @@ pub fn plan(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resu
         repack: Vec::new(),
         lease,
     };
-    let usage = crate::walk::pack_usage(cache, &used)?;
+    sort_packs(&mut plan, cache, &used, &stored, opts.repack_threshold)?;
+    plan.stored = stored;
+    Ok(plan)
+}
+
+/// Step 2: decides for every pack the index names or the store holds whether it stays,
+/// goes, is repacked or is dropped from the index, and adds up what that frees and copies.
+fn sort_packs(
+    plan: &mut PrunePlan,
+    cache: &Cache,
+    used: &HashSet<Id>,
+    stored: &HashMap<String, u64>,
+    repack_threshold: f64,
+) -> Result<()> {
+    let usage = crate::walk::pack_usage(cache, used)?;
     let indexed: HashSet<String> = usage.iter().map(|u| u.pack.to_hex()).collect();
     for u in usage {
         let name = u.pack.to_hex();
@@ -203,7 +217,7 @@ pub fn plan(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resu
             plan.bytes_to_free += u.size;
             continue;
         }
-        let repack = u.unused_bytes() as f64 > opts.repack_threshold * u.size as f64;
+        let repack = u.unused_bytes() as f64 > repack_threshold * u.size as f64;
         if repack {
             plan.packs
                 .push(planned(PackAction::Repack, PackReason::AboveThreshold));
@@ -254,8 +268,7 @@ pub fn plan(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resu
             }
         }
     }
-    plan.stored = stored;
-    Ok(plan)
+    Ok(())
 }
 
 /// Marks every blob the snapshots use. Stops with [`PruneStop`] when a used blob lies in
