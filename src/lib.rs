@@ -16,7 +16,8 @@
 //! Lowest first; a module uses only modules of lower layers or earlier in its own layer
 //! (`tests/layers.rs` checks this on every build of the test suite).
 //!
-//! - **foundation**: [`error`] (the typed [`Error`]), [`id`] (32-byte ids),
+//! - **foundation**: [`id`] (32-byte ids), [`error`] (the typed [`Error`], whose
+//!   reasons name ids),
 //!   [`host`] (this machine's name), [`parallel`] (a pool whose first error stops it),
 //!   [`passphrase`] (how strong a new passphrase is), [`progress`] (progress counters and
 //!   the cancel flag a signal sets).
