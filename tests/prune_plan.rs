@@ -60,7 +60,9 @@ fn prune_dry_run_shows_the_plan_that_prune_then_carries_out() {
     v.drop_snapshot(&first);
     // A pack no index file names, as an interrupted snapshot leaves one.
     let stray = "ab".repeat(32);
-    std::fs::write(v.store.join("packs").join(&stray), b"left by a killed run").unwrap();
+    let shard = v.store.join("packs").join(&stray[..2]);
+    std::fs::create_dir_all(&shard).unwrap();
+    std::fs::write(shard.join(&stray), b"left by a killed run").unwrap();
     let before = packs(&v);
 
     let text = v.ok(["prune", "--dry-run"]);
