@@ -129,7 +129,7 @@ pub struct Additions<'a> {
     /// Synthetic files at absolute paths outside every source path.
     pub files: Vec<ExtraFile>,
     /// Set (by a signal handler) to stop the snapshot; it then fails with
-    /// [`Error::Interrupted`] and saves nothing.
+    /// [`Error::Cancelled`] and saves nothing.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -227,11 +227,11 @@ pub fn run_with(
     let walked = walker.save_sources(&sources, &additions.files);
     let root = match walked {
         Ok(root) => root,
-        Err(Error::Cancelled) => {
+        Err(e @ Error::Cancelled { .. }) => {
             // Keep what was uploaded: indexed packs are reused by the next snapshot.
             let records = walker.uploader.finish()?;
             walker.index_packs(records)?;
-            return Err(Error::Cancelled);
+            return Err(e);
         }
         Err(e) => {
             // Let the workers stop; the packs they wrote stay unreferenced until prune.
@@ -505,7 +505,7 @@ impl Walker<'_, '_> {
         } else {
             NodeKind::Socket
         };
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("snapshot")?;
         let mut node = self.node_from_meta(path, name, &meta, kind);
         if kind != NodeKind::Dir && meta.nlink() > 1 {
             node.link = Some(LinkKey {
@@ -600,7 +600,9 @@ impl Walker<'_, '_> {
 
     fn check_cancel(&self) -> Result<()> {
         match &self.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled {
+                operation: "snapshot",
+            }),
             _ => Ok(()),
         }
     }

@@ -144,7 +144,7 @@ impl Checker<'_> {
             );
         }
         for id in selected {
-            crate::progress::check_cancelled()?;
+            crate::progress::check_cancelled("check")?;
             let name = id.to_hex();
             progress.set_current(&name);
             progress.add_files(1);

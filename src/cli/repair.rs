@@ -35,7 +35,26 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_index(&repo, &keys, &mut cache, &opts)?;
-            crate::cli::output::set_result(serde_json::to_value(&r)?);
+            let named = |list: &[vault::repair::Unreadable]| {
+                list.iter()
+                    .map(|u| serde_json::json!({ "name": u.name, "error": u.reason }))
+                    .collect::<Vec<_>>()
+            };
+            crate::cli::output::set_result(serde_json::json!({
+                "nothing_to_do": r.nothing_to_do,
+                "packs": r.packs,
+                "packs_read": r.packs_read,
+                "index_files_written": r.index_files_written,
+                "index_files_removed": r.index_files_removed,
+                "missing_packs": r.missing_packs,
+                "damaged_index_files": named(&r.damaged),
+                "unreadable_packs": named(&r.unreadable_packs),
+                "kept_locked": r
+                    .kept_locked
+                    .iter()
+                    .map(|k| format!("{}/{}", k.kind.label(), k.name))
+                    .collect::<Vec<_>>(),
+            }));
             for u in &r.damaged {
                 outln!("index file {} could not be read: {}", u.name, u.reason);
             }
@@ -86,7 +105,26 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_snapshots(&reader, &mut cache, &opts)?;
-            crate::cli::output::set_result(serde_json::to_value(&r)?);
+            let damaged: Vec<serde_json::Value> = r
+                .damaged
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "original": s.original.to_hex(),
+                        "short_id": s.original.short(),
+                        "time": s.time,
+                        "hostname": s.hostname,
+                        "lost": s.lost,
+                        "repaired": s.repaired.map(|id| id.to_hex()),
+                        "original_forgotten": s.original_forgotten,
+                    })
+                })
+                .collect();
+            crate::cli::output::set_result(serde_json::json!({
+                "dry_run": dry_run,
+                "snapshots": r.snapshots,
+                "damaged": damaged,
+            }));
             for s in &r.damaged {
                 outln!(
                     "snapshot {} ({}, {}) lost {} paths:",

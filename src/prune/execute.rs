@@ -191,7 +191,7 @@ fn repack(reader: &BlobReader, plan: &PrunePlan) -> Result<Vec<PackRecord>> {
     for (record, used_idx) in &plan.repack {
         // Stopping here leaves only new packs nothing names yet; from step 3 on, prune
         // goes to the end.
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("prune")?;
         progress.set_current(&record.id.to_hex());
         progress.add_files(1);
         progress.add_bytes(record.size);

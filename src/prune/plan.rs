@@ -299,7 +299,7 @@ fn mark_all(
     let progress = crate::progress::get();
     progress.begin_items("prune: mark", "snapshots", snapshots.len() as u64, 0);
     for (snap_id, snap) in snapshots {
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("prune")?;
         progress.set_current(&snap_id.short());
         progress.add_files(1);
         let flow = crate::walk::trees(reader, cache, &snap.tree, &mut trees, |tree_id, tree| {
