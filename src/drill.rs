@@ -56,18 +56,37 @@ pub struct DrillOptions {
     pub fingerprint_key: [u8; 32],
 }
 
+/// How one drill check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    /// `passed`, `failed` or `skipped`, as the JSON report has it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
     pub name: String,
-    /// `passed`, `failed` or `skipped`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub detail: String,
     pub duration_ms: u64,
 }
 
 impl Check {
     pub fn failed(&self) -> bool {
-        self.outcome == "failed"
+        self.outcome == Outcome::Failed
     }
 }
 
@@ -106,12 +125,12 @@ impl Recorder {
     ) -> bool {
         let ok = r.is_ok();
         let (outcome, detail) = match r {
-            Ok(d) => ("passed", d),
-            Err(d) => ("failed", d),
+            Ok(d) => (Outcome::Passed, d),
+            Err(d) => (Outcome::Failed, d),
         };
         self.checks.push(Check {
             name: name.into(),
-            outcome: outcome.into(),
+            outcome,
             detail,
             duration_ms: started.elapsed().as_millis() as u64,
         });
@@ -121,7 +140,7 @@ impl Recorder {
     fn skip(&mut self, name: impl Into<String>, detail: impl Into<String>) {
         self.checks.push(Check {
             name: name.into(),
-            outcome: "skipped".into(),
+            outcome: Outcome::Skipped,
             detail: detail.into(),
             duration_ms: 0,
         });

@@ -14,7 +14,8 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("no store at {0}: create one with `vault init --store {0}`, or point --store (or `store` in the config) at an existing store")]
+    /// No store at this location ([`Remedy::InitStore`] says what to do).
+    #[error("no store at {0}")]
     StoreNotFound(String),
 
     #[error("a store already exists at {0}; refusing to overwrite it")]
@@ -76,7 +77,8 @@ pub enum Error {
     #[error("{0} is under retention (object lock) and cannot be deleted or overwritten yet")]
     RetentionLocked(String),
 
-    #[error("the store is busy: {0}; try again when it has finished (or wait with --lock-wait)")]
+    /// Another command holds a conflicting lease ([`Remedy::TryAgainOrWait`]).
+    #[error("the store is busy: {0}")]
     Busy(String),
 
     /// A command stopped before changing anything because going on could lose data.
@@ -103,6 +105,14 @@ pub enum Error {
     /// Talking to a database server for a consistent capture failed.
     #[error("{0}")]
     Database(String),
+
+    /// Prune stopped before changing anything (see [`PruneStop`]).
+    #[error("prune stopped before changing anything: {0}")]
+    Prune(PruneStop),
+
+    /// An error with a step that helps, for errors whose variant does not imply one.
+    #[error("{error}")]
+    Remedied { error: Box<Error>, remedy: Remedy },
 }
 
 impl Error {
@@ -132,6 +142,99 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
     }
+
+    /// What the user can do about this error, when there is something to do that the
+    /// message does not say itself (the CLI words it with the commands that do it).
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            Error::Prune(stop) => Some(stop.remedy()),
+            Error::Remedied { remedy, .. } => Some(remedy.clone()),
+            Error::StoreNotFound(location) => Some(Remedy::InitStore {
+                location: location.clone(),
+            }),
+            Error::Busy(_) => Some(Remedy::TryAgainOrWait),
+            _ => None,
+        }
+    }
+
+    /// This error with `remedy` attached.
+    pub fn with_remedy(self, remedy: Remedy) -> Error {
+        Error::Remedied {
+            error: Box::new(self),
+            remedy,
+        }
+    }
+}
+
+/// Why prune stopped before changing anything: going on could delete data a snapshot
+/// needs, or the store changed under the plan.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PruneStop {
+    /// Index files the store lists cannot be read (`names`, with the first reason).
+    #[error("{} index files cannot be read ({}: {first})", names.len(), names.join(", "))]
+    IndexUnreadable { names: Vec<String>, first: String },
+    /// Blobs that snapshots use lie in no pack the index names and the store holds
+    /// (`examples` holds up to five as (snapshot, blob)).
+    #[error(
+        "{count} blobs that snapshots use lie in no pack the index names and the store holds (e.g. {}); \
+         the index is incomplete or packs are gone",
+        examples.iter().map(|(s, b)| format!("blob {} of snapshot {}", b.short(), s.short())).collect::<Vec<_>>().join(", ")
+    )]
+    BlobsUnlocated {
+        count: usize,
+        examples: Vec<(crate::id::Id, crate::id::Id)>,
+    },
+    /// A folder tree of a snapshot lies in no pack the index names and the store holds.
+    #[error("folder tree {} of snapshot {} lies in no pack the index names and the store holds", tree.short(), snapshot.short())]
+    TreeUnlocated {
+        tree: crate::id::Id,
+        snapshot: crate::id::Id,
+    },
+    /// A folder tree of a snapshot cannot be read.
+    #[error("a folder of snapshot {} cannot be read ({error})", snapshot.short())]
+    TreeUnreadable {
+        snapshot: crate::id::Id,
+        error: String,
+    },
+    /// Packs the plan keeps or copies from are gone from the store, or changed size,
+    /// between planning and executing.
+    #[error("{} packs the plan relies on changed in the store since it was made (e.g. packs/{})", packs.len(), packs.first().map(String::as_str).unwrap_or(""))]
+    StoreChanged { packs: Vec<String> },
+    /// The plan was made for a dry run, without the exclusive lease executing needs.
+    #[error("the plan was made for a dry run, without the store's exclusive lease")]
+    DryRunPlan,
+}
+
+impl PruneStop {
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            PruneStop::IndexUnreadable { .. } => Remedy::RepairIndexThenPrune,
+            PruneStop::BlobsUnlocated { .. } => Remedy::RepairIndexThenCheckOrRepairSnapshots,
+            PruneStop::TreeUnlocated { .. } => Remedy::RepairIndexThenCheck,
+            PruneStop::TreeUnreadable { .. } => Remedy::Check,
+            PruneStop::StoreChanged { .. } | PruneStop::DryRunPlan => Remedy::PruneAgain,
+        }
+    }
+}
+
+/// What to do about an error, as a typed step; the CLI words it with the commands that
+/// do it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Create a store at `location`, or name an existing one.
+    InitStore { location: String },
+    /// Try again once the lease holder has finished, or wait for it.
+    TryAgainOrWait,
+    /// Rebuild the index from the packs, then prune again.
+    RepairIndexThenPrune,
+    /// Rebuild the index from the packs, then check the store.
+    RepairIndexThenCheck,
+    /// Rebuild the index, check; if data is really lost, rewrite snapshots without it.
+    RepairIndexThenCheckOrRepairSnapshots,
+    /// Check the store (it names what is damaged).
+    Check,
+    /// Run prune again (it plans anew).
+    PruneAgain,
 }
 
 /// Adds a context string to `std::io::Result`s.

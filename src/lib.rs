@@ -16,7 +16,8 @@
 //! Lowest first; a module uses only modules of lower layers or earlier in its own layer
 //! (`tests/layers.rs` checks this on every build of the test suite).
 //!
-//! - **foundation**: [`error`] (the typed [`Error`]), [`id`] (32-byte ids),
+//! - **foundation**: [`id`] (32-byte ids), [`error`] (the typed [`Error`], whose
+//!   reasons name ids),
 //!   [`host`] (this machine's name), [`parallel`] (a pool whose first error stops it),
 //!   [`passphrase`] (how strong a new passphrase is), [`progress`] (progress counters and
 //!   the cancel flag a signal sets).
@@ -34,7 +35,8 @@
 //!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
 //!   and the `--host/--tag/--path` filters mean).
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
-//!   plan -> execute), [`prune`], [`object_lock`] (`lock extend`), [`check`],
+//!   plan -> execute), [`prune`] (plan -> execute; a dry run shows the plan),
+//!   [`object_lock`] (`lock extend`), [`check`] (index, packs, snapshots),
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
 //!   [`backup`], [`postgres`] (consistent online capture of a cluster), [`hooks`]
 //!   (commands run around a snapshot or restore), [`restore_delete`] (entries a

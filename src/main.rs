@@ -473,7 +473,7 @@ fn main() -> ExitCode {
                     "vault: {operation} stopped on request: {}",
                     cli::docs::kept_after_stop(command)
                 ),
-                None => errln!("vault: error: {}", error_chain(e)),
+                None => errln!("vault: error: {}{}", error_chain(e), cli::remedy::suffix(e)),
             }
             code
         }

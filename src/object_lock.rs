@@ -247,7 +247,8 @@ fn extend_all(
 fn mark(reader: &BlobReader, cache: &Cache, root: &Id, used: &mut HashSet<Id>) -> Result<()> {
     crate::walk::reachable_blobs(reader, cache, root, used).map_err(|e| {
         Error::ObjectLock(format!(
-            "lock extend stopped before extending anything: a snapshot's folder cannot be read ({e}); run `vault check`"
+            "lock extend stopped before extending anything: a snapshot's folder cannot be read ({e})"
         ))
+        .with_remedy(crate::error::Remedy::Check)
     })
 }

@@ -29,6 +29,7 @@ use crate::pack::{BlobKind, PackRecord, PackWriter};
 use crate::reader::BlobReader;
 use crate::repo::Repo;
 use crate::tree::{display_name, Tree};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -42,21 +43,29 @@ pub struct IndexRepairOptions {
     pub lock_wait: Duration,
 }
 
-#[derive(Debug, Default)]
+/// An object that could not be read, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unreadable {
+    /// Its name in the store (an index file's or a pack's).
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
 pub struct IndexRepairReport {
     pub packs: usize,
     /// Packs whose trailer was read (not named, or not trusted, by an index file).
     pub packs_read: usize,
     /// Index files that could not be read, with why.
-    pub damaged: Vec<(String, String)>,
+    pub damaged: Vec<Unreadable>,
     /// Packs whose trailer could not be read: their blobs stay unindexed.
-    pub unreadable_packs: Vec<(String, String)>,
+    pub unreadable_packs: Vec<Unreadable>,
     /// Packs index files named that the store does not hold.
     pub missing_packs: usize,
     pub index_files_written: usize,
     pub index_files_removed: usize,
     /// Old index files the store refused to delete (object lock).
-    pub kept_locked: Vec<String>,
+    pub kept_locked: Vec<crate::prune::KeptObject>,
     /// True when the index needed no change.
     pub nothing_to_do: bool,
 }
@@ -90,7 +99,10 @@ pub fn repair_index(
                 }
             }
             Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                report.damaged.push((name.clone(), e.to_string()))
+                report.damaged.push(Unreadable {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })
             }
             Err(e) => return Err(e),
         }
@@ -128,9 +140,12 @@ pub fn repair_index(
         report.packs_read += 1;
         match crate::pack::read_trailer_ranged(repo.backend.as_ref(), keys, &id, info.size) {
             Ok(r) => records.push(r),
-            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => report
-                .unreadable_packs
-                .push((info.name.clone(), e.to_string())),
+            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
+                report.unreadable_packs.push(Unreadable {
+                    name: info.name.clone(),
+                    reason: e.to_string(),
+                })
+            }
             Err(e) => return Err(e),
         }
     }
@@ -150,7 +165,13 @@ pub fn repair_index(
     for name in &index_files {
         match repo.backend.delete(Kind::Index, name) {
             Ok(()) => report.index_files_removed += 1,
-            Err(e) if e.is_retention_locked() => report.kept_locked.push(format!("index/{name}")),
+            Err(e) if e.is_retention_locked() => {
+                report.kept_locked.push(crate::prune::KeptObject {
+                    kind: Kind::Index,
+                    name: name.clone(),
+                    why: crate::prune::KeptWhy::Retention,
+                })
+            }
             Err(e) => return Err(e),
         }
     }
@@ -167,24 +188,37 @@ pub struct SnapshotRepairOptions {
     pub lock_wait: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct RepairedSnapshot {
+    #[serde(serialize_with = "id_hex")]
     pub original: Id,
     pub time: String,
     pub hostname: String,
     /// The snapshot written without the lost files (none in a dry run, or when nothing
     /// of the snapshot could be read).
+    #[serde(serialize_with = "opt_id_hex")]
     pub repaired: Option<Id>,
     /// Paths of the files left out, and of folders whose listing is lost (kept empty).
     pub lost: Vec<String>,
     pub original_forgotten: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct SnapshotRepairReport {
     pub snapshots: usize,
     /// Only the snapshots that lost something.
     pub damaged: Vec<RepairedSnapshot>,
+}
+
+fn id_hex<S: serde::Serializer>(id: &Id, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+fn opt_id_hex<S: serde::Serializer>(id: &Option<Id>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_str(&id.to_hex()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Result of repairing one tree: its new id (the same when nothing below it is lost),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["error", "id", "host", "parallel", "passphrase", "progress"],
+        &["id", "error", "host", "parallel", "passphrase", "progress"],
     ),
     ("storage", &["backend"]),
     (

@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: DrillArgs, metrics_file: Option<&Path>) -> Resul
             let mut lines = c.detail.lines();
             outln!(
                 "  {:<8} {}: {}",
-                c.outcome,
+                c.outcome.as_str(),
                 c.name,
                 lines.next().unwrap_or_default()
             );

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mount;
 pub mod passphrase;
 pub mod progress;
+pub mod remedy;
 pub mod repair;
 pub mod secrets;
 pub mod signals;

@@ -249,7 +249,12 @@ pub fn finish_json(
     obj.insert("command".into(), command.into());
     obj.insert("exit_status".into(), exit_status.into());
     obj.insert("duration_ms".into(), (elapsed.as_millis() as u64).into());
-    obj.insert("error".into(), error.map(|e| format!("{e:#}")).into());
+    obj.insert(
+        "error".into(),
+        error
+            .map(|e| format!("{e:#}{}", crate::cli::remedy::suffix(e)))
+            .into(),
+    );
     let text = serde_json::to_string(&serde_json::Value::Object(obj.clone()))
         .unwrap_or_else(|_| "{}".into());
     if RESULT_ON_STDERR.load(Ordering::Relaxed) {

@@ -35,9 +35,9 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_index(&repo, &keys, &mut cache, &opts)?;
-            let named = |list: &[(String, String)]| {
+            let named = |list: &[vault::repair::Unreadable]| {
                 list.iter()
-                    .map(|(name, error)| serde_json::json!({ "name": name, "error": error }))
+                    .map(|u| serde_json::json!({ "name": u.name, "error": u.reason }))
                     .collect::<Vec<_>>()
             };
             crate::cli::output::set_result(serde_json::json!({
@@ -49,13 +49,17 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 "missing_packs": r.missing_packs,
                 "damaged_index_files": named(&r.damaged),
                 "unreadable_packs": named(&r.unreadable_packs),
-                "kept_locked": r.kept_locked,
+                "kept_locked": r
+                    .kept_locked
+                    .iter()
+                    .map(|k| format!("{}/{}", k.kind.label(), k.name))
+                    .collect::<Vec<_>>(),
             }));
-            for (name, why) in &r.damaged {
-                outln!("index file {name} could not be read: {why}");
+            for u in &r.damaged {
+                outln!("index file {} could not be read: {}", u.name, u.reason);
             }
-            for (name, why) in &r.unreadable_packs {
-                errln!("vault: warning: pack {name}: {why}; its blobs stay unindexed (`vault repair snapshots` drops the files that need them)");
+            for u in &r.unreadable_packs {
+                errln!("vault: warning: pack {}: {}; its blobs stay unindexed (`vault repair snapshots` drops the files that need them)", u.name, u.reason);
             }
             if r.nothing_to_do {
                 outln!(

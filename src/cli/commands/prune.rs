@@ -1,6 +1,7 @@
 use super::human;
 use crate::cli::context::Context;
 use anyhow::Result;
+use vault::prune::{KeptObject, KeptWhy, PackAction, PackReason, PlannedPack, PrunePlan};
 use vault::Session;
 
 pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
@@ -21,22 +22,24 @@ pub fn prune_in(
         repack_threshold: repack_threshold.min(100) as f64 / 100.0,
         lock_wait: ctx.lock_wait(),
     };
-    let r = vault::prune::run(&reader, &mut cache, &opts)?;
-    let verb = if dry_run { "would remove" } else { "removed" };
+    let plan = vault::prune::plan(&reader, &mut cache, &opts)?;
+    if dry_run {
+        show_plan(&plan);
+        return Ok(0);
+    }
+    let packs = plan.packs.clone();
+    let bytes_to_copy = plan.bytes_to_copy;
+    let r = vault::prune::execute(&reader, &mut cache, plan)?;
     let kept = r.packs_total - r.packs_deleted.min(r.packs_total) - r.packs_repacked;
     outln!(
-        "{} snapshots keep {kept} of {} packs; {verb} {} packs and repack {} ({} of {} freed){}",
+        "{} snapshots keep {kept} of {} packs; removed {} packs and repack {} ({} of {} freed); wrote {} new packs",
         r.snapshots,
         r.packs_total,
         r.packs_deleted,
         r.packs_repacked,
         human(r.bytes_freed),
         human(r.bytes_before),
-        if dry_run {
-            "; dry run: nothing was changed".to_string()
-        } else {
-            format!("; wrote {} new packs", r.packs_written)
-        }
+        r.packs_written
     );
     if r.packs_missing > 0 {
         outln!(
@@ -52,7 +55,7 @@ pub fn prune_in(
         );
     }
     crate::cli::output::set_result(serde_json::json!({
-        "dry_run": dry_run,
+        "dry_run": false,
         "snapshots": r.snapshots,
         "packs_total": r.packs_total,
         "packs_deleted": r.packs_deleted,
@@ -60,9 +63,11 @@ pub fn prune_in(
         "packs_written": r.packs_written,
         "bytes_before": r.bytes_before,
         "bytes_freed": r.bytes_freed,
-        "kept_locked": r.kept_locked,
+        "bytes_to_copy": bytes_to_copy,
+        "kept_locked": r.kept_locked.iter().map(kept_text).collect::<Vec<_>>(),
         "packs_missing": r.packs_missing,
         "leftovers_removed": r.leftovers_removed.0,
+        "plan": packs,
     }));
     if !r.kept_locked.is_empty() {
         outln!(
@@ -71,4 +76,85 @@ pub fn prune_in(
         );
     }
     Ok(0)
+}
+
+/// A dry run: the plan, pack by pack, and what it adds up to. Nothing was changed.
+fn show_plan(plan: &PrunePlan) {
+    let deleted = plan.packs_to_delete();
+    let repacked = plan.packs_to_repack();
+    let kept = plan.packs_total - deleted.min(plan.packs_total) - repacked;
+    outln!(
+        "{} snapshots keep {kept} of {} packs; would remove {deleted} packs and repack {repacked} ({} of {} freed); dry run: nothing was changed",
+        plan.snapshots,
+        plan.packs_total,
+        human(plan.bytes_to_free),
+        human(plan.bytes_before),
+    );
+    if plan.packs_missing() > 0 {
+        outln!(
+            "{} packs the index named were already gone from the store and are no longer indexed",
+            plan.packs_missing()
+        );
+    }
+    for p in &plan.packs {
+        outln!("  {}", planned_text(p));
+    }
+    if repacked > 0 {
+        outln!(
+            "repacking would copy {} of used blobs into new packs",
+            human(plan.bytes_to_copy)
+        );
+    }
+    crate::cli::output::set_result(serde_json::json!({
+        "dry_run": true,
+        "snapshots": plan.snapshots,
+        "packs_total": plan.packs_total,
+        "packs_deleted": deleted,
+        "packs_repacked": repacked,
+        "packs_written": 0,
+        "bytes_before": plan.bytes_before,
+        "bytes_freed": plan.bytes_to_free,
+        "bytes_to_copy": plan.bytes_to_copy,
+        "kept_locked": Vec::<String>::new(),
+        "packs_missing": plan.packs_missing(),
+        "leftovers_removed": 0,
+        "plan": plan.packs,
+    }));
+}
+
+/// One line of a dry run's plan: what happens to a pack and why.
+fn planned_text(p: &PlannedPack) -> String {
+    let action = match p.action {
+        PackAction::Delete => "delete",
+        PackAction::Repack => "repack",
+        PackAction::Unindex => "unindex",
+    };
+    let why = match p.reason {
+        PackReason::Unused => "no snapshot uses it".to_string(),
+        PackReason::Unindexed => "no index file names it (left by an interrupted run)".into(),
+        PackReason::AboveThreshold => format!(
+            "{} of {} unused, above the repack threshold",
+            human(p.size.saturating_sub(p.used_bytes)),
+            human(p.size)
+        ),
+        PackReason::Missing => "the index names it but the store does not hold it".into(),
+        PackReason::SizeMismatch => {
+            "the store holds it at another size than the index recorded".into()
+        }
+    };
+    format!("{action} packs/{} ({}): {why}", p.pack, human(p.size))
+}
+
+/// An object kept under retention, as `kept_locked` has always named it.
+fn kept_text(k: &KeptObject) -> String {
+    match k.why {
+        KeptWhy::Retention => format!("{}/{}", k.kind.label(), k.name),
+        KeptWhy::NamedByLockedIndex => {
+            format!(
+                "{}/{} (named by a locked index file)",
+                k.kind.label(),
+                k.name
+            )
+        }
+    }
 }
