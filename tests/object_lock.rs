@@ -495,12 +495,6 @@ fn cli_extends_what_the_policy_keeps_and_prune_waits_for_the_lock() {
         &snaps1.iter().cloned().collect::<Vec<_>>(),
         SystemTime::now() + Duration::from_secs(2),
     );
-    let data_lock = SystemTime::now() + Duration::from_secs(25);
-    w.m.set_retention(
-        &w.bucket,
-        &packs1.iter().chain(&index1).cloned().collect::<Vec<_>>(),
-        data_lock,
-    );
     sleep_until(SystemTime::now() + Duration::from_secs(3));
     let out = w.run(["forget", "--keep-last", "1"]).ok();
     assert!(
@@ -509,9 +503,20 @@ fn cli_extends_what_the_policy_keeps_and_prune_waits_for_the_lock() {
         out.describe()
     );
     assert_eq!(w.keys("snapshots/"), snaps2);
+    // Locked from just before prune, long enough for a prune on a loaded machine.
+    let data_lock = SystemTime::now() + Duration::from_secs(30);
+    w.m.set_retention(
+        &w.bucket,
+        &packs1.iter().chain(&index1).cloned().collect::<Vec<_>>(),
+        data_lock,
+    );
 
     // prune skips what is locked, without failing...
     let out = w.run(["prune"]).ok();
+    assert!(
+        SystemTime::now() < data_lock,
+        "prune took longer than the lock it was to respect; the test proves nothing"
+    );
     assert!(
         out.stdout.contains("still under retention and were kept"),
         "{}",
