@@ -22,7 +22,9 @@
 //!   [`passphrase`] (how strong a new passphrase is), [`progress`] (progress counters and
 //!   the cancel flag a signal sets).
 //! - **storage**: [`backend`]: objects as bytes under (kind, name) in a folder, S3 or
-//!   memory, with retry and restore-spool wrappers. Knows nothing of encryption.
+//!   memory, with retry and restore-spool wrappers. Knows nothing of encryption. The S3
+//!   backend is a folder of its own ([`backend::s3`]: settings, client, object lock, XML,
+//!   error classification); its settings come in as their own type, [`backend::s3::S3Config`].
 //! - **format**: [`crypto`] (keys and seals), [`sign`] (Ed25519 signatures bound to
 //!   store, kind and name), [`tree`] (directory listings),
 //!   [`fsmeta`] (reading and applying file metadata), [`acl`] (POSIX ACL
@@ -46,7 +48,11 @@
 //!   [`secrets`] (sealed platform secrets), [`drill`] (a restore test that starts the
 //!   database), [`upgrade`] (signing a store of the first format).
 //! - **session**: [`session`] (one command's store, keys unlocked once, and cache).
-//! - **configuration**: [`config`] (the configuration file's tables, for the CLI).
+//! - **configuration**: [`config`] (the configuration file, read for the CLI). It is the
+//!   top layer: it gathers each module's own settings type (`[s3]` is
+//!   [`backend::s3::S3Config`], `[retention]` [`retention::RetentionConfig`], ...) into one
+//!   TOML document, and no library module imports it; the CLI reads it and hands each
+//!   operation only its own settings.
 //!
 //! Each operation takes options and returns a typed report (or, for `forget`, a plan
 //! first); the CLI decides how to show it.
