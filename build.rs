@@ -62,15 +62,16 @@ fn glibc_floor(triple: &str) -> Option<String> {
 fn main() {
     println!("cargo:rerun-if-env-changed=VAULT_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    // Rebuild the facts when HEAD moves (a worktree's HEAD and refs live in git's folders).
-    for p in ["HEAD", "refs/heads", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &head]) {
-            println!("cargo:rerun-if-changed={path}");
+    // Rebuild the facts when HEAD moves: HEAD itself, the branch it names, packed refs.
+    // Only those: watching all of refs/heads would rebuild whenever any branch moves
+    // (other worktrees share it), and a watched file that does not exist rebuilds always.
+    let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watch.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for p in watch {
+        if let Some(path) = git(&["rev-parse", "--git-path", &p]) {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
     }
     let commit = std::env::var("VAULT_GIT_COMMIT")
