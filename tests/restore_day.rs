@@ -782,22 +782,28 @@ fn diff_and_find_take_the_snapshot_filters_and_latest_is_this_hosts() {
         !changes.is_empty() && changes.iter().all(|p| p.ends_with("etc/marker")),
         "diff against another host's snapshot? {changes:?}"
     );
-    // --tag picks the same one; --host another host's, whose tree differs throughout.
+    // The filters hold for both snapshots: the first is untagged and the platform's.
+    for filter in [["--tag", "pre-upgrade"], ["--host", "worker-1"]] {
+        let out = on_host(
+            &v,
+            "platform-1",
+            &[
+                &["--json", "diff", first.as_str(), "latest"][..],
+                &filter[..],
+            ]
+            .concat(),
+        )
+        .failed();
+        assert!(out.stderr.contains("does not match"), "{}", out.describe());
+    }
+    // --tag narrows `latest`: the platform's tagged snapshot is its latest.
     let out = on_host(
         &v,
         "platform-1",
-        &["--json", "diff", &first, "latest", "--tag", "pre-upgrade"],
+        &["--json", "diff", "latest", "latest", "--tag", "pre-upgrade"],
     )
     .ok();
-    assert_eq!(changed_paths(&out), changes);
-    let out = on_host(
-        &v,
-        "platform-1",
-        &["--json", "diff", &first, "latest", "--host", "worker-1"],
-    )
-    .failed();
-    // The first snapshot is the platform's: it does not match --host worker-1.
-    assert!(out.stderr.contains("does not match"), "{}", out.describe());
+    assert!(changed_paths(&out).is_empty(), "{}", out.describe());
     // A fresh host has no `latest`: refused, with the hosts listed.
     let r = on_host(&v, "fresh-host", &["diff", &first, "latest"]).failed();
     assert!(
