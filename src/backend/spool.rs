@@ -91,7 +91,7 @@ impl SpoolBackend {
             jobs.iter().map(|j| j.2).sum(),
         );
         crate::parallel::try_for_each(&jobs, fetchers, |(pack, off, len)| {
-            crate::progress::check_cancelled()?;
+            crate::progress::check_cancelled("restore")?;
             let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
             let path = dir.join(pack);
             let written = OpenOptions::new()
