@@ -29,18 +29,49 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The oldest glibc the binary is linked for, when it is not the build machine's:
+/// `VAULT_GLIBC_FLOOR` (set by `.ci/release`), else the `.2.17` suffix cargo-zigbuild
+/// puts in the name of its linker wrapper (`zigcc-x86_64-unknown-linux-gnu.2.17-....sh`).
+fn glibc_floor(triple: &str) -> Option<String> {
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    );
+    println!("cargo:rerun-if-env-changed=VAULT_GLIBC_FLOOR");
+    println!("cargo:rerun-if-env-changed={linker_var}");
+    if let Some(v) = std::env::var("VAULT_GLIBC_FLOOR")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return Some(v);
+    }
+    let linker = std::env::var(linker_var).ok()?;
+    let name = std::path::Path::new(&linker)
+        .file_name()?
+        .to_str()?
+        .to_string();
+    let rest = name.split_once(&format!("{triple}."))?.1;
+    let floor: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let floor = floor.trim_end_matches('.');
+    (floor.contains('.') && floor.split('.').all(|p| !p.is_empty())).then(|| floor.to_string())
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=VAULT_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    // Rebuild the facts when HEAD moves (a worktree's HEAD and refs live in git's folders).
-    for p in ["HEAD", "refs/heads", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &head]) {
-            println!("cargo:rerun-if-changed={path}");
+    // Rebuild the facts when HEAD moves: HEAD itself, the branch it names, packed refs.
+    // Only those: watching all of refs/heads would rebuild whenever any branch moves
+    // (other worktrees share it), and a watched file that does not exist rebuilds always.
+    let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watch.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for p in watch {
+        if let Some(path) = git(&["rev-parse", "--git-path", &p]) {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
     }
     let commit = std::env::var("VAULT_GIT_COMMIT")
@@ -58,7 +89,13 @@ fn main() {
                 .unwrap_or(0)
         });
     let (y, m, d) = civil(secs.div_euclid(86_400));
-    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
+    let triple = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
+    // A build against an older glibc's symbol versions (cargo-zigbuild's
+    // `--target x86_64-unknown-linux-gnu.2.17`) says so: cargo sees the plain triple.
+    let target = match glibc_floor(&triple) {
+        Some(floor) => format!("{triple}, glibc {floor}+"),
+        None => triple,
+    };
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     println!("cargo:rustc-env=VAULT_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=VAULT_BUILD_DATE={y:04}-{m:02}-{d:02}");

@@ -268,7 +268,7 @@ fn drill_in(
     }
 
     let t = Instant::now();
-    match check_secrets(reader.repo.backend.as_ref(), target, opts) {
+    match check_secrets(reader.repo.backend.as_ref(), target, &snap.hostname, opts) {
         Ok(Some(detail)) => {
             rec.add("secrets", t, Ok(detail));
         }
@@ -667,11 +667,12 @@ fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Ok(None) when there is nothing to check; Ok(Some(detail)) when every sealed secret
-/// matches the restored source; Err naming each that does not.
+/// Ok(None) when there is nothing to check; Ok(Some(detail)) when every secret sealed on
+/// `host` (the snapshot's) matches the restored source; Err naming each that does not.
 fn check_secrets(
     backend: &dyn crate::backend::Backend,
     root: &Path,
+    host: &str,
     opts: &DrillOptions,
 ) -> std::result::Result<Option<String>, String> {
     use crate::secrets::{Origin, VerifyStatus};
@@ -679,12 +680,13 @@ fn check_secrets(
     if sources.is_empty() {
         return Ok(None);
     }
-    let outcomes = crate::secrets::verify(
+    let outcomes = crate::secrets::verify_on(
         backend,
         &sources,
         Some(root),
         Some(&opts.fingerprint_key),
         None,
+        &[host.to_string()],
     )
     .map_err(|e| e.to_string())?;
     let mut ok = Vec::new();

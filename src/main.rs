@@ -596,6 +596,7 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
                 store_location: ctx.store_location(),
                 fingerprint_key,
                 config: ctx.config.secrets.clone(),
+                this_host: vault::select::this_host(ctx.config.hostname.as_deref()),
             };
             cli::secrets::run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
         }

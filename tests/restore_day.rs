@@ -737,3 +737,101 @@ vault() {
     assert!(!wal.exists(), "--delete left {}", wal.display());
     common::compare::assert_same(&src, &fresh);
 }
+
+/// `diff` and `find` choose snapshots as every other command does: `latest` is this host's
+/// (not the store's newest, another host's), and `--host`, `--tag`, `--path` narrow them.
+#[test]
+fn diff_and_find_take_the_snapshot_filters_and_latest_is_this_hosts() {
+    let v = Vault::new();
+    v.init();
+    let platform = tree_of(&v, "platform-src", "platform data");
+    let worker = tree_of(&v, "worker-src", "worker data");
+    on_host(&v, "platform-1", &["snapshot", platform.to_str().unwrap()]).ok();
+    let first = v.snapshots_json()[0]["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(platform.join("etc/marker"), "platform data, second").unwrap();
+    on_host(
+        &v,
+        "platform-1",
+        &[
+            "snapshot",
+            "--tag",
+            "pre-upgrade",
+            platform.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    // The store's newest snapshot is the worker's.
+    on_host(&v, "worker-1", &["snapshot", worker.to_str().unwrap()]).ok();
+
+    let changed_paths = |out: &Out| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // As the platform: `latest` is its second snapshot, which changed only the marker.
+    let out = on_host(&v, "platform-1", &["--json", "diff", &first, "latest"]).ok();
+    let changes = changed_paths(&out);
+    assert!(
+        !changes.is_empty() && changes.iter().all(|p| p.ends_with("etc/marker")),
+        "diff against another host's snapshot? {changes:?}"
+    );
+    // The filters hold for both snapshots: the first is untagged and the platform's.
+    for filter in [["--tag", "pre-upgrade"], ["--host", "worker-1"]] {
+        let out = on_host(
+            &v,
+            "platform-1",
+            &[
+                &["--json", "diff", first.as_str(), "latest"][..],
+                &filter[..],
+            ]
+            .concat(),
+        )
+        .failed();
+        assert!(out.stderr.contains("does not match"), "{}", out.describe());
+    }
+    // --tag narrows `latest`: the platform's tagged snapshot is its latest.
+    let out = on_host(
+        &v,
+        "platform-1",
+        &["--json", "diff", "latest", "latest", "--tag", "pre-upgrade"],
+    )
+    .ok();
+    assert!(changed_paths(&out).is_empty(), "{}", out.describe());
+    // A fresh host has no `latest`: refused, with the hosts listed.
+    let r = on_host(&v, "fresh-host", &["diff", &first, "latest"]).failed();
+    assert!(
+        r.stderr.contains("platform-1") && r.stderr.contains("worker-1"),
+        "{}",
+        r.describe()
+    );
+
+    // find: --tag and --path narrow the snapshots searched.
+    let hosts_found = |args: &[&str]| -> Vec<String> {
+        let out = on_host(
+            &v,
+            "platform-1",
+            &[&["--json", "find", "*.only"], args].concat(),
+        )
+        .ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["host"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(hosts_found(&[]).len(), 3);
+    assert_eq!(hosts_found(&["--tag", "pre-upgrade"]), ["platform-1"]);
+    assert_eq!(
+        hosts_found(&["--path", worker.to_str().unwrap()]),
+        ["worker-1"]
+    );
+    assert_eq!(hosts_found(&["--host", "platform-1"]).len(), 2);
+}

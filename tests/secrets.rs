@@ -46,6 +46,7 @@ fn seal_fixture(
         &config_for(&[&fixture()]),
         &fp_key(),
         SystemTime::now(),
+        "test-host",
     )
 }
 
@@ -228,7 +229,9 @@ fn worker_host_without_travis_yml_is_a_quiet_skip() {
     let dir = tempdir();
     let config = config_for(&[&dir.path().join("travis.yml")]);
     // No escrow set either: nothing is needed when there is nothing to seal.
-    let outcomes = secrets::seal_changed(&backend, &config, &fp_key(), SystemTime::now()).unwrap();
+    let outcomes =
+        secrets::seal_changed(&backend, &config, &fp_key(), SystemTime::now(), "test-host")
+            .unwrap();
     assert_eq!(outcomes.len(), 2);
     for o in &outcomes {
         assert!(matches!(o.status, SealStatus::Absent { .. }), "{o:?}");
@@ -542,9 +545,9 @@ fn changes_are_sealed_as_new_versions_and_old_ones_kept() {
         }
     };
     let now = SystemTime::now();
-    let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
+    let o = secrets::seal_changed(&backend, &config, &fp_key(), now, "test-host").unwrap();
     assert_eq!(status(&o, "encryption-key"), "sealed First 1");
-    let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
+    let o = secrets::seal_changed(&backend, &config, &fp_key(), now, "test-host").unwrap();
     assert_eq!(status(&o, "encryption-key"), "unchanged 1");
     assert_eq!(status(&o, "amqp-password"), "unchanged 1");
 
@@ -557,14 +560,14 @@ fn changes_are_sealed_as_new_versions_and_old_ones_kept() {
     )
     .unwrap();
     // Same clock reading: the new version still sorts after the old one.
-    let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
+    let o = secrets::seal_changed(&backend, &config, &fp_key(), now, "test-host").unwrap();
     assert_eq!(status(&o, "encryption-key"), "sealed Changed 2");
     assert_eq!(status(&o, "amqp-password"), "unchanged 1");
 
     // New escrow recipients: unchanged values are sealed again, to the new set only.
     let set = secrets::set_escrow(&backend, std::slice::from_ref(&pub2), None).unwrap();
     assert_eq!(set.serial, 2);
-    let o = secrets::seal_changed(&backend, &config, &fp_key(), now).unwrap();
+    let o = secrets::seal_changed(&backend, &config, &fp_key(), now, "test-host").unwrap();
     assert_eq!(status(&o, "encryption-key"), "sealed NewRecipients 3");
     assert_eq!(status(&o, "amqp-password"), "sealed NewRecipients 2");
 
@@ -830,6 +833,7 @@ fn verify_a_restored_travis_yml() {
         &config_for(&[&live]),
         &fp_key(),
         SystemTime::now(),
+        "test-host",
     )
     .unwrap();
 
@@ -897,6 +901,7 @@ fn verify_a_restored_travis_yml() {
         &config_for(&[&live]),
         &fp_key(),
         SystemTime::now(),
+        "test-host",
     )
     .unwrap();
     assert_eq!(
@@ -1304,4 +1309,140 @@ fn cli_init_escrow_and_snapshots_seal_changes() {
         !err.contains("secrets:") && !err.contains("travis.yml"),
         "{err}"
     );
+}
+
+/// Two platform hosts seal into one store: each host's values are compared with its own
+/// versions only, `--host` picks a host's versions, and a host with none is told which
+/// hosts have some.
+#[test]
+fn two_hosts_seal_into_one_store_and_host_picks_theirs() {
+    let cli = VaultCli::new();
+    let (escrow, escrow_public) = keygen(cli.dir.path(), "escrow.txt");
+    let esc = escrow.to_str().unwrap();
+    cli.ok(&["secrets", "recipients", "set", &escrow_public], 0);
+    let key_b = "b0b0".repeat(16);
+    let live_b = cli.path("live/travis-b.yml");
+    fs::write(
+        &live_b,
+        fs::read_to_string(fixture()).unwrap().replace(KEY, &key_b),
+    )
+    .unwrap();
+    let as_host = |host: &str, travis: &Path| {
+        fs::write(
+            cli.path("vault.toml"),
+            format!(
+                "hostname = {host:?}\n[secrets]\ntravis_yml = [{:?}]\n",
+                travis.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+
+    as_host("platform-a", &cli.live());
+    let (_, err) = cli.ok(&["secrets", "seal"], 0);
+    assert!(
+        err.contains("encryption-key: sealed version 1 (first seal)"),
+        "{err}"
+    );
+    as_host("platform-b", &live_b);
+    let (_, err) = cli.ok(&["secrets", "seal"], 0);
+    assert!(
+        err.contains("encryption-key: sealed version 2 (first seal)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("amqp-password: sealed version 2 (first seal)"),
+        "{err}"
+    );
+    // Host A's value did not change: B's newer version does not make A seal again.
+    as_host("platform-a", &cli.live());
+    let (_, err) = cli.ok(&["secrets", "seal"], 0);
+    assert!(
+        err.contains("encryption-key: unchanged since version 1"),
+        "{err}"
+    );
+
+    let hosts_of = |args: &[&str]| -> Vec<(String, u64)> {
+        let (out, _) = cli.ok(args, 0);
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == "encryption-key")
+            .map(|r| {
+                (
+                    r["host"].as_str().unwrap().to_string(),
+                    r["number"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        hosts_of(&["secrets", "list", "--json"]),
+        vec![("platform-a".into(), 1), ("platform-b".into(), 2)]
+    );
+    assert_eq!(
+        hosts_of(&["secrets", "list", "--json", "--host", "platform-a"]),
+        vec![("platform-a".into(), 1)]
+    );
+    assert_eq!(
+        hosts_of(&["secrets", "list", "--json", "--host", "platform-b"]),
+        vec![("platform-b".into(), 2)]
+    );
+    let (out, _) = cli.ok(&["secrets", "list", "--host", "platform-a"], 0);
+    assert!(
+        out.contains("platform-a") && !out.contains("platform-b"),
+        "{out}"
+    );
+    let (out, err) = cli.ok(&["secrets", "list", "--host", "worker-1"], 0);
+    assert!(
+        out.is_empty() && err.contains("no secrets sealed on host worker-1"),
+        "{err}"
+    );
+
+    // show: this host's newest by default, another's with --host.
+    let show = [
+        "secrets",
+        "show",
+        "encryption-key",
+        "--escrow-identity",
+        esc,
+    ];
+    let (out, _) = cli.ok(&show, 0);
+    assert_eq!(out, format!("{KEY}\n"));
+    let (out, _) = cli.ok(&[&show[..], &["--host", "platform-b"]].concat(), 0);
+    assert_eq!(out, format!("{key_b}\n"));
+    let (out, err) = cli.ok(&[&show[..], &["--number", "2"]].concat(), 1);
+    assert!(
+        out.is_empty() && err.contains("sealed on platform-b"),
+        "{err}"
+    );
+
+    // verify: host A's travis.yml matches host A's newest version (not "an older one").
+    let (_, err) = cli.ok(&["secrets", "verify", "encryption-key"], 0);
+    assert!(err.contains("encryption-key: OK"), "{err}");
+    let (_, err) = cli.ok(
+        &[
+            "secrets",
+            "verify",
+            "encryption-key",
+            "--host",
+            "platform-b",
+        ],
+        1,
+    );
+    assert!(err.contains("encryption-key: DIFFERS"), "{err}");
+
+    // A fresh host name has sealed nothing: it is told which hosts have, not given theirs.
+    as_host("fresh-host", &cli.live());
+    let (out, err) = cli.ok(&show, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("fresh-host")
+            && err.contains("platform-a, platform-b")
+            && err.contains("--host"),
+        "{err}"
+    );
+    let (out, _) = cli.ok(&[&show[..], &["--host", "platform-a"]].concat(), 0);
+    assert_eq!(out, format!("{KEY}\n"));
 }

@@ -8,20 +8,25 @@ use vault::diff::ChangeKind;
 
 #[derive(clap::Args)]
 pub struct DiffArgs {
-    /// Older snapshot: id (or unique prefix), or "latest"
+    /// Older snapshot: id (or unique prefix), "latest" (this host's) or "latest:HOST"
     a: String,
-    /// Newer snapshot: id (or unique prefix), or "latest"
+    /// Newer snapshot: id (or unique prefix), "latest" (this host's) or "latest:HOST"
     b: String,
     /// Only this absolute path (and what lies below it)
     path: Option<PathBuf>,
+    /// Both snapshots must match these; `latest` is the newest that does
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
 }
 
 pub fn run(ctx: &Context, args: DiffArgs) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
-    let (ia, sa) = repo.find_snapshot(&keys, &args.a)?;
-    let (ib, sb) = repo.find_snapshot(&keys, &args.b)?;
+    let (ia, sa, va) = super::filter::resolve(ctx, &repo, &keys, &args.a, &args.filter)?;
+    let (ib, sb, vb) = super::filter::resolve(ctx, &repo, &keys, &args.b, &args.filter)?;
+    super::commands::describe_verification(&ia, &sa, &va);
+    super::commands::describe_verification(&ib, &sb, &vb);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let only = super::dump::path_components(args.path.as_ref());
     let report = vault::diff::diff(&reader, &cache, &sa.tree, &sb.tree, &only)?;

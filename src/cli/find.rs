@@ -9,10 +9,8 @@ pub struct FindArgs {
     /// Glob: without `/` it matches names (`*.yml`); with `/` whole paths (`/etc/travis/**`,
     /// or `travis/*.yml` anywhere)
     pattern: String,
-    /// Only snapshots of this host; repeatable
-    // The shared snapshot filters (`--host/--tag/--path`) replace this where they exist.
-    #[arg(long = "host", value_name = "HOST")]
-    hosts: Vec<String>,
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
 }
 
 pub fn run(ctx: &Context, args: FindArgs) -> Result<u8> {
@@ -20,10 +18,7 @@ pub fn run(ctx: &Context, args: FindArgs) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
-    let mut snaps = repo.snapshots(&keys)?;
-    if !args.hosts.is_empty() {
-        snaps.retain(|(_, s)| args.hosts.contains(&s.hostname));
-    }
+    let snaps = args.filter.filter().apply(repo.snapshots(&keys)?);
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
     let hits = vault::find::find(&reader, &cache, &snaps, &pattern)?;
     // With --json: [{"snapshot", "short_id", "host", "time", "tags", "matches": [{path, type, size, mtime}]}]

@@ -32,6 +32,32 @@ pub struct SecretsContext {
     /// `verify` needs an escrow key).
     pub fingerprint_key: Option<[u8; 32]>,
     pub config: SecretsConfig,
+    /// This host's name as its snapshots record it (the configured `hostname`, else the
+    /// system's): what sealed versions record, and what `show`, `paper` and `verify`
+    /// choose by default.
+    pub this_host: String,
+}
+
+/// `--host` for sealed versions. Of the snapshot filters ([`crate::cli::filter::FilterArgs`])
+/// only the host applies: a sealed version records the host that sealed it, but no tags
+/// and no paths.
+#[derive(Args, Debug, Default, Clone)]
+pub struct SealedHostArgs {
+    /// Only versions sealed on this host (as its snapshots name it); repeatable (any of
+    /// them) [default: `list` every host; `show`, `paper`, `verify` this host]
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}
+
+impl SealedHostArgs {
+    /// The hosts to choose a version among: the given ones, else this host.
+    fn or_this_host(&self, ctx: &SecretsContext) -> Vec<String> {
+        if self.hosts.is_empty() {
+            vec![ctx.this_host.clone()]
+        } else {
+            self.hosts.clone()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,7 +73,10 @@ pub enum SecretsCommand {
     },
     /// List sealed versions: name, when and where sealed, fingerprint, escrow recipients
     /// (--json: an array of version objects)
-    List,
+    List {
+        #[command(flatten)]
+        host: SealedHostArgs,
+    },
     /// Print a sealed secret (needs an escrow key), or read back a typed-in paper sheet
     Show {
         /// Secret name, as `vault secrets list` shows it
@@ -57,8 +86,10 @@ pub enum SecretsCommand {
         #[arg(long, value_name = "N")]
         number: Option<usize>,
         /// Read a typed-in copy of a paper sheet, check every row, print the secret
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "number"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "number", "hosts"])]
         from_paper: Option<PathBuf>,
+        #[command(flatten)]
+        host: SealedHostArgs,
         #[command(flatten)]
         key: EscrowKeyArgs,
     },
@@ -70,6 +101,8 @@ pub enum SecretsCommand {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
+        host: SealedHostArgs,
+        #[command(flatten)]
         key: EscrowKeyArgs,
     },
     /// Check that travis.yml (under --root, e.g. after a restore) holds the sealed values
@@ -79,6 +112,8 @@ pub enum SecretsCommand {
         /// Look for the configured files under this folder (as restored there)
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        #[command(flatten)]
+        host: SealedHostArgs,
         #[command(flatten)]
         key: EscrowKeyArgs,
     },
@@ -187,7 +222,7 @@ pub fn harden_process() {
 pub fn is_listing(cmd: &SecretsCommand) -> bool {
     matches!(
         cmd,
-        SecretsCommand::List
+        SecretsCommand::List { .. }
             | SecretsCommand::Show { .. }
             | SecretsCommand::Paper { output: None, .. }
             | SecretsCommand::Recipients { action: None }
@@ -198,11 +233,12 @@ pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
     harden_process();
     match cmd {
         SecretsCommand::Seal { names, force } => seal(&ctx, &names, force),
-        SecretsCommand::List => list(&ctx, crate::cli::output::json()),
+        SecretsCommand::List { host } => list(&ctx, &host.hosts, crate::cli::output::json()),
         SecretsCommand::Show {
             name,
             number,
             from_paper,
+            host,
             key,
         } => match from_paper {
             Some(file) => show_from_paper(&ctx, &file),
@@ -210,11 +246,28 @@ pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
                 &ctx,
                 name.as_deref().expect("clap requires it"),
                 number,
+                &host.or_this_host(&ctx),
                 &key,
             ),
         },
-        SecretsCommand::Paper { name, output, key } => paper_sheets(&ctx, name, output, &key),
-        SecretsCommand::Verify { names, root, key } => verify(&ctx, &names, root.as_deref(), &key),
+        SecretsCommand::Paper {
+            name,
+            output,
+            host,
+            key,
+        } => paper_sheets(&ctx, name, output, &host.or_this_host(&ctx), &key),
+        SecretsCommand::Verify {
+            names,
+            root,
+            host,
+            key,
+        } => verify(
+            &ctx,
+            &names,
+            root.as_deref(),
+            &host.or_this_host(&ctx),
+            &key,
+        ),
         SecretsCommand::Recipients { action } => match action {
             None => show_recipients(&ctx),
             Some(RecipientsAction::Set {
@@ -324,6 +377,7 @@ fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
         &key,
         SystemTime::now(),
         force,
+        &ctx.this_host,
     )?;
     let mut code = 0;
     for o in &outcomes {
@@ -335,8 +389,13 @@ fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
     Ok(code)
 }
 
-fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
-    let versions = secrets::list(ctx.backend.as_ref())?;
+fn list(ctx: &SecretsContext, hosts: &[String], json: bool) -> Result<i32> {
+    let all = secrets::list(ctx.backend.as_ref())?;
+    let total = all.len();
+    let versions: Vec<_> = all
+        .into_iter()
+        .filter(|v| hosts.is_empty() || hosts.contains(&v.host))
+        .collect();
     let escrow = secrets::current_escrow(ctx.backend.as_ref())?;
     if json {
         let rows: Vec<serde_json::Value> = versions
@@ -359,6 +418,15 @@ fn list(ctx: &SecretsContext, json: bool) -> Result<i32> {
             })
             .collect();
         crate::cli::output::print_json_listing(&serde_json::Value::Array(rows))?;
+        return Ok(0);
+    }
+    if versions.is_empty() && total > 0 {
+        errln!(
+            "no secrets sealed on host {} in {} ({total} version{} sealed on other hosts: `vault secrets list` shows them)",
+            hosts.join(" or "),
+            ctx.store_location,
+            if total == 1 { " is" } else { "s are" }
+        );
         return Ok(0);
     }
     if versions.is_empty() {
@@ -426,9 +494,10 @@ fn show(
     ctx: &SecretsContext,
     name: &str,
     number: Option<usize>,
+    hosts: &[String],
     args: &EscrowKeyArgs,
 ) -> Result<i32> {
-    let version = secrets::find_version(ctx.backend.as_ref(), name, number)?;
+    let version = secrets::find_version_on(ctx.backend.as_ref(), name, number, hosts)?;
     let key = escrow_key(args)?;
     let value = secrets::unseal(
         ctx.backend.as_ref(),
@@ -511,17 +580,31 @@ fn paper_sheets(
     ctx: &SecretsContext,
     name: Option<String>,
     output: Option<PathBuf>,
+    hosts: &[String],
     args: &EscrowKeyArgs,
 ) -> Result<i32> {
     let backend = ctx.backend.as_ref();
     let names: Vec<String> = match name {
         Some(n) => vec![n],
         None => {
-            let mut names: Vec<String> = secrets::list(backend)?
+            let all = secrets::list(backend)?;
+            let mut sealed_on: Vec<String> = all.iter().map(|v| v.host.clone()).collect();
+            sealed_on.sort_unstable();
+            sealed_on.dedup();
+            let mut names: Vec<String> = all
                 .into_iter()
+                .filter(|v| hosts.contains(&v.host))
                 .map(|v| v.name)
                 .collect();
             names.dedup();
+            if names.is_empty() && !sealed_on.is_empty() {
+                bail!(
+                    "no secrets sealed on host {} in {} (sealed on: {}; choose one with --host)",
+                    hosts.join(" or "),
+                    ctx.store_location,
+                    sealed_on.join(", ")
+                );
+            }
             if names.is_empty() {
                 bail!("no secrets are sealed in {}", ctx.store_location);
             }
@@ -537,7 +620,7 @@ fn paper_sheets(
     );
     let mut sheets = Zeroizing::new(String::new());
     for (i, n) in names.iter().enumerate() {
-        let version = secrets::find_version(backend, n, None)?;
+        let version = secrets::find_version_on(backend, n, None, hosts)?;
         let value = secrets::unseal(backend, &version, &key, ctx.fingerprint_key.as_ref())?;
         let info = SheetInfo {
             name: version.name.clone(),
@@ -587,6 +670,7 @@ fn verify(
     ctx: &SecretsContext,
     names: &[String],
     root: Option<&Path>,
+    hosts: &[String],
     args: &EscrowKeyArgs,
 ) -> Result<i32> {
     let sources = selected_sources(&ctx.config, names)?;
@@ -601,12 +685,13 @@ fn verify(
     } else {
         None
     };
-    let outcomes = secrets::verify(
+    let outcomes = secrets::verify_on(
         ctx.backend.as_ref(),
         &sources,
         root,
         ctx.fingerprint_key.as_ref(),
         key.as_ref(),
+        hosts,
     )?;
     let mut code = 0;
     for (o, source) in outcomes.iter().zip(&sources) {
@@ -645,8 +730,9 @@ fn verify(
             VerifyStatus::NotSealed => {
                 code = 1;
                 errln!(
-                    "{}: NOT SEALED: {from} has a value, but no version of it is sealed in {}",
+                    "{}: NOT SEALED: {from} has a value, but no version of it sealed on host {} is in {} (`vault secrets list` shows every host's; choose with --host)",
                     o.name,
+                    hosts.join(" or "),
                     ctx.store_location
                 );
             }

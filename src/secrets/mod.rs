@@ -40,10 +40,14 @@
 //! id_key)`) over `"vault secret v1\0"`, the name's length as u64 little-endian, the name
 //! and the value. Without the key it reveals nothing about the value; with it, `list`,
 //! change detection ([`seal_changed`]) and [`verify`] need no decryption. A source is
-//! sealed again when its fingerprint differs from the newest version's, or when that
-//! version was sealed to an older escrow set (so changing the escrow recipients re-seals
-//! the current values to the new set at the next seal; older versions stay as they were,
-//! readable only by the set they were sealed to).
+//! sealed again when its fingerprint differs from the newest version *the same host*
+//! sealed, or when that version was sealed to an older escrow set (so changing the escrow
+//! recipients re-seals the current values to the new set at the next seal; older versions
+//! stay as they were, readable only by the set they were sealed to).
+//!
+//! `host` is the sealing host's name as its snapshots record it (the configured
+//! `hostname`, else the system's), so `--host` picks the same host's snapshots and sealed
+//! versions. Version numbers count every host's versions of a name, oldest first.
 //!
 //! # Opening by hand
 //!
@@ -77,10 +81,10 @@ pub use source::{
     DEFAULT_TRAVIS_YML,
 };
 pub use store::{
-    current_escrow, escrow_sets, find_version, fingerprint, init_escrow, list, newest, open_age,
-    seal_changed, seal_sources, seal_value, set_escrow, set_escrow_with, short_fingerprint, unseal,
-    verify, versions, EscrowKey, EscrowSet, SealOutcome, SealReason, SealStatus, SealedVersion,
-    VerifyOutcome, VerifyStatus,
+    current_escrow, escrow_sets, find_version, find_version_on, fingerprint, init_escrow, list,
+    newest, open_age, seal_changed, seal_sources, seal_value, set_escrow, set_escrow_with,
+    short_fingerprint, unseal, verify, verify_on, versions, EscrowKey, EscrowSet, SealOutcome,
+    SealReason, SealStatus, SealedVersion, VerifyOutcome, VerifyStatus,
 };
 
 use std::path::PathBuf;

@@ -469,19 +469,61 @@ pub fn find_version(
     name: &str,
     number: Option<usize>,
 ) -> Result<SealedVersion> {
+    find_version_on(backend, name, number, &[])
+}
+
+/// [`find_version`] among the versions sealed on one of `hosts` (any host when empty).
+/// Version numbers count every host's versions, as [`list`] shows them; a `number` whose
+/// version another host sealed is an error naming that host.
+pub fn find_version_on(
+    backend: &dyn Backend,
+    name: &str,
+    number: Option<usize>,
+    hosts: &[String],
+) -> Result<SealedVersion> {
     let not_sealed = |hint: String| SecretsError::NotSealed {
         name: name.to_string(),
         location: backend.location(),
         hint,
     };
+    let on_hosts = |v: &SealedVersion| hosts.is_empty() || hosts.contains(&v.host);
     match number {
-        None => newest(backend, name)?.ok_or_else(|| not_sealed(String::new())),
+        None if hosts.is_empty() => newest(backend, name)?.ok_or_else(|| not_sealed(String::new())),
+        None => {
+            let all = versions(backend, name)?;
+            let mut sealed_on: Vec<&str> = all.iter().map(|v| v.host.as_str()).collect();
+            sealed_on.sort_unstable();
+            sealed_on.dedup();
+            all.iter()
+                .rev()
+                .find(|v| on_hosts(v))
+                .cloned()
+                .ok_or_else(|| {
+                    not_sealed(format!(
+                        " sealed on host {} ({}; choose one with --host)",
+                        hosts.join(" or "),
+                        if sealed_on.is_empty() {
+                            "no host sealed it".to_string()
+                        } else {
+                            format!("sealed on: {}", sealed_on.join(", "))
+                        }
+                    ))
+                })
+        }
         Some(n) => {
             let all = versions(backend, name)?;
             let count = all.len();
-            all.into_iter()
-                .find(|v| v.number == n)
-                .ok_or_else(|| not_sealed(format!(" with version number {n} (it has {count})")))
+            match all.into_iter().find(|v| v.number == n) {
+                None => Err(not_sealed(format!(
+                    " with version number {n} (it has {count})"
+                ))),
+                Some(v) if !on_hosts(&v) => Err(not_sealed(format!(
+                    " with version number {n} sealed on host {} (version {n} was sealed on {})",
+                    hosts.join(" or "),
+                    v.host
+                ))),
+                Some(v) => Ok(v),
+            }
         }
     }
 }
@@ -494,6 +536,7 @@ pub fn seal_value(
     reading: &Reading,
     fingerprint_key: &[u8; 32],
     now: SystemTime,
+    host: &str,
 ) -> Result<SealedVersion> {
     check_secret_name(name)?;
     let recipients = escrow.all_recipients()?;
@@ -527,7 +570,7 @@ pub fn seal_value(
         format: FORMAT,
         name: name.to_string(),
         sealed_at,
-        host: crate::host::hostname(),
+        host: host.to_string(),
         source: reading.from.clone(),
         fingerprint: hex::encode(fp),
         escrow: escrow.serial,
@@ -592,17 +635,28 @@ pub struct SealOutcome {
     pub status: SealStatus,
 }
 
-/// Seals every configured source whose value differs from its newest sealed version (or
-/// whose newest version predates the current escrow set). Sources absent from this host
-/// are quietly reported as [`SealStatus::Absent`]; a source that fails does not stop the
-/// others. `Err` only for a bad configuration or an unreachable store.
+/// Seals every configured source whose value differs from the newest version sealed on
+/// `host` (or whose newest version predates the current escrow set). `host` is this
+/// host's name as its snapshots record it; each host's values are compared only with its
+/// own versions, so two platform hosts sharing a store do not reseal each other's values.
+/// Sources absent from this host are quietly reported as [`SealStatus::Absent`]; a source
+/// that fails does not stop the others. `Err` only for a bad configuration or an
+/// unreachable store.
 pub fn seal_changed(
     backend: &dyn Backend,
     config: &SecretsConfig,
     fingerprint_key: &[u8; 32],
     now: SystemTime,
+    host: &str,
 ) -> Result<Vec<SealOutcome>> {
-    seal_sources(backend, &config.sources()?, fingerprint_key, now, false)
+    seal_sources(
+        backend,
+        &config.sources()?,
+        fingerprint_key,
+        now,
+        false,
+        host,
+    )
 }
 
 /// [`seal_changed`] over the given sources; `force` seals unchanged values too.
@@ -612,6 +666,7 @@ pub fn seal_sources(
     fingerprint_key: &[u8; 32],
     now: SystemTime,
     force: bool,
+    host: &str,
 ) -> Result<Vec<SealOutcome>> {
     let mut escrow: Option<Option<EscrowSet>> = None;
     let mut out = Vec::new();
@@ -627,9 +682,16 @@ pub fn seal_sources(
                 }
                 match escrow.as_ref().expect("loaded") {
                     None => SealStatus::Failed(SecretsError::NoEscrow(backend.location())),
-                    Some(set) => {
-                        seal_one(backend, set, source, &reading, fingerprint_key, now, force)?
-                    }
+                    Some(set) => seal_one(
+                        backend,
+                        set,
+                        source,
+                        &reading,
+                        fingerprint_key,
+                        now,
+                        force,
+                        host,
+                    )?,
                 }
             }
         };
@@ -641,6 +703,7 @@ pub fn seal_sources(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn seal_one(
     backend: &dyn Backend,
     escrow: &EscrowSet,
@@ -649,9 +712,12 @@ fn seal_one(
     fingerprint_key: &[u8; 32],
     now: SystemTime,
     force: bool,
+    host: &str,
 ) -> Result<SealStatus> {
     let fp = fingerprint(fingerprint_key, &source.name, &reading.value);
-    let previous = newest(backend, &source.name)?;
+    let all = versions(backend, &source.name)?;
+    let count = all.len();
+    let previous = all.into_iter().rev().find(|v| v.host == host);
     let reason = match &previous {
         None => SealReason::First,
         Some(v) if v.fingerprint != fp => SealReason::Changed,
@@ -660,9 +726,17 @@ fn seal_one(
         Some(v) => return Ok(SealStatus::Unchanged { version: v.clone() }),
     };
     Ok(
-        match seal_value(backend, escrow, &source.name, reading, fingerprint_key, now) {
+        match seal_value(
+            backend,
+            escrow,
+            &source.name,
+            reading,
+            fingerprint_key,
+            now,
+            host,
+        ) {
             Ok(mut version) => {
-                version.number = previous.map_or(1, |p| p.number + 1);
+                version.number = count + 1;
                 SealStatus::Sealed { version, reason }
             }
             Err(SecretsError::Store(e)) => return Err(SecretsError::Store(e)),
@@ -896,6 +970,19 @@ pub fn verify(
     fingerprint_key: Option<&[u8; 32]>,
     key: Option<&EscrowKey>,
 ) -> Result<Vec<VerifyOutcome>> {
+    verify_on(backend, sources, root, fingerprint_key, key, &[])
+}
+
+/// [`verify`] against the versions sealed on one of `hosts` (every host's when empty):
+/// "newest" and "older" then mean that host's newest and older versions.
+pub fn verify_on(
+    backend: &dyn Backend,
+    sources: &[Source],
+    root: Option<&Path>,
+    fingerprint_key: Option<&[u8; 32]>,
+    key: Option<&EscrowKey>,
+    hosts: &[String],
+) -> Result<Vec<VerifyOutcome>> {
     if fingerprint_key.is_none() && key.map_or(true, EscrowKey::is_empty) {
         return Err(SecretsError::NeedKey(
             "verifying needs this host's fingerprint key (a writer key or the reader identity), or an escrow identity file (--identity) or passphrase".into(),
@@ -903,7 +990,10 @@ pub fn verify(
     }
     let mut out = Vec::new();
     for source in sources {
-        let all = versions(backend, &source.name)?;
+        let all: Vec<SealedVersion> = versions(backend, &source.name)?
+            .into_iter()
+            .filter(|v| hosts.is_empty() || hosts.contains(&v.host))
+            .collect();
         let newest = all.last().cloned();
         let (from, status) = match source.read(root) {
             Ok(None) => (

@@ -175,7 +175,7 @@ fn snapshot_inner(
             "error": p.error,
         })).collect::<Vec<_>>(),
     }));
-    seal_platform_secrets(ctx, &writer);
+    seal_platform_secrets(ctx, &writer, &result.snapshot.hostname);
     if !result.problems.is_empty() {
         errln!(
             "vault: the snapshot is partial: {} entr{} could not be read or changed while read (listed above)",
@@ -192,8 +192,9 @@ fn snapshot_inner(
 }
 
 /// Seals the platform's secrets when their value changed. A host without them (a worker)
-/// says nothing; a failure is a warning, because the snapshot itself succeeded.
-fn seal_platform_secrets(ctx: &Context, writer: &crate::cli::context::Writer) {
+/// says nothing; a failure is a warning, because the snapshot itself succeeded. Versions
+/// record `host`, the name the snapshot recorded.
+fn seal_platform_secrets(ctx: &Context, writer: &crate::cli::context::Writer, host: &str) {
     let key = writer
         .keys
         .derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT);
@@ -204,6 +205,7 @@ fn seal_platform_secrets(ctx: &Context, writer: &crate::cli::context::Writer) {
         &ctx.config.secrets,
         &key,
         std::time::SystemTime::now(),
+        host,
     ) {
         Ok(outcomes) => {
             crate::cli::secrets::report_snapshot_seal(&outcomes, false);
