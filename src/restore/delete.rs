@@ -15,10 +15,11 @@
 //! - Extras are listed parents first; removal goes children first, so each folder is
 //!   empty when it is removed.
 
+use super::fsat::{open_dir_at, open_path};
 use crate::error::{Error, Result};
 use crate::tree::display_name;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::{AtFlags, FileType};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -57,28 +58,6 @@ impl Extra {
             FileType::Unknown => "entry",
         }
     }
-}
-
-fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        OsStr::from_bytes(name),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-fn open_path(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
-    let mut fd = rustix::fs::openat(
-        root,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for c in comps {
-        fd = open_dir_at(fd.as_fd(), c)?;
-    }
-    Ok(fd)
 }
 
 fn display(target: &Path, comps: &[Vec<u8>]) -> String {
