@@ -52,7 +52,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::reader::BlobReader;
 use crate::tree::NodeKind;
-use plan::{collect_plan, components, expected_dirs, needed_ranges, planned_totals, Planner};
+use plan::{components, Planner, CONFLICTS_SHOWN};
 use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
 use std::collections::BTreeMap;
@@ -221,11 +221,18 @@ pub fn run(
         sources,
         includes,
         conflicts: Vec::new(),
+        conflict_count: 0,
         privileged: Vec::new(),
+        log: Vec::new(),
+        lines: opts.dry_run.then(Vec::new),
+        totals: (0, 0),
+        needed: (opts.spool.is_some() && !opts.dry_run).then(BTreeMap::new),
+        extras: Vec::new(),
+        extras_error: None,
     };
     let root_tree = reader.tree(cache, &snapshot.tree)?;
-    let items = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
-    if !planner.includes.is_empty() && items.is_empty() {
+    let planned = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
+    if !planner.includes.is_empty() && planned.is_empty() {
         return Err(Error::Usage(format!(
             "--include matched nothing in this snapshot (its paths: {})",
             snapshot.paths_display().join(", ")
@@ -234,26 +241,23 @@ pub fn run(
 
     let mut report = RestoreReport {
         privileged: std::mem::take(&mut planner.privileged),
+        plan: planner.lines.take().unwrap_or_default(),
         ..Default::default()
     };
-    collect_plan(&items, &opts.target, &mut report.plan);
-    if let Some(root) = &root_fd {
-        let mut dirs = Vec::new();
-        expected_dirs(&items, &mut dirs);
+    if root_fd.is_some() {
         // Without --delete the extras are only counted: a folder this user cannot list
         // must not stop a restore that would not touch it.
-        report.extras = match delete::find(root.as_fd(), &dirs, &opts.target) {
-            Ok(extras) => extras,
-            Err(e) if opts.delete => return Err(e),
-            Err(_) => Vec::new(),
+        report.extras = match planner.extras_error.take() {
+            None => std::mem::take(&mut planner.extras),
+            Some(e) if opts.delete => return Err(e),
+            Some(_) => Vec::new(),
         };
     }
-    if !planner.conflicts.is_empty() {
-        let n = planner.conflicts.len();
+    if planner.conflict_count > 0 {
+        let n = planner.conflict_count;
         let shown: Vec<String> = planner
             .conflicts
             .iter()
-            .take(20)
             .map(|c| format!("  {c}"))
             .collect();
         return Err(Error::Restore(format!(
@@ -264,8 +268,8 @@ pub fn run(
             if n == 1 { "s" } else { "" },
             opts.target.display(),
             shown.join("\n"),
-            if n > 20 {
-                format!("\n  ... and {} more", n - 20)
+            if n > CONFLICTS_SHOWN {
+                format!("\n  ... and {} more", n - CONFLICTS_SHOWN)
             } else {
                 String::new()
             },
@@ -284,8 +288,7 @@ pub fn run(
     let spooled;
     let reader = match &opts.spool {
         Some(dir) => {
-            let mut needed = BTreeMap::new();
-            needed_ranges(cache, &items, &mut needed)?;
+            let needed = planner.needed.take().unwrap_or_default();
             let spool = SpoolBackend::fetch(
                 reader.repo.backend.clone(),
                 &dir.join("data"),
@@ -297,15 +300,17 @@ pub fn run(
         }
         None => reader,
     };
-    let (files_total, bytes_total) = planned_totals(&items);
+    // The writer and verify read folder listings through the reader they use.
+    planner.reader = reader;
+    let (files_total, bytes_total) = planner.totals;
     crate::progress::get().begin("restore", files_total, bytes_total);
     let mut report = std::thread::scope(|scope| -> Result<RestoreReport> {
         let mut runner = Runner::new(scope, reader, cache, opts, &root_fd, report);
-        runner.run(&items)?;
+        runner.run(&planner, &root_tree)?;
         runner.finish()
     })?;
     if opts.verify {
-        verify(reader, &root_fd, &items, &mut report)?;
+        verify(reader, &planner, &root_fd, &[], &root_tree, &mut 0, &mut report)?;
     }
     Ok(report)
 }

@@ -14,7 +14,7 @@ use crate::reader::BlobReader;
 use crate::tree::{display_name, is_safe_name, Node, NodeKind};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::AtFlags;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -30,7 +30,6 @@ pub(super) struct Item {
     pub(super) ancestor: bool,
     /// The target already holds a regular file of this size and mtime here.
     pub(super) same_file: bool,
-    pub(super) children: Vec<Item>,
 }
 
 impl Item {
@@ -52,8 +51,64 @@ pub(super) struct Planner<'a> {
     pub(super) opts: &'a RestoreOptions,
     pub(super) sources: Vec<Vec<Vec<u8>>>,
     pub(super) includes: Vec<Vec<Vec<u8>>>,
+    /// The first conflicts (enough to show), and how many there are.
     pub(super) conflicts: Vec<String>,
+    pub(super) conflict_count: usize,
     pub(super) privileged: Vec<String>,
+    /// One byte per entry the plan visits, in walk order (see [`Planner::replay`]): the
+    /// decision, so the writer and verify follow the plan without holding the listing.
+    pub(super) log: Vec<u8>,
+    /// Every line of the plan, kept for a dry run only.
+    pub(super) lines: Option<Vec<PlanLine>>,
+    /// Files and bytes of file content the plan writes, for progress.
+    pub(super) totals: (u64, u64),
+    /// For a spooled restore: the pack ranges the files to write need.
+    pub(super) needed: Option<BTreeMap<String, PackNeeds>>,
+    /// Entries of the target the snapshot lacks, parents first, and the first error
+    /// met while listing them.
+    pub(super) extras: Vec<super::delete::Extra>,
+    pub(super) extras_error: Option<Error>,
+}
+
+/// How many conflicts the error message shows.
+pub(super) const CONFLICTS_SHOWN: usize = 20;
+
+const LOG_ACTION: u8 = 0b011;
+const LOG_SAME_FILE: u8 = 0b100;
+const LOG_SKIPPED: u8 = 0b1000;
+
+fn action_code(a: Action) -> u8 {
+    match a {
+        Action::Create => 0,
+        Action::Replace => 1,
+        Action::Keep => 2,
+        Action::Merge => 3,
+    }
+}
+
+fn code_action(c: u8) -> Action {
+    match c & LOG_ACTION {
+        0 => Action::Create,
+        1 => Action::Replace,
+        2 => Action::Keep,
+        _ => Action::Merge,
+    }
+}
+
+/// Ranges per pack past which the needed ranges of a pack are merged where they touch,
+/// so a restore of millions of small files holds a few ranges per pack, not one per blob.
+const COMPACT_RANGES: usize = 4096;
+
+fn compact(ranges: &mut Vec<(u64, u64)>) {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len() / 2);
+    for &(off, len) in ranges.iter() {
+        match out.last_mut() {
+            Some((o, l)) if off <= *o + *l => *l = (*l).max(off + len - *o),
+            _ => out.push((off, len)),
+        }
+    }
+    *ranges = out;
 }
 
 pub(super) fn components(p: &[u8]) -> Vec<Vec<u8>> {
@@ -61,94 +116,6 @@ pub(super) fn components(p: &[u8]) -> Vec<Vec<u8>> {
         .filter(|c| !c.is_empty() && *c != b".")
         .map(|c| c.to_vec())
         .collect()
-}
-
-/// Files and bytes of file content the plan writes, for progress.
-pub(super) fn planned_totals(items: &[Item]) -> (u64, u64) {
-    let (mut files, mut bytes) = (0, 0);
-    for item in items {
-        if item.action == Action::Keep {
-            continue;
-        }
-        match item.node.kind {
-            NodeKind::Dir => {
-                let (f, b) = planned_totals(&item.children);
-                files += f;
-                bytes += b;
-            }
-            NodeKind::File => {
-                files += 1;
-                bytes += item.node.size;
-            }
-            _ => {}
-        }
-    }
-    (files, bytes)
-}
-
-/// The byte ranges of every pack the files to write need: their blobs and the headers
-/// that hold the packs' data keys.
-pub(super) fn needed_ranges(
-    cache: &Cache,
-    items: &[Item],
-    out: &mut BTreeMap<String, PackNeeds>,
-) -> Result<()> {
-    for item in items {
-        if item.action == Action::Keep {
-            continue;
-        }
-        if item.node.kind == NodeKind::Dir {
-            needed_ranges(cache, &item.children, out)?;
-        }
-        for c in item.node.chunks() {
-            // A blob the index lacks is reported when its file is written.
-            if let Some(loc) = cache.locate(&c.id)? {
-                let needs = match out.entry(loc.pack.to_hex()) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => e.insert(PackNeeds {
-                        size: cache.pack_size(&loc.pack)?.unwrap_or(0),
-                        ranges: vec![crate::pack::header_range(loc.header_len)],
-                    }),
-                };
-                needs
-                    .ranges
-                    .push((loc.entry.offset as u64, loc.entry.length as u64));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The folders the restore merges into (existing in the target, at or below a restored
-/// path), each with the names the snapshot holds there.
-pub(super) fn expected_dirs<'a>(items: &'a [Item], out: &mut Vec<super::delete::ExpectedDir<'a>>) {
-    for item in items {
-        if item.node.kind != NodeKind::Dir || item.action != Action::Merge {
-            continue;
-        }
-        if !item.ancestor {
-            out.push(super::delete::ExpectedDir {
-                comps: &item.comps,
-                names: item
-                    .children
-                    .iter()
-                    .map(|c| c.node.name.as_slice())
-                    .collect(),
-            });
-        }
-        expected_dirs(&item.children, out);
-    }
-}
-
-pub(super) fn collect_plan(items: &[Item], target: &Path, out: &mut Vec<PlanLine>) {
-    for item in items {
-        out.push(PlanLine {
-            action: item.action,
-            path: item.display(target),
-            kind: item.node.kind,
-        });
-        collect_plan(&item.children, target, out);
-    }
 }
 
 pub(super) fn is_prefix(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
@@ -175,8 +142,8 @@ impl Planner<'_> {
         dir: Option<BorrowedFd<'_>>,
         parent: &[Vec<u8>],
         tree: &crate::tree::Tree,
-    ) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut planned = Vec::new();
         for node in &tree.nodes {
             if !is_safe_name(&node.name) {
                 return Err(Error::corrupt(
@@ -217,7 +184,6 @@ impl Planner<'_> {
                 action: Action::Create,
                 ancestor,
                 same_file: false,
-                children: Vec::new(),
             };
             if let Some(st) = &existing {
                 item.same_file = node.kind == NodeKind::File
@@ -261,6 +227,7 @@ impl Planner<'_> {
                     } else if matches!(node.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
                         self.privileged
                             .push(format!("{shown}: {what} (skipped: --no-privileged)"));
+                        self.log.push(LOG_SKIPPED);
                         continue;
                     } else {
                         item.node.mode &= !0o6000;
@@ -271,14 +238,22 @@ impl Planner<'_> {
                     }
                 }
             }
+            self.log.push(
+                action_code(item.action) | if item.same_file { LOG_SAME_FILE } else { 0 },
+            );
+            if let Some(lines) = &mut self.lines {
+                lines.push(PlanLine {
+                    action: item.action,
+                    path: item.display(&self.opts.target),
+                    kind: node.kind,
+                });
+            }
+            if item.action != Action::Keep {
+                self.count(&item)?;
+            }
+            planned.push(node.name.clone());
             if node.kind == NodeKind::Dir && item.action != Action::Keep {
-                let subtree_id = node.subtree.ok_or_else(|| {
-                    Error::corrupt(
-                        "snapshot",
-                        format!("folder {} has no tree", item.display(&self.opts.target)),
-                    )
-                })?;
-                let subtree = self.reader.tree(self.cache, &subtree_id)?;
+                let subtree = self.subtree(&item)?;
                 let child_fd = if item.action == Action::Merge {
                     let d = dir.expect("merge implies the parent exists");
                     Some(open_dir_at(d, &node.name).map_err(|e| {
@@ -290,20 +265,142 @@ impl Planner<'_> {
                 } else {
                     None
                 };
-                item.children = self.plan_children(
+                let extras_from = self.extras.len();
+                let names = self.plan_children(
                     child_fd.as_ref().map(|f| f.as_fd()),
-                    &item.comps.clone(),
+                    &item.comps,
                     &subtree,
                 )?;
+                if let (Some(fd), false) = (&child_fd, item.ancestor) {
+                    self.list_extras(fd.as_fd(), &item, &names, extras_from);
+                }
             }
-            items.push(item);
         }
-        Ok(items)
+        Ok(planned)
+    }
+
+    /// The folder's tree.
+    pub(super) fn subtree(&self, item: &Item) -> Result<crate::tree::Tree> {
+        let subtree_id = item.node.subtree.ok_or_else(|| {
+            Error::corrupt(
+                "snapshot",
+                format!("folder {} has no tree", item.display(&self.opts.target)),
+            )
+        })?;
+        self.reader.tree(self.cache, &subtree_id)
+    }
+
+    /// Adds a planned entry to the totals, and its pack ranges to those a spool needs.
+    fn count(&mut self, item: &Item) -> Result<()> {
+        if item.node.kind == NodeKind::File {
+            self.totals.0 += 1;
+            self.totals.1 += item.node.size;
+        }
+        let Some(out) = &mut self.needed else {
+            return Ok(());
+        };
+        for c in item.node.chunks() {
+            // A blob the index lacks is reported when its file is written.
+            if let Some(loc) = self.cache.locate(&c.id)? {
+                let needs = match out.entry(loc.pack.to_hex()) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(PackNeeds {
+                        size: self.cache.pack_size(&loc.pack)?.unwrap_or(0),
+                        ranges: vec![crate::pack::header_range(loc.header_len)],
+                    }),
+                };
+                needs
+                    .ranges
+                    .push((loc.entry.offset as u64, loc.entry.length as u64));
+                if needs.ranges.len() >= COMPACT_RANGES {
+                    compact(&mut needs.ranges);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists the extras of a folder the restore merges into (planned entries `names`),
+    /// placing them before those of the folders below it (listed while planning those),
+    /// so extras stay parents first. After an error nothing more is listed.
+    fn list_extras(&mut self, fd: BorrowedFd<'_>, item: &Item, names: &[Vec<u8>], at: usize) {
+        if self.extras_error.is_some() {
+            return;
+        }
+        let keep: HashSet<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+        let mut found = Vec::new();
+        match super::delete::list(fd, &item.comps, Some(&keep), &self.opts.target, &mut found) {
+            Ok(()) => {
+                self.extras.splice(at..at, found);
+            }
+            Err(e) => self.extras_error = Some(e),
+        }
+    }
+
+    /// The entry `node` of the folder at `parent` as the plan decided it, reading its
+    /// decision from the log at `cursor`; `None` for an entry the plan leaves out. Walking
+    /// the same trees in the same order as the plan did (folders not kept entered right
+    /// after their entry) replays the plan exactly.
+    pub(super) fn replay(
+        &self,
+        node: &Node,
+        parent: &[Vec<u8>],
+        cursor: &mut usize,
+    ) -> Result<Option<Item>> {
+        let mut comps = parent.to_vec();
+        comps.push(node.name.clone());
+        if !self.wanted(&comps) {
+            return Ok(None);
+        }
+        let code = *self
+            .log
+            .get(*cursor)
+            .ok_or_else(|| Error::Restore("the restore plan and the snapshot disagree".into()))?;
+        *cursor += 1;
+        if code & LOG_SKIPPED != 0 {
+            return Ok(None);
+        }
+        let action = code_action(code);
+        let mut node = node.clone();
+        if action != Action::Keep && self.opts.no_privileged && privileged_bits(&node).is_some() {
+            node.mode &= !0o6000;
+            node.xattrs.retain(|x| x.name != CAPABILITY_XATTR);
+        }
+        Ok(Some(Item {
+            ancestor: node.kind == NodeKind::Dir && self.is_ancestor(&comps),
+            comps,
+            node,
+            action,
+            same_file: code & LOG_SAME_FILE != 0,
+        }))
+    }
+
+    /// The names of the folder's entries the plan may hold: what an interrupted
+    /// restore's cleanup must leave.
+    pub(super) fn wanted_names<'t>(
+        &self,
+        parent: &[Vec<u8>],
+        tree: &'t crate::tree::Tree,
+    ) -> HashSet<&'t [u8]> {
+        let mut comps = parent.to_vec();
+        tree.nodes
+            .iter()
+            .filter(|n| {
+                comps.push(n.name.clone());
+                let w = self.wanted(&comps);
+                comps.pop();
+                w
+            })
+            .map(|n| n.name.as_slice())
+            .collect()
     }
 
     fn conflict_or_keep(&mut self, item: &Item) -> Action {
         if self.opts.overwrite.is_none() {
-            self.conflicts.push(item.display(&self.opts.target));
+            self.conflict_count += 1;
+            if self.conflicts.len() < CONFLICTS_SHOWN {
+                self.conflicts.push(item.display(&self.opts.target));
+            }
         }
         Action::Keep
     }

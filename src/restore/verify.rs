@@ -5,33 +5,43 @@
 //! only; a mismatch is a failure in the report, never a change to the target.
 
 use super::fsat::open_path;
-use super::plan::Item;
+use super::plan::{Item, Planner};
 use super::{Action, RestoreReport};
 use crate::error::Result;
 use crate::reader::BlobReader;
-use crate::tree::NodeKind;
+use crate::tree::{NodeKind, Tree};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// Re-reads every restored regular file and checks it against the snapshot's chunk ids.
+/// Re-reads every restored regular file of `tree` (the folder at `parent`) and below it
+/// and checks it against the snapshot's chunk ids, following the plan from `cursor` on.
 pub(super) fn verify(
     reader: &BlobReader,
+    plan: &Planner<'_>,
     root: &OwnedFd,
-    items: &[Item],
+    parent: &[Vec<u8>],
+    tree: &Tree,
+    cursor: &mut usize,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    for item in items {
+    for node in &tree.nodes {
+        let Some(item) = plan.replay(node, parent, cursor)? else {
+            continue;
+        };
         if item.action == Action::Keep {
             continue;
         }
         match item.node.kind {
-            NodeKind::Dir => verify(reader, root, &item.children, report)?,
+            NodeKind::Dir => {
+                let subtree = plan.subtree(&item)?;
+                verify(reader, plan, root, &item.comps, &subtree, cursor, report)?
+            }
             NodeKind::File => {
                 let display = item.display(Path::new(""));
-                match verify_file(reader, root, item) {
+                match verify_file(reader, root, &item) {
                     Ok(()) => report.verified_files += 1,
                     Err(msg) => report
                         .failures

@@ -8,16 +8,16 @@
 
 use super::fsat::{is_temp_name, open_dir_at, open_path, rename_into_place, temp_name};
 use super::metadata::{apply_meta_at, errno_is_perm, gid, uid};
-use super::plan::Item;
+use super::plan::{Item, Planner};
 use super::{Action, RestoreOptions, RestoreReport};
 use crate::cache::{Cache, Location};
 use crate::error::{Error, Result};
 use crate::fsmeta::Names;
 use crate::reader::{locate, BlobReader};
-use crate::tree::{display_name, LinkKey, Node, NodeKind};
+use crate::tree::{display_name, LinkKey, Node, NodeKind, Tree};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -27,7 +27,10 @@ use std::sync::{Arc, Mutex};
 /// Removes what a killed restore left under temporary names in `dir` (regular files,
 /// symlinks and special files only; never a folder, never a name in `keep`, which the
 /// snapshot itself holds). Returns how many were removed.
-pub(super) fn remove_temp_files(dir: BorrowedFd<'_>, keep: &[Item]) -> rustix::io::Result<u64> {
+pub(super) fn remove_temp_files(
+    dir: BorrowedFd<'_>,
+    keep: &HashSet<&[u8]>,
+) -> rustix::io::Result<u64> {
     let listing = rustix::fs::openat(
         dir,
         c".",
@@ -41,7 +44,7 @@ pub(super) fn remove_temp_files(dir: BorrowedFd<'_>, keep: &[Item]) -> rustix::i
         let name = entry.file_name().to_bytes();
         if is_temp_name(name)
             && entry.file_type() != rustix::fs::FileType::Directory
-            && !keep.iter().any(|i| i.node.name == name)
+            && !keep.contains(name)
         {
             names.push(name.to_vec());
         }
@@ -239,18 +242,24 @@ where
         }
     }
 
-    pub(super) fn run(&mut self, items: &[Item]) -> Result<()> {
+    pub(super) fn run(&mut self, plan: &Planner<'_>, root_tree: &Tree) -> Result<()> {
         let root = Arc::new(
             open_path(self.root.as_fd(), &[])
                 .map_err(|e| Error::io("open restore target", e.into()))?,
         );
-        self.clean_leftovers(&root, &self.opts.target.display().to_string(), items)?;
-        self.run_dir(&root, items)
+        let keep = plan.wanted_names(&[], root_tree);
+        self.clean_leftovers(&root, &self.opts.target.display().to_string(), &keep)?;
+        self.run_dir(plan, &root, &[], root_tree, &mut 0)
     }
 
     /// Removes an interrupted restore's temporary files from an existing folder.
-    fn clean_leftovers(&mut self, dir: &OwnedFd, display: &str, items: &[Item]) -> Result<()> {
-        let n = remove_temp_files(dir.as_fd(), items).map_err(|e| {
+    fn clean_leftovers(
+        &mut self,
+        dir: &OwnedFd,
+        display: &str,
+        keep: &HashSet<&[u8]>,
+    ) -> Result<()> {
+        let n = remove_temp_files(dir.as_fd(), keep).map_err(|e| {
             Error::io(
                 format!("remove an interrupted restore's temporary files in {display}"),
                 e.into(),
@@ -285,8 +294,21 @@ where
         self.shared.failures.lock().unwrap().push(msg);
     }
 
-    fn run_dir(&mut self, dir: &Arc<OwnedFd>, items: &[Item]) -> Result<()> {
-        for item in items {
+    /// Restores the entries of `tree` (the folder at `parent`, open as `dir`) as the plan
+    /// decided them, reading its decisions from `cursor` on.
+    fn run_dir(
+        &mut self,
+        plan: &Planner<'_>,
+        dir: &Arc<OwnedFd>,
+        parent: &[Vec<u8>],
+        tree: &Tree,
+        cursor: &mut usize,
+    ) -> Result<()> {
+        for node in &tree.nodes {
+            let Some(item) = plan.replay(node, parent, cursor)? else {
+                continue;
+            };
+            let item = &item;
             if item.action == Action::Keep {
                 // A kept file that is the snapshot's own (say, restored by an interrupted
                 // run) can carry the snapshot's other links to it.
@@ -314,11 +336,13 @@ where
                         open_dir_at(dir.as_fd(), &node.name)
                             .map_err(|e| Error::io(format!("open folder {display}"), e.into()))?,
                     );
+                    let subtree = plan.subtree(item)?;
                     if item.action == Action::Merge {
-                        self.clean_leftovers(&child, &display, &item.children)?;
+                        let keep = plan.wanted_names(&item.comps, &subtree);
+                        self.clean_leftovers(&child, &display, &keep)?;
                     }
                     self.report.dirs += 1;
-                    self.run_dir(&child, &item.children)?;
+                    self.run_dir(plan, &child, &item.comps, &subtree, cursor)?;
                     if !(item.ancestor && item.action == Action::Merge) {
                         self.dir_meta
                             .push((item.comps.clone(), node.clone(), display));
