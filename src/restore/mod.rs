@@ -227,6 +227,7 @@ pub fn run(
         lines: opts.dry_run.then(Vec::new),
         totals: (0, 0),
         needed: (opts.spool.is_some() && !opts.dry_run).then(BTreeMap::new),
+        pack_order: Vec::new(),
         extras: Vec::new(),
         extras_error: None,
     };
@@ -288,12 +289,19 @@ pub fn run(
     let spooled;
     let reader = match &opts.spool {
         Some(dir) => {
-            let needed = planner.needed.take().unwrap_or_default();
-            let spool = SpoolBackend::fetch(
+            // Downloaded in the order the writer reads, while it writes: a file waits
+            // only for its own ranges.
+            let mut needed = planner.needed.take().unwrap_or_default();
+            let ordered = std::mem::take(&mut planner.pack_order)
+                .into_iter()
+                .filter_map(|pack| needed.remove(&pack).map(|needs| (pack, needs)))
+                .collect();
+            let spool = SpoolBackend::start(
                 reader.repo.backend.clone(),
                 &dir.join("data"),
-                needed,
+                ordered,
                 SPOOL_FETCHERS,
+                false,
             )?;
             spooled = reader.with_backend(Arc::new(spool));
             &spooled

@@ -64,6 +64,9 @@ pub(super) struct Planner<'a> {
     pub(super) totals: (u64, u64),
     /// For a spooled restore: the pack ranges the files to write need.
     pub(super) needed: Option<BTreeMap<String, PackNeeds>>,
+    /// The packs of `needed` in the order the plan first needs them: the order the writer
+    /// will read them in, so the order a spool downloads them in.
+    pub(super) pack_order: Vec<String>,
     /// Entries of the target the snapshot lacks, parents first, and the first error
     /// met while listing them.
     pub(super) extras: Vec<super::delete::Extra>,
@@ -304,10 +307,13 @@ impl Planner<'_> {
             if let Some(loc) = self.cache.locate(&c.id)? {
                 let needs = match out.entry(loc.pack.to_hex()) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => e.insert(PackNeeds {
-                        size: self.cache.pack_size(&loc.pack)?.unwrap_or(0),
-                        ranges: vec![crate::pack::header_range(loc.header_len)],
-                    }),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        self.pack_order.push(e.key().clone());
+                        e.insert(PackNeeds {
+                            size: self.cache.pack_size(&loc.pack)?.unwrap_or(0),
+                            ranges: vec![crate::pack::header_range(loc.header_len)],
+                        })
+                    }
                 };
                 needs
                     .ranges
