@@ -367,4 +367,93 @@ mod tests {
         drop(spool);
         assert!(!spool_dir.exists(), "the spool is removed afterwards");
     }
+
+    #[test]
+    fn background_download_serves_reads_as_they_arrive_and_falls_back_to_the_store() {
+        let inner: BackendRef = std::sync::Arc::new(MemoryBackend::new("spool"));
+        let packs: Vec<(String, Vec<u8>)> = (0..6u8)
+            .map(|i| {
+                let data: Vec<u8> = (0..300_000u32).map(|j| (j as u8) ^ i).collect();
+                (format!("{i:02x}").repeat(32), data)
+            })
+            .collect();
+        for (name, data) in &packs {
+            inner.put(Kind::Packs, name, data).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        // Needed in reverse name order: the order given is the order fetched.
+        let needed: Vec<(String, PackNeeds)> = packs
+            .iter()
+            .rev()
+            .map(|(name, data)| {
+                (
+                    name.clone(),
+                    PackNeeds {
+                        size: data.len() as u64,
+                        ranges: vec![(0, data.len() as u64)],
+                    },
+                )
+            })
+            .collect();
+        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
+        assert!(spool.fetcher.is_some(), "the download runs in the background");
+        for (name, data) in &packs {
+            assert_eq!(
+                spool.get_range(Kind::Packs, name, 1000, 5000).unwrap(),
+                &data[1000..6000]
+            );
+        }
+        // Once every request is in, the store is not asked again for held ranges.
+        assert!(spool.wait_for(0));
+        let (lock, _) = &*spool.state;
+        while !lock.lock().unwrap().over {
+            std::thread::yield_now();
+        }
+        for (name, _) in &packs {
+            inner.delete(Kind::Packs, name).unwrap();
+        }
+        let (name, data) = &packs[3];
+        assert_eq!(
+            spool.get_range(Kind::Packs, name, 299_000, 1000).unwrap(),
+            &data[299_000..],
+            "held ranges come from the spool"
+        );
+        drop(spool);
+        assert!(!spool_dir.exists(), "the spool is removed afterwards");
+
+        // A download that fails leaves reads to the store itself.
+        let missing = "ee".repeat(32);
+        inner.put(Kind::Packs, &"ff".repeat(32), b"present").unwrap();
+        let needed = vec![(
+            missing.clone(),
+            PackNeeds {
+                size: 10,
+                ranges: vec![(0, 10)],
+            },
+        )];
+        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
+        assert!(!spool.wait_for(0), "a failed request is never marked done");
+        assert!(spool.get_range(Kind::Packs, &missing, 0, 10).is_err());
+        assert_eq!(
+            spool.get_range(Kind::Packs, &"ff".repeat(32), 0, 7).unwrap(),
+            b"present"
+        );
+        assert!(
+            SpoolBackend::fetch(
+                inner,
+                &dir.path().join("spool3"),
+                BTreeMap::from([(
+                    missing,
+                    PackNeeds {
+                        size: 10,
+                        ranges: vec![(0, 10)],
+                    }
+                )]),
+                1
+            )
+            .is_err(),
+            "fetch reports a failed download"
+        );
+    }
 }
