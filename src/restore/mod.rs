@@ -5,6 +5,19 @@
 //! into an existing folder. Anything in the way with no `--overwrite` policy is a
 //! conflict, and the restore stops before writing a byte. `--dry-run` prints the plan.
 //!
+//! Memory: the plan does not hold the snapshot's listing. It keeps one byte per entry
+//! (its decision, in walk order), and the writer and `--verify` walk the same trees again,
+//! one folder listing at a time, replaying those decisions; so a restore holds about one
+//! folder listing per level of depth, the decisions, per-folder metadata for the end,
+//! and the first path of each hardlink group. Only a dry run keeps every plan line (it
+//! returns them). The price is reading each folder listing two or three times (from the
+//! local store or the tree spool, never the remote store again).
+//!
+//! Order: files are written in the snapshot's order, which is the order their blobs were
+//! packed, so reads go through each pack front to back; a spooled restore downloads the
+//! packs in the order the plan first needs them, in the background, while files are
+//! written.
+//!
 //! Safety: every operation is relative to a folder descriptor opened with `O_NOFOLLOW`
 //! from the target root down, names are checked ([`crate::tree::is_safe_name`]), and
 //! files are created with `O_EXCL` under a temporary name and renamed into place. So no
@@ -126,6 +139,8 @@ pub struct PlanLine {
 
 #[derive(Debug, Default)]
 pub struct RestoreReport {
+    /// Every line of the plan, for a dry run (a real run leaves it empty rather than hold
+    /// a line per entry of the snapshot).
     pub plan: Vec<PlanLine>,
     pub files: u64,
     pub dirs: u64,
