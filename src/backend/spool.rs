@@ -148,8 +148,12 @@ impl SpoolBackend {
         ));
         let stop = Arc::new(AtomicBool::new(false));
         let fetcher = {
-            let (inner, dir, state, stop) =
-                (inner.clone(), dir.to_path_buf(), state.clone(), stop.clone());
+            let (inner, dir, state, stop) = (
+                inner.clone(),
+                dir.to_path_buf(),
+                state.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 let numbered: Vec<(usize, &(String, u64, u64))> = jobs.iter().enumerate().collect();
                 let result = crate::parallel::try_for_each(&numbered, fetchers, |(n, job)| {
@@ -397,7 +401,10 @@ mod tests {
             })
             .collect();
         let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
-        assert!(spool.fetcher.is_some(), "the download runs in the background");
+        assert!(
+            spool.fetcher.is_some(),
+            "the download runs in the background"
+        );
         for (name, data) in &packs {
             assert_eq!(
                 spool.get_range(Kind::Packs, name, 1000, 5000).unwrap(),
@@ -424,7 +431,9 @@ mod tests {
 
         // A download that fails leaves reads to the store itself.
         let missing = "ee".repeat(32);
-        inner.put(Kind::Packs, &"ff".repeat(32), b"present").unwrap();
+        inner
+            .put(Kind::Packs, &"ff".repeat(32), b"present")
+            .unwrap();
         let needed = vec![(
             missing.clone(),
             PackNeeds {
@@ -436,7 +445,9 @@ mod tests {
         assert!(!spool.wait_for(0), "a failed request is never marked done");
         assert!(spool.get_range(Kind::Packs, &missing, 0, 10).is_err());
         assert_eq!(
-            spool.get_range(Kind::Packs, &"ff".repeat(32), 0, 7).unwrap(),
+            spool
+                .get_range(Kind::Packs, &"ff".repeat(32), 0, 7)
+                .unwrap(),
             b"present"
         );
         assert!(

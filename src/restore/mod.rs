@@ -271,11 +271,7 @@ pub fn run(
     }
     if planner.conflict_count > 0 {
         let n = planner.conflict_count;
-        let shown: Vec<String> = planner
-            .conflicts
-            .iter()
-            .map(|c| format!("  {c}"))
-            .collect();
+        let shown: Vec<String> = planner.conflicts.iter().map(|c| format!("  {c}")).collect();
         return Err(Error::Restore(format!(
             "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}\n\
              choose what to do with them: --overwrite never (keep them), always (replace them), \
@@ -333,7 +329,15 @@ pub fn run(
         runner.finish()
     })?;
     if opts.verify {
-        verify(reader, &planner, &root_fd, &[], &root_tree, &mut 0, &mut report)?;
+        verify(
+            reader,
+            &planner,
+            &root_fd,
+            &[],
+            &root_tree,
+            &mut 0,
+            &mut report,
+        )?;
     }
     Ok(report)
 }

@@ -241,9 +241,8 @@ impl Planner<'_> {
                     }
                 }
             }
-            self.log.push(
-                action_code(item.action) | if item.same_file { LOG_SAME_FILE } else { 0 },
-            );
+            self.log
+                .push(action_code(item.action) | if item.same_file { LOG_SAME_FILE } else { 0 });
             if let Some(lines) = &mut self.lines {
                 lines.push(PlanLine {
                     action: item.action,
