@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: vault, restic and borg on the same Travis-CI-Enterprise-like tree.
+# Side-by-side benchmark: vault, restic, borg and rustic on the same Travis-CI-Enterprise-like
+# tree.
 #
-#   benches/bench.sh [--size-gb G] [--work DIR] [--tools vault,restic,borg] [--seed S]
+#   benches/bench.sh [--size-gb G] [--work DIR] [--tools vault,restic,borg,rustic] [--seed S]
 #                    [--fraction F] [--keep] [--no-build] [--vault-bin PATH]
 #
 # Steps, for every tool, on identical trees, page cache warm:
@@ -9,8 +10,11 @@
 #   snapshot after changes, restore of the latest snapshot into an empty directory.
 # Measured: wall time and peak RSS of each step (GNU time), store size after the three
 # snapshots (du -sb), restore correctness (diff -r plus a metadata listing).
-# Output: a table on stdout (also WORK/results.txt) and WORK/results.json.
-# Each tool runs with its own default settings; see benches/README.md.
+# Output: a table on stdout (also WORK/results.txt) and WORK/results.json, with a
+# vault/peer ratio column per peer (below 1: vault is better) and peak memory per step.
+# Each tool runs with its own default settings; see benches/README.md. rustic is
+# $RUSTIC_BIN, else `rustic` on PATH, else built once with `cargo install rustic-rs` into
+# ${XDG_CACHE_HOME:-~/.cache}/vault-bench/rustic and reused.
 set -euo pipefail
 
 SIZE_GB=2
@@ -24,7 +28,7 @@ BUILD=1
 VAULT_BIN=""
 PASSPHRASE="bench-passphrase-not-secret"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -44,7 +48,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/.." && pwd)"
 IFS=',' read -r -a TOOL_LIST <<< "$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
-    case "$t" in vault|restic|borg) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
+    case "$t" in vault|restic|borg|rustic) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
 has_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -66,6 +70,20 @@ ensure python3 python3
 ensure diff diffutils
 has_tool restic && ensure restic restic
 has_tool borg && ensure borg borgbackup
+if has_tool rustic; then
+    if [ -z "${RUSTIC_BIN:-}" ]; then
+        RUSTIC_BIN="$(command -v rustic || true)"
+    fi
+    if [ -z "$RUSTIC_BIN" ]; then
+        RUSTIC_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/vault-bench/rustic"
+        RUSTIC_BIN="$RUSTIC_ROOT/bin/rustic"
+        if [ ! -x "$RUSTIC_BIN" ]; then
+            log "building rustic 0.11 once into $RUSTIC_ROOT (cargo install rustic-rs; takes a while)"
+            cargo install rustic-rs --version "${RUSTIC_VERSION:-~0.11}" --locked --root "$RUSTIC_ROOT" >&2
+        fi
+    fi
+    [ -x "$RUSTIC_BIN" ] || { echo "bench.sh: no rustic binary at $RUSTIC_BIN" >&2; exit 1; }
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Work directory: only ever delete what this script created.
@@ -85,7 +103,7 @@ SRC=("$TREE/etc/travis" "$TREE/var/travis")
 LOGS="$WORK/logs"
 MEAS="$WORK/measurements.tsv"   # tool step wall_s maxrss_kib rc
 INFO="$WORK/info.tsv"           # tool key value
-for t in vault restic borg; do rm -rf "${WORK:?}/$t"; done
+for t in vault restic borg rustic; do rm -rf "${WORK:?}/$t"; done
 rm -rf "$TREE" "$LOGS"
 mkdir -p "$LOGS"
 : > "$MEAS"
@@ -136,6 +154,16 @@ tool_cmd() {
             init) CMD=(borg init --encryption "$BORG_ENCRYPTION") ;;
             snap1|snap2|snap3) CMD=(borg create "::$step" "${SRC[@]}") ;;
             restore) CMD=(borg extract "::snap3"); CMD_DIR="$dir/restore" ;;
+        esac ;;
+    rustic)
+        # HOME inside the work folder: no profile from the user's ~/.config/rustic.
+        export RUSTIC_PASSWORD="$PASSPHRASE" RUSTIC_REPOSITORY="$dir/store" RUSTIC_CACHE_DIR="$dir/cache"
+        CMD=(env HOME="$dir/home" "$RUSTIC_BIN" --no-progress)
+        mkdir -p "$dir/home"
+        case "$step" in
+            init) CMD+=(init) ;;
+            snap1|snap2|snap3) CMD+=(backup "${SRC[@]}") ;;
+            restore) CMD+=(restore latest "$dir/restore") ;;
         esac ;;
     esac
 }
@@ -233,6 +261,10 @@ if has_tool borg; then
     info borg version "$(borg --version | awk '{ print $2 }')"
     info borg settings "encryption $BORG_ENCRYPTION, default compression (lz4), default chunker"
 fi
+if has_tool rustic; then
+    info rustic version "$("$RUSTIC_BIN" --version 2>/dev/null | awk '{ print $2 }')"
+    info rustic settings "defaults (compression and chunker as rustic init sets them)"
+fi
 
 log "generating a ${SIZE_GB} GiB tree in $TREE"
 t0=$(date +%s%N)
@@ -329,14 +361,14 @@ for step, label in STEPS:
     rows.append(("  peak MiB: " + label.replace(" (s)", ""),
                  {t: meas[t][step]["max_rss_mib"] if ok(t, step) else None for t in tools}, "%.0f"))
 
-ratio_cols = [t for t in ("restic", "borg") if t in tools and t != "vault"] if "vault" in tools else []
-header = ["step"] + tools + ["%s/vault" % t for t in ratio_cols]
+ratio_cols = [t for t in ("restic", "borg", "rustic") if t in tools] if "vault" in tools else []
+header = ["step"] + tools + ["vault/%s" % t for t in ratio_cols]
 table = []
 for label, vals, fmt in rows:
     line = [label] + [("FAIL" if "failed_at" in info.get(t, {}) else "-") if vals[t] is None else fmt % vals[t]
                       for t in tools]
     for t in ratio_cols:
-        a, b = vals.get(t), vals.get("vault")
+        a, b = vals.get("vault"), vals.get(t)
         line.append("%.2f" % (a / b) if a is not None and b else "-")
     table.append(line)
 verify = ["restore verified"]
@@ -363,7 +395,7 @@ out.append("  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i,
 for r in table:
     out.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
 if ratio_cols:
-    out.append("(ratio columns: other tool / vault, so above 1 means vault is better)")
+    out.append("(ratio columns: vault / other tool, so below 1 means vault is better)")
 print("\n".join(out))
 res = {"bench": b, "tools": {}}
 for t in tools:

@@ -9,10 +9,14 @@
 //! through the same pool.
 //!
 //! Order of durability: packs are uploaded first; an index file naming finished packs is
-//! written every few dozen packs and at the end; the snapshot record goes last. Only then
+//! written every 32 packs or 30 s, whichever comes first, and at the end (the walker and
+//! [`BlobSink`] share that code); the snapshot record goes last. Only then
 //! does the local cache learn of the new blobs and files. A crash at any point leaves a
 //! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
-//! whatever was not indexed.
+//! whatever was not indexed. What the files cache will learn is streamed to the cache's
+//! pending rows in batches of [`FILE_ROWS_BATCH`] as the walk goes (so memory does not
+//! grow with the number of files) and becomes part of the files cache only after the
+//! snapshot record is written.
 //!
 //! Additions ([`run_with`]): a [`Capture`] takes over one folder of the walk (a database
 //! cluster saved as an online base backup): it is asked to begin when the walk reaches
@@ -53,9 +57,32 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Index files are written after this many packs, so an interrupted snapshot keeps most
-/// of its uploads for the next run.
+/// An index file is written once this many packs (512 MiB at the default 16 MiB) wait
+/// for one, so an interrupted snapshot keeps most of its uploads for the next run.
 const INDEX_EVERY_PACKS: usize = 32;
+
+/// ... or once this long has passed since the last index file, whichever comes first, so
+/// that a snapshot killed at any point after this long keeps what it uploaded, however
+/// slowly packs go out (32 packs take 3 s to a local disk but nearly a minute over a
+/// 10 MB/s uplink). One small index object per 30 s costs nothing next to the packs (a
+/// ten-hour first snapshot writes 1,200 of them, about 1 KiB per pack each; prune merges
+/// them), while a shorter interval would only add objects: a kill loses at most what
+/// finished since the last index file plus the packs the workers were still filling.
+const INDEX_EVERY: Duration = Duration::from_secs(30);
+
+/// Files-cache rows are handed to the cache's pending rows in batches of this many
+/// (about 0.8 MiB held at most; one SQLite transaction per batch).
+const FILE_ROWS_BATCH: usize = 1024;
+
+/// The interval between index files: [`INDEX_EVERY`], unless the environment variable
+/// `VAULT_TEST_INDEX_INTERVAL_MS` sets another (meant for tests that kill a snapshot
+/// half-way; not a user setting).
+fn index_interval() -> Duration {
+    std::env::var("VAULT_TEST_INDEX_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(INDEX_EVERY, Duration::from_millis)
+}
 
 pub struct SnapshotOptions {
     pub paths: Vec<PathBuf>,
@@ -129,7 +156,7 @@ pub struct Additions<'a> {
     /// Synthetic files at absolute paths outside every source path.
     pub files: Vec<ExtraFile>,
     /// Set (by a signal handler) to stop the snapshot; it then fails with
-    /// [`Error::Interrupted`] and saves nothing.
+    /// [`Error::Cancelled`] and saves nothing.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -181,6 +208,7 @@ pub fn run_with(
         opts.lock_wait,
     )?;
     cache.sync_index(repo, keys)?;
+    cache.pending_files_begin()?;
     let sources = normalise_sources(&opts.paths)?;
     for f in &additions.files {
         if !f.path.is_absolute() || f.path.parent().is_none() {
@@ -227,21 +255,27 @@ pub fn run_with(
     let walked = walker.save_sources(&sources, &additions.files);
     let root = match walked {
         Ok(root) => root,
-        Err(Error::Cancelled) => {
+        Err(e @ Error::Cancelled { .. }) => {
+            let _ = walker.cache.pending_files_discard();
             // Keep what was uploaded: indexed packs are reused by the next snapshot.
-            let records = walker.uploader.finish()?;
-            walker.index_packs(records)?;
-            return Err(Error::Cancelled);
+            walker.finish_uploads()?;
+            return Err(e);
         }
         Err(e) => {
+            let _ = walker.cache.pending_files_discard();
             // Let the workers stop; the packs they wrote stay unreferenced until prune.
             let _ = walker.uploader.finish();
             return Err(e);
         }
     };
-    let records = walker.uploader.finish()?;
-    walker.index_packs(records)?;
-    walker.check_cancel()?;
+    let ended = walker
+        .finish_uploads()
+        .and_then(|()| walker.check_cancel())
+        .and_then(|()| walker.flush_file_rows());
+    if let Err(e) = ended {
+        let _ = walker.cache.pending_files_discard();
+        return Err(e);
+    }
 
     let mut summary = walker.summary;
     summary.duration_ms = started.elapsed().as_millis() as u64;
@@ -265,12 +299,17 @@ pub fn run_with(
         program: format!("vault {}", env!("CARGO_PKG_VERSION")),
         databases: std::mem::take(&mut walker.databases),
     };
-    let id = repo.save_snapshot(keys, &snapshot)?;
+    let id = match repo.save_snapshot(keys, &snapshot) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = walker.cache.pending_files_discard();
+            return Err(e);
+        }
+    };
     // Best effort: partial writes of killed runs, long untouched (`check` lists them).
     let _ = crate::backend::remove_leftovers(repo.backend.as_ref(), crate::backend::LEFTOVER_GRACE);
     // The snapshot is durable; only now may the cache trust the files it read.
-    let rows = std::mem::take(&mut walker.file_rows);
-    walker.cache.file_store(&rows)?;
+    walker.cache.pending_files_commit()?;
     Ok(SnapshotResult {
         id,
         snapshot,
@@ -505,7 +544,7 @@ impl Walker<'_, '_> {
         } else {
             NodeKind::Socket
         };
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("snapshot")?;
         let mut node = self.node_from_meta(path, name, &meta, kind);
         if kind != NodeKind::Dir && meta.nlink() > 1 {
             node.link = Some(LinkKey {
@@ -564,6 +603,9 @@ impl Walker<'_, '_> {
                     }
                 }
                 progress.add_files(1);
+                // Packs that finished while this file was read get indexed when due,
+                // also during long runs of unchanged files.
+                self.drain_packs()?;
                 if self.summary.bytes_read == read_before && self.files_read == files_read {
                     progress.add_bytes(if first_name { meta.len() } else { 0 });
                     crate::progress::file_event(crate::progress::FileEvent::Unchanged, path);
@@ -600,7 +642,9 @@ impl Walker<'_, '_> {
 
     fn check_cancel(&self) -> Result<()> {
         match &self.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled {
+                operation: "snapshot",
+            }),
             _ => Ok(()),
         }
     }
@@ -879,38 +923,28 @@ impl Walker<'_, '_> {
             _ => self.summary.new_meta_bytes += data.len() as u64,
         }
         self.uploader.send(id, kind, data)?;
-        self.drain_finished_packs(false)
+        self.drain_packs()
     }
 
-    fn drain_finished_packs(&mut self, force: bool) -> Result<()> {
-        while let Ok(record) = self.uploader.done_rx.try_recv() {
-            self.uploader.finished.push(record);
-        }
-        if self.uploader.finished.len() >= INDEX_EVERY_PACKS
-            || (force && !self.uploader.finished.is_empty())
-        {
-            let records = std::mem::take(&mut self.uploader.finished);
-            self.index_packs(records)?;
+    /// Hands the files-cache rows gathered so far to the cache's pending rows.
+    fn flush_file_rows(&mut self) -> Result<()> {
+        if !self.file_rows.is_empty() {
+            self.cache.pending_files_add(&self.file_rows)?;
+            self.file_rows.clear();
         }
         Ok(())
     }
 
-    fn index_packs(&mut self, records: Vec<PackRecord>) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        for r in &records {
-            self.summary.packs += 1;
-            self.summary.stored_bytes += r.size;
-        }
-        let name = self.repo.save_index(self.keys, &records)?;
-        self.cache.add_index(&name, &records)?;
-        for r in &records {
-            for e in &r.entries {
-                self.uploader.pending.remove(&e.id);
-            }
-        }
-        Ok(())
+    /// Indexes finished packs when an index file is due.
+    fn drain_packs(&mut self) -> Result<()> {
+        self.uploader
+            .drain(self.repo, self.keys, self.cache, &mut self.summary)
+    }
+
+    /// Waits for the workers and indexes every pack they wrote.
+    fn finish_uploads(&mut self) -> Result<()> {
+        self.uploader
+            .finish_and_index(self.repo, self.keys, self.cache, &mut self.summary)
     }
 
     /// Outer error: the store failed, the snapshot stops. Inner error: this file could
@@ -954,6 +988,9 @@ impl Walker<'_, '_> {
                 {
                     self.file_rows
                         .push((path_bytes.to_vec(), stamp, x.extents.clone()));
+                    if self.file_rows.len() >= FILE_ROWS_BATCH {
+                        self.flush_file_rows()?;
+                    }
                 }
                 x
             }
@@ -1174,6 +1211,10 @@ struct Uploader {
     pending: HashSet<Id>,
     /// Durable packs not yet in an index file.
     finished: Vec<PackRecord>,
+    /// When the last index file was written (or the uploads began).
+    last_index: Instant,
+    /// At most this long between index files while packs finish.
+    index_every: Duration,
 }
 
 impl Uploader {
@@ -1234,7 +1275,71 @@ impl Uploader {
             done_rx,
             pending: HashSet::new(),
             finished: Vec::new(),
+            last_index: Instant::now(),
+            index_every: index_interval(),
         }
+    }
+
+    /// Collects the packs the workers finished and writes an index file naming them once
+    /// [`INDEX_EVERY_PACKS`] wait or [`index_interval`] passed since the last one. Cheap
+    /// when nothing is due: callers may call it for every blob and every file.
+    fn drain(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+    ) -> Result<()> {
+        while let Ok(record) = self.done_rx.try_recv() {
+            self.finished.push(record);
+        }
+        if self.finished.len() >= INDEX_EVERY_PACKS
+            || (!self.finished.is_empty() && self.last_index.elapsed() >= self.index_every)
+        {
+            let records = std::mem::take(&mut self.finished);
+            self.index(repo, keys, cache, summary, records)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the workers, then writes the index file naming every pack not yet in one.
+    fn finish_and_index(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+    ) -> Result<()> {
+        let records = self.finish()?;
+        self.index(repo, keys, cache, summary, records)
+    }
+
+    /// Writes one index file naming `records` (durable packs), then tells the cache: the
+    /// order that keeps the cache from ever claiming a blob the store lacks.
+    fn index(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+        records: Vec<PackRecord>,
+    ) -> Result<()> {
+        self.last_index = Instant::now();
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            summary.packs += 1;
+            summary.stored_bytes += r.size;
+        }
+        let name = repo.save_index(keys, &records)?;
+        cache.add_index(&name, &records)?;
+        for r in &records {
+            for e in &r.entries {
+                self.pending.remove(&e.id);
+            }
+        }
+        Ok(())
     }
 
     fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
@@ -1338,32 +1443,8 @@ impl<'a> BlobSink<'a> {
         }
         self.summary.new_bytes += data.len() as u64;
         self.uploader.send(id, kind, data)?;
-        while let Ok(record) = self.uploader.done_rx.try_recv() {
-            self.uploader.finished.push(record);
-        }
-        if self.uploader.finished.len() >= INDEX_EVERY_PACKS {
-            let records = std::mem::take(&mut self.uploader.finished);
-            self.index_packs(records)?;
-        }
-        Ok(())
-    }
-
-    fn index_packs(&mut self, records: Vec<PackRecord>) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        for r in &records {
-            self.summary.packs += 1;
-            self.summary.stored_bytes += r.size;
-        }
-        let name = self.repo.save_index(self.keys, &records)?;
-        self.cache.add_index(&name, &records)?;
-        for r in &records {
-            for e in &r.entries {
-                self.uploader.pending.remove(&e.id);
-            }
-        }
-        Ok(())
+        self.uploader
+            .drain(self.repo, self.keys, self.cache, &mut self.summary)
     }
 
     /// Stores a directory tree; returns its id.
@@ -1406,8 +1487,8 @@ impl<'a> BlobSink<'a> {
     /// Waits for every pack to be durable and indexes them. After this the caller may
     /// write a snapshot record naming what was stored.
     pub fn finish(mut self) -> Result<Summary> {
-        let records = self.uploader.finish()?;
-        self.index_packs(records)?;
+        self.uploader
+            .finish_and_index(self.repo, self.keys, self.cache, &mut self.summary)?;
         Ok(self.summary)
     }
 

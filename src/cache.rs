@@ -9,6 +9,14 @@
 //! Rows enter the blob index only after the index file naming them is durable in the
 //! store, so a crash can never leave the cache claiming a blob the store lacks.
 //!
+//! Files-cache rows enter `files` only once the snapshot that read those files is
+//! durable. While a snapshot runs they are streamed, in batches, into a temporary table
+//! of this connection (`temp.pending_files`, on disk in SQLite's temporary folder, never
+//! all in memory), and moved into `files` in one transaction after the snapshot record
+//! is written ([`Cache::pending_files_commit`]). A snapshot that fails or is killed leaves
+//! `files` as it was: the temporary table dies with the connection (or is emptied by the
+//! next [`Cache::pending_files_begin`]).
+//!
 //! Reconciling ([`Cache::sync_index`]): index files the store no longer lists are
 //! forgotten, new ones are loaded. A pack stays known for as long as at least one loaded
 //! index file names it (`index_packs` maps index files to packs), so which index file was
@@ -509,6 +517,57 @@ impl Cache {
 
     /// Stores files-cache rows in one transaction.
     pub fn file_store(&mut self, rows: &[(Vec<u8>, FileStamp, Vec<Extent>)]) -> Result<()> {
+        self.insert_files("main.files", rows)
+    }
+
+    /// Starts collecting files-cache rows for a snapshot: empties (creating if needed) the
+    /// connection's temporary table of pending rows.
+    pub fn pending_files_begin(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "PRAGMA temp_store = FILE;
+                 CREATE TEMP TABLE IF NOT EXISTS pending_files (
+                    path BLOB PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,
+                    mtime_ns INTEGER, ctime_ns INTEGER, extents BLOB) WITHOUT ROWID;
+                 DELETE FROM temp.pending_files;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Adds a batch of rows to the pending ones (one transaction); `files` is untouched.
+    pub fn pending_files_add(&mut self, rows: &[(Vec<u8>, FileStamp, Vec<Extent>)]) -> Result<()> {
+        self.insert_files("temp.pending_files", rows)
+    }
+
+    /// Moves every pending row into the files cache, in one transaction. Call only once
+    /// the snapshot that read those files is durable.
+    pub fn pending_files_commit(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "BEGIN;
+                 INSERT OR REPLACE INTO main.files
+                    SELECT path, dev, ino, size, mtime_ns, ctime_ns, extents FROM temp.pending_files;
+                 DELETE FROM temp.pending_files;
+                 COMMIT;",
+            )
+            .map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.err(e)
+            })
+    }
+
+    /// Drops the pending rows (the snapshot failed); `files` stays as it was.
+    pub fn pending_files_discard(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("DELETE FROM temp.pending_files")
+            .map_err(|e| self.err(e))
+    }
+
+    fn insert_files(
+        &mut self,
+        table: &str,
+        rows: &[(Vec<u8>, FileStamp, Vec<Extent>)],
+    ) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| Error::Cache {
             path: path.clone(),
@@ -517,10 +576,10 @@ impl Cache {
         let tx = self.conn.transaction().map_err(wrap)?;
         {
             let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, extents)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO {table} (path, dev, ino, size, mtime_ns, ctime_ns, extents)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ))
                 .map_err(wrap)?;
             for (p, s, extents) in rows {
                 let mut enc = Vec::new();
@@ -581,6 +640,44 @@ mod tests {
                 compressed: false,
             }],
         }
+    }
+
+    #[test]
+    fn pending_file_rows_reach_the_files_cache_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        let stamp = FileStamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        let row = |p: &[u8]| (p.to_vec(), stamp.clone(), Vec::<Extent>::new());
+        cache.file_store(&[row(b"/kept")]).unwrap();
+        // A snapshot that fails: its rows never show, the earlier ones stay.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a"), row(b"/b")]).unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        cache.pending_files_discard().unwrap();
+        assert!(cache.file_lookup(b"/kept").unwrap().is_some());
+        // Killed half-way (the connection closes): nothing of it either.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a")]).unwrap();
+        drop(cache);
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        // One that succeeds, in two batches: every row, once committed.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_add(&[row(b"/a")]).unwrap();
+        cache.pending_files_add(&[row(b"/b")]).unwrap();
+        cache.pending_files_commit().unwrap();
+        for p in [&b"/a"[..], b"/b", b"/kept"] {
+            assert_eq!(cache.file_lookup(p).unwrap().unwrap().0, stamp);
+        }
+        // The next snapshot starts from an empty pending table.
+        cache.pending_files_begin().unwrap();
+        cache.pending_files_commit().unwrap();
     }
 
     #[test]

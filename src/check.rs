@@ -370,7 +370,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &CheckOptions) -> Resul
         );
     }
     for id in selected {
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("check")?;
         let name = id.to_hex();
         progress.set_current(&name);
         progress.add_files(1);

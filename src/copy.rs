@@ -615,7 +615,7 @@ fn transfer_packs(
     let progress = crate::progress::get();
     progress.begin_items("copy", "packs", packs.len() as u64, 0);
     crate::parallel::try_for_each(packs, opts.threads, |id| {
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("copy")?;
         let name = id.to_hex();
         progress.set_current(&name);
         let bytes = match fetch(src, Kind::Packs, &name) {

@@ -86,15 +86,15 @@ pub enum Error {
     #[error("snapshot {0} not found: `vault snapshots` lists the snapshots in this store")]
     SnapshotNotFound(String),
 
-    /// Stopped on request (SIGINT/SIGTERM) at a point that leaves the store consistent.
-    #[error("stopped on request")]
-    Cancelled,
+    /// Stopped on request (SIGINT/SIGTERM) at a point that leaves the store consistent;
+    /// `operation` names what was stopped (`snapshot`, `restore`, `prune`, ...). The one
+    /// variant for every stop by a signal: the CLI maps it to 128 + the signal's number.
+    #[error("{operation} stopped on request")]
+    Cancelled { operation: &'static str },
     /// `latest` (or a filter) matched no snapshot; `present` lists the hosts the store
     /// holds, so the operator can choose instead of restoring another host's files.
     #[error("no snapshot matches {wanted}, so nothing was chosen; {present}")]
     NoMatchingSnapshot { wanted: String, present: String },
-    #[error("interrupted by a signal; nothing of this run was saved as a snapshot")]
-    Interrupted,
 
     /// A hook command failed, timed out or could not start.
     #[error("{0}")]

@@ -21,9 +21,12 @@ Exit status:
   0    success
   1    failed (an error, or `check` found problems); nothing half-written is left
   2    usage: bad options or arguments
-  3    partial: finished, but some source files were unreadable or changed while read,
-       or some metadata could not be restored (listed on stderr)
+  3    partial: finished, but not everything could be done (listed on stderr): some
+       source files were unreadable or changed while read, some metadata could not be
+       restored, entries tar cannot hold (dump), packs unreadable (repair index),
+       blobs in no pack (lock extend)
   130  stopped by SIGINT, 143 stopped by SIGTERM (what was kept is said on stderr)
+  101  a bug in vault (it panicked): please report it with the message
 
 Every global option can also be set in the environment variable shown with it.";
 
@@ -56,7 +59,7 @@ struct Cli {
     /// Folder for the local cache database [default: /var/cache/vault as root]
     #[arg(long, global = true, env = "VAULT_CACHE_DIR", help_heading = GLOBAL)]
     cache_dir: Option<PathBuf>,
-    /// Worker threads for packing and restoring [default: number of cores + 1]
+    /// Worker threads for packing and restoring [default: `threads` in the config, else number of cores + 1]
     #[arg(long, global = true, env = "VAULT_THREADS", help_heading = GLOBAL)]
     threads: Option<usize>,
     /// Seconds to wait for a snapshot or prune that holds the store
@@ -291,7 +294,9 @@ impl Command {
             | Command::Completions(_)
             | Command::Diff(_)
             | Command::Find(_)
-            | Command::Dump(_) => true,
+            | Command::Dump(_)
+            | Command::Key(KeyCommand::List)
+            | Command::Host(cli::commands::HostCommand::List) => true,
             Command::Restore { dry_run, .. } => *dry_run,
             Command::Forget { dry_run, .. } => *dry_run,
             Command::Prune { dry_run, .. } => *dry_run,
@@ -448,6 +453,9 @@ fn main() -> ExitCode {
     });
     let command = cli.command.name();
     cli::output::set_listing(cli.command.is_listing());
+    if matches!(cli.command, Command::Dump(_)) {
+        cli::output::set_result_on_stderr();
+    }
     cli::output::install_panic_hook();
     if let Err(e) = cli::signals::install() {
         errln!("vault: warning: SIGINT/SIGTERM will not stop cleanly: {e}");
@@ -460,18 +468,12 @@ fn main() -> ExitCode {
         Err(e) if cli::output::is_listing() && cli::output::is_broken_pipe(e) => 0,
         Err(e) => {
             let code = cli::docs::exit_status_of(e);
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<vault::Error>(),
-                    Some(vault::Error::Cancelled | vault::Error::Interrupted)
-                )
-            }) {
-                errln!(
-                    "vault: stopped on request: {}",
+            match cli::docs::stopped_operation(e) {
+                Some(operation) => errln!(
+                    "vault: {operation} stopped on request: {}",
                     cli::docs::kept_after_stop(command)
-                );
-            } else {
-                errln!("vault: error: {}", error_chain(e));
+                ),
+                None => errln!("vault: error: {}", error_chain(e)),
             }
             code
         }

@@ -167,10 +167,10 @@ pub fn is_cancelled() -> bool {
     CANCELLED.load(Ordering::SeqCst)
 }
 
-/// `Err(Error::Cancelled)` once [`cancel`] was called.
-pub fn check_cancelled() -> Result<()> {
+/// `Err(Error::Cancelled)` naming `operation` once [`cancel`] was called.
+pub fn check_cancelled(operation: &'static str) -> Result<()> {
     if is_cancelled() {
-        Err(Error::Cancelled)
+        Err(Error::Cancelled { operation })
     } else {
         Ok(())
     }

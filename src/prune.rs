@@ -119,7 +119,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     let progress = crate::progress::get();
     progress.begin_items("prune: mark", "snapshots", snapshots.len() as u64, 0);
     for (snap_id, snap) in &snapshots {
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("prune")?;
         progress.set_current(&snap_id.short());
         progress.add_files(1);
         mark(
@@ -252,7 +252,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache, opts: &PruneOptions) -> Resul
     for (record, used_idx) in &repack {
         // Stopping here leaves only new packs nothing names yet; from step 3 on, prune
         // goes to the end.
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("prune")?;
         progress.set_current(&record.id.to_hex());
         progress.add_files(1);
         progress.add_bytes(record.size);

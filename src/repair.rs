@@ -103,7 +103,19 @@ pub fn repair_index(
         .filter(|id| !stored_names.contains(id.to_hex().as_str()))
         .count();
     let mut records: Vec<PackRecord> = Vec::with_capacity(stored.len());
+    let progress = crate::progress::get();
+    progress.begin_items(
+        "repair index",
+        "packs",
+        stored.len() as u64,
+        stored.iter().map(|o| o.size).sum(),
+    );
     for info in &stored {
+        // Nothing is written before this loop ends: stopping here changes nothing.
+        crate::progress::check_cancelled("repair index")?;
+        progress.set_current(&info.name);
+        progress.add_files(1);
+        progress.add_bytes(info.size);
         let Some(id) = Id::from_hex(&info.name) else {
             continue;
         };
@@ -323,7 +335,13 @@ pub fn repair_snapshots(
         new_trees: Vec::new(),
     };
     let mut plans = Vec::new();
+    let progress = crate::progress::get();
+    progress.begin_items("repair snapshots", "snapshots", snapshots.len() as u64, 0);
     for (id, snap) in &snapshots {
+        // Nothing is written before this loop ends: stopping here changes nothing.
+        crate::progress::check_cancelled("repair snapshots")?;
+        progress.set_current(&id.short());
+        progress.add_files(1);
         let fixed = fixer.fix(&snap.tree)?;
         let (new_root, lost) = match fixed {
             Some(f) if f.lost.is_empty() => continue,

@@ -83,7 +83,7 @@ pub fn run(reader: &BlobReader, cache: &mut Cache) -> Result<StoreStats> {
     let progress = crate::progress::get();
     progress.begin_items("stats", "snapshots", snapshots.len() as u64, 0);
     for (i, (id, snap)) in snapshots.iter().enumerate() {
-        crate::progress::check_cancelled()?;
+        crate::progress::check_cancelled("stats")?;
         progress.set_current(&id.short());
         let mut reached = HashSet::new();
         crate::walk::reachable_blobs(reader, cache, &snap.tree, &mut reached)?;

@@ -158,9 +158,11 @@ impl SpoolBackend {
                 let numbered: Vec<(usize, &(String, u64, u64))> = jobs.iter().enumerate().collect();
                 let result = crate::parallel::try_for_each(&numbered, fetchers, |(n, job)| {
                     let (pack, off, len) = job;
-                    crate::progress::check_cancelled()?;
+                    crate::progress::check_cancelled("restore")?;
                     if stop.load(Ordering::SeqCst) {
-                        return Err(crate::error::Error::Cancelled);
+                        return Err(crate::error::Error::Cancelled {
+                            operation: "restore",
+                        });
                     }
                     let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
                     let path = dir.join(pack);

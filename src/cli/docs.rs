@@ -99,7 +99,7 @@ pub fn exit_status_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         match cause.downcast_ref::<vault::Error>() {
             Some(vault::Error::Usage(_)) => return EXIT_USAGE,
-            Some(vault::Error::Cancelled | vault::Error::Interrupted) => {
+            Some(vault::Error::Cancelled { .. }) => {
                 return super::signals::received()
                     .map(super::signals::exit_status)
                     .unwrap_or(130)
@@ -108,6 +108,15 @@ pub fn exit_status_of(e: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// The operation a SIGINT/SIGTERM stopped, when `e` is that stop.
+pub fn stopped_operation(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<vault::Error>() {
+            Some(vault::Error::Cancelled { operation }) => Some(*operation),
+            _ => None,
+        })
 }
 
 /// What a command stopped by a signal leaves behind.
@@ -126,6 +135,7 @@ pub fn kept_after_stop(command: &str) -> &'static str {
             "the objects copied so far stay at the destination and the next copy skips them; no snapshot is there without its data"
         }
         "check" => "the check did not finish; nothing was changed",
+        "repair" => "nothing was written; run the repair again to finish it",
         _ => "the store is as it was before the last completed step",
     }
 }

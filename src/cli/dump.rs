@@ -44,12 +44,22 @@ pub fn run(ctx: &Context, args: DumpArgs) -> Result<u8> {
     for s in &report.skipped {
         errln!("vault: left out {s}");
     }
-    errln!(
-        "dumped snapshot {}: {} entries, {} of file data",
-        id.short(),
-        report.entries,
-        super::commands::human(report.bytes)
-    );
+    // stdout is the tar stream: with --json the result goes to stderr (see `main`).
+    super::output::set_result(serde_json::json!({
+        "snapshot": id.to_hex(),
+        "short_id": id.short(),
+        "entries": report.entries,
+        "bytes": report.bytes,
+        "skipped": report.skipped,
+    }));
+    if !super::output::json() {
+        errln!(
+            "dumped snapshot {}: {} entries, {} of file data",
+            id.short(),
+            report.entries,
+            super::commands::human(report.bytes)
+        );
+    }
     Ok(if report.skipped.is_empty() {
         0
     } else {

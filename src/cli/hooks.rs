@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 use vault::hooks::{HookEnv, HookKind, HookSet};
 
-/// Set on the first SIGINT or SIGTERM; a second one ends the process at once.
-pub fn install_signal_flag() -> Result<Arc<AtomicBool>> {
+/// Set on the first SIGINT or SIGTERM (by the signal thread of [`super::signals`], which
+/// also ends the process with 128 + the signal's number on a second one).
+pub fn install_signal_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Order matters: the conditional shutdown sees the flag before this signal sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
-        signal_hook::flag::register(sig, flag.clone())?;
+    let set = flag.clone();
+    super::signals::on_signal(move |_| set.store(true, Ordering::SeqCst));
+    // A signal that came before the hook was in place has already been received.
+    if super::signals::received().is_some() {
+        flag.store(true, Ordering::SeqCst);
     }
-    Ok(flag)
+    flag
 }
 
 /// Outcome of the operation the hooks surround.
@@ -79,7 +81,10 @@ impl HookRunner {
             self.window_start = Some(Instant::now());
         }
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(vault::Error::Interrupted.into());
+            return Err(vault::Error::Cancelled {
+                operation: self.operation,
+            }
+            .into());
         }
         Ok(())
     }
@@ -95,8 +100,12 @@ impl HookRunner {
             Ok(0) => "ok",
             Ok(_) => "partial",
             Err(e)
-                if e.downcast_ref::<vault::Error>()
-                    .is_some_and(|e| matches!(e, vault::Error::Interrupted)) =>
+                if e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<vault::Error>(),
+                        Some(vault::Error::Cancelled { .. })
+                    )
+                }) =>
             {
                 "interrupted"
             }

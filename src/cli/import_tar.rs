@@ -64,6 +64,8 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
                 .into_owned()
         });
     let mut failed = 0usize;
+    let mut imported = Vec::new();
+    let mut failures = Vec::new();
     for file in &args.files {
         let stdin = file.as_os_str() == "-";
         let name = if stdin {
@@ -122,6 +124,26 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
                     TimeSource::Given => "from --time",
                     TimeSource::NewestMtime => "its newest mtime",
                 };
+                imported.push(serde_json::json!({
+                    "file": name,
+                    "compression": r.compression.label(),
+                    "id": r.id.to_hex(),
+                    "short_id": r.id.short(),
+                    "hostname": r.snapshot.hostname,
+                    "time": r.snapshot.time,
+                    "time_source": match r.time_source {
+                        TimeSource::Name => "name",
+                        TimeSource::Given => "given",
+                        TimeSource::NewestMtime => "newest-mtime",
+                    },
+                    "files": s.files,
+                    "dirs": s.dirs,
+                    "others": s.others,
+                    "bytes": s.bytes,
+                    "bytes_new": s.new_bytes,
+                    "bytes_stored": s.stored_bytes,
+                    "notes": r.notes,
+                }));
                 outln!(
                     "imported {name} ({}) as snapshot {} of {} at {} ({from}): {} files, {} folders, {} other, {} ({} new data, {} stored)",
                     r.compression.label(),
@@ -139,9 +161,14 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
             Err(e) => {
                 failed += 1;
                 errln!("vault: error: import of {name}: {e}");
+                failures.push(serde_json::json!({ "file": name, "error": e.to_string() }));
             }
         }
     }
+    super::output::set_result(serde_json::json!({
+        "imported": imported,
+        "failed": failures,
+    }));
     if failed > 0 {
         return Err(anyhow!(
             "{failed} of {} archive{} could not be imported (listed above); no snapshot was made for {}",

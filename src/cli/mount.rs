@@ -24,6 +24,11 @@ pub fn run(ctx: &Context, args: MountArgs) -> Result<u8> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let mut cache = ctx.open_cache(&repo)?;
     cache.sync_index(&repo, &keys)?;
+    let mut result = serde_json::json!({
+        "mountpoint": args.mountpoint,
+        "snapshot": null,
+        "snapshots": 1,
+    });
     let source = if args.snapshot == "all" {
         let all = repo.snapshots(&keys)?;
         if all.is_empty() {
@@ -35,6 +40,7 @@ pub fn run(ctx: &Context, args: MountArgs) -> Result<u8> {
             args.mountpoint.display(),
             args.mountpoint.display()
         );
+        result["snapshots"] = all.len().into();
         vault::mount::Source::All(all)
     } else {
         let (id, snap) = repo.find_snapshot(&keys, &args.snapshot)?;
@@ -44,6 +50,7 @@ pub fn run(ctx: &Context, args: MountArgs) -> Result<u8> {
             args.mountpoint.display(),
             args.mountpoint.display()
         );
+        result["snapshot"] = id.to_hex().into();
         vault::mount::Source::One(Box::new(snap))
     };
     let reader = vault::reader::BlobReader::new(repo, keys, identity);
@@ -54,5 +61,7 @@ pub fn run(ctx: &Context, args: MountArgs) -> Result<u8> {
             args.mountpoint.display()
         )
     })?;
+    // Printed once the filesystem is unmounted.
+    crate::cli::output::set_result(result);
     Ok(0)
 }

@@ -8,7 +8,9 @@
 //! - `errln!` writes a warning or error to stderr, whatever the mode; a closed stderr is
 //!   ignored.
 //! - `--json`: the command hands its result object to [`set_result`]; `main` adds the
-//!   command name, exit status and duration and prints it as the one object on stdout.
+//!   command name, exit status and duration and prints it as the one object on stdout,
+//!   or, for a command whose stdout is its data (`dump`'s tar stream, see
+//!   [`set_result_on_stderr`]), as one line on stderr, so the data stays whole.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -27,6 +29,13 @@ static MODE: AtomicU8 = AtomicU8::new(0);
 static LISTING: AtomicBool = AtomicBool::new(false);
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 static RESULT: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+static RESULT_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Marks the running command as one whose stdout carries its data (a tar stream): the
+/// `--json` result then goes to stderr.
+pub fn set_result_on_stderr() {
+    RESULT_ON_STDERR.store(true, Ordering::Relaxed);
+}
 
 pub fn set_mode(mode: Mode) {
     MODE.store(mode as u8, Ordering::Relaxed);
@@ -243,6 +252,10 @@ pub fn finish_json(
     obj.insert("error".into(), error.map(|e| format!("{e:#}")).into());
     let text = serde_json::to_string(&serde_json::Value::Object(obj.clone()))
         .unwrap_or_else(|_| "{}".into());
-    write_stdout(format!("{text}\n").as_bytes());
+    if RESULT_ON_STDERR.load(Ordering::Relaxed) {
+        err_line(format_args!("{text}"));
+    } else {
+        write_stdout(format!("{text}\n").as_bytes());
+    }
     Some(serde_json::Value::Object(obj))
 }

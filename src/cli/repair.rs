@@ -35,6 +35,22 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_index(&repo, &keys, &mut cache, &opts)?;
+            let named = |list: &[(String, String)]| {
+                list.iter()
+                    .map(|(name, error)| serde_json::json!({ "name": name, "error": error }))
+                    .collect::<Vec<_>>()
+            };
+            crate::cli::output::set_result(serde_json::json!({
+                "nothing_to_do": r.nothing_to_do,
+                "packs": r.packs,
+                "packs_read": r.packs_read,
+                "index_files_written": r.index_files_written,
+                "index_files_removed": r.index_files_removed,
+                "missing_packs": r.missing_packs,
+                "damaged_index_files": named(&r.damaged),
+                "unreadable_packs": named(&r.unreadable_packs),
+                "kept_locked": r.kept_locked,
+            }));
             for (name, why) in &r.damaged {
                 outln!("index file {name} could not be read: {why}");
             }
@@ -85,6 +101,26 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
                 lock_wait: ctx.lock_wait(),
             };
             let r = vault::repair::repair_snapshots(&reader, &mut cache, &opts)?;
+            let damaged: Vec<serde_json::Value> = r
+                .damaged
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "original": s.original.to_hex(),
+                        "short_id": s.original.short(),
+                        "time": s.time,
+                        "hostname": s.hostname,
+                        "lost": s.lost,
+                        "repaired": s.repaired.map(|id| id.to_hex()),
+                        "original_forgotten": s.original_forgotten,
+                    })
+                })
+                .collect();
+            crate::cli::output::set_result(serde_json::json!({
+                "dry_run": dry_run,
+                "snapshots": r.snapshots,
+                "damaged": damaged,
+            }));
             for s in &r.damaged {
                 outln!(
                     "snapshot {} ({}, {}) lost {} paths:",

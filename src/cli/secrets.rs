@@ -189,6 +189,7 @@ pub fn is_listing(cmd: &SecretsCommand) -> bool {
         cmd,
         SecretsCommand::List
             | SecretsCommand::Show { .. }
+            | SecretsCommand::Paper { output: None, .. }
             | SecretsCommand::Recipients { action: None }
     )
 }

@@ -43,7 +43,6 @@ pub fn install() -> std::io::Result<()> {
 }
 
 /// Runs `hook` on the signal thread when the first SIGINT or SIGTERM arrives.
-#[allow(dead_code)]
 pub fn on_signal(hook: impl Fn(i32) + Send + 'static) {
     HOOKS.lock().unwrap().push(Box::new(hook));
 }

@@ -14,6 +14,15 @@ pub struct UnlockArgs {
 pub fn run(ctx: &Context, args: UnlockArgs) -> Result<u8> {
     let (repo, keys) = ctx.meta_keys()?;
     let r = vault::lock::unlock(&repo.backend, &keys, args.force.as_deref())?;
+    let leases = |list: &[(String, vault::lock::LeaseRecord)]| {
+        list.iter()
+            .map(|(name, lease)| serde_json::json!({ "lease": name, "holder": lease.describe() }))
+            .collect::<Vec<_>>()
+    };
+    crate::cli::output::set_result(serde_json::json!({
+        "removed": leases(&r.removed),
+        "live": leases(&r.live),
+    }));
     for (name, lease) in &r.removed {
         outln!(
             "removed lease {} ({})",

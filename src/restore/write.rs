@@ -317,7 +317,7 @@ where
                 }
                 continue;
             }
-            crate::progress::check_cancelled()?;
+            crate::progress::check_cancelled("restore")?;
             let display = item.display(&self.opts.target);
             let name = OsStr::from_bytes(&item.node.name);
             let node = &item.node;

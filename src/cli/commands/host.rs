@@ -42,6 +42,12 @@ pub fn host(ctx: &Context, cmd: HostCommand) -> Result<u8> {
                 host_key: Some(key.seed_hex().to_string()),
             }
             .save(&out)?;
+            crate::cli::output::set_result(serde_json::json!({
+                "host": name,
+                "key": vault::sign::public_hex(&key.public()),
+                "writer_key_file": out,
+                "store_id": a.repo.config.store_id,
+            }));
             outln!(
                 "authorised host {name} (key {}); its writer key file is {}: copy it to that host (e.g. as \
                  /etc/vault/writer-{}.json, mode 0600) and delete it here",
@@ -59,6 +65,22 @@ pub fn host(ctx: &Context, cmd: HostCommand) -> Result<u8> {
                     repo.location()
                 );
             };
+            if crate::cli::output::json() {
+                let rows: Vec<serde_json::Value> = registry
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        serde_json::json!({
+                            "host": h.name,
+                            "key": h.key,
+                            "added": h.added,
+                            "revoked": h.revoked,
+                        })
+                    })
+                    .collect();
+                crate::cli::output::print_json_listing(&serde_json::Value::Array(rows))?;
+                return Ok(0);
+            }
             dataln!("{:<24}  {:<16}  {:<25}  status", "host", "key", "added");
             for h in &registry.hosts {
                 dataln!(
@@ -87,6 +109,10 @@ pub fn host(ctx: &Context, cmd: HostCommand) -> Result<u8> {
                 bail!("no authorised host is named {name:?} (`vault host list` shows them)");
             }
             registry.save(a.repo.backend.as_ref(), &a.admin)?;
+            crate::cli::output::set_result(serde_json::json!({
+                "host": name,
+                "keys_revoked": n,
+            }));
             outln!(
                 "revoked {n} key{} of host {name}: snapshots it signs from now on are flagged; its earlier ones \
                  stay verified. Its writer key still holds the id key: it can still add objects to the store \

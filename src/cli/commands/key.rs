@@ -41,6 +41,11 @@ pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     let recipient = recipient.trim().to_string();
     vault::crypto::parse_recipients(std::slice::from_ref(&recipient))?;
     if a.repo.config.recipients.contains(&recipient) {
+        crate::cli::output::set_result(serde_json::json!({
+            "recipient": recipient,
+            "added": false,
+            "store": a.repo.location(),
+        }));
         outln!(
             "{recipient} is already a recipient of the store at {}",
             a.repo.location()
@@ -52,6 +57,11 @@ pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     // The id key first, so the new reader can also set up writers; then the signed config.
     vault::keys::put_idkey_object(a.repo.backend.as_ref(), &all, a.keys.id_key())?;
     a.repo.sign_config(&a.admin)?;
+    crate::cli::output::set_result(serde_json::json!({
+        "recipient": recipient,
+        "added": true,
+        "store": a.repo.location(),
+    }));
     outln!(
         "added recipient {recipient}: packs written from now on (snapshots and prune's repacks) can be read \
          with its identity; packs written before cannot"
@@ -77,6 +87,11 @@ pub fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     a.repo.sign_config(&a.admin)?;
     let all = vault::crypto::parse_recipients(&a.repo.config.recipients)?;
     vault::keys::put_idkey_object(a.repo.backend.as_ref(), &all, a.keys.id_key())?;
+    crate::cli::output::set_result(serde_json::json!({
+        "recipient": recipient,
+        "removed": true,
+        "store": a.repo.location(),
+    }));
     outln!(
         "removed recipient {recipient}: packs written from now on are not wrapped to it. It can still read \
          the packs written before; to end that, restore or copy what matters and prune with repacking"
@@ -87,6 +102,15 @@ pub fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
 /// `vault key list`: the recipients and admin key, and whether the config verified.
 pub fn key_list(ctx: &Context) -> Result<u8> {
     let (repo, _) = ctx.meta_keys()?;
+    crate::cli::output::set_result(serde_json::json!({
+        "store_id": repo.config.store_id,
+        "store": repo.location(),
+        "format": repo.config.version,
+        "signed": !repo.is_legacy(),
+        "admin_key": repo.config.admin_key,
+        "config_verified": !repo.is_legacy() && repo.trust.config_verified,
+        "recipients": repo.config.recipients,
+    }));
     dataln!("store {} at {}", repo.config.store_id, repo.location());
     if repo.is_legacy() {
         dataln!("format 1: config not signed (run `vault upgrade` with the reader identity)");

@@ -13,7 +13,7 @@ pub fn restore(
     if hook_set.is_empty() || opts.dry_run {
         return restore_inner(ctx, spec, filter, opts);
     }
-    let cancel = crate::cli::hooks::install_signal_flag()?;
+    let cancel = crate::cli::hooks::install_signal_flag();
     let mut hooks =
         crate::cli::hooks::HookRunner::new("restore", hook_set, ctx.store_location(), cancel);
     let result = match hooks.before() {

@@ -18,7 +18,7 @@ pub fn snapshot(
     paths: Vec<PathBuf>,
     command_output: Option<CommandOutput>,
 ) -> Result<u8> {
-    let cancel = crate::cli::hooks::install_signal_flag()?;
+    let cancel = crate::cli::hooks::install_signal_flag();
     let mut hooks = crate::cli::hooks::HookRunner::new(
         "snapshot",
         ctx.config.hooks.snapshot(),

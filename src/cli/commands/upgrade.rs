@@ -6,7 +6,17 @@ use vault::keys::WriterKeyFile;
 pub fn upgrade(ctx: &Context) -> Result<u8> {
     let (mut repo, keys, identity) = ctx.reader_keys()?;
     let report = vault::upgrade::run(&mut repo, &keys, &identity, ctx.lock_wait())?;
+    let mut result = serde_json::json!({
+        "store": repo.location(),
+        "upgraded": report.upgraded,
+        "format": repo.config.version,
+        "snapshots_rebound": report.snapshots_rebound,
+        "index_files_rebound": report.index_files_rebound,
+        "kept_locked": report.kept_locked,
+        "host_authorised": null,
+    });
     if !report.upgraded {
+        crate::cli::output::set_result(result);
         outln!(
             "the store at {} is already signed (format {})",
             repo.location(),
@@ -40,12 +50,14 @@ pub fn upgrade(ctx: &Context) -> Result<u8> {
             file.host_key = Some(key.seed_hex().to_string());
             file.recipients = repo.config.recipients.clone();
             file.save(&path)?;
+            result["host_authorised"] = name.clone().into();
             outln!(
                 "this host is authorised as {name}; its writer key {} now signs its snapshots",
                 path.display()
             );
         }
     }
+    crate::cli::output::set_result(result);
     outln!(
         "other snapshotting hosts need new writer keys: run `vault host add NAME --out FILE` for each and install FILE there"
     );
