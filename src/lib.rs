@@ -41,8 +41,8 @@
 //!   [`object_lock`] (`lock extend`), [`check`] (index, packs, snapshots),
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
 //!   [`backup`], [`postgres`] (consistent online capture of a cluster), [`hooks`]
-//!   (commands run around a snapshot or restore), [`restore_delete`] (entries a
-//!   restore removes to make the target identical), [`restore`], [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
+//!   (commands run around a snapshot or restore), [`restore`] (plan, write, metadata,
+//!   verify and `--delete`, in `restore/`), [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
 //!   (snapshots compared, searched, mounted, imported from and written to tar),
 //!   [`stats`] (store size, deduplication and pack fill),
 //!   [`secrets`] (sealed platform secrets), [`drill`] (a restore test that starts the
@@ -95,7 +95,6 @@ pub mod reader;
 pub mod repair;
 pub mod repo;
 pub mod restore;
-pub mod restore_delete;
 pub mod retention;
 pub mod secrets;
 pub mod select;

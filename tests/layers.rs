@@ -34,7 +34,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "backup",
             "postgres",
             "hooks",
-            "restore_delete",
             "restore",
             "diff",
             "find",

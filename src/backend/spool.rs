@@ -6,6 +6,11 @@
 //! and many at a time, into sparse files in a spool folder, and then reads the blobs from
 //! there. Only the ranges the snapshot needs are downloaded, each once. Everything but
 //! those pack ranges goes to the store itself.
+//!
+//! [`SpoolBackend::start`] downloads in the background, in the order given (the order
+//! the restore will read), so files are written while later ranges still arrive: a read
+//! of a range being fetched waits for it, and a read after a failed or stopped download
+//! goes to the store itself. [`SpoolBackend::fetch`] waits for everything first.
 
 use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
 use crate::error::{IoContext, Result};
@@ -13,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Ranges closer than this are fetched as one (the gap is cheaper than a request).
 const MERGE_GAP: u64 = 1 << 20;
@@ -33,8 +40,21 @@ pub struct PackNeeds {
 pub struct SpoolBackend {
     inner: BackendRef,
     dir: PathBuf,
-    /// Per pack, the byte ranges held in the spool; anything else goes to `inner`.
-    spooled: HashMap<String, Vec<(u64, u64)>>,
+    /// Per pack, the byte ranges held in the spool (each with its request's number);
+    /// anything else goes to `inner`.
+    spooled: HashMap<String, Vec<(u64, u64, usize)>>,
+    state: Arc<(Mutex<FetchState>, Condvar)>,
+    stop: Arc<AtomicBool>,
+    fetcher: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the background download has done so far.
+struct FetchState {
+    /// Per request: written to the spool.
+    done: Vec<bool>,
+    /// The download has ended (all done, or stopped by an error or on request).
+    over: bool,
+    error: Option<crate::error::Error>,
 }
 
 /// Merges `(offset, len)` ranges that overlap or lie within [`MERGE_GAP`], then splits the
@@ -70,9 +90,32 @@ impl SpoolBackend {
         needed: BTreeMap<String, PackNeeds>,
         fetchers: usize,
     ) -> Result<SpoolBackend> {
+        let spool = SpoolBackend::start(inner, dir, needed.into_iter().collect(), fetchers, true)?;
+        let (lock, ended) = &*spool.state;
+        let mut state = lock.lock().unwrap();
+        while !state.over {
+            state = ended.wait(state).unwrap();
+        }
+        if let Some(e) = state.error.take() {
+            return Err(e);
+        }
+        drop(state);
+        Ok(spool)
+    }
+
+    /// Starts fetching `needed` into `dir` in the background, packs in the order given,
+    /// with `fetchers` requests in flight; reads are served as their ranges arrive.
+    /// `show_progress` reports the download as its own step.
+    pub fn start(
+        inner: BackendRef,
+        dir: &Path,
+        needed: Vec<(String, PackNeeds)>,
+        fetchers: usize,
+        show_progress: bool,
+    ) -> Result<SpoolBackend> {
         std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
         let mut jobs: Vec<(String, u64, u64)> = Vec::new();
-        let mut spooled: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        let mut spooled: HashMap<String, Vec<(u64, u64, usize)>> = HashMap::new();
         for (pack, needs) in &needed {
             let wanted: u64 = needs.ranges.iter().map(|r| r.1).sum();
             let requests = if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
@@ -80,37 +123,99 @@ impl SpoolBackend {
             } else {
                 plan_requests(needs.ranges.clone())
             };
-            jobs.extend(requests.iter().map(|&(o, l)| (pack.clone(), o, l)));
-            spooled.insert(pack.clone(), requests);
+            let held = spooled.entry(pack.clone()).or_default();
+            for (o, l) in requests {
+                held.push((o, l, jobs.len()));
+                jobs.push((pack.clone(), o, l));
+            }
         }
-        let progress = crate::progress::get();
-        progress.begin_items(
-            "restore: download",
-            "packs",
-            jobs.len() as u64,
-            jobs.iter().map(|j| j.2).sum(),
-        );
-        crate::parallel::try_for_each(&jobs, fetchers, |(pack, off, len)| {
-            crate::progress::check_cancelled("restore")?;
-            let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
-            let path = dir.join(pack);
-            let written = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&path)
-                .and_then(|f| f.write_all_at(&bytes, *off))
-                .ctx(|| format!("write restore spool {} (is the disk full?)", path.display()));
-            progress.set_current(pack);
-            progress.add_bytes(*len);
-            progress.add_files(1);
-            written
-        })?;
+        drop(needed);
+        if show_progress {
+            crate::progress::get().begin_items(
+                "restore: download",
+                "packs",
+                jobs.len() as u64,
+                jobs.iter().map(|j| j.2).sum(),
+            );
+        }
+        let state = Arc::new((
+            Mutex::new(FetchState {
+                done: vec![false; jobs.len()],
+                over: false,
+                error: None,
+            }),
+            Condvar::new(),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let fetcher = {
+            let (inner, dir, state, stop) = (
+                inner.clone(),
+                dir.to_path_buf(),
+                state.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let numbered: Vec<(usize, &(String, u64, u64))> = jobs.iter().enumerate().collect();
+                let result = crate::parallel::try_for_each(&numbered, fetchers, |(n, job)| {
+                    let (pack, off, len) = job;
+                    crate::progress::check_cancelled("restore")?;
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(crate::error::Error::Cancelled {
+                            operation: "restore",
+                        });
+                    }
+                    let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
+                    let path = dir.join(pack);
+                    OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(false)
+                        .open(&path)
+                        .and_then(|f| f.write_all_at(&bytes, *off))
+                        .ctx(|| {
+                            format!("write restore spool {} (is the disk full?)", path.display())
+                        })?;
+                    if show_progress {
+                        let progress = crate::progress::get();
+                        progress.set_current(pack);
+                        progress.add_bytes(*len);
+                        progress.add_files(1);
+                    }
+                    let (lock, arrived) = &*state;
+                    lock.lock().unwrap().done[*n] = true;
+                    arrived.notify_all();
+                    Ok(())
+                });
+                let (lock, arrived) = &*state;
+                let mut s = lock.lock().unwrap();
+                s.over = true;
+                s.error = result.err();
+                arrived.notify_all();
+            })
+        };
         Ok(SpoolBackend {
             inner,
             dir: dir.to_path_buf(),
             spooled,
+            state,
+            stop,
+            fetcher: Some(fetcher),
         })
+    }
+
+    /// Waits until request `n` is in the spool; false when the download ended without it.
+    fn wait_for(&self, n: usize) -> bool {
+        let (lock, arrived) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if state.done[n] {
+                return true;
+            }
+            if state.over {
+                return false;
+            }
+            state = arrived.wait(state).unwrap();
+        }
     }
 }
 
@@ -140,13 +245,16 @@ impl Backend for SpoolBackend {
     }
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let held = kind == Kind::Packs
-            && self.spooled.get(name).is_some_and(|ranges| {
+        let request = (kind == Kind::Packs)
+            .then(|| self.spooled.get(name))
+            .flatten()
+            .and_then(|ranges| {
                 ranges
                     .iter()
-                    .any(|&(o, l)| o <= offset && offset + len <= o + l)
+                    .find(|&&(o, l, _)| o <= offset && offset + len <= o + l)
             });
-        if !held {
+        // A range not held, or whose download failed, comes from the store.
+        if !request.is_some_and(|&(_, _, n)| self.wait_for(n)) {
             return self.inner.get_range(kind, name, offset, len);
         }
         let path = self.dir.join(name);
@@ -180,6 +288,10 @@ impl Backend for SpoolBackend {
 
 impl Drop for SpoolBackend {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(fetcher) = self.fetcher.take() {
+            let _ = fetcher.join();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -260,5 +372,101 @@ mod tests {
         );
         drop(spool);
         assert!(!spool_dir.exists(), "the spool is removed afterwards");
+    }
+
+    #[test]
+    fn background_download_serves_reads_as_they_arrive_and_falls_back_to_the_store() {
+        let inner: BackendRef = std::sync::Arc::new(MemoryBackend::new("spool"));
+        let packs: Vec<(String, Vec<u8>)> = (0..6u8)
+            .map(|i| {
+                let data: Vec<u8> = (0..300_000u32).map(|j| (j as u8) ^ i).collect();
+                (format!("{i:02x}").repeat(32), data)
+            })
+            .collect();
+        for (name, data) in &packs {
+            inner.put(Kind::Packs, name, data).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        // Needed in reverse name order: the order given is the order fetched.
+        let needed: Vec<(String, PackNeeds)> = packs
+            .iter()
+            .rev()
+            .map(|(name, data)| {
+                (
+                    name.clone(),
+                    PackNeeds {
+                        size: data.len() as u64,
+                        ranges: vec![(0, data.len() as u64)],
+                    },
+                )
+            })
+            .collect();
+        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
+        assert!(
+            spool.fetcher.is_some(),
+            "the download runs in the background"
+        );
+        for (name, data) in &packs {
+            assert_eq!(
+                spool.get_range(Kind::Packs, name, 1000, 5000).unwrap(),
+                &data[1000..6000]
+            );
+        }
+        // Once every request is in, the store is not asked again for held ranges.
+        assert!(spool.wait_for(0));
+        let (lock, _) = &*spool.state;
+        while !lock.lock().unwrap().over {
+            std::thread::yield_now();
+        }
+        for (name, _) in &packs {
+            inner.delete(Kind::Packs, name).unwrap();
+        }
+        let (name, data) = &packs[3];
+        assert_eq!(
+            spool.get_range(Kind::Packs, name, 299_000, 1000).unwrap(),
+            &data[299_000..],
+            "held ranges come from the spool"
+        );
+        drop(spool);
+        assert!(!spool_dir.exists(), "the spool is removed afterwards");
+
+        // A download that fails leaves reads to the store itself.
+        let missing = "ee".repeat(32);
+        inner
+            .put(Kind::Packs, &"ff".repeat(32), b"present")
+            .unwrap();
+        let needed = vec![(
+            missing.clone(),
+            PackNeeds {
+                size: 10,
+                ranges: vec![(0, 10)],
+            },
+        )];
+        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
+        assert!(!spool.wait_for(0), "a failed request is never marked done");
+        assert!(spool.get_range(Kind::Packs, &missing, 0, 10).is_err());
+        assert_eq!(
+            spool
+                .get_range(Kind::Packs, &"ff".repeat(32), 0, 7)
+                .unwrap(),
+            b"present"
+        );
+        assert!(
+            SpoolBackend::fetch(
+                inner,
+                &dir.path().join("spool3"),
+                BTreeMap::from([(
+                    missing,
+                    PackNeeds {
+                        size: 10,
+                        ranges: vec![(0, 10)],
+                    }
+                )]),
+                1
+            )
+            .is_err(),
+            "fetch reports a failed download"
+        );
     }
 }

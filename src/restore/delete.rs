@@ -12,25 +12,19 @@
 //!   reaching outside the target.
 //! - A folder on another filesystem (a mount point) is neither entered nor removed; it
 //!   is reported instead.
+//! - The planner lists each such folder as it plans it ([`list`]).
 //! - Extras are listed parents first; removal goes children first, so each folder is
 //!   empty when it is removed.
 
+use super::fsat::{open_dir_at, open_path};
 use crate::error::{Error, Result};
 use crate::tree::display_name;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::{AtFlags, FileType};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// A folder of the snapshot that exists in the target, with the names the snapshot
-/// holds in it.
-pub struct ExpectedDir<'a> {
-    /// Path components below the target.
-    pub comps: &'a [Vec<u8>],
-    pub names: HashSet<&'a [u8]>,
-}
 
 /// One entry of the target that the snapshot lacks.
 #[derive(Clone, Debug)]
@@ -59,28 +53,6 @@ impl Extra {
     }
 }
 
-fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        OsStr::from_bytes(name),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-fn open_path(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
-    let mut fd = rustix::fs::openat(
-        root,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for c in comps {
-        fd = open_dir_at(fd.as_fd(), c)?;
-    }
-    Ok(fd)
-}
-
 fn display(target: &Path, comps: &[Vec<u8>]) -> String {
     let mut s = target.display().to_string();
     for c in comps {
@@ -92,24 +64,9 @@ fn display(target: &Path, comps: &[Vec<u8>]) -> String {
     s
 }
 
-/// Lists the extras below `dirs` (and everything inside extra folders).
-pub fn find(root: BorrowedFd<'_>, dirs: &[ExpectedDir<'_>], target: &Path) -> Result<Vec<Extra>> {
-    let mut out = Vec::new();
-    for d in dirs {
-        let fd = open_path(root, d.comps).map_err(|e| {
-            Error::io(
-                format!("open {} in the target", display(target, d.comps)),
-                e.into(),
-            )
-        })?;
-        list(fd.as_fd(), d.comps, Some(&d.names), target, &mut out)?;
-    }
-    Ok(out)
-}
-
 /// Lists `dir` (at `comps`): the entries not in `keep` (every entry when `keep` is
 /// `None`), descending into extra folders.
-fn list(
+pub(super) fn list(
     dir: BorrowedFd<'_>,
     comps: &[Vec<u8>],
     keep: Option<&HashSet<&[u8]>>,
