@@ -539,8 +539,18 @@ fn every_command_prints_its_documented_json() {
         Object,
         &[],
     );
-    c.run("secrets seal", &args(&["secrets", "seal"]), Object, &[]);
-    c.run("secrets verify", &args(&["secrets", "verify"]), Object, &[]);
+    c.run(
+        "secrets seal",
+        &args(&["secrets", "seal"]),
+        Object,
+        &["secrets"],
+    );
+    c.run(
+        "secrets verify",
+        &args(&["secrets", "verify"]),
+        Object,
+        &["secrets"],
+    );
     c.run(
         "secrets list",
         &args(&["secrets", "list"]),

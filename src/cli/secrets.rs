@@ -380,12 +380,35 @@ fn seal(ctx: &SecretsContext, names: &[String], force: bool) -> Result<i32> {
         &ctx.this_host,
     )?;
     let mut code = 0;
+    let mut rows = Vec::new();
     for o in &outcomes {
         errln!("{}", describe_outcome(o));
         if matches!(o.status, SealStatus::Failed(_) | SealStatus::Absent { .. }) {
             code = 1;
         }
+        let (status, version) = match &o.status {
+            SealStatus::Sealed { version, reason } => (
+                match reason {
+                    SealReason::First => "sealed_first",
+                    SealReason::Changed => "sealed_changed",
+                    SealReason::NewRecipients => "sealed_new_recipients",
+                    SealReason::Forced => "sealed_forced",
+                },
+                Some(version),
+            ),
+            SealStatus::Unchanged { version } => ("unchanged", Some(version)),
+            SealStatus::Absent { .. } => ("absent", None),
+            SealStatus::Failed(_) => ("failed", None),
+        };
+        rows.push(serde_json::json!({
+            "name": o.name,
+            "status": status,
+            "version": version.map(|v| v.number),
+            "fingerprint": version.map(|v| v.short_fingerprint()),
+            "message": describe_outcome(o),
+        }));
     }
+    crate::cli::output::set_result(serde_json::json!({ "secrets": rows }));
     Ok(code)
 }
 
@@ -694,7 +717,32 @@ fn verify(
         hosts,
     )?;
     let mut code = 0;
+    let mut rows = Vec::new();
     for (o, source) in outcomes.iter().zip(&sources) {
+        let status = match &o.status {
+            VerifyStatus::Matches => "matches",
+            VerifyStatus::MatchesOlder { .. } => "matches_older",
+            VerifyStatus::Differs => "differs",
+            VerifyStatus::NotSealed => "not_sealed",
+            VerifyStatus::Absent { .. }
+                if root.is_some() && matches!(source.origin, Origin::Command(_)) =>
+            {
+                "not_checked"
+            }
+            VerifyStatus::Absent { .. } => "missing",
+            VerifyStatus::Failed(_) => "failed",
+        };
+        rows.push(serde_json::json!({
+            "name": o.name,
+            "status": status,
+            "from": o.from,
+            "newest_version": o.newest.as_ref().map(|v| v.number),
+            "matched_version": match &o.status {
+                VerifyStatus::MatchesOlder { number } => Some(*number),
+                VerifyStatus::Matches => o.newest.as_ref().map(|v| v.number),
+                _ => None,
+            },
+        }));
         let from = o.from.as_deref().unwrap_or("?");
         let newest = o
             .newest
@@ -754,6 +802,7 @@ fn verify(
             }
         }
     }
+    crate::cli::output::set_result(serde_json::json!({ "secrets": rows }));
     Ok(code)
 }
 
