@@ -264,6 +264,15 @@ fn drill_in(
 
     for data in find_clusters(target) {
         let shown = Path::new("/").join(data.strip_prefix(target).unwrap_or(&data));
+        if !restore_ok {
+            // Files are missing from it: starting it proves nothing, and a server short of
+            // a WAL segment or relation file can wait in recovery for as long as it is let.
+            rec.skip(
+                format!("postgresql {}: start", shown.display()),
+                "not started: the restore was incomplete, so this is not the snapshot's cluster",
+            );
+            continue;
+        }
         drill_cluster(&data, &shown, scratch, opts, rec);
     }
 
@@ -529,6 +538,10 @@ impl Sandbox {
                     }
                 }
                 Err(_) => {}
+            }
+            if let Err(e) = crate::progress::check_cancelled("drill") {
+                let _ = sb.stop();
+                return Err(e.to_string());
             }
             if t.elapsed() > limit {
                 let _ = sb.stop();
