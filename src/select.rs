@@ -52,12 +52,7 @@ pub struct LatestDefaults {
 pub fn this_host(configured: Option<&str>) -> String {
     configured
         .map(str::to_string)
-        .unwrap_or_else(system_hostname)
-}
-
-/// The system's node name (`uname -n`).
-pub fn system_hostname() -> String {
-    crate::host::hostname()
+        .unwrap_or_else(crate::host::hostname)
 }
 
 /// `/a/./b//c/../d` as raw bytes `/a/b/d`, the form snapshot paths are stored in.

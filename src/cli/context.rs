@@ -53,14 +53,6 @@ pub fn warn_if_legacy(repo: &Repo) {
     }
 }
 
-/// This host's name, as `hostname` prints it.
-pub fn system_hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
 impl Context {
     pub fn new(config: Config, ov: Overrides) -> Context {
         Context { config, ov }
@@ -115,7 +107,7 @@ impl Context {
 
     /// The host name this host records: the configured one, else the system's.
     pub fn hostname(&self) -> String {
-        self.config.hostname.clone().unwrap_or_else(system_hostname)
+        vault::select::this_host(self.config.hostname.as_deref())
     }
 
     fn cache_dir(&self) -> PathBuf {
