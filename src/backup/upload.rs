@@ -1,0 +1,231 @@
+//! The worker pool that compresses, encrypts, packs and uploads blobs, and the index
+//! files that name finished packs: one once [`INDEX_EVERY_PACKS`] packs wait or
+//! [`INDEX_EVERY`] passed, whichever comes first, and one at the end. A pack is named in
+//! an index file only once it is durable, and the cache learns of its blobs only after
+//! that index file is written.
+
+use crate::cache::Cache;
+use crate::crypto::WriterKeys;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::{self, BlobKind, PackRecord, PackWriter};
+use crate::repo::{Repo, Summary};
+use std::collections::HashSet;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// An index file is written once this many packs (512 MiB at the default 16 MiB) wait
+/// for one, so an interrupted snapshot keeps most of its uploads for the next run.
+const INDEX_EVERY_PACKS: usize = 32;
+
+/// ... or once this long has passed since the last index file, whichever comes first, so
+/// that a snapshot killed at any point after this long keeps what it uploaded, however
+/// slowly packs go out (32 packs take 3 s to a local disk but nearly a minute over a
+/// 10 MB/s uplink). One small index object per 30 s costs nothing next to the packs (a
+/// ten-hour first snapshot writes 1,200 of them, about 1 KiB per pack each; prune merges
+/// them), while a shorter interval would only add objects: a kill loses at most what
+/// finished since the last index file plus the packs the workers were still filling.
+const INDEX_EVERY: Duration = Duration::from_secs(30);
+
+/// The interval between index files: [`INDEX_EVERY`], unless the environment variable
+/// `VAULT_TEST_INDEX_INTERVAL_MS` sets another (meant for tests that kill a snapshot
+/// half-way; not a user setting).
+fn index_interval() -> Duration {
+    std::env::var("VAULT_TEST_INDEX_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(INDEX_EVERY, Duration::from_millis)
+}
+
+struct Job {
+    id: Id,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+/// The worker pool that compresses, encrypts, packs and uploads blobs.
+pub(super) struct Uploader {
+    tx: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<Result<()>>>,
+    done_rx: Receiver<PackRecord>,
+    /// Blobs handed to workers whose pack is not yet in an index file.
+    pub(super) pending: HashSet<Id>,
+    /// Durable packs not yet in an index file.
+    finished: Vec<PackRecord>,
+    /// When the last index file was written (or the uploads began).
+    last_index: Instant,
+    /// At most this long between index files while packs finish.
+    index_every: Duration,
+}
+
+impl Uploader {
+    pub(super) fn start(
+        repo: &Repo,
+        keys: &WriterKeys,
+        recipients: &[age::x25519::Recipient],
+        threads: usize,
+    ) -> Uploader {
+        let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let (done_tx, done_rx) = mpsc::channel();
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                let done_tx = done_tx.clone();
+                let repo = repo.clone();
+                let keys = keys.clone();
+                let recipients = recipients.to_vec();
+                std::thread::spawn(move || -> Result<()> {
+                    let pack_size = repo.config.pack_size as usize;
+                    let level = repo.config.compression_level;
+                    // Trees may exceed the chunker's maximum; they are rare and small next to a pack.
+                    let max_blob = repo.config.chunker.max_size as usize + 1024;
+                    let mut writer: Option<PackWriter> = None;
+                    loop {
+                        let job = rx.lock().unwrap().recv();
+                        let Ok(job) = job else { break };
+                        let compressed = pack::compress(&job.data, level);
+                        let payload = compressed.as_deref().unwrap_or(&job.data);
+                        if writer.is_none() {
+                            writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
+                        }
+                        let w = writer.as_mut().unwrap();
+                        w.add(
+                            job.id,
+                            job.kind,
+                            job.data.len() as u32,
+                            compressed.is_some(),
+                            payload,
+                        );
+                        if w.len() >= pack_size {
+                            let record = repo.save_pack(&keys, writer.take().unwrap())?;
+                            let _ = done_tx.send(record);
+                        }
+                    }
+                    if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
+                        let record = repo.save_pack(&keys, w)?;
+                        let _ = done_tx.send(record);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        Uploader {
+            tx: Some(tx),
+            workers,
+            done_rx,
+            pending: HashSet::new(),
+            finished: Vec::new(),
+            last_index: Instant::now(),
+            index_every: index_interval(),
+        }
+    }
+
+    /// Collects the packs the workers finished and writes an index file naming them once
+    /// [`INDEX_EVERY_PACKS`] wait or [`index_interval`] passed since the last one. Cheap
+    /// when nothing is due: callers may call it for every blob and every file.
+    pub(super) fn drain(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+    ) -> Result<()> {
+        while let Ok(record) = self.done_rx.try_recv() {
+            self.finished.push(record);
+        }
+        if self.finished.len() >= INDEX_EVERY_PACKS
+            || (!self.finished.is_empty() && self.last_index.elapsed() >= self.index_every)
+        {
+            let records = std::mem::take(&mut self.finished);
+            self.index(repo, keys, cache, summary, records)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the workers, then writes the index file naming every pack not yet in one.
+    pub(super) fn finish_and_index(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+    ) -> Result<()> {
+        let records = self.finish()?;
+        self.index(repo, keys, cache, summary, records)
+    }
+
+    /// Writes one index file naming `records` (durable packs), then tells the cache: the
+    /// order that keeps the cache from ever claiming a blob the store lacks.
+    fn index(
+        &mut self,
+        repo: &Repo,
+        keys: &WriterKeys,
+        cache: &mut Cache,
+        summary: &mut Summary,
+        records: Vec<PackRecord>,
+    ) -> Result<()> {
+        self.last_index = Instant::now();
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            summary.packs += 1;
+            summary.stored_bytes += r.size;
+        }
+        let name = repo.save_index(keys, &records)?;
+        cache.add_index(&name, &records)?;
+        for r in &records {
+            for e in &r.entries {
+                self.pending.remove(&e.id);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        self.pending.insert(id);
+        let sent = self
+            .tx
+            .as_ref()
+            .expect("uploader running")
+            .send(Job { id, kind, data });
+        if sent.is_err() {
+            // Every worker has stopped, which only happens on an error: report it.
+            self.tx = None;
+            for w in self.workers.drain(..) {
+                if let Ok(Err(e)) = w.join() {
+                    return Err(e);
+                }
+            }
+            return Err(Error::Backend("pack workers stopped unexpectedly".into()));
+        }
+        Ok(())
+    }
+
+    /// Waits for the workers and returns every durable pack not yet indexed.
+    pub(super) fn finish(&mut self) -> Result<Vec<PackRecord>> {
+        self.tx = None;
+        let mut first_err = None;
+        for w in self.workers.drain(..) {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Backend("a pack worker panicked".into()));
+                }
+            }
+        }
+        let mut records = std::mem::take(&mut self.finished);
+        while let Ok(r) = self.done_rx.recv_timeout(Duration::from_millis(0)) {
+            records.push(r);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(records),
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The walk of the source trees. One [`Walker`] per snapshot visits the sources in name
+//! order on the calling thread, builds each folder's tree bottom-up as it leaves the
+//! folder, and hands every blob the store lacks to the [`Uploader`]. An entry that cannot
+//! be read is reported as a [`SourceProblem`] and the walk goes on; only a failing store
+//! and a cancel stop it.
+
+use super::read::FileContent;
+use super::upload::Uploader;
+use super::{Capture, CaptureRules, ExtraFile, SourceProblem};
+use crate::cache::{Cache, FileStamp};
+use crate::chunker::Chunker;
+use crate::crypto::WriterKeys;
+use crate::error::{Error, Result};
+use crate::fsmeta::{self, Names};
+use crate::id::Id;
+use crate::pack::BlobKind;
+use crate::repo::{Repo, Summary};
+use crate::tree::{Extent, LinkKey, Node, NodeKind, Tree};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub(super) struct Walker<'a, 'c> {
+    pub(super) keys: &'a WriterKeys,
+    pub(super) cache: &'a mut Cache,
+    pub(super) repo: &'a Repo,
+    pub(super) uploader: Uploader,
+    pub(super) names: Names,
+    pub(super) summary: Summary,
+    pub(super) problems: Vec<SourceProblem>,
+    pub(super) file_rows: Vec<(Vec<u8>, FileStamp, Vec<Extent>)>,
+    pub(super) links: HashMap<LinkKey, FileContent>,
+    pub(super) excludes: Vec<String>,
+    /// Taken out while a file is being cut (the cut calls back into the walker).
+    pub(super) chunker: Option<Chunker>,
+    pub(super) captures: Vec<&'c mut dyn Capture>,
+    /// The rules of the capture whose folder is being walked.
+    pub(super) active: Option<CaptureRules>,
+    pub(super) databases: Vec<crate::repo::DatabaseCapture>,
+    pub(super) cancel: Option<Arc<AtomicBool>>,
+    /// Files modified after this moment are not put in the files cache: they could change
+    /// again within the timestamp granularity without their stamp changing.
+    pub(super) racy_after_ns: i64,
+    /// Files opened and read so far (as opposed to taken from the files cache).
+    pub(super) files_read: u64,
+}
+
+/// A directory on the way from `/` to the sources.
+#[derive(Default)]
+struct Skeleton {
+    children: BTreeMap<Vec<u8>, SkeletonEntry>,
+}
+
+enum SkeletonEntry {
+    Source(PathBuf),
+    Ancestor(PathBuf, Skeleton),
+    /// Index into the synthetic top-level files.
+    Extra(usize),
+}
+
+impl Walker<'_, '_> {
+    pub(super) fn save_sources(&mut self, sources: &[PathBuf], extras: &[ExtraFile]) -> Result<Id> {
+        let mut root = Skeleton::default();
+        let all = sources
+            .iter()
+            .map(|p| (p, None))
+            .chain(extras.iter().enumerate().map(|(i, f)| (&f.path, Some(i))));
+        for (src, extra) in all {
+            let comps: Vec<&std::ffi::OsStr> = src
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            let mut level = &mut root;
+            let mut so_far = PathBuf::from("/");
+            for (i, c) in comps.iter().enumerate() {
+                so_far.push(c);
+                let key = c.as_bytes().to_vec();
+                if i + 1 == comps.len() {
+                    let entry = match extra {
+                        Some(i) => SkeletonEntry::Extra(i),
+                        None => SkeletonEntry::Source(so_far.clone()),
+                    };
+                    level.children.insert(key, entry);
+                } else {
+                    let entry = level.children.entry(key).or_insert_with(|| {
+                        SkeletonEntry::Ancestor(so_far.clone(), Skeleton::default())
+                    });
+                    match entry {
+                        SkeletonEntry::Ancestor(_, s) => level = s,
+                        SkeletonEntry::Source(_) | SkeletonEntry::Extra(_) => {
+                            unreachable!("nested sources were dropped")
+                        }
+                    }
+                }
+            }
+        }
+        if sources.is_empty() && extras.is_empty() {
+            return Err(Error::Usage("nothing to snapshot: no source paths".into()));
+        }
+        let tree = self.save_skeleton(&root, extras)?;
+        self.put_tree(&tree)
+    }
+
+    fn save_skeleton(&mut self, sk: &Skeleton, extras: &[ExtraFile]) -> Result<Tree> {
+        let mut nodes = Vec::new();
+        for (name, entry) in &sk.children {
+            match entry {
+                SkeletonEntry::Source(path) => {
+                    if let Some(node) = self.save_entry(path, name.clone())? {
+                        nodes.push(node);
+                    }
+                }
+                SkeletonEntry::Extra(i) => {
+                    nodes.push(self.extra_node(name.clone(), &extras[*i])?);
+                }
+                SkeletonEntry::Ancestor(path, inner) => {
+                    let meta = std::fs::symlink_metadata(path)
+                        .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+                    let mut node = self.node_from_meta(path, name.clone(), &meta, NodeKind::Dir);
+                    let tree = self.save_skeleton(inner, extras)?;
+                    node.subtree = Some(self.put_tree(&tree)?);
+                    nodes.push(node);
+                }
+            }
+        }
+        Ok(Tree { nodes })
+    }
+
+    pub(super) fn problem(&mut self, path: &Path, error: impl ToString) {
+        self.summary.errors += 1;
+        self.problems.push(SourceProblem {
+            path: path.to_path_buf(),
+            error: error.to_string(),
+            changed: false,
+        });
+    }
+
+    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        if let Some(rules) = &self.active {
+            if rules.skip_prefixes.iter().any(|p| name.starts_with(p)) {
+                return true;
+            }
+        }
+        self.excludes.iter().any(|ex| {
+            if ex.starts_with('/') {
+                path == Path::new(ex)
+            } else {
+                ex.as_bytes() == name
+            }
+        })
+    }
+
+    pub(super) fn node_from_meta(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &std::fs::Metadata,
+        kind: NodeKind,
+    ) -> Node {
+        let xattrs = match fsmeta::read_xattrs(path) {
+            Ok(x) => x,
+            Err(e) => {
+                self.problem(path, format!("cannot read extended attributes: {e}"));
+                Vec::new()
+            }
+        };
+        Node {
+            name,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            user: self.names.user(meta.uid()),
+            group: self.names.group(meta.gid()),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            size: 0,
+            xattrs,
+            extents: Vec::new(),
+            subtree: None,
+            target: None,
+            rdev: 0,
+            link: None,
+        }
+    }
+
+    /// Saves one entry; `None` when it could not be read (reported as a problem).
+    fn save_entry(&mut self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+        self.check_cancel()?;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if self.vanished_ok(&e) => return Ok(None),
+            Err(e) => {
+                self.problem(path, e);
+                return Ok(None);
+            }
+        };
+        let ft = meta.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_file() {
+            NodeKind::File
+        } else if ft.is_dir() {
+            NodeKind::Dir
+        } else if ft.is_symlink() {
+            NodeKind::Symlink
+        } else if ft.is_fifo() {
+            NodeKind::Fifo
+        } else if ft.is_char_device() {
+            NodeKind::CharDevice
+        } else if ft.is_block_device() {
+            NodeKind::BlockDevice
+        } else {
+            NodeKind::Socket
+        };
+        crate::progress::check_cancelled("snapshot")?;
+        let mut node = self.node_from_meta(path, name, &meta, kind);
+        if kind != NodeKind::Dir && meta.nlink() > 1 {
+            node.link = Some(LinkKey {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            });
+        }
+        match kind {
+            NodeKind::File => {
+                self.summary.files += 1;
+                let first_name = node.link.map_or(true, |k| !self.links.contains_key(&k));
+                let progress = crate::progress::get();
+                progress.set_current(&path.to_string_lossy());
+                let read_before = self.summary.bytes_read;
+                let files_read = self.files_read;
+                match self.save_file_content(path, &meta, node.link)? {
+                    Ok(content) => {
+                        if let Some(m) = &content.reread {
+                            // Saved from the second read: its stat is the one that holds.
+                            node.mode = m.mode() & 0o7777;
+                            node.uid = m.uid();
+                            node.gid = m.gid();
+                            node.user = self.names.user(m.uid());
+                            node.group = self.names.group(m.gid());
+                            node.mtime = m.mtime();
+                            node.mtime_nsec = m.mtime_nsec() as u32;
+                        }
+                        node.size = content.size;
+                        node.extents = content.extents;
+                        // A hardlinked file's data counts once, at its first name.
+                        if first_name {
+                            self.summary.bytes += content.size;
+                        }
+                        // In a captured folder (an online base backup) files change while
+                        // they are read by design: the WAL the capture adds repairs them.
+                        if let Some(what) = content.changed.filter(|_| self.active.is_none()) {
+                            self.summary.errors += 1;
+                            self.problems.push(SourceProblem {
+                                path: path.to_path_buf(),
+                                error: what,
+                                changed: true,
+                            });
+                        }
+                    }
+                    Err(_)
+                        if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+                            && std::fs::symlink_metadata(path).is_err() =>
+                    {
+                        self.summary.files -= 1;
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        self.problem(path, e);
+                        crate::progress::file_event(crate::progress::FileEvent::Skipped, path);
+                        return Ok(None);
+                    }
+                }
+                progress.add_files(1);
+                // Packs that finished while this file was read get indexed when due,
+                // also during long runs of unchanged files.
+                self.drain_packs()?;
+                if self.summary.bytes_read == read_before && self.files_read == files_read {
+                    progress.add_bytes(if first_name { meta.len() } else { 0 });
+                    crate::progress::file_event(crate::progress::FileEvent::Unchanged, path);
+                } else {
+                    crate::progress::file_event(crate::progress::FileEvent::Changed, path);
+                }
+            }
+            NodeKind::Dir => {
+                self.summary.dirs += 1;
+                let tree = match self.captures.iter().position(|c| c.dir() == path) {
+                    Some(i) if self.active.is_none() => self.save_captured(i, path)?,
+                    _ => self.save_dir(path)?,
+                };
+                node.subtree = Some(self.put_tree(&tree)?);
+            }
+            NodeKind::Symlink => {
+                self.summary.others += 1;
+                match std::fs::read_link(path) {
+                    Ok(t) => node.target = Some(t.as_os_str().as_bytes().to_vec()),
+                    Err(e) => {
+                        self.problem(path, e);
+                        return Ok(None);
+                    }
+                }
+            }
+            NodeKind::CharDevice | NodeKind::BlockDevice => {
+                self.summary.others += 1;
+                node.rdev = meta.rdev();
+            }
+            NodeKind::Fifo | NodeKind::Socket => self.summary.others += 1,
+        }
+        Ok(Some(node))
+    }
+
+    pub(super) fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled {
+                operation: "snapshot",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn vanished_ok(&self, e: &std::io::Error) -> bool {
+        e.kind() == std::io::ErrorKind::NotFound
+            && self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+    }
+
+    fn save_dir(&mut self, path: &Path) -> Result<Tree> {
+        self.save_dir_filtered(path, |_| true)
+    }
+
+    pub(super) fn save_dir_filtered(
+        &mut self,
+        path: &Path,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<Tree> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) if self.vanished_ok(&e) => return Ok(Tree::default()),
+            Err(e) => {
+                self.problem(path, format!("cannot list folder: {e}"));
+                return Ok(Tree::default());
+            }
+        };
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => names.push(e.file_name().as_bytes().to_vec()),
+                Err(e) => self.problem(path, format!("cannot list folder: {e}")),
+            }
+        }
+        names.sort();
+        let mut nodes = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            if !keep(&name) || self.excluded(&child, &name) {
+                crate::progress::file_event(crate::progress::FileEvent::Skipped, &child);
+                continue;
+            }
+            if let Some(node) = self.save_entry(&child, name)? {
+                nodes.push(node);
+            }
+        }
+        Ok(Tree { nodes })
+    }
+
+    pub(super) fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
+        let bytes = tree.encode();
+        let id = self.keys.blob_id(&bytes);
+        self.add_blob(id, BlobKind::Tree, bytes)?;
+        Ok(id)
+    }
+
+    pub(super) fn add_blob(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        if self.uploader.pending.contains(&id) || self.cache.has_blob(&id)? {
+            return Ok(());
+        }
+        // New data counts file content only (never more than was read); folder
+        // listings are metadata, counted apart.
+        match kind {
+            BlobKind::Data => self.summary.new_bytes += data.len() as u64,
+            _ => self.summary.new_meta_bytes += data.len() as u64,
+        }
+        self.uploader.send(id, kind, data)?;
+        self.drain_packs()
+    }
+
+    /// Indexes finished packs when an index file is due.
+    fn drain_packs(&mut self) -> Result<()> {
+        self.uploader
+            .drain(self.repo, self.keys, self.cache, &mut self.summary)
+    }
+
+    /// Waits for the workers and indexes every pack they wrote.
+    pub(super) fn finish_uploads(&mut self) -> Result<()> {
+        self.uploader
+            .finish_and_index(self.repo, self.keys, self.cache, &mut self.summary)
+    }
+}
