@@ -30,18 +30,22 @@
 //!   [`fsmeta`] (reading and applying file metadata), [`acl`] (POSIX ACL
 //!   encodings), [`pack`] (packs of encrypted
 //!   blobs), [`hosts`] (the admin-signed registry of authorised hosts), [`keys`] (key
-//!   objects and key files), [`repo`] (config, index and snapshot
-//!   records), [`chunker`] (content-defined chunking), [`cache`] (the local SQLite
-//!   index and files cache, rebuilt from the store when lost), [`lock`] (leases).
+//!   objects and key files), [`repo`] (config, index files, snapshot records and their
+//!   verification, in `repo/`), [`chunker`] (content-defined chunking), [`cache`] (the
+//!   local SQLite index and files cache, rebuilt from the store when lost), [`lock`]
+//!   (leases).
 //! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the one walk
 //!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
 //!   and the `--host/--tag/--path` filters mean).
-//! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
+//! - **operations**: [`retention`] (the pure retention policy: its configuration, the
+//!   policy, `keep_within` and the decisions, in `retention/`), [`forget`] (policy ->
 //!   plan -> execute), [`prune`] (plan -> execute; a dry run shows the plan),
 //!   [`object_lock`] (`lock extend`), [`check`] (index, packs, snapshots),
 //!   [`repair`] (rebuilding index files and snapshot records), [`copy`],
-//!   [`backup`], [`postgres`] (consistent online capture of a cluster), [`hooks`]
-//!   (commands run around a snapshot or restore), [`restore`] (plan, write, metadata,
+//!   [`backup`] (the source walk, captured folders, synthetic files, the files cache and
+//!   the uploader that writes packs and index files, in `backup/`), [`postgres`]
+//!   (consistent online capture of a cluster), [`hooks`] (commands run around a snapshot
+//!   or restore), [`restore`] (plan, write, metadata,
 //!   verify and `--delete`, in `restore/`), [`diff`], [`find`], [`mount`], [`import_tar`], [`dump`]
 //!   (snapshots compared, searched, mounted, imported from and written to tar),
 //!   [`stats`] (store size, deduplication and pack fill),
