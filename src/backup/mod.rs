@@ -189,24 +189,7 @@ pub fn run_with(
     cache.sync_index(repo, keys)?;
     cache.pending_files_begin()?;
     let sources = normalise_sources(&opts.paths)?;
-    for f in &additions.files {
-        if !f.path.is_absolute() || f.path.parent().is_none() {
-            return Err(Error::Usage(format!(
-                "{} must be an absolute file path",
-                f.path.display()
-            )));
-        }
-        if let Some(s) = sources
-            .iter()
-            .find(|s| f.path.starts_with(s) || s.starts_with(&f.path))
-        {
-            return Err(Error::Usage(format!(
-                "{} overlaps the saved path {}; choose a name outside the saved paths",
-                f.path.display(),
-                s.display()
-            )));
-        }
-    }
+    check_top_level_extras(&additions.files, &sources)?;
 
     let mut walker = Walker {
         keys,
@@ -231,7 +214,73 @@ pub fn run_with(
         files_read: 0,
     };
     crate::progress::get().begin("snapshot", 0, 0);
-    let walked = walker.save_sources(&sources, &additions.files);
+    let root = walk_and_upload(&mut walker, &sources, &additions.files)?;
+
+    let mut summary = walker.summary;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    let snapshot = Snapshot {
+        time: chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339(),
+        hostname: opts.hostname.clone(),
+        username: fsmeta::Names::default()
+            .user(rustix::process::geteuid().as_raw())
+            .unwrap_or_default(),
+        paths: record_paths(&sources, &additions.files),
+        tags: opts.tags.clone(),
+        tree: root,
+        summary,
+        program: format!("vault {}", env!("CARGO_PKG_VERSION")),
+        databases: std::mem::take(&mut walker.databases),
+    };
+    let id = match repo.save_snapshot(keys, &snapshot) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = walker.cache.pending_files_discard();
+            return Err(e);
+        }
+    };
+    // Best effort: partial writes of killed runs, long untouched (`check` lists them).
+    let _ = crate::backend::remove_leftovers(repo.backend.as_ref(), crate::backend::LEFTOVER_GRACE);
+    // The snapshot is durable; only now may the cache trust the files it read.
+    walker.cache.pending_files_commit()?;
+    Ok(SnapshotResult {
+        id,
+        snapshot,
+        problems: walker.problems,
+    })
+}
+
+/// Top-level synthetic files stand at absolute paths outside every source path.
+fn check_top_level_extras(files: &[ExtraFile], sources: &[PathBuf]) -> Result<()> {
+    for f in files {
+        if !f.path.is_absolute() || f.path.parent().is_none() {
+            return Err(Error::Usage(format!(
+                "{} must be an absolute file path",
+                f.path.display()
+            )));
+        }
+        if let Some(s) = sources
+            .iter()
+            .find(|s| f.path.starts_with(s) || s.starts_with(&f.path))
+        {
+            return Err(Error::Usage(format!(
+                "{} overlaps the saved path {}; choose a name outside the saved paths",
+                f.path.display(),
+                s.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Walks the sources, then waits until every pack is durable and indexed; returns the
+/// root tree. On any failure the files cache learns nothing; after a cancel the packs
+/// already uploaded are indexed, so the next snapshot reuses them.
+fn walk_and_upload(
+    walker: &mut Walker<'_, '_>,
+    sources: &[PathBuf],
+    extras: &[ExtraFile],
+) -> Result<Id> {
+    let walked = walker.save_sources(sources, extras);
     let root = match walked {
         Ok(root) => root,
         Err(e @ Error::Cancelled { .. }) => {
@@ -255,45 +304,18 @@ pub fn run_with(
         let _ = walker.cache.pending_files_discard();
         return Err(e);
     }
+    Ok(root)
+}
 
-    let mut summary = walker.summary;
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    let snapshot = Snapshot {
-        time: chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339(),
-        hostname: opts.hostname.clone(),
-        username: fsmeta::Names::default()
-            .user(rustix::process::geteuid().as_raw())
-            .unwrap_or_default(),
-        paths: {
-            let mut all: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
-            all.extend(additions.files.iter().map(|f| f.path.as_path()));
-            all.sort();
-            all.iter()
-                .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
-                .collect()
-        },
-        tags: opts.tags.clone(),
-        tree: root,
-        summary,
-        program: format!("vault {}", env!("CARGO_PKG_VERSION")),
-        databases: std::mem::take(&mut walker.databases),
-    };
-    let id = match repo.save_snapshot(keys, &snapshot) {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = walker.cache.pending_files_discard();
-            return Err(e);
-        }
-    };
-    // Best effort: partial writes of killed runs, long untouched (`check` lists them).
-    let _ = crate::backend::remove_leftovers(repo.backend.as_ref(), crate::backend::LEFTOVER_GRACE);
-    // The snapshot is durable; only now may the cache trust the files it read.
-    walker.cache.pending_files_commit()?;
-    Ok(SnapshotResult {
-        id,
-        snapshot,
-        problems: walker.problems,
-    })
+/// The paths a snapshot record names: the sources and the top-level synthetic files, in
+/// order, as raw bytes.
+fn record_paths(sources: &[PathBuf], extras: &[ExtraFile]) -> Vec<serde_bytes::ByteBuf> {
+    let mut all: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+    all.extend(extras.iter().map(|f| f.path.as_path()));
+    all.sort();
+    all.iter()
+        .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
+        .collect()
 }
 
 /// Makes source paths absolute and lexically clean, and drops paths inside other sources.

@@ -201,23 +201,7 @@ impl Walker<'_, '_> {
                 return Ok(None);
             }
         };
-        let ft = meta.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        let kind = if ft.is_file() {
-            NodeKind::File
-        } else if ft.is_dir() {
-            NodeKind::Dir
-        } else if ft.is_symlink() {
-            NodeKind::Symlink
-        } else if ft.is_fifo() {
-            NodeKind::Fifo
-        } else if ft.is_char_device() {
-            NodeKind::CharDevice
-        } else if ft.is_block_device() {
-            NodeKind::BlockDevice
-        } else {
-            NodeKind::Socket
-        };
+        let kind = node_kind(meta.file_type());
         crate::progress::check_cancelled("snapshot")?;
         let mut node = self.node_from_meta(path, name, &meta, kind);
         if kind != NodeKind::Dir && meta.nlink() > 1 {
@@ -228,63 +212,8 @@ impl Walker<'_, '_> {
         }
         match kind {
             NodeKind::File => {
-                self.summary.files += 1;
-                let first_name = node.link.map_or(true, |k| !self.links.contains_key(&k));
-                let progress = crate::progress::get();
-                progress.set_current(&path.to_string_lossy());
-                let read_before = self.summary.bytes_read;
-                let files_read = self.files_read;
-                match self.save_file_content(path, &meta, node.link)? {
-                    Ok(content) => {
-                        if let Some(m) = &content.reread {
-                            // Saved from the second read: its stat is the one that holds.
-                            node.mode = m.mode() & 0o7777;
-                            node.uid = m.uid();
-                            node.gid = m.gid();
-                            node.user = self.names.user(m.uid());
-                            node.group = self.names.group(m.gid());
-                            node.mtime = m.mtime();
-                            node.mtime_nsec = m.mtime_nsec() as u32;
-                        }
-                        node.size = content.size;
-                        node.extents = content.extents;
-                        // A hardlinked file's data counts once, at its first name.
-                        if first_name {
-                            self.summary.bytes += content.size;
-                        }
-                        // In a captured folder (an online base backup) files change while
-                        // they are read by design: the WAL the capture adds repairs them.
-                        if let Some(what) = content.changed.filter(|_| self.active.is_none()) {
-                            self.summary.errors += 1;
-                            self.problems.push(SourceProblem {
-                                path: path.to_path_buf(),
-                                error: what,
-                                changed: true,
-                            });
-                        }
-                    }
-                    Err(_)
-                        if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
-                            && std::fs::symlink_metadata(path).is_err() =>
-                    {
-                        self.summary.files -= 1;
-                        return Ok(None);
-                    }
-                    Err(e) => {
-                        self.problem(path, e);
-                        crate::progress::file_event(crate::progress::FileEvent::Skipped, path);
-                        return Ok(None);
-                    }
-                }
-                progress.add_files(1);
-                // Packs that finished while this file was read get indexed when due,
-                // also during long runs of unchanged files.
-                self.drain_packs()?;
-                if self.summary.bytes_read == read_before && self.files_read == files_read {
-                    progress.add_bytes(if first_name { meta.len() } else { 0 });
-                    crate::progress::file_event(crate::progress::FileEvent::Unchanged, path);
-                } else {
-                    crate::progress::file_event(crate::progress::FileEvent::Changed, path);
+                if !self.save_file(path, &meta, &mut node)? {
+                    return Ok(None);
                 }
             }
             NodeKind::Dir => {
@@ -312,6 +241,75 @@ impl Walker<'_, '_> {
             NodeKind::Fifo | NodeKind::Socket => self.summary.others += 1,
         }
         Ok(Some(node))
+    }
+
+    /// Saves a regular file's content into `node`; false when it could not be read
+    /// (reported as a problem) or vanished where that is tolerated.
+    fn save_file(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        node: &mut Node,
+    ) -> Result<bool> {
+        self.summary.files += 1;
+        let first_name = node.link.map_or(true, |k| !self.links.contains_key(&k));
+        let progress = crate::progress::get();
+        progress.set_current(&path.to_string_lossy());
+        let read_before = self.summary.bytes_read;
+        let files_read = self.files_read;
+        match self.save_file_content(path, meta, node.link)? {
+            Ok(content) => {
+                if let Some(m) = &content.reread {
+                    // Saved from the second read: its stat is the one that holds.
+                    node.mode = m.mode() & 0o7777;
+                    node.uid = m.uid();
+                    node.gid = m.gid();
+                    node.user = self.names.user(m.uid());
+                    node.group = self.names.group(m.gid());
+                    node.mtime = m.mtime();
+                    node.mtime_nsec = m.mtime_nsec() as u32;
+                }
+                node.size = content.size;
+                node.extents = content.extents;
+                // A hardlinked file's data counts once, at its first name.
+                if first_name {
+                    self.summary.bytes += content.size;
+                }
+                // In a captured folder (an online base backup) files change while
+                // they are read by design: the WAL the capture adds repairs them.
+                if let Some(what) = content.changed.filter(|_| self.active.is_none()) {
+                    self.summary.errors += 1;
+                    self.problems.push(SourceProblem {
+                        path: path.to_path_buf(),
+                        error: what,
+                        changed: true,
+                    });
+                }
+            }
+            Err(_)
+                if self.active.as_ref().is_some_and(|r| r.tolerate_vanished)
+                    && std::fs::symlink_metadata(path).is_err() =>
+            {
+                self.summary.files -= 1;
+                return Ok(false);
+            }
+            Err(e) => {
+                self.problem(path, e);
+                crate::progress::file_event(crate::progress::FileEvent::Skipped, path);
+                return Ok(false);
+            }
+        }
+        progress.add_files(1);
+        // Packs that finished while this file was read get indexed when due,
+        // also during long runs of unchanged files.
+        self.drain_packs()?;
+        if self.summary.bytes_read == read_before && self.files_read == files_read {
+            progress.add_bytes(if first_name { meta.len() } else { 0 });
+            crate::progress::file_event(crate::progress::FileEvent::Unchanged, path);
+        } else {
+            crate::progress::file_event(crate::progress::FileEvent::Changed, path);
+        }
+        Ok(true)
     }
 
     pub(super) fn check_cancel(&self) -> Result<()> {
@@ -398,5 +396,24 @@ impl Walker<'_, '_> {
     pub(super) fn finish_uploads(&mut self) -> Result<()> {
         self.uploader
             .finish_and_index(self.repo, self.keys, self.cache, &mut self.summary)
+    }
+}
+
+fn node_kind(ft: std::fs::FileType) -> NodeKind {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        NodeKind::Socket
     }
 }
