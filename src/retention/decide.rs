@@ -192,34 +192,8 @@ pub fn apply<Tz: TimeZone>(
         let (a, b) = (&snapshots[*a], &snapshots[*b]);
         b.time.cmp(&a.time).then(b.id.cmp(&a.id))
     };
-
-    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
-    let mut left_out = Vec::new();
-    for (i, c) in snapshots.iter().enumerate() {
-        if policy.hosts.is_empty() || policy.hosts.iter().any(|h| h == c.host) {
-            groups
-                .entry(GroupKey::of(&policy.group_by, c))
-                .or_default()
-                .push(i);
-        } else {
-            left_out.push(i);
-        }
-    }
-
-    let cutoff = policy.within.map(|w| (w, w.cutoff(now)));
-    let mut keep_tags: Vec<&String> = Vec::new();
-    for t in &policy.tags {
-        if !keep_tags.contains(&t) {
-            keep_tags.push(t);
-        }
-    }
-    let calendar: [CalendarRule; 5] = [
-        (policy.hourly, Period::Hour, Reason::Hourly),
-        (policy.daily, Period::Day, Reason::Daily),
-        (policy.weekly, Period::Week, Reason::Weekly),
-        (policy.monthly, Period::Month, Reason::Monthly),
-        (policy.yearly, Period::Year, Reason::Yearly),
-    ];
+    let (groups, mut left_out) = group(policy, snapshots);
+    let rules = Rules::new(policy, now);
 
     let mut out = Vec::with_capacity(snapshots.len());
     for (key, mut members) in groups {
@@ -229,44 +203,7 @@ pub fn apply<Tz: TimeZone>(
             .iter()
             .map(|&i| snapshots[i].time.with_timezone(&tz).naive_local())
             .collect();
-        let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); members.len()];
-
-        for (k, r) in reasons.iter_mut().take(policy.last as usize).enumerate() {
-            r.push(Reason::Last(k as u32 + 1));
-        }
-        for (count, period, reason) in calendar {
-            if count == 0 {
-                continue;
-            }
-            let mut seen = HashSet::new();
-            for (pos, wall) in walls.iter().enumerate() {
-                if seen.insert(period_of(wall, period)) {
-                    reasons[pos].push(reason(seen.len() as u32));
-                    if seen.len() as u32 == count {
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some((within, cutoff)) = &cutoff {
-            for (pos, &i) in members.iter().enumerate() {
-                let inside = match cutoff {
-                    Some(c) => snapshots[i].time >= *c,
-                    None => true,
-                };
-                if inside {
-                    reasons[pos].push(Reason::Within(*within));
-                }
-            }
-        }
-        for (pos, &i) in members.iter().enumerate() {
-            for tag in &keep_tags {
-                if snapshots[i].tags.contains(tag) {
-                    reasons[pos].push(Reason::Tag((*tag).clone()));
-                }
-            }
-        }
-
+        let reasons = rules.reasons(snapshots, &members, &walls);
         for (&i, reasons) in members.iter().zip(reasons) {
             out.push(Decision {
                 id: snapshots[i].id,
@@ -292,4 +229,105 @@ pub fn apply<Tz: TimeZone>(
         });
     }
     Ok(out)
+}
+
+/// The candidates the host filter selects, by group (each in input order), and the
+/// indexes of those it leaves out.
+fn group(
+    policy: &Policy,
+    snapshots: &[Candidate<'_>],
+) -> (BTreeMap<GroupKey, Vec<usize>>, Vec<usize>) {
+    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    let mut left_out = Vec::new();
+    for (i, c) in snapshots.iter().enumerate() {
+        if policy.hosts.is_empty() || policy.hosts.iter().any(|h| h == c.host) {
+            groups
+                .entry(GroupKey::of(&policy.group_by, c))
+                .or_default()
+                .push(i);
+        } else {
+            left_out.push(i);
+        }
+    }
+    (groups, left_out)
+}
+
+/// A policy's keep rules, made ready once for every group.
+struct Rules<'p, Tz: TimeZone> {
+    last: u32,
+    calendar: [CalendarRule; 5],
+    /// The duration and its cutoff (`None`: before any representable time).
+    within: Option<(KeepWithin, Option<DateTime<Tz>>)>,
+    /// The keep tags without repeats, in the policy's order.
+    tags: Vec<&'p String>,
+}
+
+impl<'p, Tz: TimeZone> Rules<'p, Tz> {
+    fn new(policy: &'p Policy, now: &DateTime<Tz>) -> Self {
+        let mut tags: Vec<&String> = Vec::new();
+        for t in &policy.tags {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        Rules {
+            last: policy.last,
+            calendar: [
+                (policy.hourly, Period::Hour, Reason::Hourly),
+                (policy.daily, Period::Day, Reason::Daily),
+                (policy.weekly, Period::Week, Reason::Weekly),
+                (policy.monthly, Period::Month, Reason::Monthly),
+                (policy.yearly, Period::Year, Reason::Yearly),
+            ],
+            within: policy.within.map(|w| (w, w.cutoff(now))),
+            tags,
+        }
+    }
+
+    /// Every rule that keeps each member of one group, in the order of the rule table.
+    /// `members` are newest first; `walls` are their wall-clock times in the zone of now.
+    fn reasons(
+        &self,
+        snapshots: &[Candidate<'_>],
+        members: &[usize],
+        walls: &[NaiveDateTime],
+    ) -> Vec<Vec<Reason>> {
+        let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); members.len()];
+        for (k, r) in reasons.iter_mut().take(self.last as usize).enumerate() {
+            r.push(Reason::Last(k as u32 + 1));
+        }
+        for (count, period, reason) in self.calendar {
+            if count == 0 {
+                continue;
+            }
+            let mut seen = HashSet::new();
+            for (pos, wall) in walls.iter().enumerate() {
+                if seen.insert(period_of(wall, period)) {
+                    reasons[pos].push(reason(seen.len() as u32));
+                    if seen.len() as u32 == count {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((within, cutoff)) = &self.within {
+            for (pos, &i) in members.iter().enumerate() {
+                let inside = match cutoff {
+                    Some(c) => snapshots[i].time >= *c,
+                    None => true,
+                };
+                if inside {
+                    reasons[pos].push(Reason::Within(*within));
+                }
+            }
+        }
+        for (pos, &i) in members.iter().enumerate() {
+            for tag in &self.tags {
+                if snapshots[i].tags.contains(tag) {
+                    reasons[pos].push(Reason::Tag((*tag).clone()));
+                }
+            }
+        }
+        reasons
+    }
 }
