@@ -395,7 +395,7 @@ impl CopyReport {
 pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) -> Result<Repo> {
     if src.location() == dst.location() {
         return Err(Error::Usage(format!(
-            "the store to copy from and the one to copy to are both {}",
+            "the source and destination locations both name {}",
             src.location()
         ))
         .with_remedy(Remedy::OtherCopyDestination));

@@ -52,7 +52,7 @@ pub fn words(r: &Remedy) -> String {
                 crate::cli::secrets::PASSPHRASE_ENV
             )
         }
-        Remedy::OtherCopyDestination => "copy to another location (--to)",
+        Remedy::OtherCopyDestination => "copy to another location",
     };
     text.to_string()
 }
