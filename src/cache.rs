@@ -26,7 +26,7 @@
 //! store name and so is re-derived on every sync until the index is repaired.
 
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use crate::pack::{BlobKind, PackEntry, PackRecord};
 use crate::repo::Repo;
@@ -141,13 +141,8 @@ impl Cache {
             .mode(0o700)
             .create(&folder)
             .map_err(|e| {
-                Error::io(
-                    format!(
-                        "create cache folder {} (set --cache-dir to a writable folder)",
-                        folder.display()
-                    ),
-                    e,
-                )
+                Error::io(format!("create cache folder {}", folder.display()), e)
+                    .with_remedy(Remedy::WritableCacheDir)
             })?;
         let path = folder.join("cache.sqlite");
         // The cache holds plaintext paths: only its owner may read it (earlier releases

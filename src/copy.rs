@@ -38,7 +38,7 @@
 use crate::backend::{memory::MemoryBackend, BackendRef, Kind, ObjectInfo};
 use crate::cache::Cache;
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use crate::lock::{Lease, LeaseKind};
 use crate::pack::{self, PackRecord};
@@ -134,13 +134,228 @@ pub struct CopyReport {
     /// Snapshots not copied because DST lacks (or SRC could not supply) what they need.
     pub withheld: Vec<Id>,
     /// Damaged or missing SRC objects, by name: each one makes the copy incomplete.
-    pub problems: Vec<String>,
+    pub problems: Vec<CopyProblem>,
     /// Things worth knowing that do not make the copy fail.
-    pub notes: Vec<String>,
+    pub notes: Vec<CopyNote>,
     /// Objects at DST read back and checked (`verify`).
     pub verified: Tally,
-    /// DST objects that were damaged or missing and were replaced from SRC, in words.
-    pub healed: Vec<String>,
+    /// DST objects that were damaged or missing and were replaced from SRC.
+    pub healed: Vec<Healed>,
+}
+
+/// A SRC object that was not copied, or a snapshot held back for it. `location` is the
+/// store's location; `error` the reason, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyProblem {
+    /// An object SRC lists is damaged or vanished.
+    Unreadable {
+        kind: Kind,
+        name: String,
+        location: String,
+        error: String,
+    },
+    /// An index file of SRC does not open.
+    IndexUnopenable { name: String, error: String },
+    /// An index file names a pack DST could not receive.
+    IndexNeedsPack {
+        name: String,
+        pack: Id,
+        location: String,
+    },
+    /// A pack's content does not hash to its name.
+    PackCorrupt { pack: Id, location: String },
+    /// A pack's trailer does not open.
+    PackTrailer { error: String, location: String },
+    /// A snapshot record of SRC does not open.
+    SnapshotUnopenable { name: String, error: String },
+    /// A snapshot's trees could not be walked to find its packs.
+    SnapshotUnwalkable { snapshot: Id, problem: WalkProblem },
+    /// A snapshot needs a pack that could not be copied.
+    SnapshotNeedsPack { snapshot: Id, pack: Id },
+}
+
+impl std::fmt::Display for CopyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyProblem::Unreadable {
+                kind,
+                name,
+                location,
+                error,
+            } => write!(
+                f,
+                "{}/{name} at {location}: {error}; not copied",
+                kind.label()
+            ),
+            CopyProblem::IndexUnopenable { name, error } => {
+                write!(f, "index file {name}: {error}; not copied")
+            }
+            CopyProblem::IndexNeedsPack {
+                name,
+                pack,
+                location,
+            } => write!(
+                f,
+                "index file {name} not copied: it names pack {pack}, which {location} could not receive"
+            ),
+            CopyProblem::PackCorrupt { pack, location } => write!(
+                f,
+                "corrupt pack {pack} at {location}: its content does not match its name (altered or damaged); not copied"
+            ),
+            CopyProblem::PackTrailer { error, location } => {
+                write!(f, "{error} (at {location}); not copied")
+            }
+            CopyProblem::SnapshotUnopenable { name, error } => {
+                write!(f, "snapshot record {name}: {error}; not copied")
+            }
+            CopyProblem::SnapshotUnwalkable { snapshot, problem } => {
+                write!(f, "snapshot {}: {problem}; not copied", snapshot.short())
+            }
+            CopyProblem::SnapshotNeedsPack { snapshot, pack } => write!(
+                f,
+                "snapshot {} not copied: it needs pack {pack}, which could not be copied",
+                snapshot.short()
+            ),
+        }
+    }
+}
+
+/// Why a snapshot's trees could not be walked to find the packs it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalkProblem {
+    /// A folder tree is in no index file.
+    TreeUnindexed { tree: Id },
+    /// A folder tree cannot be read from its pack.
+    TreeUnreadable { tree: Id, pack: Id, error: String },
+    /// A data blob is in no index file.
+    BlobUnindexed { blob: Id },
+}
+
+impl std::fmt::Display for WalkProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkProblem::TreeUnindexed { tree } => {
+                write!(f, "tree {} is in no index file", tree.short())
+            }
+            WalkProblem::TreeUnreadable { tree, pack, error } => write!(
+                f,
+                "tree {} in pack {pack} cannot be read: {error}",
+                tree.short()
+            ),
+            WalkProblem::BlobUnindexed { blob } => {
+                write!(f, "data blob {} is in no index file", blob.short())
+            }
+        }
+    }
+}
+
+/// Something worth knowing about a copy that does not make it fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyNote {
+    /// A key object differs between SRC and DST; DST keeps its own.
+    KeyDiffers {
+        name: String,
+        source: String,
+        destination: String,
+    },
+    /// An index file at DST does not open; with `reindexed`, the packs it names are
+    /// indexed again (snapshot mode).
+    DestinationIndexUnopenable {
+        name: String,
+        location: String,
+        error: String,
+        reindexed: bool,
+    },
+}
+
+impl std::fmt::Display for CopyNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyNote::KeyDiffers {
+                name,
+                source,
+                destination,
+            } => write!(
+                f,
+                "keys/{name} differs between {source} and {destination} (changed at the source since an earlier copy?); \
+                 the copy keeps its own"
+            ),
+            CopyNote::DestinationIndexUnopenable {
+                name,
+                location,
+                error,
+                reindexed,
+            } => {
+                write!(f, "index file {name} at {location} does not open ({error})")?;
+                if *reindexed {
+                    write!(f, "; the packs it names are indexed again")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A DST object that was damaged or missing and was replaced from SRC. `location` is
+/// DST's location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Healed {
+    /// A pack DST's index names was missing: copied again.
+    PackMissing { pack: Id, location: String },
+    /// A pack had the wrong size: replaced.
+    PackWrongSize {
+        pack: Id,
+        location: String,
+        size: u64,
+    },
+    /// A pack read back (`verify`) was damaged: replaced.
+    PackDamaged {
+        pack: Id,
+        location: String,
+        why: String,
+    },
+    /// An index file or snapshot record differed from SRC's (`verify`): replaced.
+    Differed {
+        kind: Kind,
+        name: String,
+        location: String,
+    },
+}
+
+impl std::fmt::Display for Healed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Healed::PackMissing { pack, location } => write!(
+                f,
+                "pack {pack} was missing at {location} although its index names it: copied again"
+            ),
+            Healed::PackWrongSize {
+                pack,
+                location,
+                size,
+            } => write!(
+                f,
+                "pack {pack} at {location} had the wrong size ({size} bytes): replaced"
+            ),
+            Healed::PackDamaged {
+                pack,
+                location,
+                why,
+            } => write!(
+                f,
+                "pack {pack} at {location}: {why}; replaced from the source"
+            ),
+            Healed::Differed {
+                kind,
+                name,
+                location,
+            } => write!(
+                f,
+                "{}/{name} at {location} differed from the source's: replaced",
+                kind.label()
+            ),
+        }
+    }
 }
 
 impl CopyReport {
@@ -180,9 +395,10 @@ impl CopyReport {
 pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) -> Result<Repo> {
     if src.location() == dst.location() {
         return Err(Error::Usage(format!(
-            "--from and --to both name {}; copy to another location",
+            "the source and destination locations both name {}",
             src.location()
-        )));
+        ))
+        .with_remedy(Remedy::OtherCopyDestination));
     }
     let src_config = src.backend.get(Kind::Config, "config")?;
     let existing = dst.exists(Kind::Config, "config")?;
@@ -220,13 +436,11 @@ pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) ->
             Some(_) => {
                 let theirs = dst.get(Kind::Keys, &info.name)?;
                 if theirs != bytes {
-                    report.notes.push(format!(
-                        "keys/{} differs between {} and {} (changed at the source since an earlier copy?); \
-                         the copy keeps its own",
-                        info.name,
-                        src.location(),
-                        dst.location()
-                    ));
+                    report.notes.push(CopyNote::KeyDiffers {
+                        name: info.name.clone(),
+                        source: src.location(),
+                        destination: dst.location(),
+                    });
                 }
                 report.keys.present.add(theirs.len() as u64);
             }
@@ -312,7 +526,7 @@ pub fn copy_all(
             report,
         )?)
         .collect();
-    let state = Mutex::new((Tally::default(), Vec::<String>::new()));
+    let state = Mutex::new((Tally::default(), Vec::<CopyProblem>::new()));
     crate::parallel::try_for_each(&todo, opts.threads, |info| {
         let bytes = match fetch(src, Kind::Index, &info.name) {
             Fetched::Ok(b) => b,
@@ -325,21 +539,19 @@ pub fn copy_all(
         let records = match open_index(src, keys, &info.name, &bytes) {
             Ok(r) => r,
             Err(e) => {
-                state
-                    .lock()
-                    .unwrap()
-                    .1
-                    .push(format!("index file {}: {e}; not copied", info.name));
+                state.lock().unwrap().1.push(CopyProblem::IndexUnopenable {
+                    name: info.name.clone(),
+                    error: e.to_string(),
+                });
                 return Ok(());
             }
         };
         if let Some(r) = records.iter().find(|r| at_dst.get(&r.id) != Some(&r.size)) {
-            state.lock().unwrap().1.push(format!(
-                "index file {} not copied: it names pack {}, which {} could not receive",
-                info.name,
-                r.id,
-                dst.location()
-            ));
+            state.lock().unwrap().1.push(CopyProblem::IndexNeedsPack {
+                name: info.name.clone(),
+                pack: r.id,
+                location: dst.location(),
+            });
             return Ok(());
         }
         dst.backend.put(Kind::Index, &info.name, &bytes)?;
@@ -375,7 +587,11 @@ pub fn copy_all(
             }
         }
     } else {
-        let state = Mutex::new((Tally::default(), Vec::<String>::new(), Vec::<Id>::new()));
+        let state = Mutex::new((
+            Tally::default(),
+            Vec::<CopyProblem>::new(),
+            Vec::<Id>::new(),
+        ));
         crate::parallel::try_for_each(&todo, opts.threads, |info| {
             let Some(id) = Id::from_hex(&info.name) else {
                 return Ok(());
@@ -447,9 +663,10 @@ pub fn copy_snapshots(
         match packs_needed(reader, cache, &snap.tree)? {
             Ok(packs) => wanted.push((*id, packs)),
             Err(problem) => {
-                report
-                    .problems
-                    .push(format!("snapshot {}: {problem}; not copied", id.short()));
+                report.problems.push(CopyProblem::SnapshotUnwalkable {
+                    snapshot: *id,
+                    problem,
+                });
                 report.withheld.push(*id);
             }
         }
@@ -463,11 +680,14 @@ pub fn copy_snapshots(
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => indexed.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => report.notes.push(format!(
-                "index file {} at {} does not open ({e}); the packs it names are indexed again",
-                info.name,
-                dst.location()
-            )),
+            Err(e) if is_object_problem(&e) => {
+                report.notes.push(CopyNote::DestinationIndexUnopenable {
+                    name: info.name.clone(),
+                    location: dst.location(),
+                    error: e.to_string(),
+                    reindexed: true,
+                })
+            }
             Err(e) => return Err(e),
         }
     }
@@ -499,11 +719,10 @@ pub fn copy_snapshots(
 
     for (id, packs) in &wanted {
         if let Some(bad) = packs.iter().find(|p| moved.failed.contains(p)) {
-            report.problems.push(format!(
-                "snapshot {} not copied: it needs pack {}, which could not be copied",
-                id.short(),
-                bad
-            ));
+            report.problems.push(CopyProblem::SnapshotNeedsPack {
+                snapshot: *id,
+                pack: *bad,
+            });
             report.withheld.push(*id);
             continue;
         }
@@ -524,24 +743,23 @@ fn packs_needed(
     reader: &BlobReader,
     cache: &Cache,
     root: &Id,
-) -> Result<std::result::Result<HashSet<Id>, String>> {
+) -> Result<std::result::Result<HashSet<Id>, WalkProblem>> {
     let mut packs = HashSet::new();
     let flow = crate::walk::trees(reader, cache, root, &mut HashSet::new(), |tree_id, tree| {
         let Some(loc) = cache.locate(tree_id)? else {
-            return Ok(ControlFlow::Break(format!(
-                "tree {} is in no index file",
-                tree_id.short()
-            )));
+            return Ok(ControlFlow::Break(WalkProblem::TreeUnindexed {
+                tree: *tree_id,
+            }));
         };
         packs.insert(loc.pack);
         let tree = match tree {
             Ok(t) => t,
             Err(e) if is_object_problem(&e) => {
-                return Ok(ControlFlow::Break(format!(
-                    "tree {} in pack {} cannot be read: {e}",
-                    tree_id.short(),
-                    loc.pack
-                )))
+                return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
+                    tree: *tree_id,
+                    pack: loc.pack,
+                    error: e.to_string(),
+                }))
             }
             Err(e) => return Err(e),
         };
@@ -552,10 +770,9 @@ fn packs_needed(
                         packs.insert(loc.pack);
                     }
                     None => {
-                        return Ok(ControlFlow::Break(format!(
-                            "data blob {} is in no index file",
-                            chunk.id.short()
-                        )))
+                        return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed {
+                            blob: chunk.id,
+                        }))
                     }
                 }
             }
@@ -577,7 +794,7 @@ struct Moved {
     /// Records of the packs now at DST (copied or re-read).
     ok: Vec<PackRecord>,
     failed: HashSet<Id>,
-    problems: Vec<String>,
+    problems: Vec<CopyProblem>,
     index_files: Tally,
 }
 
@@ -629,13 +846,15 @@ fn transfer_packs(
             Fetched::Fatal(e) => return Err(e),
         };
         let record = if Id::hash_public(&bytes) != *id {
-            Err(format!(
-                "corrupt pack {name} at {}: its content does not match its name (altered or damaged); not copied",
-                src.location()
-            ))
+            Err(CopyProblem::PackCorrupt {
+                pack: *id,
+                location: src.location(),
+            })
         } else {
-            pack::read_trailer(keys, id, &bytes)
-                .map_err(|e| format!("{e} (at {}); not copied", src.location()))
+            pack::read_trailer(keys, id, &bytes).map_err(|e| CopyProblem::PackTrailer {
+                error: e.to_string(),
+                location: src.location(),
+            })
         };
         let record = match record {
             Ok(r) => r,
@@ -688,27 +907,31 @@ fn dst_index_packs(dst: &Repo, keys: &WriterKeys, report: &mut CopyReport) -> Re
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => named.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => report.notes.push(format!(
-                "index file {} at {} does not open ({e})",
-                info.name,
-                dst.location()
-            )),
+            Err(e) if is_object_problem(&e) => {
+                report.notes.push(CopyNote::DestinationIndexUnopenable {
+                    name: info.name.clone(),
+                    location: dst.location(),
+                    error: e.to_string(),
+                    reindexed: false,
+                })
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(named)
 }
 
-fn missing_pack_note(id: &Id, dst: &Repo, size: Option<&u64>) -> String {
+fn missing_pack_note(id: &Id, dst: &Repo, size: Option<&u64>) -> Healed {
     match size {
-        None => format!(
-            "pack {id} was missing at {} although its index names it: copied again",
-            dst.location()
-        ),
-        Some(s) => format!(
-            "pack {id} at {} had the wrong size ({s} bytes): replaced",
-            dst.location()
-        ),
+        None => Healed::PackMissing {
+            pack: *id,
+            location: dst.location(),
+        },
+        Some(s) => Healed::PackWrongSize {
+            pack: *id,
+            location: dst.location(),
+            size: *s,
+        },
     }
 }
 
@@ -744,14 +967,13 @@ fn check_present_packs(
     let (verified, bad) = state.into_inner().unwrap();
     report.verified = report.verified.plus(verified);
     let mut replace = HashSet::new();
-    for (id, size, why) in bad {
-        report.healed.push(format!(
-            "pack {id} at {}: {why}; replaced from {}",
-            dst.location(),
-            "the source"
-        ));
+    for (id, _, why) in bad {
+        report.healed.push(Healed::PackDamaged {
+            pack: id,
+            location: dst.location(),
+            why,
+        });
         replace.insert(id);
-        let _ = size;
     }
     for (id, size) in present {
         if !replace.contains(id) {
@@ -814,12 +1036,11 @@ fn check_present_meta<'i>(
         }
     }
     for o in &bad {
-        report.healed.push(format!(
-            "{}/{} at {} differed from the source's: replaced",
-            kind.label(),
-            o.name,
-            dst.location()
-        ));
+        report.healed.push(Healed::Differed {
+            kind,
+            name: o.name.clone(),
+            location: dst.location(),
+        });
     }
     Ok(bad)
 }
@@ -831,7 +1052,7 @@ fn copy_snapshot_record(
     dst: &Repo,
     keys: &WriterKeys,
     id: &Id,
-) -> Result<std::result::Result<u64, String>> {
+) -> Result<std::result::Result<u64, CopyProblem>> {
     let name = id.to_hex();
     let bytes = match fetch(src, Kind::Snapshots, &name) {
         Fetched::Ok(b) => b,
@@ -839,7 +1060,10 @@ fn copy_snapshot_record(
         Fetched::Fatal(e) => return Err(e),
     };
     if let Err(e) = open_sealed(src, keys, Kind::Snapshots, &name, &bytes) {
-        return Ok(Err(format!("snapshot record {name}: {e}; not copied")));
+        return Ok(Err(CopyProblem::SnapshotUnopenable {
+            name,
+            error: e.to_string(),
+        }));
     }
     dst.backend.put(Kind::Snapshots, &name, &bytes)?;
     Ok(Ok(bytes.len() as u64))
@@ -848,7 +1072,7 @@ fn copy_snapshot_record(
 enum Fetched {
     Ok(Vec<u8>),
     /// The object is damaged or vanished: a problem to report, the copy goes on.
-    Problem(String),
+    Problem(CopyProblem),
     /// The store cannot be read at all: the copy stops.
     Fatal(Error),
 }
@@ -856,11 +1080,12 @@ enum Fetched {
 fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
     match src.backend.get(kind, name) {
         Ok(b) => Fetched::Ok(b),
-        Err(e) if is_object_problem(&e) => Fetched::Problem(format!(
-            "{}/{name} at {}: {e}; not copied",
-            kind.label(),
-            src.location()
-        )),
+        Err(e) if is_object_problem(&e) => Fetched::Problem(CopyProblem::Unreadable {
+            kind,
+            name: name.to_string(),
+            location: src.location(),
+            error: e.to_string(),
+        }),
         Err(e) => Fetched::Fatal(e),
     }
 }

@@ -94,9 +94,14 @@ pub enum Error {
     #[error("{operation} stopped on request")]
     Cancelled { operation: &'static str },
     /// `latest` (or a filter) matched no snapshot; `present` lists the hosts the store
-    /// holds, so the operator can choose instead of restoring another host's files.
+    /// holds, so the operator can choose instead of restoring another host's files
+    /// ([`Remedy::ChooseSnapshot`] when `choices`: the store holds snapshots).
     #[error("no snapshot matches {wanted}, so nothing was chosen; {present}")]
-    NoMatchingSnapshot { wanted: String, present: String },
+    NoMatchingSnapshot {
+        wanted: String,
+        present: String,
+        choices: bool,
+    },
 
     /// A hook command failed, timed out or could not start.
     #[error("{0}")]
@@ -139,6 +144,12 @@ impl Error {
         matches!(self, Error::RetentionLocked(_))
     }
 
+    /// True when another command holds a conflicting lease (with or without a remedy
+    /// attached).
+    pub fn is_busy(&self) -> bool {
+        matches!(self.unremedied(), Error::Busy(_))
+    }
+
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
     }
@@ -153,7 +164,16 @@ impl Error {
                 location: location.clone(),
             }),
             Error::Busy(_) => Some(Remedy::TryAgainOrWait),
+            Error::NoMatchingSnapshot { choices: true, .. } => Some(Remedy::ChooseSnapshot),
             _ => None,
+        }
+    }
+
+    /// The error itself, without the remedy attached to it (for telling kinds apart).
+    pub fn unremedied(&self) -> &Error {
+        match self {
+            Error::Remedied { error, .. } => error.unremedied(),
+            other => other,
         }
     }
 
@@ -235,6 +255,33 @@ pub enum Remedy {
     Check,
     /// Run prune again (it plans anew).
     PruneAgain,
+    /// The lease of `lease` (its short name) is held by `host`, another host: if that host
+    /// is down, remove the lease by force; else wait or try again.
+    ForceUnlockOrWait { host: String, lease: String },
+    /// Unlocking by force needs a live lease's name: list them.
+    ListLeases,
+    /// Use a writable folder for the local cache.
+    WritableCacheDir,
+    /// Give the reader identity file (the store keeps no passphrase-wrapped one).
+    ReaderIdentityFile,
+    /// Choose a stronger passphrase, or accept the weak one explicitly.
+    StrongerPassphrase,
+    /// Name one host's snapshot: `latest` of a host, a host filter, or a snapshot id.
+    ChooseSnapshot,
+    /// Give either `latest:HOST` or the host filter, not both.
+    OneHostChoice,
+    /// Choose what to do with entries already in the restore target.
+    ChooseOverwrite,
+    /// Name paths the snapshot holds in the restore's path selection.
+    IncludeSnapshotPaths,
+    /// Escrow can also be a passphrase instead of recipients.
+    EscrowPassphrase,
+    /// Narrow the sealed versions to one host.
+    ChooseSecretHost,
+    /// Give the escrow identity file or the escrow passphrase.
+    EscrowKey,
+    /// Copy to a location other than the source.
+    OtherCopyDestination,
 }
 
 /// Adds a context string to `std::io::Result`s.

@@ -25,7 +25,7 @@
 
 use crate::backend::{Backend, Kind};
 use crate::crypto::{self, AgeOpenError, SecretKey, WriterKeys};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Remedy, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -185,9 +185,10 @@ pub fn unlock_reader_object(
         Ok(s) => s,
         Err(Error::Missing { .. }) => {
             return Err(Error::Key(format!(
-                "the store at {} keeps no passphrase-wrapped reader identity (it was created without a passphrase); give the reader identity file with --identity",
+                "the store at {} keeps no passphrase-wrapped reader identity (it was created without a passphrase)",
                 backend.location()
-            )))
+            ))
+            .with_remedy(Remedy::ReaderIdentityFile))
         }
         Err(e) => return Err(e),
     };

@@ -18,7 +18,7 @@
 
 use crate::backend::{BackendRef, Kind};
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,7 +123,8 @@ pub fn list(backend: &BackendRef, keys: &WriterKeys) -> Result<Vec<(String, Leas
 }
 
 impl Lease {
-    /// Takes a lease, or fails with [`Error::Busy`] naming who holds a conflicting one.
+    /// Takes a lease, or fails with [`Error::Busy`] naming who holds a conflicting one (with
+    /// [`Remedy::ForceUnlockOrWait`] attached when another host holds it; [`Error::is_busy`]).
     pub fn acquire(
         backend: &BackendRef,
         keys: &WriterKeys,
@@ -153,7 +154,7 @@ impl Lease {
             withdrawn.expires = 0;
             let _ = write(backend, keys, &name, &withdrawn);
             let _ = backend.delete(Kind::Locks, &name);
-            return Err(Error::Busy(busy_message(&other_name, &other, &host)));
+            return Err(busy(&other_name, &other, &host));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new((record, keys.clone())));
@@ -195,8 +196,7 @@ impl Lease {
         let mut pause = Duration::from_millis(200);
         loop {
             match Lease::acquire(backend, keys, kind, purpose) {
-                Err(Error::Busy(who)) if std::time::Instant::now() < deadline => {
-                    let _ = who;
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     // Randomised, so two waiters do not retry in lockstep forever.
                     let jitter = Duration::from_millis(rand::random::<u64>() % 200);
                     std::thread::sleep(pause + jitter);
@@ -222,26 +222,28 @@ impl Drop for Lease {
     }
 }
 
-/// Names the lease that holds the store, whose it is, since when, and how to clear it.
-fn busy_message(name: &str, lease: &LeaseRecord, this_host: &str) -> String {
+/// The error for a store held by lease `name`: whose it is, since when, and how to clear
+/// it. A lease of another host may be removed by force if that host is down
+/// ([`Remedy::ForceUnlockOrWait`]).
+fn busy(name: &str, lease: &LeaseRecord, this_host: &str) -> Error {
     let short = &name[..8.min(name.len())];
     let left = lease.expires.saturating_sub(now());
-    let clear = if lease.host == this_host {
-        format!(
-            "if process {} is stuck, stop it; its lease goes with it",
-            lease.pid
-        )
-    } else {
-        format!(
-            "if {} is down, `vault unlock --force {short}` removes the lease (else it expires by itself)",
-            lease.host
-        )
-    };
-    format!(
-        "lease {short} is held by {} (expires in {} min unless renewed); {clear}",
+    let held = format!(
+        "lease {short} is held by {} (expires in {} min unless renewed)",
         lease.describe(),
         left.div_ceil(60)
-    )
+    );
+    if lease.host == this_host {
+        Error::Busy(format!(
+            "{held}; if process {} is stuck, stop it; its lease goes with it",
+            lease.pid
+        ))
+    } else {
+        Error::Busy(held).with_remedy(Remedy::ForceUnlockOrWait {
+            host: lease.host.clone(),
+            lease: short.to_string(),
+        })
+    }
 }
 
 /// What `unlock` removed.
@@ -270,7 +272,10 @@ pub fn unlock(backend: &BackendRef, keys: &WriterKeys, force: Option<&str>) -> R
                 .collect();
             match hits.as_slice() {
                 [one] => {
-                    if one.1.host == host && one.1.pid != std::process::id() && process_exists(one.1.pid) {
+                    if one.1.host == host
+                        && one.1.pid != std::process::id()
+                        && process_exists(one.1.pid)
+                    {
                         return Err(Error::Usage(format!(
                             "lease {prefix} belongs to process {} on this host, which is still running; stop it instead",
                             one.1.pid
@@ -279,9 +284,8 @@ pub fn unlock(backend: &BackendRef, keys: &WriterKeys, force: Option<&str>) -> R
                     Some(one.0.clone())
                 }
                 [] => {
-                    return Err(Error::Usage(format!(
-                        "no lease {prefix:?} in the store; `vault unlock` without --force lists the live ones"
-                    )))
+                    return Err(Error::Usage(format!("no lease {prefix:?} in the store"))
+                        .with_remedy(Remedy::ListLeases))
                 }
                 _ => {
                     return Err(Error::Usage(format!(

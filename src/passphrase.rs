@@ -5,7 +5,7 @@
 //! below 3 ("safely unguessable: moderate protection from an offline slow-hash attack")
 //! are refused with zxcvbn's reason. Existing wraps are never re-rated.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The lowest zxcvbn score a new passphrase may have.
@@ -29,12 +29,12 @@ pub fn check_strength(pass: &SecretString, context: &[&str]) -> Result<()> {
         why.push("it is too short or too predictable".into());
     }
     Err(Error::Usage(format!(
-        "the new passphrase is too weak (strength {} of 4, guessed in about {} by an offline attacker): {}. \
-         Choose a longer one, such as five random words, or pass --allow-weak-passphrase to use it anyway",
+        "the new passphrase is too weak (strength {} of 4, guessed in about {} by an offline attacker): {}",
         u8::from(entropy.score()),
         entropy.crack_times().offline_slow_hashing_1e4_per_second(),
         why.join(" ")
-    )))
+    ))
+    .with_remedy(Remedy::StrongerPassphrase))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 
 use crate::backend::Kind;
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use crate::repo::{Repo, Snapshot, Verification};
 use std::collections::BTreeMap;
@@ -130,9 +130,10 @@ impl SnapshotFilter {
                 }
                 if !f.hosts.is_empty() && !f.hosts.iter().any(|x| x == h) {
                     return Err(Error::Usage(format!(
-                        "latest:{h} contradicts --host {}; give one of them",
-                        f.hosts.join(" --host ")
-                    )));
+                        "latest:{h} contradicts the host filter {}",
+                        f.hosts.join(", ")
+                    ))
+                    .with_remedy(Remedy::OneHostChoice));
                 }
                 f.hosts = vec![h.to_string()];
             }
@@ -159,7 +160,8 @@ pub fn parse_latest(spec: &str) -> Option<Option<&str>> {
     }
 }
 
-/// Every host in `list` with its newest snapshot, for "which one did you mean" messages.
+/// Every host in `list` with its newest snapshot, for "which one did you mean" messages
+/// ([`Remedy::ChooseSnapshot`] says how to choose).
 pub fn hosts_overview(list: &[(Id, Snapshot)]) -> String {
     let mut newest: BTreeMap<&str, (&Id, &Snapshot)> = BTreeMap::new();
     // `list` is oldest first, so the last one seen per host is its newest.
@@ -181,7 +183,7 @@ pub fn hosts_overview(list: &[(Id, Snapshot)]) -> String {
         })
         .collect();
     format!(
-        "the store holds snapshots of these hosts:\n{}\nchoose one with `latest:HOST`, --host HOST or a snapshot id",
+        "the store holds snapshots of these hosts:\n{}",
         lines.join("\n")
     )
 }
@@ -204,6 +206,7 @@ pub fn resolve_in(
             .ok_or_else(|| Error::NoMatchingSnapshot {
                 wanted: format!("latest ({})", f.describe()),
                 present: hosts_overview(list),
+                choices: !list.is_empty(),
             });
     }
     let spec_l = spec.to_ascii_lowercase();
@@ -281,9 +284,14 @@ pub fn resolve(
         Ok(found) => found,
         // A record that cannot be opened might have been the one wanted: say so rather
         // than only that nothing matched.
-        Err(Error::NoMatchingSnapshot { wanted, present }) if !damaged.is_empty() => {
+        Err(Error::NoMatchingSnapshot {
+            wanted,
+            present,
+            choices,
+        }) if !damaged.is_empty() => {
             return Err(Error::NoMatchingSnapshot {
                 wanted,
+                choices,
                 present: format!(
                     "{present}; {} snapshot record(s) could not be read or do not verify and \
                      were not considered (run `vault check`): {}",

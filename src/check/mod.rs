@@ -50,16 +50,17 @@ pub enum DataSubset {
     Percent(f64),
 }
 
+/// A [`DataSubset`] spelled neither `N/M` nor `P%` (the text given).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: expected N/M (1 <= N <= M, e.g. 2/7) or P% (0 < P <= 100, e.g. 5%)")]
+pub struct BadSubset(pub String);
+
 impl std::str::FromStr for DataSubset {
-    type Err = Error;
+    type Err = BadSubset;
 
     /// `N/M` or `P%`.
-    fn from_str(s: &str) -> Result<DataSubset> {
-        let bad = || {
-            Error::Usage(format!(
-                "--read-data-subset {s:?}: expected N/M (1 <= N <= M, e.g. 2/7) or P% (0 < P <= 100, e.g. 5%)"
-            ))
-        };
+    fn from_str(s: &str) -> std::result::Result<DataSubset, BadSubset> {
+        let bad = || BadSubset(s.to_string());
         if let Some(p) = s.strip_suffix('%') {
             let p: f64 = p.trim().parse().map_err(|_| bad())?;
             if !(p > 0.0 && p <= 100.0) {

@@ -18,6 +18,10 @@ pub const LONG_VERSION: &str = concat!(
 /// Exit status for usage errors (clap uses it too for bad flags).
 pub const EXIT_USAGE: u8 = 2;
 
+/// Exit status when a command finished but could not do everything (some source files were
+/// unreadable, some metadata could not be restored).
+pub const EXIT_PARTIAL: u8 = 3;
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Shell {
     Bash,
@@ -97,7 +101,10 @@ fn write_pages(
 /// stopped by SIGINT/SIGTERM, else 1.
 pub fn exit_status_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        match cause.downcast_ref::<vault::Error>() {
+        match cause
+            .downcast_ref::<vault::Error>()
+            .map(vault::Error::unremedied)
+        {
             Some(vault::Error::Usage(_)) => return EXIT_USAGE,
             Some(vault::Error::Cancelled { .. }) => {
                 return super::signals::received()
@@ -153,7 +160,7 @@ mod tests {
 
     #[test]
     fn every_option_has_help_and_every_global_option_an_environment_variable() {
-        let mut cmd = crate::Cli::command();
+        let mut cmd = crate::cli::args::Cli::command();
         cmd.build();
         let mut commands = Vec::new();
         all_commands(&cmd, &mut commands);
@@ -183,7 +190,7 @@ mod tests {
                     );
                     assert_eq!(
                         arg.get_help_heading(),
-                        Some(crate::GLOBAL),
+                        Some(crate::cli::args::GLOBAL),
                         "--{id} is not under the global heading"
                     );
                 }
@@ -194,7 +201,7 @@ mod tests {
     #[test]
     fn readme_names_every_global_option_and_its_environment_variable() {
         let readme = include_str!("../../README.md");
-        let cmd = crate::Cli::command();
+        let cmd = crate::cli::args::Cli::command();
         for arg in cmd.get_arguments().filter(|a| a.is_global_set()) {
             let long = format!("--{}", arg.get_long().unwrap());
             let env = arg.get_env().unwrap().to_string_lossy().into_owned();

@@ -63,6 +63,6 @@ pub fn run(ctx: &Context, args: DumpArgs) -> Result<u8> {
     Ok(if report.skipped.is_empty() {
         0
     } else {
-        crate::exit_partial()
+        crate::cli::docs::EXIT_PARTIAL
     })
 }

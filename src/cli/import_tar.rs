@@ -43,7 +43,12 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             errln!("vault: no store yet at {}: creating it", backend.location());
-            super::commands::init(ctx, &[], None, &super::commands::ReaderChoice::default())?;
+            super::commands::create_store(
+                ctx,
+                &[],
+                None,
+                &super::commands::ReaderChoice::default(),
+            )?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }

@@ -1,5 +1,6 @@
 #[macro_use]
 pub mod output;
+pub mod args;
 pub mod commands;
 pub mod context;
 pub mod diff;
@@ -18,6 +19,7 @@ pub mod remedy;
 pub mod repair;
 pub mod secrets;
 pub mod signals;
+pub mod start;
 pub mod stats;
 pub mod terminal;
 pub mod unlock;

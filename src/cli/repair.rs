@@ -89,7 +89,7 @@ pub fn run(ctx: &Context, cmd: RepairCommand) -> Result<u8> {
             Ok(if r.unreadable_packs.is_empty() {
                 0
             } else {
-                crate::exit_partial()
+                crate::cli::docs::EXIT_PARTIAL
             })
         }
         RepairCommand::Snapshots {

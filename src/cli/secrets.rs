@@ -229,7 +229,34 @@ pub fn is_listing(cmd: &SecretsCommand) -> bool {
     )
 }
 
-pub fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
+/// `vault secrets ...` with the store and keys of `ctx`. A typed-in paper sheet carries
+/// all it needs: reading it back works without a store, a configuration or any key (on
+/// the day it matters it may be all there is).
+pub fn run_in(ctx: &super::context::Context, cmd: SecretsCommand) -> Result<u8> {
+    let paper_only = cmd.is_paper_read_back();
+    let fingerprint_key = match ctx.keys_without_prompt() {
+        Ok(k) => k.map(|k| k.derive(vault::crypto::SECRET_FINGERPRINT_CONTEXT)),
+        Err(_) if paper_only => None,
+        Err(e) => return Err(e),
+    };
+    let backend = match ctx.backend() {
+        Ok(b) => b,
+        Err(_) if paper_only => {
+            std::sync::Arc::new(vault::backend::memory::MemoryBackend::new("no store"))
+        }
+        Err(e) => return Err(e),
+    };
+    let secrets = SecretsContext {
+        backend,
+        store_location: ctx.store_location(),
+        fingerprint_key,
+        config: ctx.config.secrets.clone(),
+        this_host: vault::select::this_host(ctx.config.hostname.as_deref()),
+    };
+    run(cmd, secrets).map(|code| code.clamp(0, 255) as u8)
+}
+
+fn run(cmd: SecretsCommand, ctx: SecretsContext) -> Result<i32> {
     harden_process();
     match cmd {
         SecretsCommand::Seal { names, force } => seal(&ctx, &names, force),
@@ -331,7 +358,10 @@ pub fn describe_outcome(outcome: &SealOutcome) -> String {
             version.short_fingerprint()
         ),
         SealStatus::Absent { reason } => format!("{name}: not on this host: {reason}"),
-        SealStatus::Failed(e) => format!("{name}: NOT SEALED: {e}"),
+        SealStatus::Failed(e) => format!(
+            "{name}: NOT SEALED: {e}{}",
+            crate::cli::remedy::appended(e.remedy())
+        ),
     }
 }
 
@@ -798,7 +828,11 @@ fn verify(
             }
             VerifyStatus::Failed(e) => {
                 code = 1;
-                errln!("{}: FAILED: {e}", o.name);
+                errln!(
+                    "{}: FAILED: {e}{}",
+                    o.name,
+                    crate::cli::remedy::appended(e.remedy())
+                );
             }
         }
     }

@@ -62,7 +62,7 @@ pub use fsat::is_temp_name;
 
 use crate::backend::spool::{PackNeeds, SpoolBackend};
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::reader::BlobReader;
 use crate::tree::NodeKind;
 use plan::{components, Planner, CONFLICTS_SHOWN};
@@ -129,6 +129,29 @@ impl Action {
     }
 }
 
+/// A privileged entry of the snapshot that the restore writes (or would write).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Privileged {
+    /// The entry as shown: its path in the target.
+    pub path: String,
+    /// What makes it privileged: setuid, setgid, file capabilities, a device node.
+    pub what: String,
+    /// What the restore does with it.
+    pub handling: PrivilegedHandling,
+}
+
+/// What a restore does with a privileged entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrivilegedHandling {
+    /// Restored as it is in the snapshot.
+    Restored,
+    /// Not restored: a device node, with privileged entries refused.
+    Skipped,
+    /// Restored without its setuid/setgid bits and capabilities (privileged entries
+    /// refused).
+    Stripped,
+}
+
 /// One line of the plan, for `--dry-run` and the report.
 #[derive(Clone, Debug)]
 pub struct PlanLine {
@@ -155,7 +178,7 @@ pub struct RestoreReport {
     pub verified_files: u64,
     /// Privileged entries the restore creates (setuid/setgid files, file capabilities,
     /// device nodes), each with what makes it privileged and what was done about it.
-    pub privileged: Vec<String>,
+    pub privileged: Vec<Privileged>,
     /// Temporary files of an earlier, interrupted restore that were removed.
     pub leftovers_removed: u64,
     /// Entries of the target below the restored paths that the snapshot lacks: removed
@@ -250,9 +273,10 @@ pub fn run(
     let planned = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
     if !planner.includes.is_empty() && planned.is_empty() {
         return Err(Error::Usage(format!(
-            "--include matched nothing in this snapshot (its paths: {})",
+            "no path to include is in this snapshot (its paths: {})",
             snapshot.paths_display().join(", ")
-        )));
+        ))
+        .with_remedy(Remedy::IncludeSnapshotPaths));
     }
 
     let mut report = RestoreReport {
@@ -273,9 +297,7 @@ pub fn run(
         let n = planner.conflict_count;
         let shown: Vec<String> = planner.conflicts.iter().map(|c| format!("  {c}")).collect();
         return Err(Error::Restore(format!(
-            "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}\n\
-             choose what to do with them: --overwrite never (keep them), always (replace them), \
-             if-changed, or if-newer; or restore into an empty folder",
+            "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}",
             if n == 1 { "y" } else { "ies" },
             if n == 1 { "s" } else { "" },
             opts.target.display(),
@@ -285,7 +307,8 @@ pub fn run(
             } else {
                 String::new()
             },
-        )));
+        ))
+        .with_remedy(Remedy::ChooseOverwrite));
     }
     if opts.dry_run {
         return Ok(report);

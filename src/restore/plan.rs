@@ -6,7 +6,7 @@
 //! with `O_NOFOLLOW`), never changed; a conflict is recorded, not acted on.
 
 use super::fsat::open_dir_at;
-use super::{Action, Overwrite, PlanLine, RestoreOptions};
+use super::{Action, Overwrite, PlanLine, Privileged, PrivilegedHandling, RestoreOptions};
 use crate::backend::spool::PackNeeds;
 use crate::cache::Cache;
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ pub(super) struct Planner<'a> {
     /// The first conflicts (enough to show), and how many there are.
     pub(super) conflicts: Vec<String>,
     pub(super) conflict_count: usize,
-    pub(super) privileged: Vec<String>,
+    pub(super) privileged: Vec<Privileged>,
     /// One byte per entry the plan visits, in walk order (see [`Planner::replay`]): the
     /// decision, so the writer and verify follow the plan without holding the listing.
     pub(super) log: Vec<u8>,
@@ -224,20 +224,22 @@ impl Planner<'_> {
             };
             if item.action != Action::Keep {
                 if let Some(what) = privileged_bits(&item.node) {
-                    let shown = item.display(&self.opts.target);
+                    let path = item.display(&self.opts.target);
+                    let note = |handling| Privileged {
+                        path,
+                        what,
+                        handling,
+                    };
                     if !self.opts.no_privileged {
-                        self.privileged.push(format!("{shown}: {what}"));
+                        self.privileged.push(note(PrivilegedHandling::Restored));
                     } else if matches!(node.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
-                        self.privileged
-                            .push(format!("{shown}: {what} (skipped: --no-privileged)"));
+                        self.privileged.push(note(PrivilegedHandling::Skipped));
                         self.log.push(LOG_SKIPPED);
                         continue;
                     } else {
                         item.node.mode &= !0o6000;
                         item.node.xattrs.retain(|x| x.name != CAPABILITY_XATTR);
-                        self.privileged.push(format!(
-                            "{shown}: {what} (restored without it: --no-privileged)"
-                        ));
+                        self.privileged.push(note(PrivilegedHandling::Stripped));
                     }
                 }
             }

@@ -87,6 +87,7 @@ pub use store::{
     SealReason, SealStatus, SealedVersion, VerifyOutcome, VerifyStatus,
 };
 
+use crate::error::Remedy;
 use std::path::PathBuf;
 
 /// Everything that can go wrong with secrets. No variant ever holds a secret's value.
@@ -160,7 +161,8 @@ pub enum SecretsError {
     #[error("[secrets] configuration: {0}")]
     Config(String),
 
-    #[error("store {0} has no escrow recipients to seal secrets to: set them with `vault secrets recipients set AGE1...` (or `--passphrase`)")]
+    /// ([`Remedy::EscrowPassphrase`] adds the passphrase choice.)
+    #[error("store {0} has no escrow recipients to seal secrets to: set them with `vault secrets recipients set AGE1...`")]
     NoEscrow(String),
 
     #[error(
@@ -177,11 +179,14 @@ pub enum SecretsError {
     #[error("{0:?} is not an age X25519 recipient (age1...): {1}")]
     BadRecipient(String, String),
 
+    /// `other_hosts`: versions sealed on other hosts than the ones asked for exist
+    /// ([`Remedy::ChooseSecretHost`]).
     #[error("no sealed secret {name} in store {location}{hint}: `vault secrets list` shows what is sealed")]
     NotSealed {
         name: String,
         location: String,
         hint: String,
+        other_hosts: bool,
     },
 
     #[error("{object}: none of the given identities opens it; it is sealed to {recipients}")]
@@ -199,6 +204,7 @@ pub enum SecretsError {
     #[error("corrupt {object}: {detail}")]
     Corrupt { object: String, detail: String },
 
+    /// ([`Remedy::EscrowKey`] says how to give one.)
     #[error("{0}")]
     NeedKey(String),
 
@@ -216,6 +222,19 @@ impl SecretsError {
             SecretsError::Corrupt { .. } => true,
             SecretsError::Store(e) => e.is_corruption(),
             _ => false,
+        }
+    }
+
+    /// What the user can do about this error, when the message does not say it.
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            SecretsError::NoEscrow(_) => Some(Remedy::EscrowPassphrase),
+            SecretsError::NotSealed {
+                other_hosts: true, ..
+            } => Some(Remedy::ChooseSecretHost),
+            SecretsError::NeedKey(_) => Some(Remedy::EscrowKey),
+            SecretsError::Store(e) => e.remedy(),
+            _ => None,
         }
     }
 }

@@ -481,14 +481,17 @@ pub fn find_version_on(
     number: Option<usize>,
     hosts: &[String],
 ) -> Result<SealedVersion> {
-    let not_sealed = |hint: String| SecretsError::NotSealed {
+    let not_sealed = |hint: String, other_hosts: bool| SecretsError::NotSealed {
         name: name.to_string(),
         location: backend.location(),
         hint,
+        other_hosts,
     };
     let on_hosts = |v: &SealedVersion| hosts.is_empty() || hosts.contains(&v.host);
     match number {
-        None if hosts.is_empty() => newest(backend, name)?.ok_or_else(|| not_sealed(String::new())),
+        None if hosts.is_empty() => {
+            newest(backend, name)?.ok_or_else(|| not_sealed(String::new(), false))
+        }
         None => {
             let all = versions(backend, name)?;
             let mut sealed_on: Vec<&str> = all.iter().map(|v| v.host.as_str()).collect();
@@ -499,29 +502,36 @@ pub fn find_version_on(
                 .find(|v| on_hosts(v))
                 .cloned()
                 .ok_or_else(|| {
-                    not_sealed(format!(
-                        " sealed on host {} ({}; choose one with --host)",
-                        hosts.join(" or "),
-                        if sealed_on.is_empty() {
-                            "no host sealed it".to_string()
-                        } else {
-                            format!("sealed on: {}", sealed_on.join(", "))
-                        }
-                    ))
+                    not_sealed(
+                        format!(
+                            " sealed on host {} ({})",
+                            hosts.join(" or "),
+                            if sealed_on.is_empty() {
+                                "no host sealed it".to_string()
+                            } else {
+                                format!("sealed on: {}", sealed_on.join(", "))
+                            }
+                        ),
+                        true,
+                    )
                 })
         }
         Some(n) => {
             let all = versions(backend, name)?;
             let count = all.len();
             match all.into_iter().find(|v| v.number == n) {
-                None => Err(not_sealed(format!(
-                    " with version number {n} (it has {count})"
-                ))),
-                Some(v) if !on_hosts(&v) => Err(not_sealed(format!(
-                    " with version number {n} sealed on host {} (version {n} was sealed on {})",
-                    hosts.join(" or "),
-                    v.host
-                ))),
+                None => Err(not_sealed(
+                    format!(" with version number {n} (it has {count})"),
+                    false,
+                )),
+                Some(v) if !on_hosts(&v) => Err(not_sealed(
+                    format!(
+                        " with version number {n} sealed on host {} (version {n} was sealed on {})",
+                        hosts.join(" or "),
+                        v.host
+                    ),
+                    false,
+                )),
                 Some(v) => Ok(v),
             }
         }
@@ -803,7 +813,7 @@ pub fn unseal(
 ) -> Result<SecretString> {
     if key.is_empty() {
         return Err(SecretsError::NeedKey(
-            "opening a sealed secret needs an escrow identity file (--identity) or the escrow passphrase".into(),
+            "opening a sealed secret needs an escrow identity file or the escrow passphrase".into(),
         ));
     }
     let object = format!("secrets/{}", version.age_object());
@@ -985,7 +995,7 @@ pub fn verify_on(
 ) -> Result<Vec<VerifyOutcome>> {
     if fingerprint_key.is_none() && key.map_or(true, EscrowKey::is_empty) {
         return Err(SecretsError::NeedKey(
-            "verifying needs this host's fingerprint key (a writer key or the reader identity), or an escrow identity file (--identity) or passphrase".into(),
+            "verifying needs this host's fingerprint key (a writer key or the reader identity), or an escrow identity file or passphrase".into(),
         ));
     }
     let mut out = Vec::new();

@@ -2,11 +2,34 @@ use crate::cli::context::Context;
 use anyhow::{bail, Result};
 use vault::check::{CheckOptions, DataSubset};
 
-pub fn check(ctx: &Context, read_data: bool, subset: Option<&str>, json: bool) -> Result<u8> {
+// `vault check`'s options.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Also download every pack and decrypt and verify every blob in it
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read only a share of the packs: N/M (deterministic, 1/M..M/M cover all) or P% (random)
+    #[arg(long, value_name = "N/M|P%")]
+    pub read_data_subset: Option<String>,
+}
+
+/// `vault check`.
+pub fn check(ctx: &Context, args: &CheckArgs) -> Result<u8> {
+    check_store(
+        ctx,
+        args.read_data,
+        args.read_data_subset.as_deref(),
+        crate::cli::output::json(),
+    )
+}
+
+fn check_store(ctx: &Context, read_data: bool, subset: Option<&str>, json: bool) -> Result<u8> {
     let read_data = match (read_data, subset) {
         (true, Some(_)) => bail!("give either --read-data or --read-data-subset, not both"),
         (true, None) => DataSubset::All,
-        (false, Some(s)) => s.parse()?,
+        (false, Some(s)) => s
+            .parse()
+            .map_err(|e| vault::Error::Usage(format!("--read-data-subset {e}")))?,
         (false, None) => DataSubset::None,
     };
     let (repo, keys, identity) = ctx.reader_keys()?;

@@ -2,8 +2,31 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Result};
 
+// `vault copy`'s options.
+#[derive(clap::Args)]
+pub struct CopyArgs {
+    /// Store to copy from: a folder or s3://BUCKET/PREFIX (the global --store is not used)
+    #[arg(long)]
+    pub from: String,
+    /// Store to copy to; an empty location becomes a copy of the same store (same keys)
+    #[arg(long)]
+    pub to: String,
+    /// Snapshots to copy (id, unique prefix or "latest") [default: everything the store holds]
+    pub snapshots: Vec<String>,
+    /// Also read back what the destination already holds and replace whatever is
+    /// damaged there (packs that do not match their hash, differing index files or records)
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub filter: crate::cli::filter::FilterArgs,
+}
+
 /// `vault copy`: the context's store is the source (`--from`).
-pub fn copy(
+pub fn copy(ctx: &Context, args: &CopyArgs) -> Result<u8> {
+    copy_to(ctx, &args.to, &args.snapshots, args.verify, &args.filter)
+}
+
+fn copy_to(
     ctx: &Context,
     to: &str,
     specs: &[String],
@@ -165,8 +188,8 @@ pub fn copy(
         "reindexed_packs": report.reindexed_packs,
         "copied_snapshots": report.copied_snapshots.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
         "withheld_snapshots": report.withheld.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
-        "notes": report.notes,
-        "problems": report.problems,
+        "notes": report.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "problems": report.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
     }));
     if !report.is_complete() {
         bail!(

@@ -1,9 +1,34 @@
 use super::prune::prune_in;
+use crate::cli::args::KeepArgs;
 use crate::cli::context::Context;
 use anyhow::Result;
 use vault::forget::Rule;
 
-pub fn forget(
+// `vault forget`'s options.
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// Show each snapshot with keep/remove and the rule that decided it; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then remove the data no kept snapshot needs
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// `vault forget`: hosts go into the policy (the others are shown as not selected); tags
+/// and paths narrow the snapshots it sees.
+pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<u8> {
+    let narrow = vault::select::SnapshotFilter {
+        hosts: Vec::new(),
+        ..args.keep.filter.filter()
+    };
+    let policy = args.keep.into_config(&ctx.config.retention);
+    forget_by(ctx, &policy, &narrow, args.dry_run, args.prune)
+}
+
+fn forget_by(
     ctx: &Context,
     config: &vault::retention::RetentionConfig,
     narrow: &vault::select::SnapshotFilter,

@@ -4,6 +4,37 @@ use std::path::{Path, PathBuf};
 use vault::keys::WriterKeyFile;
 use vault::repo::{ChunkerParams, Repo};
 
+// `vault init`'s options.
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// Extra age recipient that can read the store (for example an offline key); repeatable
+    #[arg(long = "recipient")]
+    pub recipients: Vec<String>,
+    /// S3 Object Lock for every object: MODE:DAYS (governance or compliance), e.g. governance:30
+    #[arg(long)]
+    pub object_lock: Option<vault::backend::ObjectLock>,
+    #[command(flatten)]
+    pub escrow: crate::cli::secrets::EscrowInitArgs,
+    #[command(flatten)]
+    pub reader: ReaderChoice,
+}
+
+/// `vault init`: the store and this host's keys, then the first escrow recipients.
+pub fn init(ctx: &Context, args: InitArgs) -> Result<u8> {
+    let repo = create_store(ctx, &args.recipients, args.object_lock, &args.reader)?;
+    let escrow = crate::cli::secrets::init_escrow_from_args(repo.backend.as_ref(), &args.escrow)?;
+    match &escrow {
+        Some(set) => outln!("platform secrets will be sealed to {}", set.describe()),
+        None => outln!(
+            "no escrow recipients yet: platform secrets are sealed once `vault secrets recipients set` names them"
+        ),
+    }
+    crate::cli::output::extend_result(serde_json::json!({
+        "escrow": escrow.map(|set| set.describe()),
+    }));
+    Ok(0)
+}
+
 /// How the store will be read back: a passphrase, other recipients, or an identity file
 /// the operator takes off this host.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -98,7 +129,7 @@ fn check_identity_location(ctx: &Context, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn init(
+pub fn create_store(
     ctx: &Context,
     extra_recipients: &[String],
     object_lock: Option<vault::backend::ObjectLock>,

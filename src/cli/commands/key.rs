@@ -1,9 +1,44 @@
 use crate::cli::context::Context;
 use anyhow::{anyhow, bail, Context as _, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand)]
+pub enum KeyCommand {
+    /// Write the reader identity as a plain age identity file (keep it offline)
+    ExportIdentity {
+        /// File to create (must not exist); readable by its owner only
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Store the reader identity in the store wrapped with a (new) passphrase
+    SetPassphrase,
+    /// Also wrap new packs to this age recipient, e.g. an offline key (needs the reader identity)
+    AddRecipient {
+        /// The age recipient (age1...) to add
+        recipient: String,
+    },
+    /// Stop wrapping new packs to this age recipient (needs the reader identity)
+    RemoveRecipient {
+        /// The age recipient (age1...) to remove
+        recipient: String,
+    },
+    /// Show the recipients and the admin key, and whether the config verified
+    List,
+}
+
+/// `vault key ...`.
+pub fn key(ctx: &Context, cmd: KeyCommand) -> Result<u8> {
+    match cmd {
+        KeyCommand::ExportIdentity { out } => key_export_identity(ctx, &out),
+        KeyCommand::SetPassphrase => key_set_passphrase(ctx),
+        KeyCommand::AddRecipient { recipient } => key_add_recipient(ctx, &recipient),
+        KeyCommand::RemoveRecipient { recipient } => key_remove_recipient(ctx, &recipient),
+        KeyCommand::List => key_list(ctx),
+    }
+}
 
 /// `vault key export-identity --out FILE`: the reader identity as a plain age identity file.
-pub fn key_export_identity(ctx: &Context, out: &Path) -> Result<u8> {
+fn key_export_identity(ctx: &Context, out: &Path) -> Result<u8> {
     let (_, reader) = ctx.reader()?;
     if out.exists() {
         bail!("{} already exists; choose a new file name", out.display());
@@ -19,7 +54,7 @@ pub fn key_export_identity(ctx: &Context, out: &Path) -> Result<u8> {
 }
 
 /// `vault key set-passphrase`: (re)wrap the reader identity in the store.
-pub fn key_set_passphrase(ctx: &Context) -> Result<u8> {
+fn key_set_passphrase(ctx: &Context) -> Result<u8> {
     let (repo, reader) = ctx.reader()?;
     let pass = ctx.new_passphrase()?.ok_or_else(|| {
         anyhow!(
@@ -36,7 +71,7 @@ pub fn key_set_passphrase(ctx: &Context) -> Result<u8> {
 }
 
 /// `vault key add-recipient AGE1...`: new packs are also wrapped to this recipient.
-pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
+fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     let mut a = ctx.admin()?;
     let recipient = recipient.trim().to_string();
     vault::crypto::parse_recipients(std::slice::from_ref(&recipient))?;
@@ -70,7 +105,7 @@ pub fn key_add_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
 }
 
 /// `vault key remove-recipient AGE1...`: new packs are no longer wrapped to it.
-pub fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
+fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
     let mut a = ctx.admin()?;
     let recipient = recipient.trim().to_string();
     if recipient == a.identity.to_public().to_string() {
@@ -100,7 +135,7 @@ pub fn key_remove_recipient(ctx: &Context, recipient: &str) -> Result<u8> {
 }
 
 /// `vault key list`: the recipients and admin key, and whether the config verified.
-pub fn key_list(ctx: &Context) -> Result<u8> {
+fn key_list(ctx: &Context) -> Result<u8> {
     let (repo, _) = ctx.meta_keys()?;
     crate::cli::output::set_result(serde_json::json!({
         "store_id": repo.config.store_id,

@@ -1,8 +1,35 @@
+use crate::cli::args::KeepArgs;
 use crate::cli::context::Context;
 use anyhow::Result;
 
+#[derive(clap::Subcommand)]
+pub enum LockCommand {
+    /// Extend the retention of everything the kept snapshots need by the store's lock
+    /// period (needs the reader identity; run after forget/prune, more often than the period)
+    Extend {
+        /// Snapshots this policy removes are not extended (flags, else [retention] in the config)
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Count what would be extended and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `vault lock ...`.
+pub fn lock(ctx: &Context, cmd: LockCommand) -> Result<u8> {
+    match cmd {
+        LockCommand::Extend { keep, dry_run } => {
+            if !keep.filter.tags.is_empty() || !keep.filter.paths.is_empty() {
+                anyhow::bail!("`vault lock extend` takes --host only: a snapshot left out by --tag or --path would lose its lock");
+            }
+            lock_extend(ctx, &keep.into_config(&ctx.config.retention), dry_run)
+        }
+    }
+}
+
 /// `vault lock extend`: moves the retention of what the kept snapshots need forward.
-pub fn lock_extend(
+fn lock_extend(
     ctx: &Context,
     config: &vault::retention::RetentionConfig,
     dry_run: bool,
@@ -92,7 +119,7 @@ pub fn lock_extend(
             "vault: warning: {} blobs the snapshots use are in no pack: the store is damaged; run `vault check`",
             r.blobs_missing
         );
-        return Ok(crate::exit_partial());
+        return Ok(crate::cli::docs::EXIT_PARTIAL);
     }
     Ok(0)
 }

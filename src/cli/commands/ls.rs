@@ -3,6 +3,34 @@ use anyhow::{bail, Result};
 use std::path::PathBuf;
 use vault::tree::{display_name, NodeKind};
 
+// `vault ls`'s options.
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
+    pub snapshot: String,
+    /// Only this path and what lies below it
+    pub path: Option<PathBuf>,
+    /// Long listing like `ls -l`: type and mode, owner, group, size, mtime
+    #[arg(short = 'l', long = "long")]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: crate::cli::filter::FilterArgs,
+}
+
+/// `vault ls`.
+pub fn ls(ctx: &Context, args: LsArgs) -> Result<u8> {
+    let json = crate::cli::output::json();
+    list(
+        ctx,
+        &args.snapshot,
+        args.path,
+        args.long,
+        json,
+        &args.filter,
+    )
+    .map(|_| 0)
+}
+
 /// How `ls` prints each entry.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -11,7 +39,7 @@ enum Style {
     Json,
 }
 
-pub fn ls(
+fn list(
     ctx: &Context,
     spec: &str,
     path: Option<PathBuf>,

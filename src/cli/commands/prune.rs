@@ -4,8 +4,25 @@ use anyhow::Result;
 use vault::prune::{KeptObject, KeptWhy, PackAction, PackReason, PlannedPack, PrunePlan};
 use vault::Session;
 
-pub fn prune(ctx: &Context, dry_run: bool, repack_threshold: u8) -> Result<u8> {
-    prune_in(ctx, &ctx.reader_session()?, dry_run, repack_threshold)
+// `vault prune`'s options.
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Show what would be removed and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack packs whose unused share exceeds this percentage
+    #[arg(long, default_value_t = vault::prune::DEFAULT_REPACK_THRESHOLD_PERCENT)]
+    pub repack_threshold: u8,
+}
+
+/// `vault prune`.
+pub fn prune(ctx: &Context, args: &PruneArgs) -> Result<u8> {
+    prune_in(
+        ctx,
+        &ctx.reader_session()?,
+        args.dry_run,
+        args.repack_threshold,
+    )
 }
 
 /// Prune in a session already open (`forget --prune` passes its own).

@@ -1,9 +1,80 @@
 use super::human;
 use crate::cli::context::Context;
 use anyhow::{bail, Context as _, Result};
+use std::path::PathBuf;
+use vault::restore::{Overwrite, Privileged, PrivilegedHandling, RestoreOptions};
+
+// `vault restore`'s options.
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (or unique prefix), "latest" (this host's) or "latest:HOST"
+    pub snapshot: String,
+    /// Target folder; the snapshot's absolute paths are recreated below it
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Restore only this absolute path from the snapshot (and what lies below); repeatable
+    #[arg(long = "include")]
+    pub includes: Vec<PathBuf>,
+    /// Show what would be created, replaced or kept, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-read every restored file and check it against the snapshot
+    #[arg(long)]
+    pub verify: bool,
+    /// What to do with entries already in the target [default: stop and list them]
+    #[arg(long, value_enum)]
+    pub overwrite: Option<OverwriteArg>,
+    /// Use the numeric uid/gid of the snapshot even where the names exist on this host
+    #[arg(long)]
+    pub numeric_owner: bool,
+    /// Make the target identical under the restored paths: remove what the snapshot lacks
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub filter: crate::cli::filter::FilterArgs,
+    /// Restore setuid/setgid files and files with capabilities without those bits, skip device nodes
+    #[arg(long)]
+    pub no_privileged: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OverwriteArg {
+    Never,
+    Always,
+    IfChanged,
+    IfNewer,
+}
+
+impl From<OverwriteArg> for Overwrite {
+    fn from(o: OverwriteArg) -> Overwrite {
+        match o {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::IfNewer => Overwrite::IfNewer,
+        }
+    }
+}
+
+/// `vault restore`.
+pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<u8> {
+    let opts = RestoreOptions {
+        target: args.to,
+        includes: args.includes,
+        overwrite: args.overwrite.map(Into::into),
+        dry_run: args.dry_run,
+        verify: args.verify,
+        numeric_owner: args.numeric_owner,
+        delete: args.delete,
+        no_privileged: args.no_privileged,
+        threads: ctx.threads(),
+        spool: ctx.restore_spool()?,
+    };
+    restore_with_hooks(ctx, &args.snapshot, &args.filter, opts)
+}
 
 /// Restores inside `[hooks.restore]` (when configured): `after` runs however the restore ends.
-pub fn restore(
+fn restore_with_hooks(
     ctx: &Context,
     spec: &str,
     filter: &crate::cli::filter::FilterArgs,
@@ -143,7 +214,7 @@ fn restore_inner(
         );
     }
     if !report.warnings.is_empty() || report.owner_not_set > 0 {
-        return Ok(crate::exit_partial());
+        return Ok(crate::cli::docs::EXIT_PARTIAL);
     }
     Ok(0)
 }
@@ -172,12 +243,17 @@ fn extras_note(
 }
 
 /// Lists the privileged entries a restore creates (or would create).
-fn print_privileged(list: &[String]) {
+fn print_privileged(list: &[Privileged]) {
     if list.is_empty() {
         return;
     }
     outln!("privileged entries ({}):", list.len());
     for p in list {
-        outln!("  {p}");
+        let handling = match p.handling {
+            PrivilegedHandling::Restored => "",
+            PrivilegedHandling::Skipped => " (skipped: --no-privileged)",
+            PrivilegedHandling::Stripped => " (restored without it: --no-privileged)",
+        };
+        outln!("  {}: {}{handling}", p.path, p.what);
     }
 }

@@ -4,6 +4,35 @@ use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use vault::backup::SnapshotOptions;
 
+// `vault snapshot`'s options.
+#[derive(clap::Args)]
+pub struct SnapshotArgs {
+    /// Tag to attach to the snapshot (for example pre-upgrade); repeatable
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Host name to record [default: the system's]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Paths to save instead of the configured ones
+    pub paths: Vec<PathBuf>,
+    /// Save the standard output of the command after `--` as this file (a bare name
+    /// lands at /NAME); only paths named on the command line go along
+    #[arg(long, value_name = "NAME", requires = "command")]
+    pub stdin_from_command: Option<String>,
+    /// The command for --stdin-from-command; its exit status must be 0
+    #[arg(last = true, value_name = "CMD", requires = "stdin_from_command")]
+    pub command: Vec<String>,
+}
+
+/// `vault snapshot`.
+pub fn snapshot(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
+    let output = args.stdin_from_command.map(|name| CommandOutput {
+        name,
+        argv: args.command,
+    });
+    take_snapshot(ctx, args.tags, args.host, args.paths, output)
+}
+
 /// A command whose standard output the snapshot stores as a file.
 pub struct CommandOutput {
     /// Where it appears in the snapshot (absolute; a bare name goes to `/NAME`).
@@ -11,7 +40,7 @@ pub struct CommandOutput {
     pub argv: Vec<String>,
 }
 
-pub fn snapshot(
+fn take_snapshot(
     ctx: &Context,
     tags: Vec<String>,
     host: Option<String>,
@@ -57,7 +86,7 @@ fn snapshot_inner(
     if !backend.exists(vault::backend::Kind::Config, "config")? {
         if ctx.store_is_default() {
             errln!("vault: no store yet at {}: creating it", backend.location());
-            super::init(ctx, &[], None, &super::ReaderChoice::default())?;
+            super::create_store(ctx, &[], None, &super::ReaderChoice::default())?;
         } else {
             return Err(vault::Error::StoreNotFound(backend.location()).into());
         }
@@ -186,7 +215,7 @@ fn snapshot_inner(
                 "ies"
             }
         );
-        return Ok(crate::exit_partial());
+        return Ok(crate::cli::docs::EXIT_PARTIAL);
     }
     Ok(0)
 }

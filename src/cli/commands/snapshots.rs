@@ -2,7 +2,19 @@ use super::human;
 use crate::cli::context::Context;
 use anyhow::Result;
 
-pub fn snapshots(ctx: &Context, json: bool, filter: &crate::cli::filter::FilterArgs) -> Result<()> {
+// `vault snapshots`'s options.
+#[derive(clap::Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: crate::cli::filter::FilterArgs,
+}
+
+/// `vault snapshots`.
+pub fn snapshots(ctx: &Context, args: &SnapshotsArgs) -> Result<u8> {
+    list(ctx, crate::cli::output::json(), &args.filter).map(|_| 0)
+}
+
+fn list(ctx: &Context, json: bool, filter: &crate::cli::filter::FilterArgs) -> Result<()> {
     let (repo, keys) = ctx.meta_keys()?;
     let all = repo.list_snapshots(&keys)?;
     let wanted = filter.filter();
