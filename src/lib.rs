@@ -33,8 +33,9 @@
 //!   objects and key files), [`repo`] (config, index and snapshot
 //!   records), [`chunker`] (content-defined chunking), [`cache`] (the local SQLite
 //!   index and files cache, rebuilt from the store when lost), [`lock`] (leases).
-//! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the one walk
-//!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
+//! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the walks of
+//!   reachable trees and blobs, once per tree: a seen-set walk and a memoised fold; and
+//!   pack usage), [`select`] (which snapshot a spec
 //!   and the `--host/--tag/--path` filters mean).
 //! - **operations**: [`retention`] (the pure retention policy), [`forget`] (policy ->
 //!   plan -> execute), [`prune`] (plan -> execute; a dry run shows the plan),

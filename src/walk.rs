@@ -17,9 +17,11 @@
 //!   computed), and keeps it in `memo` by tree id, so a tree shared by many folders and
 //!   snapshots costs one read and one result. The fold's own [`Fold::read`] decides what
 //!   an unreadable tree's result is; any error it or [`Fold::combine`] returns stops the
-//!   walk and is returned. The walk holds only the trees on the path from the root to the
-//!   tree being read (its own stack, not the thread's, so deep trees cannot overflow it).
-//!   Tree ids are hashes of their content, so no tree lies below itself.
+//!   walk and is returned. Besides `memo`, the walk holds only the trees on the path from
+//!   the root to the tree being read, with their nodes' results so far (on its own stack,
+//!   not the thread's, so deep trees cannot overflow it). Tree ids are hashes of their
+//!   content, so no tree lies below itself.
+//! - [`pack_usage`] holds every pack's entries at once; [`pack_usages`] one pack's.
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
