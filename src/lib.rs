@@ -34,8 +34,9 @@
 //!   verification, in `repo/`), [`chunker`] (content-defined chunking), [`cache`] (the
 //!   local SQLite index and files cache, rebuilt from the store when lost), [`lock`]
 //!   (leases).
-//! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the one walk
-//!   of reachable trees and blobs, and pack usage), [`select`] (which snapshot a spec
+//! - **reading**: [`reader`] (blobs back from packs, verified), [`walk`] (the walks of
+//!   reachable trees and blobs, once per tree: a seen-set walk and a memoised fold; and
+//!   pack usage), [`select`] (which snapshot a spec
 //!   and the `--host/--tag/--path` filters mean).
 //! - **operations**: [`retention`] (the pure retention policy: its configuration, the
 //!   policy, `keep_within` and the decisions, in `retention/`), [`forget`] (policy ->

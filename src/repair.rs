@@ -11,7 +11,8 @@
 //! store, repaired by running again. It holds a shared lease, so prune (which deletes
 //! packs) cannot run meanwhile; snapshots can.
 //!
-//! **Snapshots.** For each snapshot, the trees are walked; a file with a chunk that lies
+//! **Snapshots.** For each snapshot, the trees are walked (each tree once for the whole
+//! store, with [`crate::walk::fold`]); a file with a chunk that lies
 //! in no pack the store holds is left out, and a folder whose tree cannot be read is kept
 //! empty. Changed trees are written as new tree blobs (one new pack and index file), and a
 //! new snapshot record with the original's time, host, paths and tags plus `repaired`
@@ -29,8 +30,10 @@ use crate::pack::{BlobKind, PackRecord, PackWriter};
 use crate::reader::BlobReader;
 use crate::repo::Repo;
 use crate::tree::{display_name, Tree};
+use crate::walk::Fold;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// The tag a repaired snapshot carries.
@@ -223,17 +226,17 @@ fn opt_id_hex<S: serde::Serializer>(id: &Option<Id>, s: S) -> std::result::Resul
 
 /// Result of repairing one tree: its new id (the same when nothing below it is lost),
 /// and the lost paths below it, relative to it.
-#[derive(Clone)]
 struct Fixed {
     id: Id,
     lost: Vec<Vec<Vec<u8>>>,
 }
 
+/// Repairs trees with [`crate::walk::fold`]: each tree once, children first; a tree that
+/// cannot be read folds to `None`.
 struct Fixer<'a> {
     reader: &'a BlobReader,
     cache: &'a Cache,
     stored: &'a HashSet<String>,
-    memo: HashMap<Id, Option<Fixed>>,
     /// Tree blobs to write: id and encoding.
     new_trees: Vec<(Id, Vec<u8>)>,
 }
@@ -255,29 +258,34 @@ impl Fixer<'_> {
         }
         Ok(id)
     }
+}
 
-    /// `None` when the tree itself cannot be read.
-    fn fix(&mut self, tree_id: &Id) -> Result<Option<Fixed>> {
-        if let Some(f) = self.memo.get(tree_id) {
-            return Ok(f.clone());
+impl Fold for Fixer<'_> {
+    type Out = Option<Rc<Fixed>>;
+
+    fn read(&mut self, tree_id: &Id) -> Result<std::result::Result<Tree, Self::Out>> {
+        if !self.present(tree_id)? {
+            return Ok(Err(None));
         }
-        let tree = if self.present(tree_id)? {
-            match self.reader.tree(self.cache, tree_id) {
-                Ok(t) => Some(t),
-                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => None,
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        let Some(tree) = tree else {
-            self.memo.insert(*tree_id, None);
-            return Ok(None);
-        };
+        match self.reader.tree(self.cache, tree_id) {
+            Ok(t) => Ok(Ok(t)),
+            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => Ok(Err(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Leaves out files with a chunk in no pack the store holds, keeps a folder whose
+    /// listing is lost empty, and writes the tree anew when anything below it changed.
+    fn combine(
+        &mut self,
+        tree_id: &Id,
+        tree: Tree,
+        below: Vec<Option<Self::Out>>,
+    ) -> Result<Self::Out> {
         let mut lost: Vec<Vec<Vec<u8>>> = Vec::new();
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         let mut changed = false;
-        for node in tree.nodes {
+        for (mut node, below) in tree.nodes.into_iter().zip(below) {
             let mut whole = true;
             for c in node.chunks() {
                 if !self.present(&c.id)? {
@@ -290,26 +298,24 @@ impl Fixer<'_> {
                 changed = true;
                 continue;
             }
-            let mut node = node;
-            if let Some(sub) = node.subtree {
-                match self.fix(&sub)? {
-                    Some(f) => {
-                        if f.id != sub {
-                            node.subtree = Some(f.id);
-                            changed = true;
-                        }
-                        for rel in f.lost {
-                            let mut p = vec![node.name.clone()];
-                            p.extend(rel);
-                            lost.push(p);
-                        }
-                    }
-                    None => {
-                        // The folder's listing is lost: keep the folder, empty.
-                        node.subtree = Some(self.put_tree(&Tree::default())?);
-                        lost.push(vec![node.name.clone()]);
+            match below {
+                None => {}
+                Some(Some(f)) => {
+                    if Some(f.id) != node.subtree {
+                        node.subtree = Some(f.id);
                         changed = true;
                     }
+                    for rel in &f.lost {
+                        let mut p = vec![node.name.clone()];
+                        p.extend(rel.iter().cloned());
+                        lost.push(p);
+                    }
+                }
+                Some(None) => {
+                    // The folder's listing is lost: keep the folder, empty.
+                    node.subtree = Some(self.put_tree(&Tree::default())?);
+                    lost.push(vec![node.name.clone()]);
+                    changed = true;
                 }
             }
             nodes.push(node);
@@ -319,9 +325,7 @@ impl Fixer<'_> {
         } else {
             *tree_id
         };
-        let fixed = Fixed { id, lost };
-        self.memo.insert(*tree_id, Some(fixed.clone()));
-        Ok(Some(fixed))
+        Ok(Some(Rc::new(Fixed { id, lost })))
     }
 }
 
@@ -365,9 +369,9 @@ pub fn repair_snapshots(
         reader,
         cache,
         stored: &stored,
-        memo: HashMap::new(),
         new_trees: Vec::new(),
     };
+    let mut memo = HashMap::new();
     let mut plans = Vec::new();
     let progress = crate::progress::get();
     progress.begin_items("repair snapshots", "snapshots", snapshots.len() as u64, 0);
@@ -376,7 +380,7 @@ pub fn repair_snapshots(
         crate::progress::check_cancelled("repair snapshots")?;
         progress.set_current(&id.short());
         progress.add_files(1);
-        let fixed = fixer.fix(&snap.tree)?;
+        let fixed = crate::walk::fold(&mut fixer, &mut memo, &snap.tree)?;
         let (new_root, lost) = match fixed {
             Some(f) if f.lost.is_empty() => continue,
             Some(f) => (Some(f.id), f.lost.iter().map(|p| show(p)).collect()),

@@ -109,14 +109,11 @@ pub fn run(reader: &BlobReader, cache: &mut Cache) -> Result<StoreStats> {
             u.1 += loc.entry.length as u64;
         }
     }
-    for (pack, size) in cache.packs()? {
+    for usage in crate::walk::pack_usages(cache, |id| need.contains_key(id))? {
+        let usage = usage?;
         st.packs += 1;
-        st.pack_bytes += size;
-        for e in cache.pack_entries(&pack)? {
-            if need.contains_key(&e.id) {
-                st.pack_used_bytes += e.length as u64;
-            }
-        }
+        st.pack_bytes += usage.size;
+        st.pack_used_bytes += usage.used_bytes;
     }
     st.per_snapshot = snapshots
         .iter()

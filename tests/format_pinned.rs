@@ -8,18 +8,21 @@
 //! - the checked-in store `tests/fixtures/store-v1` (made by
 //!   `tests/fixtures/make-store-v1.sh` with a known passphrase and reader identity):
 //!   its objects are taken apart by hand (magic, lengths, labels, nonces), decrypted with
-//!   the known keys, and every record must re-encode to exactly the bytes stored; then the
-//!   CLI must open it, check it clean and restore its known content. This is the store
-//!   that proves a later vault still opens what this one wrote.
+//!   the known keys, and the plaintext of its pack trailer, index file and snapshot record
+//!   compared with fixed bytes; vault's own writers (pack, index, snapshot record), given
+//!   what those records hold, must write exactly those bytes again; then the CLI must open
+//!   it, check it clean and restore its known content. This is the store that proves a
+//!   later vault still opens what this one wrote.
 
 mod common;
 
 use common::Vault;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use vault::backend::{self, Kind};
+use std::sync::Arc;
+use vault::backend::{self, memory::MemoryBackend, Kind};
 use vault::crypto::{SecretKey, WriterKeys};
-use vault::pack::{BlobKind, PackEntry, PackRecord};
+use vault::pack::{BlobKind, PackEntry, PackRecord, PackWriter};
 use vault::repo::{Repo, Snapshot, Summary};
 use vault::tree::{ChunkRef, Extent, LinkKey, Node, NodeKind, Tree, Xattr};
 use vault::Id;
@@ -244,6 +247,47 @@ fn snapshot_record_encoding_is_pinned() {
 
 // --- The checked-in store ----------------------------------------------------------------
 
+/// The fixture's one pack: its size, header length and trailer length (bytes).
+const FIXTURE_PACK_LAYOUT: (usize, usize, usize) = (2578, 309, 932);
+/// The plaintext of that pack's trailer: CBOR of its nine entries (seven trees, two
+/// chunks), in the order the pack holds them.
+const FIXTURE_TRAILER_PLAIN: &str = concat!(
+    "89a762696458204ce7cd2cc28b63f47abb514570cc28682e762d34fc0647405ea588f088bdda34646b696e64",
+    "645472656568706f736974696f6e00666f6666736574190141666c656e6774681818677261775f6c656e086a",
+    "636f6d70726573736564f4a76269645820c3db477280e8ca3fc2e1bc6cd744d93febbb21fe1c6d5187aac698",
+    "21d2ea0a54646b696e64644461746168706f736974696f6e01666f6666736574190159666c656e6774681824",
+    "677261775f6c656e146a636f6d70726573736564f4a762696458200e6b2ec72aa8adc74e3ec5cb6ace2a646e",
+    "fa92b050f365638b280479f493dbac646b696e64645472656568706f736974696f6e02666f66667365741901",
+    "7d666c656e67746818be677261775f6c656e18ae6a636f6d70726573736564f4a7626964582079a0e47fd2cc",
+    "c26b1177a011f52b07801ee0a1b3bcd971dd07c99d7ef7a53f6e646b696e64644461746168706f736974696f",
+    "6e03666f666673657419023b666c656e6774681838677261775f6c656e18286a636f6d70726573736564f4a7",
+    "6269645820d9568e469e3b6a618edfbce5db63ae759d93c5d8393631c1ee55999faae39f28646b696e646454",
+    "72656568706f736974696f6e04666f6666736574190273666c656e677468190177677261775f6c656e190291",
+    "6a636f6d70726573736564f5a7626964582088e2f7ba246fdbb73897dc8473b210a3ac27e24ec1026e8c024e",
+    "176468073e59646b696e64645472656568706f736974696f6e05666f66667365741903ea666c656e67746818",
+    "9c677261775f6c656e188c6a636f6d70726573736564f4a762696458205f08a93f338cbaad85d41cc88b865e",
+    "7a05959c0888e7646b2f3539a5ce289ce2646b696e64645472656568706f736974696f6e06666f6666736574",
+    "190486666c656e677468189d677261775f6c656e188d6a636f6d70726573736564f4a7626964582056da5340",
+    "83689b8f1aef1a15f2fa82ba814c93a9c8e564c06eb19832c49bc5ff646b696e64645472656568706f736974",
+    "696f6e07666f6666736574190523666c656e67746818aa677261775f6c656e189a6a636f6d70726573736564",
+    "f4a76269645820187ff2aa5b38b3c4f3febebdcc696540bffa2747bb0ddcf09000b74f116896bb646b696e64",
+    "645472656568706f736974696f6e08666f66667365741905cd666c656e677468189d677261775f6c656e188d",
+    "6a636f6d70726573736564f4",
+);
+/// The plaintext of the fixture's one index file: CBOR of its one pack record, whose
+/// `entries` are the trailer's ([`FIXTURE_TRAILER_PLAIN`] follows these bytes).
+const FIXTURE_INDEX_HEAD: &str = "81a462696458205decbc376edfdd3b0081a24a0c14c6188c944b8dfd47361ba79bde1a476ae0d96473697a65190a126a6865616465725f6c656e19013567656e7472696573";
+/// The plaintext of the fixture's one snapshot record: CBOR of the snapshot.
+const FIXTURE_SNAPSHOT_PLAIN: &str = concat!(
+    "a86474696d657823323032362d31322d30315432303a33383a32362e3931383832323938332b30303a303068",
+    "686f73746e616d656c666978747572652d686f737468757365726e616d6564726f6f74657061746873815820",
+    "2f746d702f7661756c742d666978747572652d76312f6574632f747261766973647461677381676669787475",
+    "726564747265655820187ff2aa5b38b3c4f3febebdcc696540bffa2747bb0ddcf09000b74f116896bb677375",
+    "6d6d617279aa6566696c657303646469727303666f746865727301656279746573183c6a62797465735f7265",
+    "6164183c696e65775f62797465731905c36c73746f7265645f6279746573190a12657061636b730166657272",
+    "6f7273006b6475726174696f6e5f6d73183b6770726f6772616d6b7661756c7420302e312e30",
+);
+
 struct Fixture {
     repo: Repo,
     keys: WriterKeys,
@@ -355,6 +399,8 @@ fn fixture_pack_layout() {
         let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
         let trailer = &bytes[bytes.len() - 4 - tlen..bytes.len() - 4];
         let plain = open_meta(&f, b"vault v1 pack trailer", trailer);
+        assert_eq!((bytes.len(), header_len, tlen), FIXTURE_PACK_LAYOUT);
+        assert_eq!(hex::encode(&plain), FIXTURE_TRAILER_PLAIN, "trailer bytes");
         let entries: Vec<PackEntry> = ciborium::from_reader(&plain[..]).unwrap();
         assert_eq!(cbor(&entries), plain, "the trailer re-encodes to its bytes");
         // Blobs follow the header back to back, each at its position's nonce.
@@ -405,6 +451,11 @@ fn fixture_index_and_snapshot_records() {
         assert_eq!(name.len(), 64);
         let sealed = f.repo.backend.get(Kind::Index, &name).unwrap();
         let plain = open_meta(&f, b"vault v1 index", &sealed);
+        assert_eq!(
+            hex::encode(&plain),
+            [FIXTURE_INDEX_HEAD, FIXTURE_TRAILER_PLAIN].concat(),
+            "index file bytes"
+        );
         let records: Vec<PackRecord> = ciborium::from_reader(&plain[..]).unwrap();
         assert_eq!(
             cbor(&records),
@@ -426,6 +477,11 @@ fn fixture_index_and_snapshot_records() {
     assert_eq!(snapshots.len(), 1);
     let sealed = f.repo.backend.get(Kind::Snapshots, &snapshots[0]).unwrap();
     let plain = open_meta(&f, b"vault v1 snapshot", &sealed);
+    assert_eq!(
+        hex::encode(&plain),
+        FIXTURE_SNAPSHOT_PLAIN,
+        "snapshot record bytes"
+    );
     let snapshot: Snapshot = ciborium::from_reader(&plain[..]).unwrap();
     assert_eq!(
         cbor(&snapshot),
@@ -444,6 +500,104 @@ fn fixture_index_and_snapshot_records() {
             snapshot.summary.others
         ),
         (3, 3, 1)
+    );
+}
+
+/// The one object of `kind` the fixture holds, read and opened by the library.
+fn only(f: &Fixture, kind: Kind) -> String {
+    let names = names(f, kind);
+    assert_eq!(names.len(), 1, "{kind:?}");
+    names.into_iter().next().unwrap()
+}
+
+/// vault's writers, given what the fixture's records hold, write the fixture's plaintext
+/// byte for byte (under fresh nonces and a fresh data key): a change in how vault lays out
+/// a pack or encodes a trailer, an index file or a snapshot record fails here.
+#[test]
+fn writers_reproduce_the_fixture_bytes() {
+    let f = open_fixture();
+    let mut store = f.repo.clone();
+    store.backend = Arc::new(MemoryBackend::new("format-pinned"));
+    assert!(store.is_legacy(), "the fixture is of the first format");
+
+    // The pack: the same blobs, added in the same order, with the same payloads.
+    let pack_name = only(&f, Kind::Packs);
+    let pack = f.repo.backend.get(Kind::Packs, &pack_name).unwrap();
+    let records = f.repo.load_index(&f.keys, &only(&f, Kind::Index)).unwrap();
+    let record = &records[0];
+    let header = &pack[12..12 + record.header_len as usize];
+    let data_key = vault::pack::open_header(&f.identity, header, &record.id).unwrap();
+    let recipients = [f.identity.to_public()];
+    let mut writer = PackWriter::new(&recipients, 16 << 20, 1 << 20).unwrap();
+    for e in &record.entries {
+        let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
+        let payload = vault::crypto::open_blob(
+            &data_key,
+            e.position,
+            &e.id,
+            e.kind as u8,
+            e.compressed,
+            sealed,
+        )
+        .unwrap();
+        writer.add(e.id, e.kind, e.raw_len, e.compressed, &payload);
+    }
+    let written = store.save_pack(&f.keys, writer).unwrap();
+    let bytes = store
+        .backend
+        .get(Kind::Packs, &written.id.to_hex())
+        .unwrap();
+    // The age header holds a stanza of random length, so blobs start elsewhere; all else
+    // is laid out as in the fixture.
+    let shift = |at: u64| at - u64::from(record.header_len) + u64::from(written.header_len);
+    assert_eq!(&bytes[..8], b"VLTPACK1");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+        written.header_len
+    );
+    assert_eq!(written.size, shift(record.size), "pack size");
+    assert_eq!(bytes.len() as u64, written.size);
+    let moved: Vec<PackEntry> = record
+        .entries
+        .iter()
+        .map(|e| PackEntry {
+            offset: shift(u64::from(e.offset)) as u32,
+            ..e.clone()
+        })
+        .collect();
+    assert_eq!(
+        written.entries, moved,
+        "entries: the fixture's, blobs moved along"
+    );
+    let tlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
+    assert_eq!(tlen, FIXTURE_PACK_LAYOUT.2, "trailer length");
+    let trailer = &bytes[bytes.len() - 4 - tlen..bytes.len() - 4];
+    let plain = open_meta(&f, b"vault v1 pack trailer", trailer);
+    assert_eq!(
+        plain,
+        cbor(&moved),
+        "the trailer is the CBOR of the entries"
+    );
+
+    // The index file and the snapshot record.
+    let name = store.save_index(&f.keys, &records).unwrap();
+    let sealed = store.backend.get(Kind::Index, &name).unwrap();
+    assert_eq!(
+        hex::encode(open_meta(&f, b"vault v1 index", &sealed)),
+        [FIXTURE_INDEX_HEAD, FIXTURE_TRAILER_PLAIN].concat()
+    );
+    let sealed = f
+        .repo
+        .backend
+        .get(Kind::Snapshots, &only(&f, Kind::Snapshots))
+        .unwrap();
+    let snapshot =
+        vault::repo::decode_snapshot(&open_meta(&f, b"vault v1 snapshot", &sealed)).unwrap();
+    let id = store.save_snapshot(&f.keys, &snapshot).unwrap();
+    let sealed = store.backend.get(Kind::Snapshots, &id.to_hex()).unwrap();
+    assert_eq!(
+        hex::encode(open_meta(&f, b"vault v1 snapshot", &sealed)),
+        FIXTURE_SNAPSHOT_PLAIN
     );
 }
 

@@ -67,7 +67,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// A policy with short waits, for tests.
+    /// A policy with short waits, for tests (feature `testing`; not in release builds).
+    #[cfg(any(test, feature = "testing"))]
     pub fn fast(max_attempts: u32) -> Self {
         RetryPolicy {
             max_attempts,

@@ -12,8 +12,9 @@
 //!    selected pack is downloaded, its hash compared with its name, every blob decrypted
 //!    and checked against its id.
 //! 4. Snapshots: every tree loads and names only blobs that lie in sound packs. Each tree
-//!    is walked once; what was found below it is remembered and re-attributed wherever the
-//!    same tree appears again, so shared subtrees cost nothing extra.
+//!    is walked once ([`crate::walk::fold`]); what was found below it is remembered and
+//!    re-attributed wherever the same tree appears again, so shared subtrees cost nothing
+//!    extra.
 //!
 //! Problems are typed records naming the damaged object, the snapshots and file paths
 //! it affects. Partial writes in the store's `tmp/` are listed with their size but are

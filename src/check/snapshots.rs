@@ -1,10 +1,12 @@
 //! Step 4 of a check: every snapshot record opens and is verified, every tree loads,
-//! and every blob lies in a sound pack. Each tree is walked once; what was found below
-//! it is remembered and re-attributed wherever the same tree appears again.
+//! and every blob lies in a sound pack.
 //!
-//! This walk is not [`crate::walk::trees`]: it must attribute each problem to the file
-//! paths it hits in every snapshot, which needs the findings below each tree remembered
-//! per tree, not only whether the tree was seen.
+//! The trees are walked with [`crate::walk::fold`]: each tree's findings (the paths below
+//! it, relative to it, and the problem that hits each) are computed once, from its own
+//! files and its subtrees' findings, and kept for the whole check, so a tree shared by
+//! many folders and snapshots is read once, and its findings are attributed to the file
+//! paths they hit in every snapshot. A tree whose blob lies in no sound pack is not read;
+//! its one finding is the problem that explains why.
 
 use super::{Checker, Key, ProblemKind, Problems};
 use crate::backend::Kind;
@@ -12,7 +14,8 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::reader::BlobReader;
-use crate::tree::display_name;
+use crate::tree::{display_name, Tree};
+use crate::walk::Fold;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -28,9 +31,10 @@ impl Checker<'_> {
             bad_blobs: &self.bad_blobs,
             bad_packs: &self.bad_packs,
             stored: &self.stored,
-            memo: HashMap::new(),
             problems: &mut self.problems,
         };
+        // What was found below each tree already walked.
+        let mut memo = HashMap::new();
         for info in repo.backend.list(Kind::Snapshots)? {
             self.report.snapshots += 1;
             let Some(sid) = Id::from_hex(&info.name) else {
@@ -62,7 +66,7 @@ impl Checker<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            let findings = walk.walk(&snap.tree)?;
+            let findings = crate::walk::fold(&mut walk, &mut memo, &snap.tree)?;
             let label = sid.short();
             for f in findings.iter() {
                 let parts: Vec<String> = f.0.iter().map(|c| display_name(c)).collect();
@@ -83,8 +87,6 @@ struct Walk<'a> {
     bad_blobs: &'a HashMap<Id, Key>,
     bad_packs: &'a HashMap<Id, Key>,
     stored: &'a HashMap<String, u64>,
-    /// What was found below each tree already walked.
-    memo: HashMap<Id, Rc<Vec<Finding>>>,
     problems: &'a mut Problems,
 }
 
@@ -117,48 +119,46 @@ impl Walk<'_> {
             })),
         }
     }
+}
 
-    fn walk(&mut self, tree_id: &Id) -> Result<Rc<Vec<Finding>>> {
-        if let Some(found) = self.memo.get(tree_id) {
-            return Ok(found.clone());
-        }
-        let mut found: Vec<Finding> = Vec::new();
-        let tree = match self.blob_problem(tree_id)? {
-            Some(k) => Err(k),
+impl Fold for Walk<'_> {
+    type Out = Rc<Vec<Finding>>;
+
+    /// A tree whose blob lies in no sound pack, or does not open, is one finding: itself.
+    fn read(&mut self, tree_id: &Id) -> Result<std::result::Result<Tree, Self::Out>> {
+        let problem = match self.blob_problem(tree_id)? {
+            Some(k) => k,
             None => match self.reader.tree(self.cache, tree_id) {
-                Ok(t) => Ok(t),
+                Ok(tree) => return Ok(Ok(tree)),
                 Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                    Err(self.problems.add(
+                    self.problems.add(
                         ProblemKind::TreeUnreadable,
                         format!("tree {tree_id}"),
                         format!("folder tree {} cannot be read: {e}", tree_id.short()),
-                    ))
+                    )
                 }
                 Err(e) => return Err(e),
             },
         };
-        match tree {
-            Err(k) => found.push((Vec::new(), k)),
-            Ok(tree) => {
-                for node in &tree.nodes {
-                    for c in node.chunks() {
-                        if let Some(k) = self.blob_problem(&c.id)? {
-                            found.push((vec![node.name.clone()], k));
-                            break;
-                        }
-                    }
-                    if let Some(sub) = &node.subtree {
-                        for (rel, k) in self.walk(sub)?.iter() {
-                            let mut path = vec![node.name.clone()];
-                            path.extend(rel.iter().cloned());
-                            found.push((path, k.clone()));
-                        }
-                    }
+        Ok(Err(Rc::new(vec![(Vec::new(), problem)])))
+    }
+
+    /// A file with a chunk that cannot be read, and what was found below each folder.
+    fn combine(&mut self, _: &Id, tree: Tree, below: Vec<Option<Self::Out>>) -> Result<Self::Out> {
+        let mut found: Vec<Finding> = Vec::new();
+        for (node, below) in tree.nodes.iter().zip(below) {
+            for c in node.chunks() {
+                if let Some(k) = self.blob_problem(&c.id)? {
+                    found.push((vec![node.name.clone()], k));
+                    break;
                 }
             }
+            for (rel, k) in below.iter().flat_map(|b| b.iter()) {
+                let mut path = vec![node.name.clone()];
+                path.extend(rel.iter().cloned());
+                found.push((path, k.clone()));
+            }
         }
-        let found = Rc::new(found);
-        self.memo.insert(*tree_id, found.clone());
-        Ok(found)
+        Ok(Rc::new(found))
     }
 }

@@ -69,12 +69,7 @@ fn this_host(ctx: &Context, given: &Option<String>) -> String {
     given
         .clone()
         .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(|| {
-            rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .unwrap_or_else(vault::host::hostname)
 }
 
 fn drill(ctx: &Context, args: &DrillArgs) -> Result<vault::drill::DrillReport> {

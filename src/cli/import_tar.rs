@@ -62,12 +62,7 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
         .host
         .clone()
         .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(|| {
-            rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned()
-        });
+        .unwrap_or_else(vault::host::hostname);
     let mut failed = 0usize;
     let mut imported = Vec::new();
     let mut failures = Vec::new();

@@ -79,12 +79,7 @@ impl Finish {
         let Some(path) = &self.metrics_file else {
             return;
         };
-        let host = self.hostname.clone().unwrap_or_else(|| {
-            rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned()
-        });
+        let host = self.hostname.clone().unwrap_or_else(vault::host::hostname);
         if let Err(e) = write(path, &host, command, exit_status, elapsed, result) {
             errln!(
                 "vault: warning: metrics file {} not written: {e:#}",
