@@ -3,6 +3,7 @@
 #
 #   benches/store_size.sh [--size-gb G] [--work DIR] [--vault-bin PATH] [--seed S]
 #                         [--fraction F] [--configs "LEVEL/MIN/AVG/MAX ..."] [--breakdown]
+#                         [--rounds N]
 #
 # For every configuration (zstd level, chunker min/avg/max in KiB; default: the sweep in
 # benches/README.md), on a fresh copy of the same generated tree: init, first snapshot,
@@ -10,7 +11,9 @@
 # restore of the latest snapshot. Printed, one row per configuration: the store after the
 # second and the third snapshot (du -sb, MiB), what the day added, and the CPU time
 # (user+sys, seconds; GNU time) of the first snapshot, the third and the restore. Store
-# sizes are deterministic for a given tree; CPU times depend on the machine, not on its load.
+# sizes vary by about 0.5 % between stores (the chunker is seeded from each store's key);
+# CPU times move with the machine's load, so --rounds N (default 3) then runs init and the
+# first snapshot alone N times, the configurations interleaved, and prints the median CPU.
 # --breakdown also prints, per configuration, where the final store's bytes go (from the
 # local cache's blob index: blob payloads raw and stored, AEAD tags, pack headers and
 # trailers, index files, snapshot records, keys; du -sb also counts the folders).
@@ -24,11 +27,12 @@ SEED=1
 MUTATE_SEED=2
 FRACTION=0.03
 BREAKDOWN=0
-CONFIGS="2/128/256/1024 1/128/256/1024 3/128/256/1024 4/128/256/1024 6/128/256/1024
-         2/32/64/256 2/64/128/512 3/32/64/256 3/64/128/512"
+ROUNDS=3
+CONFIGS="2/128/256/1024 1/128/256/1024 3/128/256/1024 2/64/128/512 1/64/128/512
+         2/32/64/256 1/32/64/256 3/32/64/256 2/16/64/256 1/16/64/256"
 PASSPHRASE="bench-passphrase-not-secret"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
         --fraction) FRACTION="$2"; shift 2 ;;
         --configs) CONFIGS="$2"; shift 2 ;;
         --breakdown) BREAKDOWN=1; shift ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "store_size.sh: unknown argument: $1" >&2; usage 2 >&2 ;;
     esac
@@ -117,14 +122,19 @@ EOF
 
 printf '%-16s %10s %10s %10s %10s %10s %10s\n' "level/chunks" "store@2" "store@3" "day_adds" \
     "cpu_snap1" "cpu_snap3" "cpu_rest" | tee "$WORK/results.txt"
-for cfg in $CONFIGS; do
-    IFS=/ read -r level min avg max <<< "$cfg"
-    d="$WORK/run"
-    rm -rf "$d"
-    mkdir -p "$d"
-    cp -a "$PRISTINE" "$d/tree"
+fresh() {  # fresh CONFIG: an empty run folder with the configuration file for CONFIG
+    local level min avg max
+    IFS=/ read -r level min avg max <<< "$1"
+    rm -rf "$WORK/run"
+    mkdir -p "$WORK/run"
     printf '[chunker]\nmin_size = %d\navg_size = %d\nmax_size = %d\n[compression]\nlevel = %d\n' \
-        $((min * 1024)) $((avg * 1024)) $((max * 1024)) "$level" > "$d/config.toml"
+        $((min * 1024)) $((avg * 1024)) $((max * 1024)) "$level" > "$WORK/run/config.toml"
+}
+
+for cfg in $CONFIGS; do
+    d="$WORK/run"
+    fresh "$cfg"
+    cp -a "$PRISTINE" "$d/tree"
     log "$cfg: init and three snapshots"
     src=("$d/tree/etc/travis" "$d/tree/var/travis")
     run "$cfg" init init
@@ -143,5 +153,23 @@ for cfg in $CONFIGS; do
         breakdown "$d" | tee -a "$WORK/results.txt"
     fi
 done
+if [ "$ROUNDS" -gt 0 ]; then
+    : > "$WORK/paired.tsv"
+    for round in $(seq "$ROUNDS"); do
+        log "paired first snapshots, round $round of $ROUNDS"
+        for cfg in $CONFIGS; do
+            fresh "$cfg"
+            run "$cfg" init init
+            run "$cfg" snap1 snapshot "$PRISTINE/etc/travis" "$PRISTINE/var/travis"
+            printf '%s\t%s\n' "$cfg" "$(cpu_of "$WORK/run/snap1.time")" >> "$WORK/paired.tsv"
+        done
+    done
+    printf '\n%-16s %s\n' "level/chunks" "first-snapshot CPU, median of $ROUNDS interleaved runs" \
+        | tee -a "$WORK/results.txt"
+    for cfg in $CONFIGS; do
+        printf '%-16s %s\n' "$cfg" "$(awk -F'\t' -v c="$cfg" '$1 == c { print $2 }' "$WORK/paired.tsv" \
+            | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" | tee -a "$WORK/results.txt"
+    done
+fi
 rm -rf "$WORK/run"
 log "table in $WORK/results.txt (sizes in MiB, CPU in seconds)"
