@@ -34,6 +34,9 @@ pub struct Config {
     /// Chunker sizes for new stores.
     #[serde(default)]
     pub chunker: ChunkerConfig,
+    /// Compression for new stores.
+    #[serde(default)]
+    pub compression: CompressionConfig,
     /// Parallel workers for compression and encryption (default: number of cores).
     pub threads: Option<usize>,
     #[serde(default)]
@@ -81,6 +84,15 @@ pub struct ChunkerConfig {
     pub min_size: Option<u32>,
     pub avg_size: Option<u32>,
     pub max_size: Option<u32>,
+}
+
+/// Read only by `vault init`: a store keeps the level it was created with in its own
+/// config, so changing this later affects new stores only.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// zstd level of new blobs (default [`crate::repo::DEFAULT_COMPRESSION_LEVEL`]).
+    pub level: Option<i32>,
 }
 
 impl Config {
@@ -221,10 +233,13 @@ mod tests {
             threads = 2
             [chunker]
             avg_size = 1048576
+            [compression]
+            level = 3
             "#,
         )
         .unwrap();
         assert_eq!(c.paths.unwrap().len(), 2);
         assert_eq!(c.chunker.avg_size, Some(1 << 20));
+        assert_eq!(c.compression.level, Some(3));
     }
 }

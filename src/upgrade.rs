@@ -100,8 +100,15 @@ mod tests {
     /// or signature, no host registry, label-only seals.
     pub(crate) fn legacy_store() -> (Repo, WriterKeys, age::x25519::Identity) {
         let backend: crate::backend::BackendRef = Arc::new(MemoryBackend::new("legacy"));
-        let created =
-            crate::repo::create(backend, ChunkerParams::default(), &[], None, None).unwrap();
+        let created = crate::repo::create(
+            backend,
+            ChunkerParams::default(),
+            crate::repo::DEFAULT_COMPRESSION_LEVEL,
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
         let mut repo = created.repo;
         repo.config.version = crate::repo::LEGACY_VERSION;
         repo.config.admin_key = None;

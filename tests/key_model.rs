@@ -499,6 +499,7 @@ fn first_format_store_works_and_upgrades() {
     let created = vault::repo::create(
         backend.clone(),
         vault::repo::ChunkerParams::default(),
+        vault::repo::DEFAULT_COMPRESSION_LEVEL,
         &[],
         Some(&pass),
         None,

@@ -48,7 +48,15 @@ fn craft(
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let backend = std::sync::Arc::new(LocalBackend::new(root.join("store")));
-    let created = vault::repo::create(backend, ChunkerParams::default(), &[], None, None).unwrap();
+    let created = vault::repo::create(
+        backend,
+        ChunkerParams::default(),
+        vault::repo::DEFAULT_COMPRESSION_LEVEL,
+        &[],
+        None,
+        None,
+    )
+    .unwrap();
     let keys = WriterKeys::from_id_key(created.id_key.clone());
     let mut blobs = Vec::new();
     let root_tree = build(&keys, &mut blobs);

@@ -45,7 +45,7 @@ mod snapshot;
 mod tests;
 mod verify;
 
-pub use config::{decode_store_config, ChunkerParams, StoreConfig};
+pub use config::{decode_store_config, ChunkerParams, StoreConfig, DEFAULT_COMPRESSION_LEVEL};
 pub use create::{create, Created};
 pub use listing::Listed;
 pub use snapshot::{decode_snapshot, DatabaseCapture, Snapshot, Summary};

@@ -6,7 +6,15 @@ use crate::id::Id;
 
 fn store() -> (Repo, WriterKeys, SigningSecret) {
     let backend: BackendRef = Arc::new(MemoryBackend::new("repo"));
-    let created = create(backend, ChunkerParams::default(), &[], None, None).unwrap();
+    let created = create(
+        backend,
+        ChunkerParams::default(),
+        DEFAULT_COMPRESSION_LEVEL,
+        &[],
+        None,
+        None,
+    )
+    .unwrap();
     let admin = SigningSecret::admin_from_identity(&created.identity);
     let mut repo = Repo::open(created.repo.backend.clone()).unwrap();
     repo.authenticate(&admin.public()).unwrap();
@@ -102,7 +110,11 @@ fn config_signature_vector_is_fixed() {
         version: FORMAT_VERSION,
         store_id: "00112233445566778899aabbccddeeff".into(),
         created: "2026-12-01T00:00:00+00:00".into(),
-        chunker: ChunkerParams::default(),
+        chunker: ChunkerParams {
+            min_size: 128 * 1024,
+            avg_size: 256 * 1024,
+            max_size: 1024 * 1024,
+        },
         pack_size: 16 << 20,
         compression_level: 2,
         recipients: vec!["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into()],

@@ -168,9 +168,15 @@ pub fn create_store(
         max_size: c.max_size.unwrap_or(defaults.max_size),
     };
     let backend = ctx.backend()?;
+    let compression_level = ctx
+        .config
+        .compression
+        .level
+        .unwrap_or(vault::repo::DEFAULT_COMPRESSION_LEVEL);
     let created = vault::repo::create(
         backend,
         chunker,
+        compression_level,
         extra_recipients,
         passphrase.as_ref(),
         object_lock,
