@@ -458,7 +458,8 @@ impl Repo {
         pack: crate::pack::PackWriter,
     ) -> Result<PackRecord> {
         let (bytes, record) = pack.finish(keys);
-        self.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
+        self.backend
+            .put_bytes(Kind::Packs, &record.id.to_hex(), bytes.into())?;
         Ok(record)
     }
 
