@@ -868,11 +868,13 @@ fn transfer_packs(
         let size = bytes.len() as u64;
         let upload = dst_sizes.get(&name) != Some(&size) || replace.contains(id);
         if upload {
-            dst.backend.put(Kind::Packs, &name, &bytes)?;
+            // Handed over, not copied: on S3 the pack is sent from this buffer.
+            dst.backend.put_bytes(Kind::Packs, &name, bytes.into())?;
+        } else {
+            drop(bytes);
         }
         progress.add_files(1);
         progress.add_bytes(size);
-        drop(bytes);
         {
             let mut s = state.lock().unwrap();
             if upload {

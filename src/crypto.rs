@@ -36,6 +36,8 @@ pub const KEY_LEN: usize = 32;
 /// Key-derivation context of the key that fingerprints sealed platform secrets.
 pub const SECRET_FINGERPRINT_CONTEXT: &str = "vault v1 secret fingerprint";
 const XNONCE_LEN: usize = 24;
+/// What [`WriterKeys::seal_meta`] adds to its plaintext: the nonce and the tag.
+pub const META_SEAL_OVERHEAD: usize = XNONCE_LEN + 16;
 pub const TAG_LEN: usize = 16;
 
 /// A 32-byte secret that is wiped when dropped and never printed.

@@ -193,6 +193,16 @@ fn looks_incompressible(data: &[u8]) -> bool {
     entropy > 7.9
 }
 
+/// Most bytes one entry takes in a pack's CBOR trailer: a map of seven named fields with
+/// a 32-byte id and every number at its largest (checked by a unit test).
+const TRAILER_ENTRY_BOUND: usize = 128;
+
+/// Most bytes the trailer (and its length field) of a pack of `entries` blobs takes: the
+/// entries, the CBOR array head, the seal's nonce and tag, the u32 length.
+fn trailer_bound(entries: usize) -> usize {
+    entries * TRAILER_ENTRY_BOUND + 9 + crypto::META_SEAL_OVERHEAD + 4
+}
+
 /// Builds one pack in memory.
 pub struct PackWriter {
     data_key: SecretKey,
@@ -224,8 +234,13 @@ impl PackWriter {
         })
     }
 
+    /// The pack's size if it were finished now: its bytes so far plus a bound on the
+    /// trailer that will list them. Callers close the pack when this reaches their
+    /// capacity, so the trailer always fits in the room [`PackWriter::new`] reserved: a
+    /// pack of many small blobs (a trailer of megabytes) never grows its buffer, which
+    /// would briefly hold the pack twice.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + trailer_bound(self.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -259,9 +274,10 @@ impl PackWriter {
 
     /// Seals the trailer and returns the pack's bytes and its record.
     pub fn finish(mut self, keys: &WriterKeys) -> (Vec<u8>, PackRecord) {
-        let mut plain = Vec::new();
+        let mut plain = Vec::with_capacity(trailer_bound(self.entries.len()));
         ciborium::into_writer(&self.entries, &mut plain).expect("serialisable");
         let trailer = keys.seal_meta(TRAILER_LABEL, &plain);
+        debug_assert!(trailer.len() + 4 <= trailer_bound(self.entries.len()));
         self.buf.extend_from_slice(&trailer);
         self.buf
             .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
@@ -598,6 +614,44 @@ mod tests {
         bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(read_trailer(&keys, &record.id, &bad).is_err());
         assert!(check_header_len(u32::MAX).is_err() && check_header_len(300).is_ok());
+    }
+
+    #[test]
+    fn trailer_entry_bound_holds_for_the_largest_entry() {
+        let entry = PackEntry {
+            id: Id([0xff; 32]),
+            kind: BlobKind::Tree,
+            position: u32::MAX,
+            offset: u32::MAX,
+            length: u32::MAX,
+            raw_len: u32::MAX,
+            compressed: true,
+        };
+        let mut one = Vec::new();
+        ciborium::into_writer(&entry, &mut one).unwrap();
+        assert!(one.len() <= TRAILER_ENTRY_BOUND, "{} bytes", one.len());
+    }
+
+    #[test]
+    fn a_pack_of_many_small_blobs_never_grows_its_buffer() {
+        let keys = WriterKeys::from_id_key(SecretKey::random());
+        let reader = age::x25519::Identity::generate();
+        let capacity = 1 << 20;
+        let mut w = PackWriter::new(&[reader.to_public()], capacity, 64).unwrap();
+        let reserved = w.buf.capacity();
+        let mut n = 0u32;
+        while w.len() < capacity {
+            let data = n.to_le_bytes();
+            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data);
+            n += 1;
+        }
+        let (bytes, record) = w.finish(&keys);
+        assert!(
+            record.entries.len() > 5000,
+            "{} entries",
+            record.entries.len()
+        );
+        assert_eq!(bytes.capacity(), reserved, "the buffer was reallocated");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod spool;
 pub mod testsuite;
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// The kinds of object a store holds, one folder (or key prefix) each.
@@ -165,6 +166,14 @@ pub trait Backend: Send + Sync {
     fn create(&self) -> Result<()>;
 
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+
+    /// [`Backend::put`] of bytes the caller gives up: a backend that sends them over the
+    /// network can send this buffer itself instead of a copy (a pack is 16 MiB, and a
+    /// copy per upload in flight is most of a snapshot's memory on S3). Wrappers that
+    /// pass puts on (retry) must forward this; cloning [`Bytes`] does not copy them.
+    fn put_bytes(&self, kind: Kind, name: &str, data: Bytes) -> Result<()> {
+        self.put(kind, name, &data)
+    }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
 

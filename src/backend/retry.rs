@@ -194,6 +194,13 @@ impl<B: Backend> Backend for RetryBackend<B> {
         )
     }
 
+    fn put_bytes(&self, kind: Kind, name: &str, data: bytes::Bytes) -> Result<()> {
+        self.run(
+            || format!("put {}", obj(kind, name)),
+            || self.inner.put_bytes(kind, name, data.clone()),
+        )
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.run(
             || format!("get {}", obj(kind, name)),

@@ -15,6 +15,7 @@ pub fn run_all(backend: &dyn Backend) {
     overwrite_same_bytes_is_idempotent(backend);
     delete_is_idempotent(backend);
     large_object(backend);
+    handed_over_bytes(backend);
     rejects_bad_names(backend);
 }
 
@@ -124,6 +125,34 @@ fn large_object(b: &dyn Backend) {
     assert_eq!(
         b.get_range(Kind::Packs, &name, 15 << 20, 1 << 20).unwrap(),
         &data[15 << 20..16 << 20]
+    );
+}
+
+/// `put_bytes` stores exactly what `put` would, for a pack-sized object and a small one,
+/// and a repeat of the same bytes is idempotent.
+fn handed_over_bytes(b: &dyn Backend) {
+    let name = "fa".repeat(32);
+    let data: Vec<u8> = (0..(17u32 << 20))
+        .map(|i| (i.wrapping_mul(40503) >> 9) as u8)
+        .collect();
+    b.put_bytes(Kind::Packs, &name, data.clone().into())
+        .expect("put_bytes of a pack");
+    let back = b.get(Kind::Packs, &name).unwrap();
+    assert!(back == data, "17 MiB put_bytes round trip");
+    assert_eq!(
+        b.get_range(Kind::Packs, &name, 3 << 20, 100).unwrap(),
+        &data[3 << 20..(3 << 20) + 100]
+    );
+    b.put_bytes(Kind::Packs, &name, data.into())
+        .expect("the same bytes again");
+    let small = "fb".repeat(32);
+    b.put_bytes(Kind::Index, &small, bytes::Bytes::from_static(b"index"))
+        .unwrap();
+    assert_eq!(b.get(Kind::Index, &small).unwrap(), b"index");
+    assert!(
+        b.put_bytes(Kind::Packs, "../escape", bytes::Bytes::from_static(b"x"))
+            .is_err(),
+        "put_bytes must refuse a bad name as put does"
     );
 }
 

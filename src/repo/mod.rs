@@ -228,7 +228,9 @@ impl Repo {
         pack: crate::pack::PackWriter,
     ) -> Result<PackRecord> {
         let (bytes, record) = pack.finish(keys);
-        self.backend.put(Kind::Packs, &record.id.to_hex(), &bytes)?;
+        // Handed over, not copied: on S3 the pack is sent from this buffer.
+        self.backend
+            .put_bytes(Kind::Packs, &record.id.to_hex(), bytes.into())?;
         Ok(record)
     }
 }

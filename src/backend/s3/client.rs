@@ -122,6 +122,10 @@ impl S3Backend {
             store_seen: AtomicBool::new(false),
             object_lock: RwLock::new(None),
             runtime: Some(runtime),
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .map_err(|e| Error::Usage(format!("HTTP client for {location}: {e}")))?,
         })
     }
 
@@ -294,6 +298,31 @@ impl S3Backend {
         Ok(())
     }
 
+    /// One PUT of `data` as it is: a URL presigned by the S3 client (query-string
+    /// signature, unsigned payload) and the body sent by the HTTP client from the buffer.
+    async fn put_presigned(&self, key: &str, data: bytes::Bytes) -> Result<()> {
+        let expiry = self.timeout.as_secs().saturating_mul(2).clamp(60, 3600) as u32;
+        let url = self
+            .bucket
+            .presign_put(key, expiry, None, None)
+            .await
+            .map_err(|e| self.fail("sign a put of", key, e))?;
+        let response = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(data)
+            .send()
+            .await
+            .map_err(|e| self.fail("put", key, S3Error::from(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(self.fail("put", key, S3Error::HttpFailWithBody(status.as_u16(), body)))
+    }
+
     pub(super) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket_name)
     }
@@ -398,12 +427,27 @@ impl Backend for S3Backend {
         Ok(())
     }
 
+    fn put_bytes(&self, kind: Kind, name: &str, data: bytes::Bytes) -> Result<()> {
+        let lock = match kind {
+            Kind::Locks => None,
+            _ => self.object_lock(),
+        };
+        if kind == Kind::Config || lock.is_some() || data.len() as u64 > self.multipart_threshold {
+            return self.put(kind, name, &data);
+        }
+        check_name(kind, name)?;
+        self.ensure_store()?;
+        let key = self.key(kind, name);
+        self.block_on(self.put_presigned(&key, data))
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         check_name(kind, name)?;
         let key = self.key(kind, name);
         self.block_on(async {
             match self.bucket.get_object(&key).await {
-                Ok(resp) => Ok(resp.to_vec()),
+                // The body is uniquely owned: the conversion takes its buffer, no copy.
+                Ok(resp) => Ok(Vec::from(resp.into_bytes())),
                 Err(e) if Self::is_not_found(&e) => Err(if kind == Kind::Config {
                     Error::StoreNotFound(self.location())
                 } else {
@@ -442,7 +486,7 @@ impl Backend for S3Backend {
             return Err(self.too_short(kind, name, size, offset, len));
         };
         let status = resp.status_code();
-        let mut bytes = resp.to_vec();
+        let mut bytes = Vec::from(resp.into_bytes());
         if status == 200 {
             // The server ignored the Range header and sent the whole object.
             let size = bytes.len() as u64;

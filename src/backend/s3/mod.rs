@@ -13,6 +13,10 @@
 //! completed nothing is visible under the key, and an upload that fails is aborted so its
 //! parts do not linger.
 //!
+//! Memory: [`Backend::put_bytes`] (packs) sends the caller's buffer as the body of a
+//! presigned PUT; `rust-s3` would first copy it (16 MiB per pack in flight). GET bodies
+//! become the returned `Vec` without a copy.
+//!
 //! Reads: `get_range` is one ranged GET; a range the object does not fully hold is reported
 //! as corruption. `list` pages through ListObjectsV2.
 //!
@@ -123,4 +127,8 @@ pub struct S3Backend {
     /// The store's retention for new objects (from its config), see the module docs.
     object_lock: RwLock<Option<ObjectLock>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Sends the PUTs whose body is handed over ([`Backend::put_bytes`]) to a presigned
+    /// URL, so the body is sent from the caller's buffer instead of the copy `rust-s3`
+    /// makes of every request body.
+    http: reqwest::Client,
 }
