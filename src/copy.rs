@@ -680,7 +680,7 @@ pub fn copy_snapshots(
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => indexed.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => {
+            Err(e) if e.is_damage() => {
                 report.notes.push(CopyNote::DestinationIndexUnopenable {
                     name: info.name.clone(),
                     location: dst.location(),
@@ -754,7 +754,7 @@ fn packs_needed(
         packs.insert(loc.pack);
         let tree = match tree {
             Ok(t) => t,
-            Err(e) if is_object_problem(&e) => {
+            Err(e) if e.is_damage() => {
                 return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
                     tree: *tree_id,
                     pack: loc.pack,
@@ -907,7 +907,7 @@ fn dst_index_packs(dst: &Repo, keys: &WriterKeys, report: &mut CopyReport) -> Re
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => named.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => {
+            Err(e) if e.is_damage() => {
                 report.notes.push(CopyNote::DestinationIndexUnopenable {
                     name: info.name.clone(),
                     location: dst.location(),
@@ -954,7 +954,7 @@ fn check_present_packs(
         let verdict = match dst.backend.get(Kind::Packs, &id.to_hex()) {
             Ok(bytes) if Id::hash_public(&bytes) == *id => None,
             Ok(_) => Some("its content does not match its name (damaged)".to_string()),
-            Err(e) if is_object_problem(&e) => Some(e.to_string()),
+            Err(e) if e.is_damage() => Some(e.to_string()),
             Err(e) => return Err(e),
         };
         let mut s = state.lock().unwrap();
@@ -1009,13 +1009,13 @@ fn check_present_meta<'i>(
     crate::parallel::try_for_each(same, opts.threads, |info| {
         let theirs = match dst.backend.get(kind, &info.name) {
             Ok(b) => Some(b),
-            Err(e) if is_object_problem(&e) => None,
+            Err(e) if e.is_damage() => None,
             Err(e) => return Err(e),
         };
         let ours = match src.backend.get(kind, &info.name) {
             Ok(b) => b,
             // A damaged SRC object cannot heal anything; DST's stays.
-            Err(e) if is_object_problem(&e) => return Ok(()),
+            Err(e) if e.is_damage() => return Ok(()),
             Err(e) => return Err(e),
         };
         checked.lock().unwrap().add(info.size);
@@ -1080,7 +1080,7 @@ enum Fetched {
 fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
     match src.backend.get(kind, name) {
         Ok(b) => Fetched::Ok(b),
-        Err(e) if is_object_problem(&e) => Fetched::Problem(CopyProblem::Unreadable {
+        Err(e) if e.is_damage() => Fetched::Problem(CopyProblem::Unreadable {
             kind,
             name: name.to_string(),
             location: src.location(),
@@ -1088,11 +1088,6 @@ fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
         }),
         Err(e) => Fetched::Fatal(e),
     }
-}
-
-/// Errors about one object (damaged, missing), as opposed to the store or link failing.
-fn is_object_problem(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { .. } | Error::Missing { .. })
 }
 
 /// Opens a sealed index file or snapshot record given as bytes, with the same code that

@@ -136,8 +136,6 @@ impl Error {
         }
     }
 
-    /// True for errors that mean "the store holds damaged data", as opposed to an
-    /// unreachable store or bad input.
     /// True when the store refused a delete or overwrite because the object is still
     /// under retention; such objects are skipped and deleted once the lock has passed.
     pub fn is_retention_locked(&self) -> bool {
@@ -150,8 +148,16 @@ impl Error {
         matches!(self.unremedied(), Error::Busy(_))
     }
 
+    /// True for errors that mean "the store holds damaged data", as opposed to an
+    /// unreachable store or bad input.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// True when an object is damaged or gone from the store: the errors a check reports
+    /// and a repair works around, as opposed to an unreachable store or bad input.
+    pub fn is_damage(&self) -> bool {
+        self.is_corruption() || matches!(self, Error::Missing { .. })
     }
 
     /// What the user can do about this error, when there is something to do that the
