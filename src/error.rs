@@ -288,6 +288,17 @@ pub enum Remedy {
     EscrowKey,
     /// Copy to a location other than the source.
     OtherCopyDestination,
+    /// The bucket lacks Object Lock: use or make a bucket that has it, or a store without
+    /// a lock policy.
+    LockEnabledBucket,
+    /// The S3 server has no Object Lock: make the store without a lock policy, or use a
+    /// server that has it.
+    StoreWithoutObjectLock,
+    /// This host needs a writer key with a host signing key, made on the admin host.
+    HostWriterKey,
+    /// The store's recipients need the reader identity, or a writer key made for this
+    /// host, to be authenticated.
+    ReaderOrHostWriterKey,
 }
 
 /// Adds a context string to `std::io::Result`s.
