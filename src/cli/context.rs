@@ -2,7 +2,7 @@
 //! then the configuration file, then defaults.
 
 use super::terminal::{confirm, prompt};
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use vault::backend::BackendRef;
