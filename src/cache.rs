@@ -210,9 +210,7 @@ impl Cache {
         for name in new {
             match repo.load_index(keys, name) {
                 Ok(packs) => self.add_index(name, &packs)?,
-                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                    report.damaged.push((name.clone(), e.to_string()))
-                }
+                Err(e) if e.is_damage() => report.damaged.push((name.clone(), e.to_string())),
                 Err(e) => return Err(e),
             }
         }
@@ -241,9 +239,7 @@ impl Cache {
             }
             match crate::pack::read_trailer_ranged(repo.backend.as_ref(), keys, &id, info.size) {
                 Ok(r) => records.push(r),
-                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                    report.unreadable_packs.push((info.name, e.to_string()))
-                }
+                Err(e) if e.is_damage() => report.unreadable_packs.push((info.name, e.to_string())),
                 Err(e) => return Err(e),
             }
         }

@@ -474,12 +474,58 @@ pub fn copy_all(
     let dst_index = sizes(dst.backend.list(Kind::Index)?);
     let dst_packs = sizes(dst.backend.list(Kind::Packs)?);
 
-    // Packs.
+    let (at_dst, mut failed) =
+        copy_all_packs(src, dst, keys, opts, report, &src_packs, &dst_packs)?;
+
+    // Index files: verbatim, once every pack they name is at DST.
+    let todo = meta_todo(src, dst, Kind::Index, &src_index, &dst_index, opts, report)?;
+    let (copied, problems) = copy_index_files(src, dst, keys, opts, &todo, &at_dst)?;
+    report.index.copied = report.index.copied.plus(copied);
+    failed += problems.len();
+    report.problems.extend(problems);
+
+    // Snapshot records, only when nothing they could need failed.
+    let todo = meta_todo(
+        src,
+        dst,
+        Kind::Snapshots,
+        &src_snaps,
+        &dst_snaps,
+        opts,
+        report,
+    )?;
+    if failed > 0 {
+        for info in &todo {
+            if let Some(id) = Id::from_hex(&info.name) {
+                report.withheld.push(id);
+            }
+        }
+    } else {
+        let (copied, problems, ids) = copy_snapshot_records(src, dst, keys, opts, &todo)?;
+        report.snapshots.copied = report.snapshots.copied.plus(copied);
+        report.problems.extend(problems);
+        report.copied_snapshots.extend(ids);
+    }
+    copy_secrets(src, dst, report)
+}
+
+/// Copies the packs SRC lists that DST lacks or holds at another size (and, verifying,
+/// those DST holds damaged), noting the ones DST's own index names as healed. Returns the
+/// packs DST holds afterwards, with their sizes, and how many failed to copy.
+fn copy_all_packs(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+    src_packs: &[ObjectInfo],
+    dst_packs: &HashMap<String, u64>,
+) -> Result<(HashMap<Id, u64>, usize)> {
     // Packs DST's own index names: one it lacks was lost there and is healed by the copy.
     let dst_indexed = dst_index_packs(dst, keys, report)?;
     let mut todo = Vec::new();
     let mut present = Vec::new();
-    for info in &src_packs {
+    for info in src_packs {
         let Some(id) = Id::from_hex(&info.name) else {
             continue;
         };
@@ -496,8 +542,7 @@ pub fn copy_all(
     }
     let replace = check_present_packs(dst, &present, opts, report)?;
     todo.extend(replace.iter().copied());
-    let moved = transfer_packs(src, dst, keys, &todo, &dst_packs, &replace, false, opts)?;
-    let mut failed = moved.failed.len();
+    let moved = transfer_packs(src, dst, keys, &todo, dst_packs, &replace, false, opts)?;
     report.packs.copied = report.packs.copied.plus(moved.copied);
     report.problems.extend(moved.problems);
     let mut at_dst: HashMap<Id, u64> = dst_packs
@@ -505,29 +550,43 @@ pub fn copy_all(
         .filter_map(|(n, s)| Id::from_hex(n).map(|id| (id, *s)))
         .collect();
     at_dst.extend(moved.ok.iter().map(|r| (r.id, r.size)));
+    Ok((at_dst, moved.failed.len()))
+}
 
-    // Index files: verbatim, once every pack they name is at DST.
-    let todo: Vec<&ObjectInfo> = src_index
+/// The objects of `kind` (index files or snapshot records) in SRC's `listed` to copy: those
+/// DST lacks or holds at another size, then those it holds the same that fail a check.
+fn meta_todo<'i>(
+    src: &Repo,
+    dst: &Repo,
+    kind: Kind,
+    listed: &'i [ObjectInfo],
+    at_dst: &HashMap<String, u64>,
+    opts: &CopyOptions,
+    report: &mut CopyReport,
+) -> Result<Vec<&'i ObjectInfo>> {
+    let same = listed
         .iter()
-        .filter(|o| dst_index.get(&o.name) != Some(&o.size))
-        .collect();
-    let same = src_index
-        .iter()
-        .filter(|o| dst_index.get(&o.name) == Some(&o.size))
+        .filter(|o| at_dst.get(&o.name) == Some(&o.size))
         .collect::<Vec<_>>();
-    let todo: Vec<&ObjectInfo> = todo
-        .into_iter()
-        .chain(check_present_meta(
-            src,
-            dst,
-            Kind::Index,
-            &same,
-            opts,
-            report,
-        )?)
-        .collect();
+    Ok(listed
+        .iter()
+        .filter(|o| at_dst.get(&o.name) != Some(&o.size))
+        .chain(check_present_meta(src, dst, kind, &same, opts, report)?)
+        .collect())
+}
+
+/// Copies the index files `todo` verbatim, each once every pack it names is at DST
+/// (`at_dst`); the others are problems.
+fn copy_index_files(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    opts: &CopyOptions,
+    todo: &[&ObjectInfo],
+    at_dst: &HashMap<Id, u64>,
+) -> Result<(Tally, Vec<CopyProblem>)> {
     let state = Mutex::new((Tally::default(), Vec::<CopyProblem>::new()));
-    crate::parallel::try_for_each(&todo, opts.threads, |info| {
+    crate::parallel::try_for_each(todo, opts.threads, |info| {
         let bytes = match fetch(src, Kind::Index, &info.name) {
             Fetched::Ok(b) => b,
             Fetched::Problem(p) => {
@@ -558,62 +617,43 @@ pub fn copy_all(
         state.lock().unwrap().0.add(bytes.len() as u64);
         Ok(())
     })?;
-    let (copied, problems) = state.into_inner().unwrap();
-    report.index.copied = report.index.copied.plus(copied);
-    failed += problems.len();
-    report.problems.extend(problems);
+    Ok(state.into_inner().unwrap())
+}
 
-    // Snapshot records, only when nothing they could need failed.
-    let same = src_snaps
-        .iter()
-        .filter(|o| dst_snaps.get(&o.name) == Some(&o.size))
-        .collect::<Vec<_>>();
-    let todo: Vec<&ObjectInfo> = src_snaps
-        .iter()
-        .filter(|o| dst_snaps.get(&o.name) != Some(&o.size))
-        .chain(check_present_meta(
-            src,
-            dst,
-            Kind::Snapshots,
-            &same,
-            opts,
-            report,
-        )?)
-        .collect();
-    if failed > 0 {
-        for info in &todo {
-            if let Some(id) = Id::from_hex(&info.name) {
-                report.withheld.push(id);
+/// Copies the snapshot records `todo`: what was copied, the problems, and the ids of the
+/// snapshots copied.
+fn copy_snapshot_records(
+    src: &Repo,
+    dst: &Repo,
+    keys: &WriterKeys,
+    opts: &CopyOptions,
+    todo: &[&ObjectInfo],
+) -> Result<(Tally, Vec<CopyProblem>, Vec<Id>)> {
+    let state = Mutex::new((
+        Tally::default(),
+        Vec::<CopyProblem>::new(),
+        Vec::<Id>::new(),
+    ));
+    crate::parallel::try_for_each(todo, opts.threads, |info| {
+        let Some(id) = Id::from_hex(&info.name) else {
+            return Ok(());
+        };
+        match copy_snapshot_record(src, dst, keys, &id)? {
+            Ok(bytes) => {
+                let mut s = state.lock().unwrap();
+                s.0.add(bytes);
+                s.2.push(id);
             }
+            Err(p) => state.lock().unwrap().1.push(p),
         }
-    } else {
-        let state = Mutex::new((
-            Tally::default(),
-            Vec::<CopyProblem>::new(),
-            Vec::<Id>::new(),
-        ));
-        crate::parallel::try_for_each(&todo, opts.threads, |info| {
-            let Some(id) = Id::from_hex(&info.name) else {
-                return Ok(());
-            };
-            match copy_snapshot_record(src, dst, keys, &id)? {
-                Ok(bytes) => {
-                    let mut s = state.lock().unwrap();
-                    s.0.add(bytes);
-                    s.2.push(id);
-                }
-                Err(p) => state.lock().unwrap().1.push(p),
-            }
-            Ok(())
-        })?;
-        let (copied, problems, ids) = state.into_inner().unwrap();
-        report.snapshots.copied = report.snapshots.copied.plus(copied);
-        report.problems.extend(problems);
-        report.copied_snapshots.extend(ids);
-    }
+        Ok(())
+    })?;
+    Ok(state.into_inner().unwrap())
+}
 
-    // Sealed platform secrets: age files for the escrow recipients, which vault cannot
-    // open here; they are immutable, so those DST lacks are copied as they are.
+/// Sealed platform secrets: age files for the escrow recipients, which vault cannot open
+/// here; they are immutable, so those DST lacks are copied as they are.
+fn copy_secrets(src: &Repo, dst: &Repo, report: &mut CopyReport) -> Result<()> {
     let dst_secrets = sizes(dst.backend.list(Kind::Secrets)?);
     for info in src.backend.list(Kind::Secrets)? {
         if dst_secrets.contains_key(&info.name) {
@@ -680,14 +720,12 @@ pub fn copy_snapshots(
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => indexed.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => {
-                report.notes.push(CopyNote::DestinationIndexUnopenable {
-                    name: info.name.clone(),
-                    location: dst.location(),
-                    error: e.to_string(),
-                    reindexed: true,
-                })
-            }
+            Err(e) if e.is_damage() => report.notes.push(CopyNote::DestinationIndexUnopenable {
+                name: info.name.clone(),
+                location: dst.location(),
+                error: e.to_string(),
+                reindexed: true,
+            }),
             Err(e) => return Err(e),
         }
     }
@@ -754,7 +792,7 @@ fn packs_needed(
         packs.insert(loc.pack);
         let tree = match tree {
             Ok(t) => t,
-            Err(e) if is_object_problem(&e) => {
+            Err(e) if e.is_damage() => {
                 return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
                     tree: *tree_id,
                     pack: loc.pack,
@@ -909,14 +947,12 @@ fn dst_index_packs(dst: &Repo, keys: &WriterKeys, report: &mut CopyReport) -> Re
     for info in dst.backend.list(Kind::Index)? {
         match dst.load_index(keys, &info.name) {
             Ok(records) => named.extend(records.iter().map(|r| r.id)),
-            Err(e) if is_object_problem(&e) => {
-                report.notes.push(CopyNote::DestinationIndexUnopenable {
-                    name: info.name.clone(),
-                    location: dst.location(),
-                    error: e.to_string(),
-                    reindexed: false,
-                })
-            }
+            Err(e) if e.is_damage() => report.notes.push(CopyNote::DestinationIndexUnopenable {
+                name: info.name.clone(),
+                location: dst.location(),
+                error: e.to_string(),
+                reindexed: false,
+            }),
             Err(e) => return Err(e),
         }
     }
@@ -956,7 +992,7 @@ fn check_present_packs(
         let verdict = match dst.backend.get(Kind::Packs, &id.to_hex()) {
             Ok(bytes) if Id::hash_public(&bytes) == *id => None,
             Ok(_) => Some("its content does not match its name (damaged)".to_string()),
-            Err(e) if is_object_problem(&e) => Some(e.to_string()),
+            Err(e) if e.is_damage() => Some(e.to_string()),
             Err(e) => return Err(e),
         };
         let mut s = state.lock().unwrap();
@@ -1011,13 +1047,13 @@ fn check_present_meta<'i>(
     crate::parallel::try_for_each(same, opts.threads, |info| {
         let theirs = match dst.backend.get(kind, &info.name) {
             Ok(b) => Some(b),
-            Err(e) if is_object_problem(&e) => None,
+            Err(e) if e.is_damage() => None,
             Err(e) => return Err(e),
         };
         let ours = match src.backend.get(kind, &info.name) {
             Ok(b) => b,
             // A damaged SRC object cannot heal anything; DST's stays.
-            Err(e) if is_object_problem(&e) => return Ok(()),
+            Err(e) if e.is_damage() => return Ok(()),
             Err(e) => return Err(e),
         };
         checked.lock().unwrap().add(info.size);
@@ -1082,7 +1118,7 @@ enum Fetched {
 fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
     match src.backend.get(kind, name) {
         Ok(b) => Fetched::Ok(b),
-        Err(e) if is_object_problem(&e) => Fetched::Problem(CopyProblem::Unreadable {
+        Err(e) if e.is_damage() => Fetched::Problem(CopyProblem::Unreadable {
             kind,
             name: name.to_string(),
             location: src.location(),
@@ -1090,11 +1126,6 @@ fn fetch(src: &Repo, kind: Kind, name: &str) -> Fetched {
         }),
         Err(e) => Fetched::Fatal(e),
     }
-}
-
-/// Errors about one object (damaged, missing), as opposed to the store or link failing.
-fn is_object_problem(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { .. } | Error::Missing { .. })
 }
 
 /// Opens a sealed index file or snapshot record given as bytes, with the same code that

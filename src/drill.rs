@@ -396,98 +396,146 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// The data folder's PostgreSQL major version, the folder of its binaries (the configured
+/// one, else Debian's), and its server binary, which must exist.
+fn server_binary(
+    data: &Path,
+    opts: &DrillOptions,
+) -> std::result::Result<(String, PathBuf, PathBuf), String> {
+    let major = std::fs::read_to_string(data.join("PG_VERSION"))
+        .map_err(|e| format!("read PG_VERSION: {e}"))?
+        .trim()
+        .to_string();
+    let bin = opts
+        .config
+        .postgres_bin
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")));
+    let postgres = bin.join("postgres");
+    if !postgres.exists() {
+        return Err(format!(
+            "{} is missing: install PostgreSQL {major} (Debian/Ubuntu: postgresql-{major}) or set [drill] postgres_bin",
+            postgres.display()
+        ));
+    }
+    Ok((major, bin, postgres))
+}
+
+/// The user and group the server runs as: the data folder's owner, unless that is root or
+/// (for a non-root drill) another user; then the folder is given to nobody (as root) or to
+/// this user. The folder is made private to them.
+fn give_data_to_server(data: &Path) -> std::result::Result<(u32, u32), String> {
+    let meta = std::fs::metadata(data).map_err(|e| format!("stat {}: {e}", data.display()))?;
+    let (mut uid, mut gid) = (meta.uid(), meta.gid());
+    let euid = rustix::process::geteuid().as_raw();
+    if uid == 0 || (euid != 0 && uid != euid) {
+        // PostgreSQL refuses root; a non-root drill can only run as itself.
+        let (u, g) = if euid == 0 {
+            (65534, 65534)
+        } else {
+            (euid, rustix::process::getegid().as_raw())
+        };
+        chown_tree(data, u, g).map_err(|e| format!("give {} to uid {u}: {e}", data.display()))?;
+        uid = u;
+        gid = g;
+    }
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod {}: {e}", data.display()))?;
+    Ok((uid, gid))
+}
+
+/// Makes the server's socket folder in `scratch` with its trust-only `hba.conf` and its
+/// log, owned by the server's user, and empty configuration files where the data folder
+/// lacks them. Returns the socket folder, the hba file and the log.
+fn server_files(
+    data: &Path,
+    scratch: &Path,
+    uid: u32,
+    gid: u32,
+) -> std::result::Result<(PathBuf, PathBuf, PathBuf), String> {
+    let sock = scratch.join(format!("pg-{}", hex::encode(rand::random::<[u8; 3]>())));
+    std::fs::create_dir(&sock).map_err(|e| format!("create {}: {e}", sock.display()))?;
+    let hba = sock.join("hba.conf");
+    std::fs::write(&hba, "local all all trust\n").map_err(|e| e.to_string())?;
+    let log = sock.join("server.log");
+    std::fs::write(&log, "").map_err(|e| e.to_string())?;
+    for p in [&sock, &hba, &log] {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+    }
+    // Debian keeps the configuration outside the data directory: start from nothing.
+    for f in ["postgresql.conf", "pg_ident.conf"] {
+        let p = data.join(f);
+        if !p.exists() {
+            std::fs::write(&p, "").map_err(|e| e.to_string())?;
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok((sock, hba, log))
+}
+
+/// The command that runs `postgres` on `data` as `uid`:`gid` (through `setpriv` when this
+/// is root), listening only on a socket in `sock`, with archiving, replication and TLS off.
+fn server_command(
+    postgres: &Path,
+    data: &Path,
+    sock: &Path,
+    hba: &Path,
+    port: u16,
+    uid: u32,
+    gid: u32,
+) -> Command {
+    let euid = rustix::process::geteuid().as_raw();
+    let mut cmd = if euid == 0 && uid != 0 {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(postgres);
+        c
+    } else {
+        Command::new(postgres)
+    };
+    cmd.arg("-D").arg(data);
+    for (k, v) in [
+        ("listen_addresses", String::new()),
+        ("unix_socket_directories", sock.display().to_string()),
+        ("port", port.to_string()),
+        ("hba_file", hba.display().to_string()),
+        (
+            "ident_file",
+            data.join("pg_ident.conf").display().to_string(),
+        ),
+        ("archive_mode", "off".into()),
+        ("ssl", "off".into()),
+        ("logging_collector", "off".into()),
+        ("log_destination", "stderr".into()),
+        ("max_wal_senders", "0".into()),
+        ("hot_standby", "off".into()),
+    ] {
+        cmd.arg("-c").arg(format!("{k}={v}"));
+    }
+    cmd
+}
+
 impl Sandbox {
+    /// Starts a PostgreSQL server of the data folder's version on `data`, reachable only
+    /// through a socket folder in `scratch`, and waits until it has finished recovery.
     fn start(
         data: &Path,
         scratch: &Path,
         opts: &DrillOptions,
     ) -> std::result::Result<Sandbox, String> {
-        let major = std::fs::read_to_string(data.join("PG_VERSION"))
-            .map_err(|e| format!("read PG_VERSION: {e}"))?
-            .trim()
-            .to_string();
-        let bin = opts
-            .config
-            .postgres_bin
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")));
-        let postgres = bin.join("postgres");
-        if !postgres.exists() {
-            return Err(format!(
-                "{} is missing: install PostgreSQL {major} (Debian/Ubuntu: postgresql-{major}) or set [drill] postgres_bin",
-                postgres.display()
-            ));
-        }
-        let meta = std::fs::metadata(data).map_err(|e| format!("stat {}: {e}", data.display()))?;
-        let (mut uid, mut gid) = (meta.uid(), meta.gid());
-        let euid = rustix::process::geteuid().as_raw();
-        if uid == 0 || (euid != 0 && uid != euid) {
-            // PostgreSQL refuses root; a non-root drill can only run as itself.
-            let (u, g) = if euid == 0 {
-                (65534, 65534)
-            } else {
-                (euid, rustix::process::getegid().as_raw())
-            };
-            chown_tree(data, u, g)
-                .map_err(|e| format!("give {} to uid {u}: {e}", data.display()))?;
-            uid = u;
-            gid = g;
-        }
-        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("chmod {}: {e}", data.display()))?;
+        let (major, bin, postgres) = server_binary(data, opts)?;
+        let (uid, gid) = give_data_to_server(data)?;
         // Leftovers of a server that ran when the snapshot was taken.
         let _ = std::fs::remove_file(data.join("postmaster.pid"));
-        let sock = scratch.join(format!("pg-{}", hex::encode(rand::random::<[u8; 3]>())));
-        std::fs::create_dir(&sock).map_err(|e| format!("create {}: {e}", sock.display()))?;
-        let hba = sock.join("hba.conf");
-        std::fs::write(&hba, "local all all trust\n").map_err(|e| e.to_string())?;
-        let log = sock.join("server.log");
-        std::fs::write(&log, "").map_err(|e| e.to_string())?;
-        for p in [&sock, &hba, &log] {
-            std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-        }
-        // Debian keeps the configuration outside the data directory: start from nothing.
-        for f in ["postgresql.conf", "pg_ident.conf"] {
-            let p = data.join(f);
-            if !p.exists() {
-                std::fs::write(&p, "").map_err(|e| e.to_string())?;
-                std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-            }
-        }
+        let (sock, hba, log) = server_files(data, scratch, uid, gid)?;
         let port = 20000 + (rand::random::<u16>() % 30000);
         let logf = std::fs::OpenOptions::new()
             .append(true)
             .open(&log)
             .map_err(|e| e.to_string())?;
-        let mut cmd = if euid == 0 && uid != 0 {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .arg("--clear-groups")
-                .arg(&postgres);
-            c
-        } else {
-            Command::new(&postgres)
-        };
-        cmd.arg("-D").arg(data);
-        for (k, v) in [
-            ("listen_addresses", String::new()),
-            ("unix_socket_directories", sock.display().to_string()),
-            ("port", port.to_string()),
-            ("hba_file", hba.display().to_string()),
-            (
-                "ident_file",
-                data.join("pg_ident.conf").display().to_string(),
-            ),
-            ("archive_mode", "off".into()),
-            ("ssl", "off".into()),
-            ("logging_collector", "off".into()),
-            ("log_destination", "stderr".into()),
-            ("max_wal_senders", "0".into()),
-            ("hot_standby", "off".into()),
-        ] {
-            cmd.arg("-c").arg(format!("{k}={v}"));
-        }
+        let mut cmd = server_command(&postgres, data, &sock, &hba, port, uid, gid);
         cmd.stdin(Stdio::null())
             .stdout(logf.try_clone().map_err(|e| e.to_string())?)
             .stderr(logf)
@@ -498,7 +546,7 @@ impl Sandbox {
         let user = crate::fsmeta::Names::default()
             .user(uid)
             .unwrap_or_else(|| "postgres".into());
-        let mut sb = Sandbox {
+        let sb = Sandbox {
             child: Some(child),
             bin,
             sock,
@@ -514,41 +562,47 @@ impl Sandbox {
             .as_deref()
             .and_then(crate::hooks::parse_duration)
             .unwrap_or(Duration::from_secs(1800));
+        sb.wait_ready(limit)
+    }
+
+    /// Waits until the started server accepts connections and has left recovery; stops it
+    /// when it does not within `limit`, or on a stop request.
+    fn wait_ready(mut self, limit: Duration) -> std::result::Result<Sandbox, String> {
         let t = Instant::now();
         loop {
-            if let Some(c) = sb.child.as_mut() {
+            if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    sb.child = None;
+                    self.child = None;
                     return Err(format!(
                         "the server exited ({st}) before it accepted connections:\n{}",
-                        tail(&sb.log)
+                        tail(&self.log)
                     ));
                 }
             }
             // Any role name: trust authentication tells "no such role" from "not ready".
-            match sb.sql_as("postgres", "postgres", "select pg_is_in_recovery()") {
-                Ok(v) if v == "f" => return Ok(sb),
+            match self.sql_as("postgres", "postgres", "select pg_is_in_recovery()") {
+                Ok(v) if v == "f" => return Ok(self),
                 Ok(_) => {}
                 Err(e) if e.contains("does not exist") => {
-                    let owner = sb.user.clone();
-                    if let Ok(v) = sb.sql_as(&owner, "postgres", "select pg_is_in_recovery()") {
+                    let owner = self.user.clone();
+                    if let Ok(v) = self.sql_as(&owner, "postgres", "select pg_is_in_recovery()") {
                         if v == "f" {
-                            return Ok(sb);
+                            return Ok(self);
                         }
                     }
                 }
                 Err(_) => {}
             }
             if let Err(e) = crate::progress::check_cancelled("drill") {
-                let _ = sb.stop();
+                let _ = self.stop();
                 return Err(e.to_string());
             }
             if t.elapsed() > limit {
-                let _ = sb.stop();
+                let _ = self.stop();
                 return Err(format!(
                     "the server did not finish recovery within {} s:\n{}",
                     limit.as_secs(),
-                    tail(&sb.log)
+                    tail(&self.log)
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -156,25 +156,9 @@ impl<W: Write> Dumper<'_, W> {
                     }
                     header.set_entry_type(tar::EntryType::Regular);
                     if node.data_len() < node.size {
-                        let mut regions: Vec<(u64, u64)> =
-                            node.extents.iter().map(|e| (e.offset, e.len())).collect();
-                        if regions.last().map_or(true, |r| r.0 + r.1 < node.size) {
-                            regions.push((node.size, 0));
-                        }
-                        let map = sparse_map(&regions);
-                        size = map.len() as u64 + node.data_len();
-                        pax.push((b"GNU.sparse.major".to_vec(), b"1".to_vec()));
-                        pax.push((b"GNU.sparse.minor".to_vec(), b"0".to_vec()));
-                        pax.push((b"GNU.sparse.name".to_vec(), path.to_vec()));
-                        pax.push((
-                            "GNU.sparse.realsize".into(),
-                            node.size.to_string().into_bytes(),
-                        ));
-                        let (dir, base) = match path.iter().rposition(|&b| b == b'/') {
-                            Some(i) => (&path[..=i], &path[i + 1..]),
-                            None => (&b""[..], path),
-                        };
-                        name = [dir, b"GNUSparseFile.0/", base].concat();
+                        let regions = sparse_regions(node);
+                        size = sparse_map(&regions).len() as u64 + node.data_len();
+                        name = sparse_entry(node, path, &mut pax);
                         sparse = Some(regions);
                     } else {
                         size = node.size;
@@ -204,75 +188,14 @@ impl<W: Write> Dumper<'_, W> {
                 return Ok(());
             }
         }
-        header.set_mode(node.mode & 0o7777);
-        const MAX_ID: u32 = 0o7777777;
-        header.set_uid(node.uid.min(MAX_ID) as u64);
-        header.set_gid(node.gid.min(MAX_ID) as u64);
-        if node.uid > MAX_ID {
-            pax.push((b"uid".to_vec(), node.uid.to_string().into_bytes()));
-        }
-        if node.gid > MAX_ID {
-            pax.push((b"gid".to_vec(), node.gid.to_string().into_bytes()));
-        }
-        for (key, value, set) in [("uname", &node.user, true), ("gname", &node.group, false)] {
-            let Some(v) = value else { continue };
-            let fits = if set {
-                header.set_username(v).is_ok()
-            } else {
-                header.set_groupname(v).is_ok()
-            };
-            if !fits {
-                pax.push((key.as_bytes().to_vec(), v.as_bytes().to_vec()));
-            }
-        }
-        header.set_mtime(node.mtime.max(0) as u64);
-        pax.push((
-            "mtime".into(),
-            pax_time(node.mtime, node.mtime_nsec).into_bytes(),
-        ));
-        let plain = |b: &[u8]| b.iter().all(|c| (0x20..0x7f).contains(c));
-        if name.len() > 100 || !plain(&name) {
-            pax.push((b"path".to_vec(), name.clone()));
-        }
-        put_field(&mut header.as_old_mut().name, &name);
-        if let Some(t) = &link_target {
-            if t.len() > 100 || !plain(t) {
-                pax.push((b"linkpath".to_vec(), t.clone()));
-            }
-            put_field(&mut header.as_old_mut().linkname, t);
-        }
-        for x in &node.xattrs {
-            // Names are bytes, as GNU tar writes them.
-            pax.push(([&b"SCHILY.xattr."[..], &x.name].concat(), x.value.clone()));
-            let acl_key = match x.name.as_slice() {
-                b"system.posix_acl_access" => Some(&b"SCHILY.acl.access"[..]),
-                b"system.posix_acl_default" => Some(&b"SCHILY.acl.default"[..]),
-                _ => None,
-            };
-            if let Some(key) = acl_key {
-                if let Some(text) = crate::acl::to_text(&x.value) {
-                    pax.push((key.to_vec(), text.into_bytes()));
-                }
-            }
-        }
+        set_owner_and_time(&mut header, &mut pax, node);
+        set_names(&mut header, &mut pax, &name, link_target.as_deref());
+        xattr_records(&mut pax, node);
         header.set_size(size);
         header.set_cksum();
         if !pax.is_empty() {
             let records = pax_records(&pax);
-            let mut xh = tar::Header::new_ustar();
-            xh.set_entry_type(tar::EntryType::XHeader);
-            let base = name
-                .rsplit(|&b| b == b'/')
-                .find(|c| !c.is_empty())
-                .unwrap_or(b"x");
-            put_field(
-                &mut xh.as_old_mut().name,
-                &[&b"PaxHeaders/"[..], base].concat(),
-            );
-            xh.set_mode(0o644);
-            xh.set_mtime(node.mtime.max(0) as u64);
-            xh.set_size(records.len() as u64);
-            xh.set_cksum();
+            let xh = pax_header(&name, node.mtime, records.len() as u64);
             self.builder.append(&xh, &records[..]).map_err(werr)?;
         }
         let content = Content::new(self.reader, self.cache, node, sparse.as_deref(), size);
@@ -293,6 +216,123 @@ impl<W: Write> Dumper<'_, W> {
         }
         Ok(())
     }
+}
+
+/// The data regions of a sparse file, ending with an empty one at its size when its data
+/// ends earlier (so the size is recorded).
+fn sparse_regions(node: &Node) -> Vec<(u64, u64)> {
+    let mut regions: Vec<(u64, u64)> = node.extents.iter().map(|e| (e.offset, e.len())).collect();
+    if regions.last().map_or(true, |r| r.0 + r.1 < node.size) {
+        regions.push((node.size, 0));
+    }
+    regions
+}
+
+/// Adds the PAX records of a GNU sparse 1.0 file at `path` and returns the name its
+/// entry is archived under (`DIR/GNUSparseFile.0/BASE`).
+fn sparse_entry(node: &Node, path: &[u8], pax: &mut Vec<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+    pax.push((b"GNU.sparse.major".to_vec(), b"1".to_vec()));
+    pax.push((b"GNU.sparse.minor".to_vec(), b"0".to_vec()));
+    pax.push((b"GNU.sparse.name".to_vec(), path.to_vec()));
+    pax.push((
+        "GNU.sparse.realsize".into(),
+        node.size.to_string().into_bytes(),
+    ));
+    let (dir, base) = match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => (&b""[..], path),
+    };
+    [dir, b"GNUSparseFile.0/", base].concat()
+}
+
+/// Sets mode, owner and time in `header`; what it cannot hold (large ids, long names,
+/// the exact time) goes to PAX records.
+fn set_owner_and_time(header: &mut tar::Header, pax: &mut Vec<(Vec<u8>, Vec<u8>)>, node: &Node) {
+    header.set_mode(node.mode & 0o7777);
+    const MAX_ID: u32 = 0o7777777;
+    header.set_uid(node.uid.min(MAX_ID) as u64);
+    header.set_gid(node.gid.min(MAX_ID) as u64);
+    if node.uid > MAX_ID {
+        pax.push((b"uid".to_vec(), node.uid.to_string().into_bytes()));
+    }
+    if node.gid > MAX_ID {
+        pax.push((b"gid".to_vec(), node.gid.to_string().into_bytes()));
+    }
+    for (key, value, set) in [("uname", &node.user, true), ("gname", &node.group, false)] {
+        let Some(v) = value else { continue };
+        let fits = if set {
+            header.set_username(v).is_ok()
+        } else {
+            header.set_groupname(v).is_ok()
+        };
+        if !fits {
+            pax.push((key.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+    }
+    header.set_mtime(node.mtime.max(0) as u64);
+    pax.push((
+        "mtime".into(),
+        pax_time(node.mtime, node.mtime_nsec).into_bytes(),
+    ));
+}
+
+/// Sets the entry's name and link target in `header`; a long or non-ASCII one also goes
+/// to a PAX record.
+fn set_names(
+    header: &mut tar::Header,
+    pax: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    name: &[u8],
+    link_target: Option<&[u8]>,
+) {
+    let plain = |b: &[u8]| b.iter().all(|c| (0x20..0x7f).contains(c));
+    if name.len() > 100 || !plain(name) {
+        pax.push((b"path".to_vec(), name.to_vec()));
+    }
+    put_field(&mut header.as_old_mut().name, name);
+    if let Some(t) = link_target {
+        if t.len() > 100 || !plain(t) {
+            pax.push((b"linkpath".to_vec(), t.to_vec()));
+        }
+        put_field(&mut header.as_old_mut().linkname, t);
+    }
+}
+
+/// Adds the node's extended attributes as PAX records, and its POSIX ACLs also as the
+/// text records GNU tar and star read.
+fn xattr_records(pax: &mut Vec<(Vec<u8>, Vec<u8>)>, node: &Node) {
+    for x in &node.xattrs {
+        // Names are bytes, as GNU tar writes them.
+        pax.push(([&b"SCHILY.xattr."[..], &x.name].concat(), x.value.clone()));
+        let acl_key = match x.name.as_slice() {
+            b"system.posix_acl_access" => Some(&b"SCHILY.acl.access"[..]),
+            b"system.posix_acl_default" => Some(&b"SCHILY.acl.default"[..]),
+            _ => None,
+        };
+        if let Some(key) = acl_key {
+            if let Some(text) = crate::acl::to_text(&x.value) {
+                pax.push((key.to_vec(), text.into_bytes()));
+            }
+        }
+    }
+}
+
+/// The header of the PAX extension entry (`len` bytes of records) before entry `name`.
+fn pax_header(name: &[u8], mtime: i64, len: u64) -> tar::Header {
+    let mut xh = tar::Header::new_ustar();
+    xh.set_entry_type(tar::EntryType::XHeader);
+    let base = name
+        .rsplit(|&b| b == b'/')
+        .find(|c| !c.is_empty())
+        .unwrap_or(b"x");
+    put_field(
+        &mut xh.as_old_mut().name,
+        &[&b"PaxHeaders/"[..], base].concat(),
+    );
+    xh.set_mode(0o644);
+    xh.set_mtime(mtime.max(0) as u64);
+    xh.set_size(len);
+    xh.set_cksum();
+    xh
 }
 
 /// PAX records `LEN KEY=VALUE\n`, LEN counting the whole record (itself included).

@@ -136,8 +136,6 @@ impl Error {
         }
     }
 
-    /// True for errors that mean "the store holds damaged data", as opposed to an
-    /// unreachable store or bad input.
     /// True when the store refused a delete or overwrite because the object is still
     /// under retention; such objects are skipped and deleted once the lock has passed.
     pub fn is_retention_locked(&self) -> bool {
@@ -150,8 +148,16 @@ impl Error {
         matches!(self.unremedied(), Error::Busy(_))
     }
 
+    /// True for errors that mean "the store holds damaged data", as opposed to an
+    /// unreachable store or bad input.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// True when an object is damaged or gone from the store: the errors a check reports
+    /// and a repair works around, as opposed to an unreachable store or bad input.
+    pub fn is_damage(&self) -> bool {
+        self.is_corruption() || matches!(self, Error::Missing { .. })
     }
 
     /// What the user can do about this error, when there is something to do that the
@@ -282,6 +288,17 @@ pub enum Remedy {
     EscrowKey,
     /// Copy to a location other than the source.
     OtherCopyDestination,
+    /// The bucket lacks Object Lock: use or make a bucket that has it, or a store without
+    /// a lock policy.
+    LockEnabledBucket,
+    /// The S3 server has no Object Lock: make the store without a lock policy, or use a
+    /// server that has it.
+    StoreWithoutObjectLock,
+    /// This host needs a writer key with a host signing key, made on the admin host.
+    HostWriterKey,
+    /// The store's recipients need the reader identity, or a writer key made for this
+    /// host, to be authenticated.
+    ReaderOrHostWriterKey,
 }
 
 /// Adds a context string to `std::io::Result`s.

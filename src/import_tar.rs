@@ -468,6 +468,8 @@ fn components(path: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// Adds one archive entry to the tree being built: its path and metadata from PAX records,
+/// GNU long names and the header; its data, for a file, into `sink`.
 fn add_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     pending: Pending,
@@ -477,39 +479,109 @@ fn add_entry<R: Read>(
     what: &str,
 ) -> Result<()> {
     let bad = |detail: String| damaged(what, offset, detail);
-    let pax = pending.pax;
     let header = entry.header().clone();
     let etype = header.entry_type();
-    let mut path = pax_get(&pax, "path")
-        .map(<[u8]>::to_vec)
-        .or(pending.name)
-        .unwrap_or_else(|| header.path_bytes().into_owned());
-    let link_name = pax_get(&pax, "linkpath")
-        .map(<[u8]>::to_vec)
-        .or(pending.link)
-        .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
-    if let Some(size) = pax_str(&pax, "size").and_then(|v| v.parse::<u64>().ok()) {
-        if size != entry.size() {
-            return Err(bad(format!(
-                "entry {} gives its size ({size} bytes) only in a PAX record, which this reader does not follow",
-                crate::tree::display_name(&path)
-            )));
-        }
-    }
-    let sparse_major = pax_str(&pax, "GNU.sparse.major");
-    let sparse_map = pax_str(&pax, "GNU.sparse.map");
-    if sparse_major.is_some() || sparse_map.is_some() {
-        if let Some(name) = pax_get(&pax, "GNU.sparse.name") {
-            path = name.to_vec();
-        }
-    }
+    let Pending { pax, name, link } = pending;
+    let (path, link_name) = entry_paths(&pax, name, link, &header, entry.size(), what, offset)?;
     let comps = components(&path).map_err(|why| {
         Error::Usage(format!(
             "{what}: entry {} at byte {offset} is refused: {why}; nothing was imported",
             crate::tree::display_name(&path)
         ))
     })?;
-    let kind = match etype {
+    let Some(kind) = node_kind(etype) else {
+        state.notes.push(format!(
+            "entry {} at byte {offset}: type {:?} is not a file, folder or link; skipped",
+            crate::tree::display_name(&path),
+            etype.as_byte() as char
+        ));
+        return Ok(());
+    };
+    if comps.is_empty() {
+        // The archive's own top folder (`./`): nothing to record, the root is implicit.
+        return Ok(());
+    }
+    let name = comps.last().unwrap().clone();
+    let mut node = entry_node(&pax, &header, name, kind, state, what, offset)?;
+
+    match etype {
+        tar::EntryType::Link => {
+            let target = link_name.ok_or_else(|| bad("hardlink without a target".into()))?;
+            return add_hardlink(state, &comps, &path, &target, node.name, what, offset);
+        }
+        tar::EntryType::Directory => {
+            state.summary.dirs += 1;
+            let dir = dir_at(&mut state.root, &comps);
+            dir.node = Some(node);
+            return Ok(());
+        }
+        tar::EntryType::Symlink => {
+            state.summary.others += 1;
+            node.target = Some(link_name.ok_or_else(|| bad("symlink without a target".into()))?);
+        }
+        tar::EntryType::Char | tar::EntryType::Block => {
+            state.summary.others += 1;
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            node.rdev = libc::makedev(major, minor);
+        }
+        tar::EntryType::Fifo => state.summary.others += 1,
+        _ => {
+            state.summary.files += 1;
+            let (size, extents) = file_data(entry, &header, &pax, sink, what, offset)?;
+            node.size = size;
+            node.extents = extents;
+            state.summary.bytes += size;
+        }
+    }
+    insert(&mut state.root, &comps, Item::Leaf(node));
+    Ok(())
+}
+
+/// The entry's path and link target: PAX records first, then GNU long names, then the
+/// header; a PAX sparse file's real name replaces its archived one. Refuses a size given
+/// only in a PAX record (`size` is the header's).
+fn entry_paths(
+    pax: &Pax,
+    name: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    header: &tar::Header,
+    size: u64,
+    what: &str,
+    offset: u64,
+) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut path = pax_get(pax, "path")
+        .map(<[u8]>::to_vec)
+        .or(name)
+        .unwrap_or_else(|| header.path_bytes().into_owned());
+    let link_name = pax_get(pax, "linkpath")
+        .map(<[u8]>::to_vec)
+        .or(link)
+        .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+    if let Some(pax_size) = pax_str(pax, "size").and_then(|v| v.parse::<u64>().ok()) {
+        if pax_size != size {
+            return Err(damaged(
+                what,
+                offset,
+                format!(
+                    "entry {} gives its size ({pax_size} bytes) only in a PAX record, which this reader does not follow",
+                    crate::tree::display_name(&path)
+                ),
+            ));
+        }
+    }
+    if pax_str(pax, "GNU.sparse.major").is_some() || pax_str(pax, "GNU.sparse.map").is_some() {
+        if let Some(name) = pax_get(pax, "GNU.sparse.name") {
+            path = name.to_vec();
+        }
+    }
+    Ok((path, link_name))
+}
+
+/// The kind of node an entry type records; `None` for types that are not a file, folder
+/// or link (they are skipped).
+fn node_kind(etype: tar::EntryType) -> Option<NodeKind> {
+    Some(match etype {
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             NodeKind::File
         }
@@ -519,47 +591,50 @@ fn add_entry<R: Read>(
         tar::EntryType::Char => NodeKind::CharDevice,
         tar::EntryType::Block => NodeKind::BlockDevice,
         tar::EntryType::Fifo => NodeKind::Fifo,
-        other => {
-            state.notes.push(format!(
-                "entry {} at byte {offset}: type {:?} is not a file, folder or link; skipped",
-                crate::tree::display_name(&path),
-                other.as_byte() as char
-            ));
-            return Ok(());
-        }
-    };
-    if comps.is_empty() {
-        // The archive's own top folder (`./`): nothing to record, the root is implicit.
-        return Ok(());
-    }
+        _ => return None,
+    })
+}
 
-    let uid = pax_str(&pax, "uid")
+/// The entry's node without data, target or device: owner, times, mode and extended
+/// attributes, PAX records first, then the header. Records the newest time in `state`.
+fn entry_node(
+    pax: &Pax,
+    header: &tar::Header,
+    name: Vec<u8>,
+    kind: NodeKind,
+    state: &mut State,
+    what: &str,
+    offset: u64,
+) -> Result<Node> {
+    let uid = pax_str(pax, "uid")
         .and_then(|v| v.parse().ok())
         .or_else(|| header.uid().ok().map(|u| u as u32))
         .unwrap_or(0);
-    let gid = pax_str(&pax, "gid")
+    let gid = pax_str(pax, "gid")
         .and_then(|v| v.parse().ok())
         .or_else(|| header.gid().ok().map(|g| g as u32))
         .unwrap_or(0);
-    let user = pax_str(&pax, "uname")
+    let user = pax_str(pax, "uname")
         .map(str::to_string)
         .or_else(|| header.username().ok().flatten().map(str::to_string))
         .filter(|s| !s.is_empty());
-    let group = pax_str(&pax, "gname")
+    let group = pax_str(pax, "gname")
         .map(str::to_string)
         .or_else(|| header.groupname().ok().flatten().map(str::to_string))
         .filter(|s| !s.is_empty());
-    let (mtime, mtime_nsec) = pax_str(&pax, "mtime")
+    let (mtime, mtime_nsec) = pax_str(pax, "mtime")
         .and_then(parse_pax_time)
         .or_else(|| header.mtime().ok().map(|m| (m as i64, 0)))
         .unwrap_or((0, 0));
     if state.newest.map_or(true, |n| (mtime, mtime_nsec) > n) {
         state.newest = Some((mtime, mtime_nsec));
     }
-    let mode = header.mode().map_err(|e| bad(e.to_string()))? & 0o7777;
-    let xattrs = xattrs_from_pax(&pax, &mut state.names);
-    let name = comps.last().unwrap().clone();
-    let mut node = Node {
+    let mode = header
+        .mode()
+        .map_err(|e| damaged(what, offset, e.to_string()))?
+        & 0o7777;
+    let xattrs = xattrs_from_pax(pax, &mut state.names);
+    Ok(Node {
         name,
         kind,
         mode,
@@ -576,103 +651,90 @@ fn add_entry<R: Read>(
         target: None,
         rdev: 0,
         link: None,
-    };
+    })
+}
 
-    match etype {
-        tar::EntryType::Link => {
-            let target = link_name
-                .clone()
-                .ok_or_else(|| bad("hardlink without a target".into()))?;
-            let tcomps = components(&target).map_err(|why| {
-                Error::Usage(format!(
-                    "{what}: hardlink {} at byte {offset} is refused: its target {why}; nothing was imported",
-                    crate::tree::display_name(&path)
-                ))
-            })?;
-            let next_group = state.links.len() as u64 + 1;
-            let group = *state.links.entry(tcomps.clone()).or_insert(next_group);
-            let Some(first) = find_leaf(&mut state.root, &tcomps) else {
-                return Err(bad(format!(
-                    "hardlink {} names {}, which is not an earlier file of the archive",
-                    crate::tree::display_name(&path),
-                    crate::tree::display_name(&target)
-                )));
-            };
-            let key = LinkKey { dev: 0, ino: group };
-            first.link = Some(key);
-            // A hard link shares everything but its name with its first path.
-            let mut linked = first.clone();
-            linked.name = node.name;
-            if linked.kind == NodeKind::File {
-                state.summary.files += 1;
-                state.summary.bytes += linked.size;
-            } else {
-                state.summary.others += 1;
-            }
-            insert(&mut state.root, &comps, Item::Leaf(linked));
-            return Ok(());
-        }
-        tar::EntryType::Directory => {
-            state.summary.dirs += 1;
-            let dir = dir_at(&mut state.root, &comps);
-            dir.node = Some(node);
-            return Ok(());
-        }
-        tar::EntryType::Symlink => {
-            state.summary.others += 1;
-            node.target = Some(
-                link_name
-                    .clone()
-                    .ok_or_else(|| bad("symlink without a target".into()))?,
-            );
-        }
-        tar::EntryType::Char | tar::EntryType::Block => {
-            state.summary.others += 1;
-            let major = header.device_major().ok().flatten().unwrap_or(0);
-            let minor = header.device_minor().ok().flatten().unwrap_or(0);
-            node.rdev = libc::makedev(major, minor);
-        }
-        tar::EntryType::Fifo => state.summary.others += 1,
-        _ => {
-            state.summary.files += 1;
-            let archived = entry.size();
-            let (size, extents) = if let Some(major) = sparse_major {
-                if major != "1" {
-                    return Err(bad(format!("GNU sparse format {major} is not supported")));
-                }
-                let real = pax_str(&pax, "GNU.sparse.realsize")
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("sparse file without GNU.sparse.realsize".into()))?;
-                (
-                    real,
-                    sparse_1_0(entry, sink, archived).map_err(|e| e.at(what, offset))?,
-                )
-            } else if let Some(map) = sparse_map {
-                let real = pax_str(&pax, "GNU.sparse.size")
-                    .or_else(|| pax_str(&pax, "GNU.sparse.realsize"))
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("sparse file without GNU.sparse.size".into()))?;
-                let regions = parse_map(map.split(',')).map_err(bad)?;
-                (
-                    real,
-                    regions_data(entry, sink, &regions).map_err(|e| e.at(what, offset))?,
-                )
-            } else if etype == tar::EntryType::GNUSparse {
-                old_gnu_sparse(entry, &header, sink).map_err(|e| e.at(what, offset))?
-            } else {
-                let regions = [(0u64, archived)];
-                (
-                    archived,
-                    regions_data(entry, sink, &regions).map_err(|e| e.at(what, offset))?,
-                )
-            };
-            node.size = size;
-            node.extents = extents;
-            state.summary.bytes += size;
-        }
+/// Records hardlink `path` (its leaf named `name`) to `target`, an earlier file of the
+/// archive: both share everything but their names, and one link group.
+fn add_hardlink(
+    state: &mut State,
+    comps: &[Vec<u8>],
+    path: &[u8],
+    target: &[u8],
+    name: Vec<u8>,
+    what: &str,
+    offset: u64,
+) -> Result<()> {
+    let tcomps = components(target).map_err(|why| {
+        Error::Usage(format!(
+            "{what}: hardlink {} at byte {offset} is refused: its target {why}; nothing was imported",
+            crate::tree::display_name(path)
+        ))
+    })?;
+    let next_group = state.links.len() as u64 + 1;
+    let group = *state.links.entry(tcomps.clone()).or_insert(next_group);
+    let Some(first) = find_leaf(&mut state.root, &tcomps) else {
+        return Err(damaged(
+            what,
+            offset,
+            format!(
+                "hardlink {} names {}, which is not an earlier file of the archive",
+                crate::tree::display_name(path),
+                crate::tree::display_name(target)
+            ),
+        ));
+    };
+    let key = LinkKey { dev: 0, ino: group };
+    first.link = Some(key);
+    // A hard link shares everything but its name with its first path.
+    let mut linked = first.clone();
+    linked.name = name;
+    if linked.kind == NodeKind::File {
+        state.summary.files += 1;
+        state.summary.bytes += linked.size;
+    } else {
+        state.summary.others += 1;
     }
-    insert(&mut state.root, &comps, Item::Leaf(node));
+    insert(&mut state.root, comps, Item::Leaf(linked));
     Ok(())
+}
+
+/// A file entry's real size and extents, its data stored through `sink`: plain, PAX
+/// sparse (format 1.0 or a map) or old GNU sparse.
+fn file_data<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    header: &tar::Header,
+    pax: &Pax,
+    sink: &mut BlobSink<'_>,
+    what: &str,
+    offset: u64,
+) -> Result<(u64, Vec<Extent>)> {
+    let bad = |detail: String| damaged(what, offset, detail);
+    let archived = entry.size();
+    if let Some(major) = pax_str(pax, "GNU.sparse.major") {
+        if major != "1" {
+            return Err(bad(format!("GNU sparse format {major} is not supported")));
+        }
+        let real = pax_str(pax, "GNU.sparse.realsize")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("sparse file without GNU.sparse.realsize".into()))?;
+        let extents = sparse_1_0(entry, sink, archived).map_err(|e| e.at(what, offset))?;
+        Ok((real, extents))
+    } else if let Some(map) = pax_str(pax, "GNU.sparse.map") {
+        let real = pax_str(pax, "GNU.sparse.size")
+            .or_else(|| pax_str(pax, "GNU.sparse.realsize"))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("sparse file without GNU.sparse.size".into()))?;
+        let regions = parse_map(map.split(',')).map_err(bad)?;
+        let extents = regions_data(entry, sink, &regions).map_err(|e| e.at(what, offset))?;
+        Ok((real, extents))
+    } else if header.entry_type() == tar::EntryType::GNUSparse {
+        old_gnu_sparse(entry, header, sink).map_err(|e| e.at(what, offset))
+    } else {
+        let regions = [(0u64, archived)];
+        let extents = regions_data(entry, sink, &regions).map_err(|e| e.at(what, offset))?;
+        Ok((archived, extents))
+    }
 }
 
 /// Why reading one entry's data failed.

@@ -23,7 +23,7 @@
 use crate::backend::Kind;
 use crate::cache::Cache;
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::lock::{Lease, LeaseKind};
 use crate::pack::{BlobKind, PackRecord, PackWriter};
@@ -101,12 +101,10 @@ pub fn repair_index(
                     known.entry(r.id).or_insert(r);
                 }
             }
-            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                report.damaged.push(Unreadable {
-                    name: name.clone(),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) if e.is_damage() => report.damaged.push(Unreadable {
+                name: name.clone(),
+                reason: e.to_string(),
+            }),
             Err(e) => return Err(e),
         }
     }
@@ -143,12 +141,10 @@ pub fn repair_index(
         report.packs_read += 1;
         match crate::pack::read_trailer_ranged(repo.backend.as_ref(), keys, &id, info.size) {
             Ok(r) => records.push(r),
-            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                report.unreadable_packs.push(Unreadable {
-                    name: info.name.clone(),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) if e.is_damage() => report.unreadable_packs.push(Unreadable {
+                name: info.name.clone(),
+                reason: e.to_string(),
+            }),
             Err(e) => return Err(e),
         }
     }
@@ -269,7 +265,7 @@ impl Fold for Fixer<'_> {
         }
         match self.reader.tree(self.cache, tree_id) {
             Ok(t) => Ok(Ok(t)),
-            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => Ok(Err(None)),
+            Err(e) if e.is_damage() => Ok(Err(None)),
             Err(e) => Err(e),
         }
     }

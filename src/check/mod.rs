@@ -27,7 +27,7 @@
 
 use crate::backend::{Kind, Leftover};
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::reader::BlobReader;
 use serde::Serialize;
@@ -267,7 +267,7 @@ impl Checker<'_> {
         for info in repo.backend.list(Kind::Index)? {
             self.report.index_files += 1;
             if let Err(e) = repo.load_index(keys, &info.name) {
-                if !(e.is_corruption() || matches!(e, Error::Missing { .. })) {
+                if !e.is_damage() {
                     return Err(e);
                 }
                 self.problems.add(

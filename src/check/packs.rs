@@ -162,7 +162,7 @@ impl Checker<'_> {
         let object = format!("packs/{name}");
         let bytes = match repo.backend.get(Kind::Packs, name) {
             Ok(b) => b,
-            Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
+            Err(e) if e.is_damage() => {
                 let k = self
                     .problems
                     .add(ProblemKind::PackMissing, &object, e.to_string());

@@ -11,7 +11,7 @@
 use super::{Checker, Key, ProblemKind, Problems};
 use crate::backend::Kind;
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::reader::BlobReader;
 use crate::tree::{display_name, Tree};
@@ -56,7 +56,7 @@ impl Checker<'_> {
                     }
                     s
                 }
-                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
+                Err(e) if e.is_damage() => {
                     walk.problems.add(
                         ProblemKind::SnapshotDamaged,
                         format!("snapshots/{}", info.name),
@@ -130,13 +130,11 @@ impl Fold for Walk<'_> {
             Some(k) => k,
             None => match self.reader.tree(self.cache, tree_id) {
                 Ok(tree) => return Ok(Ok(tree)),
-                Err(e) if e.is_corruption() || matches!(e, Error::Missing { .. }) => {
-                    self.problems.add(
-                        ProblemKind::TreeUnreadable,
-                        format!("tree {tree_id}"),
-                        format!("folder tree {} cannot be read: {e}", tree_id.short()),
-                    )
-                }
+                Err(e) if e.is_damage() => self.problems.add(
+                    ProblemKind::TreeUnreadable,
+                    format!("tree {tree_id}"),
+                    format!("folder tree {} cannot be read: {e}", tree_id.short()),
+                ),
                 Err(e) => return Err(e),
             },
         };

@@ -1,8 +1,8 @@
 //! Where the store, keys, passphrase and cache come from: flags first, then environment,
 //! then the configuration file, then defaults.
 
-use super::terminal::prompt;
-use anyhow::{anyhow, bail, Context as _, Result};
+use super::terminal::{confirm, prompt};
+use anyhow::{bail, Context as _, Result};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use vault::backend::BackendRef;
@@ -191,14 +191,12 @@ impl Context {
         if secrecy::ExposeSecret::expose_secret(&first).is_empty() {
             return Ok(None);
         }
-        let again = prompt("Repeat the passphrase: ")?
-            .ok_or_else(|| anyhow!("no terminal to confirm the passphrase"))?;
-        if secrecy::ExposeSecret::expose_secret(&first)
-            != secrecy::ExposeSecret::expose_secret(&again)
-        {
-            bail!("the two passphrases differ; nothing was changed");
-        }
-        Ok(Some(first))
+        let pass = confirm(
+            first,
+            "Repeat the passphrase: ",
+            "the two passphrases differ; nothing was changed",
+        )?;
+        Ok(Some(pass))
     }
 
     /// The reader identity: an identity file if one is named, else the passphrase (given,

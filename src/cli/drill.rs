@@ -65,17 +65,10 @@ pub fn run(ctx: &Context, args: DrillArgs, metrics_file: Option<&Path>) -> Resul
     Ok(0)
 }
 
-fn this_host(ctx: &Context, given: &Option<String>) -> String {
-    given
-        .clone()
-        .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(vault::host::hostname)
-}
-
 fn drill(ctx: &Context, args: &DrillArgs) -> Result<vault::drill::DrillReport> {
     let (repo, keys, identity) = ctx.reader_keys()?;
     let (id, snap) = if args.snapshot == "latest" {
-        let host = this_host(ctx, &args.host);
+        let host = args.host.clone().unwrap_or_else(|| ctx.hostname());
         let all = repo.snapshots(&keys)?;
         let hosts: std::collections::BTreeSet<String> =
             all.iter().map(|(_, s)| s.hostname.clone()).collect();

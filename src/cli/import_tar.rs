@@ -58,11 +58,7 @@ pub fn run(ctx: &Context, args: ImportTarArgs) -> Result<u8> {
     }
     let writer = ctx.writer()?;
     let mut cache = ctx.open_cache(&writer.repo)?;
-    let hostname = args
-        .host
-        .clone()
-        .or_else(|| ctx.config.hostname.clone())
-        .unwrap_or_else(vault::host::hostname);
+    let hostname = args.host.clone().unwrap_or_else(|| ctx.hostname());
     let mut failed = 0usize;
     let mut imported = Vec::new();
     let mut failures = Vec::new();

@@ -53,6 +53,20 @@ pub fn words(r: &Remedy) -> String {
             )
         }
         Remedy::OtherCopyDestination => "copy to another location",
+        Remedy::LockEnabledBucket => {
+            "use a bucket created with it (aws s3api create-bucket --object-lock-enabled-for-bucket), \
+             enable it on a versioned bucket (aws s3api put-object-lock-configuration), or create \
+             the store without --object-lock"
+        }
+        Remedy::StoreWithoutObjectLock => {
+            "create the store without --object-lock, or use a server that has it"
+        }
+        Remedy::HostWriterKey => {
+            "On the admin host run `vault host add NAME --out FILE` and install FILE here as the writer key"
+        }
+        Remedy::ReaderOrHostWriterKey => {
+            "give the store's reader identity or passphrase, or use a writer key file made by `vault host add`"
+        }
     };
     text.to_string()
 }
@@ -61,7 +75,8 @@ pub fn words(r: &Remedy) -> String {
 /// clause of their own, some a sentence, a line, or a parenthesis.
 fn separator(r: &Remedy) -> &'static str {
     match r {
-        Remedy::StrongerPassphrase => ". ",
+        Remedy::StrongerPassphrase | Remedy::HostWriterKey => ". ",
+        Remedy::LockEnabledBucket | Remedy::ReaderOrHostWriterKey => ": ",
         Remedy::ChooseSnapshot | Remedy::ChooseOverwrite => "\n",
         Remedy::EscrowPassphrase => " ",
         _ => "; ",

@@ -5,7 +5,8 @@
 //! `paper`); everything else goes to standard error and never holds a value. While a
 //! command runs the process is not dumpable and writes no core file.
 
-use super::terminal::prompt;
+use super::passphrase;
+use super::terminal::{confirm, prompt};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
@@ -514,23 +515,14 @@ fn list(ctx: &SecretsContext, hosts: &[String], json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// First line of a file, for passphrase files.
-fn first_line(path: &Path) -> Result<SecretString> {
-    super::passphrase::from_file(path)
-}
-
-fn env_passphrase() -> Option<SecretString> {
-    super::passphrase::from_env(PASSPHRASE_ENV)
-}
-
 fn escrow_key(args: &EscrowKeyArgs) -> Result<EscrowKey> {
     let mut key = EscrowKey::new();
     for path in &args.identities {
         key.add_identity_file(path)?;
     }
     if let Some(path) = &args.escrow_passphrase_file {
-        key.set_passphrase(first_line(path)?);
-    } else if let Some(p) = env_passphrase() {
+        key.set_passphrase(passphrase::from_file(path)?);
+    } else if let Some(p) = passphrase::from_env(PASSPHRASE_ENV) {
         key.set_passphrase(p);
     } else if args.identities.is_empty() {
         match prompt("Escrow passphrase: ")? {
@@ -902,18 +894,19 @@ fn set_recipients(
 /// A new escrow passphrase: from `file`, VAULT_ESCROW_PASSPHRASE, or asked twice.
 pub fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
     if let Some(path) = file {
-        return first_line(path);
+        return passphrase::from_file(path);
     }
-    if let Some(p) = env_passphrase() {
+    if let Some(p) = passphrase::from_env(PASSPHRASE_ENV) {
         return Ok(p);
     }
     let first = prompt("New escrow passphrase: ")?.ok_or_else(|| {
         anyhow!("no terminal to ask for the escrow passphrase: use --escrow-passphrase-file FILE or {PASSPHRASE_ENV}")
     })?;
-    let again = prompt("Same passphrase again: ")?.unwrap_or_else(|| SecretString::from(""));
-    if first.expose_secret() != again.expose_secret() {
-        bail!("the two passphrases differ");
-    }
+    let first = confirm(
+        first,
+        "Same passphrase again: ",
+        "the two passphrases differ",
+    )?;
     if first.expose_secret().is_empty() {
         bail!("the escrow passphrase is empty");
     }

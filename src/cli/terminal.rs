@@ -1,7 +1,7 @@
 //! Asking a person at the terminal, for commands run by hand.
 
-use anyhow::{Context as _, Result};
-use secrecy::SecretString;
+use anyhow::{anyhow, bail, Context as _, Result};
+use secrecy::{ExposeSecret as _, SecretString};
 use std::io::{BufRead, Write};
 
 /// True when a person could be asked: a controlling terminal can be opened.
@@ -42,4 +42,14 @@ pub fn prompt(question: &str) -> Result<Option<SecretString>> {
     Ok(Some(SecretString::from(
         line.trim_end_matches(['\n', '\r']).to_string(),
     )))
+}
+
+/// Asks `repeat` to confirm `first`, a new passphrase just read by [`prompt`]: `first` when
+/// the two answers agree, else an error saying `differ`.
+pub fn confirm(first: SecretString, repeat: &str, differ: &str) -> Result<SecretString> {
+    let again = prompt(repeat)?.ok_or_else(|| anyhow!("no terminal to confirm the passphrase"))?;
+    if first.expose_secret() != again.expose_secret() {
+        bail!("{differ}");
+    }
+    Ok(first)
 }

@@ -24,7 +24,7 @@ impl Repo {
             };
             let record = match self.load_snapshot_checked(keys, &id) {
                 Ok(r) => Ok(r),
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => Err(e.to_string()),
+                Err(e) if e.is_damage() => Err(e.to_string()),
                 Err(e) => return Err(e),
             };
             out.push(Listed { id, record });

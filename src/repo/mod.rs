@@ -30,7 +30,7 @@
 
 use crate::backend::{BackendRef, Kind};
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::pack::PackRecord;
 use crate::sign::{self, SigningSecret};
 use std::sync::Arc;
@@ -103,7 +103,8 @@ impl Repo {
         // must still open, for restores: the lock only applies where the store has it.
         match backend.set_object_lock(config.object_lock.as_ref()) {
             Ok(()) => {}
-            Err(Error::Usage(_)) if config.object_lock.is_some() => {}
+            Err(e) if matches!(e.unremedied(), Error::Usage(_)) && config.object_lock.is_some() => {
+            }
             Err(e) => return Err(e),
         }
         if config.version >= FORMAT_VERSION
@@ -176,10 +177,10 @@ impl Repo {
         if !self.is_authenticated() {
             return Err(Error::Key(format!(
                 "the recipients of the store at {} could not be authenticated (its config is signed by an admin \
-                 key this host cannot check): give the store's reader identity or passphrase, or use a writer \
-                 key file made by `vault host add`",
+                 key this host cannot check)",
                 self.location()
-            )));
+            ))
+            .with_remedy(Remedy::ReaderOrHostWriterKey));
         }
         crate::crypto::parse_recipients(&self.config.recipients)
     }

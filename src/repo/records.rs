@@ -5,7 +5,7 @@
 use super::{decode_snapshot, Repo, Snapshot};
 use crate::backend::Kind;
 use crate::crypto::WriterKeys;
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use crate::sign::{self, SigningSecret};
 use serde::{Deserialize, Serialize};
@@ -42,10 +42,10 @@ impl Repo {
                 (None, None) => {
                     return Err(Error::Key(format!(
                         "this host has no host signing key for the store at {}: snapshots of a signed store are \
-                         signed by their host. On the admin host run `vault host add NAME --out FILE` and install \
-                         FILE here as the writer key",
+                         signed by their host",
                         self.location()
-                    )))
+                    ))
+                    .with_remedy(Remedy::HostWriterKey))
                 }
             };
             self.seal_signed_record(keys, &id.to_hex(), plain, role, key)

@@ -66,7 +66,7 @@ use crate::error::{Error, Remedy, Result};
 use crate::reader::BlobReader;
 use crate::tree::NodeKind;
 use plan::{components, Planner, CONFLICTS_SHOWN};
-use rustix::fd::AsFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
@@ -201,28 +201,7 @@ pub fn run(
         .map(|p| components(p.as_os_str().as_bytes()))
         .collect();
     let sources = snapshot.paths.iter().map(|p| components(p)).collect();
-    if !opts.dry_run {
-        std::fs::create_dir_all(&opts.target).map_err(|e| {
-            Error::io(
-                format!("create restore target {}", opts.target.display()),
-                e,
-            )
-        })?;
-    }
-    let root_fd = match rustix::fs::open(
-        &opts.target,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => Some(fd),
-        Err(rustix::io::Errno::NOENT) if opts.dry_run => None,
-        Err(e) => {
-            return Err(Error::io(
-                format!("open restore target {}", opts.target.display()),
-                e.into(),
-            ))
-        }
-    };
+    let root_fd = open_target(opts)?;
 
     let _batch = cache.read_batch()?;
     // From a remote store, every folder listing the plan reads would be one request in a
@@ -230,21 +209,10 @@ pub fn run(
     let tree_spool;
     let reader = match &opts.spool {
         Some(dir) => {
-            let mut needed: BTreeMap<String, PackNeeds> = BTreeMap::new();
-            for blob in cache.tree_blob_ranges()? {
-                needed
-                    .entry(blob.pack.to_hex())
-                    .or_insert_with(|| PackNeeds {
-                        size: blob.pack_size,
-                        ranges: vec![crate::pack::header_range(blob.header_len)],
-                    })
-                    .ranges
-                    .push((blob.offset, blob.length));
-            }
             let spool = SpoolBackend::fetch(
                 reader.repo.backend.clone(),
                 &dir.join("trees"),
-                needed,
+                tree_needs(cache)?,
                 SPOOL_FETCHERS,
             )?;
             tree_spool = reader.with_backend(Arc::new(spool));
@@ -252,23 +220,7 @@ pub fn run(
         }
         None => reader,
     };
-    let mut planner = Planner {
-        reader,
-        cache,
-        opts,
-        sources,
-        includes,
-        conflicts: Vec::new(),
-        conflict_count: 0,
-        privileged: Vec::new(),
-        log: Vec::new(),
-        lines: opts.dry_run.then(Vec::new),
-        totals: (0, 0),
-        needed: (opts.spool.is_some() && !opts.dry_run).then(BTreeMap::new),
-        pack_order: Vec::new(),
-        extras: Vec::new(),
-        extras_error: None,
-    };
+    let mut planner = Planner::new(reader, cache, opts, sources, includes);
     let root_tree = reader.tree(cache, &snapshot.tree)?;
     let planned = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
     if !planner.includes.is_empty() && planned.is_empty() {
@@ -294,21 +246,7 @@ pub fn run(
         };
     }
     if planner.conflict_count > 0 {
-        let n = planner.conflict_count;
-        let shown: Vec<String> = planner.conflicts.iter().map(|c| format!("  {c}")).collect();
-        return Err(Error::Restore(format!(
-            "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}",
-            if n == 1 { "y" } else { "ies" },
-            if n == 1 { "s" } else { "" },
-            opts.target.display(),
-            shown.join("\n"),
-            if n > CONFLICTS_SHOWN {
-                format!("\n  ... and {} more", n - CONFLICTS_SHOWN)
-            } else {
-                String::new()
-            },
-        ))
-        .with_remedy(Remedy::ChooseOverwrite));
+        return Err(conflicts_error(&planner, opts));
     }
     if opts.dry_run {
         return Ok(report);
@@ -323,17 +261,10 @@ pub fn run(
     let spooled;
     let reader = match &opts.spool {
         Some(dir) => {
-            // Downloaded in the order the writer reads, while it writes: a file waits
-            // only for its own ranges.
-            let mut needed = planner.needed.take().unwrap_or_default();
-            let ordered = std::mem::take(&mut planner.pack_order)
-                .into_iter()
-                .filter_map(|pack| needed.remove(&pack).map(|needs| (pack, needs)))
-                .collect();
             let spool = SpoolBackend::start(
                 reader.repo.backend.clone(),
                 &dir.join("data"),
-                ordered,
+                data_needs(&mut planner),
                 SPOOL_FETCHERS,
                 false,
             )?;
@@ -363,6 +294,77 @@ pub fn run(
         )?;
     }
     Ok(report)
+}
+
+/// The restore target, made first unless a dry run; `None` for a dry run into a target
+/// that does not exist.
+fn open_target(opts: &RestoreOptions) -> Result<Option<OwnedFd>> {
+    if !opts.dry_run {
+        std::fs::create_dir_all(&opts.target).map_err(|e| {
+            Error::io(
+                format!("create restore target {}", opts.target.display()),
+                e,
+            )
+        })?;
+    }
+    match rustix::fs::open(
+        &opts.target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) if opts.dry_run => Ok(None),
+        Err(e) => Err(Error::io(
+            format!("open restore target {}", opts.target.display()),
+            e.into(),
+        )),
+    }
+}
+
+/// The ranges of every folder listing the index knows, by pack, to spool before planning.
+fn tree_needs(cache: &Cache) -> Result<BTreeMap<String, PackNeeds>> {
+    let mut needed: BTreeMap<String, PackNeeds> = BTreeMap::new();
+    for blob in cache.tree_blob_ranges()? {
+        needed
+            .entry(blob.pack.to_hex())
+            .or_insert_with(|| PackNeeds {
+                size: blob.pack_size,
+                ranges: vec![crate::pack::header_range(blob.header_len)],
+            })
+            .ranges
+            .push((blob.offset, blob.length));
+    }
+    Ok(needed)
+}
+
+/// The file data the plan reads, by pack, in the order the writer reads it: spooled
+/// while it writes, so a file waits only for its own ranges.
+fn data_needs(planner: &mut Planner<'_>) -> Vec<(String, PackNeeds)> {
+    let mut needed = planner.needed.take().unwrap_or_default();
+    std::mem::take(&mut planner.pack_order)
+        .into_iter()
+        .filter_map(|pack| needed.remove(&pack).map(|needs| (pack, needs)))
+        .collect()
+}
+
+/// The error for entries of the snapshot that already exist in the target (the first
+/// [`CONFLICTS_SHOWN`] named).
+fn conflicts_error(planner: &Planner<'_>, opts: &RestoreOptions) -> Error {
+    let n = planner.conflict_count;
+    let shown: Vec<String> = planner.conflicts.iter().map(|c| format!("  {c}")).collect();
+    Error::Restore(format!(
+        "{n} entr{} of the snapshot already exist{} in {} and nothing was written:\n{}{}",
+        if n == 1 { "y" } else { "ies" },
+        if n == 1 { "s" } else { "" },
+        opts.target.display(),
+        shown.join("\n"),
+        if n > CONFLICTS_SHOWN {
+            format!("\n  ... and {} more", n - CONFLICTS_SHOWN)
+        } else {
+            String::new()
+        },
+    ))
+    .with_remedy(Remedy::ChooseOverwrite)
 }
 
 /// Requests in flight while spooling (each holds up to 4 MiB).

@@ -73,6 +73,36 @@ pub(super) struct Planner<'a> {
     pub(super) extras_error: Option<Error>,
 }
 
+impl<'a> Planner<'a> {
+    /// A planner with nothing planned yet, restoring the snapshot paths `sources` (or
+    /// only `includes` of them, when given).
+    pub(super) fn new(
+        reader: &'a BlobReader,
+        cache: &'a Cache,
+        opts: &'a RestoreOptions,
+        sources: Vec<Vec<Vec<u8>>>,
+        includes: Vec<Vec<Vec<u8>>>,
+    ) -> Self {
+        Planner {
+            reader,
+            cache,
+            opts,
+            sources,
+            includes,
+            conflicts: Vec::new(),
+            conflict_count: 0,
+            privileged: Vec::new(),
+            log: Vec::new(),
+            lines: opts.dry_run.then(Vec::new),
+            totals: (0, 0),
+            needed: (opts.spool.is_some() && !opts.dry_run).then(BTreeMap::new),
+            pack_order: Vec::new(),
+            extras: Vec::new(),
+            extras_error: None,
+        }
+    }
+}
+
 /// How many conflicts the error message shows.
 pub(super) const CONFLICTS_SHOWN: usize = 20;
 

@@ -358,15 +358,17 @@ pub struct ReadBack {
     pub notes: Vec<Problem>,
 }
 
-/// Reads a typed-in sheet and returns the secret, or every problem found.
-pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
-    let mut problems = Vec::new();
+/// The sheet's header lines and its numbered rows (row number, then its tokens: groups,
+/// then the row check); a header line that cannot be read is a problem.
+fn parse_lines<'t>(
+    text: &'t str,
+    problems: &mut Vec<Problem>,
+) -> (Header, Vec<(usize, Vec<&'t str>)>) {
     let mut header = Header {
         encoding: None,
         length: None,
         check: None,
     };
-    // Row number -> tokens (groups then row check).
     let mut rows: Vec<(usize, Vec<&str>)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -400,28 +402,19 @@ pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
             }
         }
     }
-    let encoding = header.encoding.unwrap_or_else(|| {
-        problems.push(Problem::Header("the `encoding:` line is missing".into()));
-        Encoding::Text
-    });
-    let Some(length) = header.length else {
-        problems.push(Problem::Header("the `length:` line is missing".into()));
-        return Err(PaperError { problems });
-    };
-    if length > MAX_SHEET_LENGTH {
-        problems.push(Problem::Header(format!(
-            "the `length:` line says {length}, more than a sheet holds ({MAX_SHEET_LENGTH}); check it against the printed sheet"
-        )));
-        return Err(PaperError { problems });
-    }
-    if header.check.is_none() {
-        problems.push(Problem::Header("the `check:` line is missing".into()));
-    }
-    let expected_rows = length.div_ceil(ROW_CHARS);
-    if length == 0 {
-        problems.push(Problem::Header("the `length:` line says 0".into()));
-    }
+    (header, rows)
+}
 
+/// The encoded secret the rows 1..=N of a `length`-character sheet spell, `?` standing for
+/// each character of a missing, repeated or bad row; with the indexes in `problems` of
+/// rows whose check alone did not match, and whether a bad row's mistake was located.
+fn read_rows(
+    rows: &[(usize, Vec<&str>)],
+    length: usize,
+    encoding: Encoding,
+    problems: &mut Vec<Problem>,
+) -> (Zeroizing<Vec<u8>>, Vec<usize>, bool) {
+    let expected_rows = length.div_ceil(ROW_CHARS);
     let mut encoded = Zeroizing::new(Vec::with_capacity(length));
     let mut row_check_typos = Vec::new();
     let mut located = false;
@@ -452,7 +445,7 @@ pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
             }
         };
         let before = problems.len();
-        let row = check_row(n, tokens, expected_len, encoding, &mut problems);
+        let row = check_row(n, tokens, expected_len, encoding, problems);
         match row {
             RowResult::Ok(data) => encoded.extend_from_slice(&data),
             RowResult::CheckMismatch(data) => {
@@ -466,6 +459,36 @@ pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
             }
         }
     }
+    (encoded, row_check_typos, located)
+}
+
+/// Reads a typed-in sheet and returns the secret, or every problem found.
+pub fn read_back(text: &str) -> Result<ReadBack, PaperError> {
+    let mut problems = Vec::new();
+    let (header, rows) = parse_lines(text, &mut problems);
+    let encoding = header.encoding.unwrap_or_else(|| {
+        problems.push(Problem::Header("the `encoding:` line is missing".into()));
+        Encoding::Text
+    });
+    let Some(length) = header.length else {
+        problems.push(Problem::Header("the `length:` line is missing".into()));
+        return Err(PaperError { problems });
+    };
+    if length > MAX_SHEET_LENGTH {
+        problems.push(Problem::Header(format!(
+            "the `length:` line says {length}, more than a sheet holds ({MAX_SHEET_LENGTH}); check it against the printed sheet"
+        )));
+        return Err(PaperError { problems });
+    }
+    if header.check.is_none() {
+        problems.push(Problem::Header("the `check:` line is missing".into()));
+    }
+    let expected_rows = length.div_ceil(ROW_CHARS);
+    if length == 0 {
+        problems.push(Problem::Header("the `length:` line says 0".into()));
+    }
+
+    let (encoded, row_check_typos, located) = read_rows(&rows, length, encoding, &mut problems);
     for (n, _) in &rows {
         if *n == 0 || *n > expected_rows {
             problems.push(Problem::Row {

@@ -3,6 +3,7 @@
 
 use super::xml::{self, VersionEntry, VersionMarkers};
 use super::*;
+use crate::error::Remedy;
 
 /// The Object Lock state of one object version, as S3 reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +146,8 @@ impl S3Backend {
                     "{op} {}: {}",
                     self.url(key),
                     self.not_lock_enabled()
-                ));
+                ))
+                .with_remedy(Remedy::LockEnabledBucket);
             }
             if *status == 409 && code == "ConditionalRequestConflict" {
                 return Error::Remote {
@@ -160,14 +162,17 @@ impl S3Backend {
         self.fail(op, key, err)
     }
 
-    pub(super) fn not_lock_enabled(&self) -> String {
+    /// What is wrong when the bucket lacks Object Lock ([`Remedy::LockEnabledBucket`] says
+    /// what to do).
+    fn not_lock_enabled(&self) -> String {
         format!(
-            "bucket {:?} was not created with object lock enabled, but this store asks for object lock: \
-             use a bucket created with it (aws s3api create-bucket --object-lock-enabled-for-bucket), \
-             enable it on a versioned bucket (aws s3api put-object-lock-configuration), or create \
-             the store without --object-lock",
+            "bucket {:?} was not created with object lock enabled, but this store asks for object lock",
             self.bucket_name
         )
+    }
+
+    fn bucket_not_lock_enabled(&self) -> Error {
+        Error::Usage(self.not_lock_enabled()).with_remedy(Remedy::LockEnabledBucket)
     }
 
     /// Fails unless the bucket has Object Lock enabled.
@@ -180,22 +185,22 @@ impl S3Backend {
                 if xml::object_lock_enabled(&body) {
                     Ok(())
                 } else {
-                    Err(Error::Usage(self.not_lock_enabled()))
+                    Err(self.bucket_not_lock_enabled())
                 }
             }
             Err(S3Error::HttpFailWithBody(404, body))
                 if body.contains("ObjectLockConfigurationNotFound") =>
             {
-                Err(Error::Usage(self.not_lock_enabled()))
+                Err(self.bucket_not_lock_enabled())
             }
             Err(S3Error::HttpFailWithBody(status, body))
                 if status == 501 || body.contains("NotImplemented") =>
             {
                 Err(Error::Usage(format!(
-                    "the S3 server at {} does not support Object Lock (HTTP {status}); create the \
-                     store without --object-lock, or use a server that has it",
+                    "the S3 server at {} does not support Object Lock (HTTP {status})",
                     self.endpoint
-                )))
+                ))
+                .with_remedy(Remedy::StoreWithoutObjectLock))
             }
             Err(e) => Err(self.fail("read the object lock configuration of bucket", "", e)),
         }
