@@ -264,7 +264,13 @@ fn sample_config() -> StoreConfig {
         version: 1,
         store_id: SAMPLE_STORE_ID.into(),
         created: "2026-01-02T03:04:05+00:00".into(),
-        chunker: ChunkerParams::default(),
+        // Named, not the default: the pinned bytes must not move when a new store's
+        // default chunk sizes do.
+        chunker: ChunkerParams {
+            min_size: 128 * 1024,
+            avg_size: 256 * 1024,
+            max_size: 1024 * 1024,
+        },
         pack_size: 16 << 20,
         compression_level: 2,
         recipients: vec![sample_identity().to_public().to_string()],
