@@ -251,7 +251,7 @@ info bench filesystem "$(df -T "$WORK" | awk 'NR == 2 { print $2 }')"
 info bench date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 info bench loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 if has_tool vault; then
-    info vault version "$("$VAULT_BIN" --version 2>/dev/null || echo unknown) ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    info vault version "$("$VAULT_BIN" --version 2>/dev/null | head -n 1 || echo unknown) ($(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     info vault settings "defaults"
 fi
 if has_tool restic; then
