@@ -18,7 +18,6 @@
 //! carries every tag of `tags`, and every path of `paths` is one of its source paths
 //! (compared lexically after removing `.`, `..` and repeated slashes).
 
-use crate::backend::Kind;
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
@@ -247,14 +246,7 @@ pub fn resolve(
 ) -> Result<(Id, Snapshot, Verification)> {
     let latest = parse_latest(spec).is_some();
     if !latest {
-        let spec_l = spec.to_ascii_lowercase();
-        let names: Vec<Id> = repo
-            .backend
-            .list(Kind::Snapshots)?
-            .iter()
-            .filter(|o| o.name.starts_with(&spec_l))
-            .filter_map(|o| Id::from_hex(&o.name))
-            .collect();
+        let names = repo.snapshot_ids_starting(spec)?;
         if let [id] = names.as_slice() {
             let (snap, verdict) = repo.load_snapshot_checked(keys, id)?;
             let (id, snap) = resolve_in(&[(*id, snap)], spec, filter, defaults)?;

@@ -39,6 +39,18 @@ impl Repo {
 
     /// All snapshots, oldest first. A damaged record is an error naming it: listing must
     /// not quietly hide a snapshot.
+    /// Ids of the snapshot records whose name starts with `prefix` (any case).
+    pub fn snapshot_ids_starting(&self, prefix: &str) -> Result<Vec<Id>> {
+        let prefix = prefix.to_ascii_lowercase();
+        Ok(self
+            .backend
+            .list(Kind::Snapshots)?
+            .iter()
+            .filter(|o| o.name.starts_with(&prefix))
+            .filter_map(|o| Id::from_hex(&o.name))
+            .collect())
+    }
+
     pub fn snapshots(&self, keys: &WriterKeys) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
         for info in self.backend.list(Kind::Snapshots)? {
@@ -94,14 +106,7 @@ impl Repo {
                 })
             });
         }
-        let spec_l = spec.to_ascii_lowercase();
-        let matches: Vec<Id> = self
-            .backend
-            .list(Kind::Snapshots)?
-            .iter()
-            .filter(|o| o.name.starts_with(&spec_l))
-            .filter_map(|o| Id::from_hex(&o.name))
-            .collect();
+        let matches = self.snapshot_ids_starting(spec)?;
         match matches.as_slice() {
             [id] => {
                 let (s, v) = self.load_snapshot_checked(keys, id)?;

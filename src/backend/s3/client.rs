@@ -314,13 +314,23 @@ impl S3Backend {
             .body(data)
             .send()
             .await
-            .map_err(|e| self.fail("put", key, S3Error::from(e)))?;
+            // The URL carries the signature (and any session token): never in a message.
+            .map_err(|e| self.fail("put", key, S3Error::from(e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
         Err(self.fail("put", key, S3Error::HttpFailWithBody(status.as_u16(), body)))
+    }
+
+    /// The retention a new object of `kind` gets: the store's, except for leases, which
+    /// are rewritten and removed all the time.
+    fn retention_for(&self, kind: Kind) -> Option<ObjectLock> {
+        match kind {
+            Kind::Locks => None,
+            _ => self.object_lock(),
+        }
     }
 
     pub(super) fn url(&self, key: &str) -> String {
@@ -404,10 +414,7 @@ impl Backend for S3Backend {
             self.ensure_store()?;
         }
         let key = self.key(kind, name);
-        let lock = match kind {
-            Kind::Locks => None,
-            _ => self.object_lock(),
-        };
+        let lock = self.retention_for(kind);
         if let Some(lock) = lock {
             self.put_locked(kind, name, &key, data, &lock)?;
         } else if data.len() as u64 > self.multipart_threshold {
@@ -428,10 +435,7 @@ impl Backend for S3Backend {
     }
 
     fn put_bytes(&self, kind: Kind, name: &str, data: bytes::Bytes) -> Result<()> {
-        let lock = match kind {
-            Kind::Locks => None,
-            _ => self.object_lock(),
-        };
+        let lock = self.retention_for(kind);
         if kind == Kind::Config || lock.is_some() || data.len() as u64 > self.multipart_threshold {
             return self.put(kind, name, &data);
         }
