@@ -3,9 +3,9 @@
 //! The calling thread walks the sources in name order, reads each changed file and cuts
 //! it into content-defined chunks (FastCDC v2020, gear table seeded from the id key),
 //! hashes each chunk with the keyed blob-id hash, and hands chunks the store lacks to a
-//! pool of workers. Each worker compresses, encrypts into a pack of its own and uploads
-//! the pack when it is full, so packing and upload run on every core while the walk goes
-//! on. Directory trees are built bottom-up as the walk leaves each directory and go
+//! pool of workers. The workers compress on every core and encrypt into one shared pack;
+//! a thread of its own uploads each pack once it is full while the next one fills, so at
+//! most two packs are in memory and upload overlaps packing and the walk. Directory trees are built bottom-up as the walk leaves each directory and go
 //! through the same pool.
 //!
 //! Order of durability: packs are uploaded first; an index file naming finished packs is

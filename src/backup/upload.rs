@@ -1,9 +1,19 @@
-//! The worker pool that compresses, encrypts, packs and uploads blobs, and the index
-//! files that name finished packs: one once [`INDEX_EVERY_PACKS`] packs wait or
-//! [`INDEX_EVERY`] passed, whichever comes first, and one at the end. A pack is named in
-//! an index file only once it is durable, and the cache learns of its blobs only after
-//! that index file is written. Blobs go to the workers in batches of about
+//! The worker pool that compresses, encrypts and packs blobs, the thread that uploads
+//! packs, and the index files that name finished packs: one once [`INDEX_EVERY_PACKS`]
+//! packs wait or [`INDEX_EVERY`] passed, whichever comes first, and one at the end. A pack
+//! is named in an index file only once it is durable, and the cache learns of its blobs
+//! only after that index file is written. Blobs go to the workers in batches of about
 //! [`BATCH_BYTES`]; a blob counts as pending from the moment it joins a batch.
+//!
+//! Memory: at most two packs exist at any time, one being filled and one being uploaded.
+//! The workers compress on their own, then add to the one shared pack under its lock
+//! (sealing a blob needs its position in the pack). The worker that fills the pack hands
+//! it to the upload thread through a rendezvous channel while still holding the lock, so
+//! the next pack starts only once the upload thread took the previous one (and so once
+//! the one before that is durable).
+//!
+//! Errors: a failing worker stops the others; when the upload thread fails, the workers
+//! stop at the next pack they fill or batch they take, and its error is the one reported.
 
 use crate::cache::Cache;
 use crate::crypto::WriterKeys;
@@ -12,7 +22,9 @@ use crate::id::Id;
 use crate::pack::{self, BlobKind, PackRecord, PackWriter};
 use crate::repo::{Repo, Summary};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,13 +66,105 @@ struct Job {
     data: Vec<u8>,
 }
 
-/// The worker pool that compresses, encrypts, packs and uploads blobs.
+/// What the workers share: the one pack being filled, and the flag that stops them.
+struct Packing {
+    /// The pack being filled. Held while a full pack is handed to the upload thread, so
+    /// no other pack starts before the previous one is being uploaded.
+    filling: Mutex<Option<PackWriter>>,
+    /// Set when a worker failed or the upload thread stopped: the others stop too.
+    stop: AtomicBool,
+    recipients: Vec<age::x25519::Recipient>,
+    pack_size: usize,
+    /// The largest blob a pack must have room for beyond `pack_size`.
+    max_blob: usize,
+    level: i32,
+}
+
+impl Packing {
+    /// Compresses the batch's blobs and adds them to the shared pack; hands every pack
+    /// that fills up to the upload thread. Returns once the job channel closes, or early
+    /// when told to stop or when the upload thread is gone (its error is the one to
+    /// report).
+    fn work(&self, jobs: &Mutex<Receiver<Vec<Job>>>, packs: &SyncSender<PackWriter>) -> Result<()> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let batch = jobs.lock().map_err(|_| panicked())?.recv();
+            let Ok(batch) = batch else { break };
+            for job in batch {
+                let compressed = pack::compress(&job.data, self.level);
+                if !self.add(&job, compressed.as_deref(), packs)? {
+                    self.stop.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one blob (`compressed`, or its data as is) to the shared pack, sealing it at
+    /// its position there; hands the pack over once it is full. False when the upload
+    /// thread is gone.
+    fn add(
+        &self,
+        job: &Job,
+        compressed: Option<&[u8]>,
+        packs: &SyncSender<PackWriter>,
+    ) -> Result<bool> {
+        let mut filling = self.filling.lock().map_err(|_| panicked())?;
+        let writer = match filling.as_mut() {
+            Some(w) => w,
+            None => filling.insert(PackWriter::new(
+                &self.recipients,
+                self.pack_size,
+                self.max_blob,
+            )?),
+        };
+        writer.add(
+            job.id,
+            job.kind,
+            job.data.len() as u32,
+            compressed.is_some(),
+            compressed.unwrap_or(&job.data),
+        );
+        if writer.len() < self.pack_size {
+            return Ok(true);
+        }
+        let full = filling.take().expect("a pack is being filled");
+        // A rendezvous, with the lock held: this returns once the upload thread took the
+        // pack, that is once the previous one is durable.
+        Ok(packs.send(full).is_ok())
+    }
+}
+
+fn panicked() -> Error {
+    Error::Backend("a pack worker panicked".into())
+}
+
+/// Uploads the packs the workers hand over, one at a time, and reports each once it is
+/// durable.
+fn upload(
+    repo: &Repo,
+    keys: &WriterKeys,
+    packs: Receiver<PackWriter>,
+    done_tx: mpsc::Sender<PackRecord>,
+) -> Result<()> {
+    for writer in packs {
+        let record = repo.save_pack(keys, writer)?;
+        let _ = done_tx.send(record);
+    }
+    Ok(())
+}
+
+/// The worker pool that compresses and packs blobs, and the thread that uploads packs.
 pub(super) struct Uploader {
     tx: Option<SyncSender<Vec<Job>>>,
     /// Blobs not yet handed to a worker, and their total size.
     batch: Vec<Job>,
     batch_bytes: usize,
     workers: Vec<JoinHandle<Result<()>>>,
+    packing: Arc<Packing>,
+    /// For the last, partly filled pack once the workers are done.
+    packs_tx: Option<SyncSender<PackWriter>>,
+    upload: Option<JoinHandle<Result<()>>>,
     done_rx: Receiver<PackRecord>,
     /// Blobs handed to workers whose pack is not yet in an index file.
     pub(super) pending: HashSet<Id>,
@@ -80,57 +184,40 @@ impl Uploader {
         threads: usize,
     ) -> Uploader {
         let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(threads * 2);
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let jobs = Arc::new(Mutex::new(rx));
+        let (packs_tx, packs_rx) = mpsc::sync_channel::<PackWriter>(0);
         let (done_tx, done_rx) = mpsc::channel();
+        let packing = Arc::new(Packing {
+            filling: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            recipients: recipients.to_vec(),
+            pack_size: repo.config.pack_size as usize,
+            // Trees may exceed the chunker's maximum; they are rare and small next to a pack.
+            max_blob: repo.config.chunker.max_size as usize + 1024,
+            level: repo.config.compression_level,
+        });
         let workers = (0..threads)
             .map(|_| {
-                let rx = rx.clone();
-                let done_tx = done_tx.clone();
-                let repo = repo.clone();
-                let keys = keys.clone();
-                let recipients = recipients.to_vec();
-                std::thread::spawn(move || -> Result<()> {
-                    let pack_size = repo.config.pack_size as usize;
-                    let level = repo.config.compression_level;
-                    // Trees may exceed the chunker's maximum; they are rare and small next to a pack.
-                    let max_blob = repo.config.chunker.max_size as usize + 1024;
-                    let mut writer: Option<PackWriter> = None;
-                    loop {
-                        let batch = rx.lock().unwrap().recv();
-                        let Ok(batch) = batch else { break };
-                        for job in batch {
-                            let compressed = pack::compress(&job.data, level);
-                            let payload = compressed.as_deref().unwrap_or(&job.data);
-                            if writer.is_none() {
-                                writer = Some(PackWriter::new(&recipients, pack_size, max_blob)?);
-                            }
-                            let w = writer.as_mut().unwrap();
-                            w.add(
-                                job.id,
-                                job.kind,
-                                job.data.len() as u32,
-                                compressed.is_some(),
-                                payload,
-                            );
-                            if w.len() >= pack_size {
-                                let record = repo.save_pack(&keys, writer.take().unwrap())?;
-                                let _ = done_tx.send(record);
-                            }
-                        }
+                let (jobs, packing, packs_tx) = (jobs.clone(), packing.clone(), packs_tx.clone());
+                std::thread::spawn(move || {
+                    let worked = packing.work(&jobs, &packs_tx);
+                    if worked.is_err() {
+                        packing.stop.store(true, Ordering::Relaxed);
                     }
-                    if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
-                        let record = repo.save_pack(&keys, w)?;
-                        let _ = done_tx.send(record);
-                    }
-                    Ok(())
+                    worked
                 })
             })
             .collect();
+        let (repo, keys) = (repo.clone(), keys.clone());
+        let upload = std::thread::spawn(move || upload(&repo, &keys, packs_rx, done_tx));
         Uploader {
             tx: Some(tx),
             batch: Vec::new(),
             batch_bytes: 0,
             workers,
+            packing,
+            packs_tx: Some(packs_tx),
+            upload: Some(upload),
             done_rx,
             pending: HashSet::new(),
             finished: Vec::new(),
@@ -223,12 +310,7 @@ impl Uploader {
         let sent = self.tx.as_ref().expect("uploader running").send(batch);
         if sent.is_err() {
             // Every worker has stopped, which only happens on an error: report it.
-            self.tx = None;
-            for w in self.workers.drain(..) {
-                if let Ok(Err(e)) = w.join() {
-                    return Err(e);
-                }
-            }
+            self.stop()?;
             return Err(Error::Backend("pack workers stopped unexpectedly".into()));
         }
         Ok(())
@@ -239,26 +321,235 @@ impl Uploader {
         if self.tx.is_some() {
             self.hand_over()?;
         }
+        self.stop()?;
+        let mut records = std::mem::take(&mut self.finished);
+        records.extend(self.done_rx.try_iter());
+        Ok(records)
+    }
+
+    /// Closes the job channel, waits for the workers, hands the last pack (when no
+    /// worker failed) to the upload thread and waits for it. The upload thread's error
+    /// comes first: a worker that stopped early may only have seen it go.
+    fn stop(&mut self) -> Result<()> {
         self.tx = None;
         let mut first_err = None;
         for w in self.workers.drain(..) {
-            match w.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(Error::Backend("a pack worker panicked".into()));
-                }
+            let joined = w.join().unwrap_or_else(|_| Err(panicked()));
+            if let Err(e) = joined {
+                first_err.get_or_insert(e);
             }
         }
-        let mut records = std::mem::take(&mut self.finished);
-        while let Ok(r) = self.done_rx.recv_timeout(Duration::from_millis(0)) {
-            records.push(r);
+        if let Some(packs_tx) = self.packs_tx.take() {
+            let last = self.packing.filling.lock().map_err(|_| panicked())?.take();
+            if let Some(w) = last.filter(|w| !w.is_empty() && first_err.is_none()) {
+                // Refused only when the upload thread failed: joining it says why.
+                let _ = packs_tx.send(w);
+            }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(records),
+        if let Some(upload) = self.upload.take() {
+            let uploaded = upload
+                .join()
+                .unwrap_or_else(|_| Err(Error::Backend("the pack upload thread panicked".into())));
+            uploaded?;
         }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::backend::{Backend, BackendRef, Kind, ObjectInfo};
+    use crate::repo::{ChunkerParams, DEFAULT_COMPRESSION_LEVEL};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Condvar;
+
+    const PACK: usize = 4 << 20;
+    const BLOB: usize = 64 << 10;
+    const THREADS: usize = 4;
+
+    /// A store whose pack uploads wait until the gate opens (or fail, when asked to), and
+    /// which counts how many run at once.
+    struct Gate {
+        inner: MemoryBackend,
+        open: Mutex<bool>,
+        opened: Condvar,
+        fail_packs: bool,
+        uploading: AtomicUsize,
+        most_uploading: AtomicUsize,
+    }
+
+    impl Gate {
+        fn new(fail_packs: bool) -> Arc<Gate> {
+            Arc::new(Gate {
+                inner: MemoryBackend::new("gate"),
+                open: Mutex::new(false),
+                opened: Condvar::new(),
+                fail_packs,
+                uploading: AtomicUsize::new(0),
+                most_uploading: AtomicUsize::new(0),
+            })
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+
+        fn put_pack(&self, name: &str, data: &[u8]) -> Result<()> {
+            if self.fail_packs {
+                return Err(Error::Backend("injected: no space left".into()));
+            }
+            let now = self.uploading.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_uploading.fetch_max(now, Ordering::SeqCst);
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            drop(open);
+            self.uploading.fetch_sub(1, Ordering::SeqCst);
+            self.inner.put(Kind::Packs, name, data)
+        }
+    }
+
+    impl Backend for Gate {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn create(&self) -> Result<()> {
+            self.inner.create()
+        }
+        fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+            match kind {
+                Kind::Packs => self.put_pack(name, data),
+                _ => self.inner.put(kind, name, data),
+            }
+        }
+        fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+            self.inner.get(kind, name)
+        }
+        fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.inner.get_range(kind, name, offset, len)
+        }
+        fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+            self.inner.list(kind)
+        }
+        fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+            self.inner.delete(kind, name)
+        }
+        fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+            self.inner.exists(kind, name)
+        }
+    }
+
+    fn store(backend: BackendRef) -> (Repo, WriterKeys, Vec<age::x25519::Recipient>) {
+        let created = crate::repo::create(
+            backend,
+            ChunkerParams::default(),
+            DEFAULT_COMPRESSION_LEVEL,
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
+        let mut repo = created.repo;
+        repo.config.pack_size = PACK as u32;
+        let recipients = vec![created.identity.to_public()];
+        (repo, WriterKeys::from_id_key(created.id_key), recipients)
+    }
+
+    /// Incompressible bytes (so a blob takes its own size in a pack).
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Starts sending `blobs` blobs on a thread of its own; returns the bytes handed over
+    /// so far (counted once `send` returned) and the thread, which ends with `finish`.
+    fn feed(
+        repo: &Repo,
+        keys: &WriterKeys,
+        recipients: &[age::x25519::Recipient],
+        blobs: u64,
+    ) -> (
+        Arc<AtomicUsize>,
+        std::thread::JoinHandle<Result<Vec<PackRecord>>>,
+    ) {
+        let mut uploader = Uploader::start(repo, keys, recipients, THREADS);
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (counter, keys) = (sent.clone(), keys.clone());
+        let feeder = std::thread::spawn(move || {
+            for i in 0..blobs {
+                let data = noise(i, BLOB);
+                let result = uploader.send(keys.blob_id(&data), BlobKind::Data, data);
+                if let Err(e) = result {
+                    let _ = uploader.finish();
+                    return Err(e);
+                }
+                counter.fetch_add(BLOB, Ordering::SeqCst);
+            }
+            uploader.finish()
+        });
+        (sent, feeder)
+    }
+
+    /// Waits until `sent` stopped moving for a second; returns where it stopped.
+    fn stalled(sent: &AtomicUsize) -> usize {
+        let (mut last, mut still) = (usize::MAX, 0);
+        while still < 10 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = sent.load(Ordering::SeqCst);
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
+    #[test]
+    fn one_pack_filled_while_one_uploads_and_no_more() {
+        let gate = Gate::new(false);
+        let (repo, keys, recipients) = store(gate.clone());
+        let blobs = (10 * PACK / BLOB) as u64;
+        let (sent, feeder) = feed(&repo, &keys, &recipients, blobs);
+        let held = stalled(&sent);
+        assert_eq!(gate.uploading.load(Ordering::SeqCst), 1);
+        // Two whole packs (the one uploading and the full one waiting for the upload
+        // thread), each up to a blob over the pack size, plus the batches the workers
+        // hold, the channel queues and the caller is filling. One pack per worker
+        // (four) would not fit.
+        let bound = 2 * (PACK + BLOB) + (3 * THREADS + 1) * BATCH_BYTES;
+        assert!(
+            held <= bound,
+            "{held} bytes taken in while one upload waits: more than two packs are buffered (bound {bound})"
+        );
+        assert!(
+            held >= 2 * PACK,
+            "{held} bytes taken in: the next pack was not filled while one uploads"
+        );
+        gate.open();
+        let records = feeder.join().unwrap().unwrap();
+        assert_eq!(gate.most_uploading.load(Ordering::SeqCst), 1);
+        let stored: usize = records.iter().map(|r| r.entries.len()).sum();
+        assert_eq!(stored as u64, blobs);
+        assert_eq!(gate.inner.list(Kind::Packs).unwrap().len(), records.len());
+    }
+
+    #[test]
+    fn a_failed_upload_is_the_error_reported_and_nothing_hangs() {
+        let (repo, keys, recipients) = store(Gate::new(true));
+        let (_, feeder) = feed(&repo, &keys, &recipients, (10 * PACK / BLOB) as u64);
+        let err = feeder.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
     }
 }
