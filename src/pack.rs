@@ -220,9 +220,21 @@ impl PackWriter {
         capacity: usize,
         max_blob: usize,
     ) -> Result<PackWriter> {
+        PackWriter::reusing(Vec::new(), recipients, capacity, max_blob)
+    }
+
+    /// [`PackWriter::new`] building the pack in `buf` (the buffer of a pack already
+    /// stored, its contents dropped), so a long run of packs allocates no new buffers.
+    pub fn reusing(
+        mut buf: Vec<u8>,
+        recipients: &[age::x25519::Recipient],
+        capacity: usize,
+        max_blob: usize,
+    ) -> Result<PackWriter> {
         let data_key = SecretKey::random();
         let header = crypto::age_encrypt(recipients, &data_key.0)?;
-        let mut buf = Vec::with_capacity(capacity + max_blob + 64 * 1024);
+        buf.clear();
+        buf.reserve(capacity + max_blob + 64 * 1024);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
         buf.extend_from_slice(&header);

@@ -10,7 +10,8 @@
 //! (sealing a blob needs its position in the pack). The worker that fills the pack hands
 //! it to the upload thread through a rendezvous channel while still holding the lock, so
 //! the next pack starts only once the upload thread took the previous one (and so once
-//! the one before that is durable).
+//! the one before that is durable). The upload thread gives each stored pack's buffer
+//! back for the next pack, so two buffers serve the whole run.
 //!
 //! Errors: a failing worker stops the others; when the upload thread fails, the workers
 //! stop at the next pack they fill or batch they take, and its error is the one reported.
@@ -71,6 +72,9 @@ struct Packing {
     /// The pack being filled. Held while a full pack is handed to the upload thread, so
     /// no other pack starts before the previous one is being uploaded.
     filling: Mutex<Option<PackWriter>>,
+    /// The buffer of the last pack uploaded, for the next pack: two buffers serve the
+    /// whole run (a fresh one per pack leaves the heap fragmented, holding a third).
+    spare: Mutex<Option<Vec<u8>>>,
     /// Set when a worker failed or the upload thread stopped: the others stop too.
     stop: AtomicBool,
     recipients: Vec<age::x25519::Recipient>,
@@ -112,11 +116,15 @@ impl Packing {
         let mut filling = self.filling.lock().map_err(|_| panicked())?;
         let writer = match filling.as_mut() {
             Some(w) => w,
-            None => filling.insert(PackWriter::new(
-                &self.recipients,
-                self.pack_size,
-                self.max_blob,
-            )?),
+            None => {
+                let buf = self.spare.lock().map_err(|_| panicked())?.take();
+                filling.insert(PackWriter::reusing(
+                    buf.unwrap_or_default(),
+                    &self.recipients,
+                    self.pack_size,
+                    self.max_blob,
+                )?)
+            }
         };
         writer.add(
             job.id,
@@ -139,17 +147,19 @@ fn panicked() -> Error {
     Error::Backend("a pack worker panicked".into())
 }
 
-/// Uploads the packs the workers hand over, one at a time, and reports each once it is
-/// durable.
+/// Uploads the packs the workers hand over, one at a time, reports each once it is
+/// durable and gives its buffer back for the next pack.
 fn upload(
     repo: &Repo,
     keys: &WriterKeys,
+    packing: &Packing,
     packs: Receiver<PackWriter>,
     done_tx: mpsc::Sender<PackRecord>,
 ) -> Result<()> {
     for writer in packs {
-        let record = repo.save_pack(keys, writer)?;
+        let (record, buf) = repo.save_pack_reclaiming(keys, writer)?;
         let _ = done_tx.send(record);
+        *packing.spare.lock().map_err(|_| panicked())? = buf;
     }
     Ok(())
 }
@@ -189,6 +199,7 @@ impl Uploader {
         let (done_tx, done_rx) = mpsc::channel();
         let packing = Arc::new(Packing {
             filling: Mutex::new(None),
+            spare: Mutex::new(None),
             stop: AtomicBool::new(false),
             recipients: recipients.to_vec(),
             pack_size: repo.config.pack_size as usize,
@@ -208,8 +219,8 @@ impl Uploader {
                 })
             })
             .collect();
-        let (repo, keys) = (repo.clone(), keys.clone());
-        let upload = std::thread::spawn(move || upload(&repo, &keys, packs_rx, done_tx));
+        let (repo, keys, shared) = (repo.clone(), keys.clone(), packing.clone());
+        let upload = std::thread::spawn(move || upload(&repo, &keys, &shared, packs_rx, done_tx));
         Uploader {
             tx: Some(tx),
             batch: Vec::new(),

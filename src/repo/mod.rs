@@ -228,10 +228,23 @@ impl Repo {
         keys: &WriterKeys,
         pack: crate::pack::PackWriter,
     ) -> Result<PackRecord> {
+        Ok(self.save_pack_reclaiming(keys, pack)?.0)
+    }
+
+    /// [`Repo::save_pack`] that also hands back the pack's buffer once the backend let go
+    /// of it (`None` if it kept a reference), for [`PackWriter::reusing`].
+    ///
+    /// [`PackWriter::reusing`]: crate::pack::PackWriter::reusing
+    pub fn save_pack_reclaiming(
+        &self,
+        keys: &WriterKeys,
+        pack: crate::pack::PackWriter,
+    ) -> Result<(PackRecord, Option<Vec<u8>>)> {
         let (bytes, record) = pack.finish(keys);
         // Handed over, not copied: on S3 the pack is sent from this buffer.
+        let bytes = bytes::Bytes::from(bytes);
         self.backend
-            .put_bytes(Kind::Packs, &record.id.to_hex(), bytes.into())?;
-        Ok(record)
+            .put_bytes(Kind::Packs, &record.id.to_hex(), bytes.clone())?;
+        Ok((record, bytes.try_into_mut().ok().map(Vec::from)))
     }
 }
