@@ -33,7 +33,9 @@
 //! needs is durable, so a copy killed at any moment leaves DST healthy, and the next run
 //! continues where it stopped: objects already at DST are skipped.
 //!
-//! Objects move on `threads` workers, each holding at most one pack in memory.
+//! Objects move on `threads` workers, each holding at most one object in memory; packs
+//! move (and are read back) on at most [`PACKS_AT_ONCE`] of them, so a copy never holds
+//! more than that many packs whatever `threads` says.
 
 use crate::backend::{memory::MemoryBackend, BackendRef, Kind, ObjectInfo};
 use crate::cache::Cache;
@@ -48,6 +50,11 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Packs held in memory at once, each by one worker. Two keep a download and an upload
+/// going at the same time, and two 16 MiB packs fit the memory a snapshot takes; each
+/// worker more would add a whole pack to the peak.
+const PACKS_AT_ONCE: usize = 2;
 
 /// Packs named per index file written at DST in snapshot mode: a copy killed part way loses
 /// at most this many packs' worth of indexing (the next run re-reads them, without upload).
@@ -836,9 +843,10 @@ struct Moved {
     index_files: Tally,
 }
 
-/// Downloads, verifies and uploads packs on `threads` workers. A pack DST already holds
-/// with the right size is not uploaded again. With `index`, index files naming the packs
-/// are written at DST as they arrive ([`INDEX_BATCH`] packs each).
+/// Downloads, verifies and uploads packs on `threads` workers, at most [`PACKS_AT_ONCE`].
+/// A pack DST already holds with the right size is not uploaded again. With `index`,
+/// index files naming the packs are written at DST as they arrive ([`INDEX_BATCH`] packs
+/// each).
 #[allow(clippy::too_many_arguments)]
 fn transfer_packs(
     src: &Repo,
@@ -869,7 +877,7 @@ fn transfer_packs(
     };
     let progress = crate::progress::get();
     progress.begin_items("copy", "packs", packs.len() as u64, 0);
-    crate::parallel::try_for_each(packs, opts.threads, |id| {
+    crate::parallel::try_for_each(packs, opts.threads.min(PACKS_AT_ONCE), |id| {
         crate::progress::check_cancelled("copy")?;
         let name = id.to_hex();
         progress.set_current(&name);
@@ -988,7 +996,7 @@ fn check_present_packs(
         return Ok(HashSet::new());
     }
     let state = Mutex::new((Tally::default(), Vec::<(Id, u64, String)>::new()));
-    crate::parallel::try_for_each(present, opts.threads, |(id, size)| {
+    crate::parallel::try_for_each(present, opts.threads.min(PACKS_AT_ONCE), |(id, size)| {
         let verdict = match dst.backend.get(Kind::Packs, &id.to_hex()) {
             Ok(bytes) if Id::hash_public(&bytes) == *id => None,
             Ok(_) => Some("its content does not match its name (damaged)".to_string()),
