@@ -114,17 +114,21 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
     }
 }
 
-/// Chunks, packs and blobs are buffers of 1 to 20 MiB, allocated and freed thousands of
+/// Chunks and blobs are buffers of up to a few MiB, allocated and freed thousands of
 /// times per snapshot or restore. glibc serves allocations over 128 KiB with a fresh mmap
 /// and unmaps them on free, so every chunk would fault its pages in anew (a quarter of
 /// the snapshot's CPU time in measurements); keeping them on the heap reuses the pages.
+/// Whole packs (16 MiB) are the exception: those a copy downloads, one per pack, left
+/// holes in the heap that later packs did not fit, a third and fourth pack's worth of
+/// peak memory; above 8 MiB a buffer is mapped and unmapped on its own (a snapshot
+/// reuses its two pack buffers, so it maps them once).
 /// One arena: with one per thread, each worker's arena kept its own freed pack buffers,
 /// which cost 30 MiB of peak memory and no measurable speed.
 fn tune_allocator() {
     // SAFETY: mallopt only adjusts allocator parameters; it is called before any other
     // thread exists, and the values are valid for each parameter.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
