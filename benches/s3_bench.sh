@@ -6,7 +6,8 @@
 #
 # One tree is generated (gen_tree.py, about G GiB). Then, for each store (local folder,
 # Garage), page cache warm, `sync` before each timed step:
-#   init, first snapshot, unchanged re-run, restore of the latest snapshot;
+#   init, first snapshot, unchanged re-run, restore of the latest snapshot (with the
+#   passphrase, then with the reader identity exported to a file);
 # then `vault copy` of the local store to a fresh Garage prefix, and of the Garage store to
 # a local folder (whole packs, one GET each) followed by a restore from that folder.
 # Measured per step: wall time and peak RSS (GNU time '%e %M'), and for Garage the S3
@@ -33,7 +34,7 @@ VAULT_BIN=""
 PASSPHRASE="bench-passphrase-not-secret"
 PACK_MIB=16
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -227,6 +228,12 @@ for target in local s3; do
     rm -rf "$WORK/$target/restore16"
     run_step "$target" restore16 --threads 16 restore latest --to "$WORK/$target/restore16"
     rm -rf "$WORK/$target/restore16"
+    # With the reader identity file instead of the passphrase (no scrypt).
+    vault_cmd "$target" key export-identity --out "$WORK/$target/identity"
+    VAULT_PASSPHRASE="$PASSPHRASE" "${CMD[@]}" > /dev/null 2>&1 || true
+    rm -rf "$WORK/$target/restoreid"
+    run_step "$target" restoreid --identity "$WORK/$target/identity" restore latest --to "$WORK/$target/restoreid"
+    rm -rf "$WORK/$target/restoreid"
     vault_cmd "$target" snapshots --json
     VAULT_PASSPHRASE="$PASSPHRASE" "${CMD[@]}" > "$LOGS/$target.snapshots.json" 2>/dev/null || true
     bad=0
@@ -279,7 +286,8 @@ print(f"tree: {int(info.get('tree_bytes', 0)) / MiB:.0f} MiB; first snapshot: {f
 print(f"load average (1/5/15 min) before: {info.get('load_before')}, after: {info.get('load_after')}; garage {info.get('garage_version')}")
 print()
 steps = [("init", "init"), ("snap1", "first snapshot"), ("snap2", "unchanged re-run"), ("restore", "restore latest"),
-         ("restore16", "restore latest, --threads 16"), ("copy", "copy local -> S3"),
+         ("restore16", "restore latest, --threads 16"), ("restoreid", "restore latest, identity file"),
+         ("copy", "copy local -> S3"),
          ("copyback", "copy S3 -> local (whole packs)"), ("back", "restore from that local copy")]
 print(f"| step | local s | local peak MiB | S3 s | S3 peak MiB | S3 requests (PUT / GET / other) |")
 print(f"| --- | ---: | ---: | ---: | ---: | --- |")

@@ -120,15 +120,16 @@ fn run(cli: Cli, finish: &mut cli::metrics::Finish) -> Result<u8> {
 /// the snapshot's CPU time in measurements); keeping them on the heap reuses the pages.
 /// Whole packs (16 MiB) are the exception: those a copy downloads, one per pack, left
 /// holes in the heap that later packs did not fit, a third and fourth pack's worth of
-/// peak memory; above 8 MiB a buffer is mapped and unmapped on its own (a snapshot
-/// reuses its two pack buffers, so it maps them once).
+/// peak memory. From 12 MiB on a buffer is mapped and unmapped on its own: above a
+/// restore's runs of blobs (up to 8 MiB), below a pack (a snapshot reuses its two pack
+/// buffers, so it maps them once).
 /// One arena: with one per thread, each worker's arena kept its own freed pack buffers,
 /// which cost 30 MiB of peak memory and no measurable speed.
 fn tune_allocator() {
     // SAFETY: mallopt only adjusts allocator parameters; it is called before any other
     // thread exists, and the values are valid for each parameter.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 12 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }

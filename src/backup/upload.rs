@@ -73,7 +73,7 @@ struct Packing {
     /// no other pack starts before the previous one is being uploaded.
     filling: Mutex<Option<PackWriter>>,
     /// The buffer of the last pack uploaded, for the next pack: two buffers serve the
-    /// whole run (a fresh one per pack leaves the heap fragmented, holding a third).
+    /// whole run (a fresh one per pack would be mapped and faulted in anew each time).
     spare: Mutex<Option<Vec<u8>>>,
     /// Set when a worker failed or the upload thread stopped: the others stop too.
     stop: AtomicBool,
