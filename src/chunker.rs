@@ -5,8 +5,8 @@
 //! Data is read into one reusable window of at least [`MIN_WINDOW`] bytes and twice the
 //! maximum chunk size, and cut there, which gives the same boundaries as cutting the
 //! whole stream at once. Only the uncut tail (under one maximum chunk) is moved to the
-//! window's start before each refill, so few bytes are copied more than once more (into
-//! the chunk handed to the packer), and a large file is read in few system calls.
+//! window's start before each refill, so most bytes are copied just once (into the chunk
+//! handed to the packer), and a large file is read in few system calls.
 
 use crate::repo::ChunkerParams;
 use std::io::Read;
