@@ -2,12 +2,18 @@
 //!
 //! The gear table is seeded from the id key, so chunk boundaries, and with them chunk
 //! sizes, depend on a secret and cannot be used to recognise known files in a store.
-//! Data is read into one reusable window of twice the maximum chunk size and cut there,
-//! which gives the same boundaries as cutting the whole stream at once while copying
-//! each byte only once more (into the chunk handed to the packer).
+//! Data is read into one reusable window of at least [`MIN_WINDOW`] bytes and twice the
+//! maximum chunk size, and cut there, which gives the same boundaries as cutting the
+//! whole stream at once. Only the uncut tail (under one maximum chunk) is moved to the
+//! window's start before each refill, so most bytes are copied just once (into the chunk
+//! handed to the packer), and a large file is read in few system calls.
 
 use crate::repo::ChunkerParams;
 use std::io::Read;
+
+/// Smallest window: with 256 KiB chunks at most, refills move under an eighth of what
+/// they read (a window of twice the maximum moved about half).
+pub const MIN_WINDOW: usize = 2 << 20;
 
 pub struct Chunker {
     params: ChunkerParams,
@@ -23,7 +29,7 @@ pub enum ChunkError<E> {
 
 impl Chunker {
     pub fn new(params: ChunkerParams, seed: u64) -> Chunker {
-        let window = vec![0u8; params.max_size as usize * 2];
+        let window = vec![0u8; (params.max_size as usize * 2).max(MIN_WINDOW)];
         Chunker {
             params,
             seed,
