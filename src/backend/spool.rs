@@ -16,9 +16,11 @@
 //! else it waits for the first download holding the range, and after a failed or
 //! stopped download it goes to the store itself.
 //!
-//! Memory: a batch has up to its `fetchers` requests in flight, but never more than
-//! [`BYTES_IN_FLIGHT`] of bodies at once (one request larger than that still goes
-//! alone), so many small requests overlap their latency while large ones stay bounded.
+//! Memory: a batch has up to its `fetchers` requests in flight. A store that streams
+//! ranges ([`Backend::streams_ranges`], S3) writes each body into the spool as it arrives,
+//! so requests hold no more than the pieces in transit; from any other store a body is
+//! held whole, and never more than [`BYTES_IN_FLIGHT`] of them at once (one request larger
+//! than that still goes alone).
 
 use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
 use crate::error::{IoContext, Result};
@@ -33,7 +35,8 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 const MERGE_GAP: u64 = 1 << 20;
 /// Longest single request.
 const MAX_REQUEST: u64 = 4 << 20;
-/// Response bodies a batch holds in memory at once, at most.
+/// Response bodies held in memory at once, at most, from a store that does not stream
+/// ranges.
 pub const BYTES_IN_FLIGHT: u64 = 16 << 20;
 /// A pack of which at least this share is needed is fetched whole (in requests of
 /// [`MAX_REQUEST`]): fewer, larger requests beat skipping the few blobs not needed.
@@ -181,6 +184,7 @@ impl SpoolBackend {
             self.state.clone(),
             self.stop.clone(),
         );
+        let streams = inner.streams_ranges();
         let fetcher = std::thread::spawn(move || {
             let result = crate::parallel::try_for_each(&jobs, fetchers, |(n, pack, off, len)| {
                 crate::progress::check_cancelled("restore")?;
@@ -189,7 +193,7 @@ impl SpoolBackend {
                         operation: "restore",
                     });
                 }
-                let _held = InFlight::take(&*state, *len);
+                let _held = (!streams).then(|| InFlight::take(&*state, *len));
                 fetch_one(inner.as_ref(), &dir, pack, *off, *len)?;
                 if show_progress {
                     let progress = crate::progress::get();
@@ -265,17 +269,19 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Downloads one range of a pack into its spool file.
+/// Downloads one range of a pack into its spool file, as it arrives.
 fn fetch_one(inner: &dyn Backend, dir: &Path, pack: &str, off: u64, len: u64) -> Result<()> {
-    let bytes = inner.get_range(Kind::Packs, pack, off, len)?;
     let path = dir.join(pack);
-    OpenOptions::new()
+    let failed = || format!("write restore spool {} (is the disk full?)", path.display());
+    let file = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(false)
         .open(&path)
-        .and_then(|f| f.write_all_at(&bytes, off))
-        .ctx(|| format!("write restore spool {} (is the disk full?)", path.display()))
+        .ctx(failed)?;
+    inner.get_range_into(Kind::Packs, pack, off, len, &mut |at, bytes| {
+        file.write_all_at(bytes, off + at).ctx(failed)
+    })
 }
 
 impl Backend for SpoolBackend {

@@ -351,5 +351,5 @@ fn conflicts_error(planner: &Planner<'_>, opts: &RestoreOptions) -> Error {
 }
 
 /// Requests in flight while spooling, at most: many small ones hide the request latency,
-/// and the spool bounds the bytes they hold ([`crate::backend::spool::BYTES_IN_FLIGHT`]).
+/// and from S3 each body goes into the spool as it arrives (see [`crate::backend::spool`]).
 const SPOOL_FETCHERS: usize = 16;
