@@ -3,7 +3,7 @@
 # tree.
 #
 #   benches/bench.sh [--size-gb G] [--work DIR] [--tools vault,restic,borg,rustic] [--seed S]
-#                    [--fraction F] [--keep] [--no-build] [--vault-bin PATH]
+#                    [--fraction F] [--store local|s3] [--keep] [--no-build] [--vault-bin PATH]
 #
 # Steps, for every tool, on identical trees, page cache warm:
 #   init, first snapshot, unchanged re-run, (tree mutated once for all tools)
@@ -15,6 +15,10 @@
 # Each tool runs with its own default settings; see benches/README.md. rustic is
 # $RUSTIC_BIN, else `rustic` on PATH, else built once with `cargo install rustic-rs` into
 # ${XDG_CACHE_HOME:-~/.cache}/vault-bench/rustic and reused.
+# --store s3: every store is a bucket of one single-node Garage on 127.0.0.1 (started here,
+# without fsync, as the tests and s3_bench.sh run it; killed at exit), one bucket per tool;
+# borg, which has no S3 backend, is left out. Store sizes are then the bucket's bytes as
+# Garage counts them.
 set -euo pipefail
 
 SIZE_GB=2
@@ -28,7 +32,9 @@ BUILD=1
 VAULT_BIN=""
 PASSPHRASE="bench-passphrase-not-secret"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+STORE_KIND=local
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -36,6 +42,7 @@ while [ $# -gt 0 ]; do
         --tools) TOOLS="$2"; shift 2 ;;
         --seed) SEED="$2"; shift 2 ;;
         --fraction) FRACTION="$2"; shift 2 ;;
+        --store) STORE_KIND="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --vault-bin) VAULT_BIN="$2"; BUILD=0; shift 2 ;;
@@ -46,12 +53,19 @@ done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/.." && pwd)"
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+case "$STORE_KIND" in local|s3) ;; *) echo "bench.sh: --store must be local or s3" >&2; exit 2 ;; esac
 IFS=',' read -r -a TOOL_LIST <<< "$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
     case "$t" in vault|restic|borg|rustic) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
+if [ "$STORE_KIND" = s3 ] && [[ ",$TOOLS," == *",borg,"* ]]; then
+    log "borg has no S3 backend: left out with --store s3"
+    TOOL_LIST=($(printf '%s\n' "${TOOL_LIST[@]}" | grep -vx borg || true))
+    TOOLS=$(IFS=','; echo "${TOOL_LIST[*]}")
+fi
+[ "${#TOOL_LIST[@]}" -gt 0 ] || { echo "bench.sh: no tool left to run" >&2; exit 2; }
 has_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies (installed when absent; Debian/Ubuntu packages)
@@ -68,6 +82,7 @@ ensure() {  # ensure COMMAND PACKAGE
 ensure /usr/bin/time time
 ensure python3 python3
 ensure diff diffutils
+[ "$STORE_KIND" = s3 ] && ensure curl curl
 has_tool restic && ensure restic restic
 has_tool borg && ensure borg borgbackup
 if has_tool rustic; then
@@ -104,11 +119,87 @@ LOGS="$WORK/logs"
 MEAS="$WORK/measurements.tsv"   # tool step wall_s maxrss_kib rc
 INFO="$WORK/info.tsv"           # tool key value
 for t in vault restic borg rustic; do rm -rf "${WORK:?}/$t"; done
-rm -rf "$TREE" "$LOGS"
+rm -rf "$TREE" "$LOGS" "${WORK:?}/garage"
 mkdir -p "$LOGS"
 : > "$MEAS"
 : > "$INFO"
 info() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$INFO"; }
+
+# ---------------------------------------------------------------------------------------------
+# --store s3: Garage on 127.0.0.1, one bucket per tool, killed when this script exits.
+# ---------------------------------------------------------------------------------------------
+GARAGE_PID=""
+stop_garage() {
+    if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null || true; wait "$GARAGE_PID" 2>/dev/null || true; fi
+    [ "$KEEP" = 1 ] || rm -rf "${WORK:?}/garage"
+}
+trap stop_garage EXIT
+bucket() { echo "bench-$1"; }
+RESTIC_OPTS=()
+if [ "$STORE_KIND" = s3 ]; then
+    GARAGE="${GARAGE_BIN:-$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")}"
+    if [ ! -x "$GARAGE" ]; then
+        log "garage not found: installing it with .ci/garage.sh (several minutes)"
+        sh "$REPO_ROOT/.ci/garage.sh" >&2
+        GARAGE="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
+    fi
+    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    hex() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
+    GDIR="$WORK/garage"
+    mkdir -p "$GDIR/meta" "$GDIR/data"
+    RPC_PORT=$(free_port); S3_PORT=$(free_port); ADMIN_PORT=$(free_port)
+    ADMIN_TOKEN=$(hex 16)
+    cat > "$GDIR/garage.toml" <<EOF
+metadata_dir = "$GDIR/meta"
+data_dir = "$GDIR/data"
+db_engine = "sqlite"
+replication_factor = 1
+metadata_fsync = false
+data_fsync = false
+rpc_bind_addr = "127.0.0.1:$RPC_PORT"
+rpc_public_addr = "127.0.0.1:$RPC_PORT"
+rpc_secret = "$(hex 32)"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$S3_PORT"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$ADMIN_PORT"
+admin_token = "$ADMIN_TOKEN"
+EOF
+    g() { "$GARAGE" -c "$GDIR/garage.toml" "$@"; }
+    retry() { local i; for i in 1 2 3 4 5 6 7 8 9 10; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; "$@"; }
+    log "starting garage $("$GARAGE" --version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1:$S3_PORT"
+    RUST_LOG=warn "$GARAGE" -c "$GDIR/garage.toml" server > "$LOGS/garage.log" 2>&1 &
+    GARAGE_PID=$!
+    for _ in $(seq 1 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
+    NODE=$(g node id -q 2>/dev/null | cut -d@ -f1)
+    retry g layout assign -z dc1 -c 100G "$NODE"
+    retry g layout apply --version 1
+    S3_KEY_ID="GK$(hex 12)"; S3_SECRET=$(hex 32)
+    retry g key import --yes -n bench "$S3_KEY_ID" "$S3_SECRET"
+    for t in "${TOOL_LIST[@]}"; do
+        retry g bucket create "$(bucket "$t")"
+        retry g bucket allow --read --write --owner "$(bucket "$t")" --key bench
+    done
+    S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+    RESTIC_OPTS=(-o s3.region=garage)
+    export AWS_ACCESS_KEY_ID="$S3_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET"
+    export AWS_ENDPOINT_URL="$S3_ENDPOINT" AWS_REGION=garage AWS_DEFAULT_REGION=garage
+    unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SHARED_CREDENTIALS_FILE AWS_ENDPOINT_URL_S3 || true
+fi
+
+store_bytes() {  # store_bytes TOOL: bytes the tool's store holds
+    if [ "$STORE_KIND" = s3 ]; then
+        curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" \
+            "http://127.0.0.1:$ADMIN_PORT/v2/GetBucketInfo?globalAlias=$(bucket "$1")" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["bytes"])'
+    else
+        du -sb "$WORK/$1/store" | cut -f1
+    fi
+}
 
 # ---------------------------------------------------------------------------------------------
 # The tools. Each step is one command line; these functions are the only place that knows
@@ -133,7 +224,9 @@ tool_cmd() {
     vault)
         export VAULT_PASSPHRASE="$PASSPHRASE"
         [ -e "$dir/config.toml" ] || : > "$dir/config.toml"  # empty: built-in defaults, nothing from /etc
-        CMD=("$VAULT_BIN" --config "$dir/config.toml" --store "$dir/store" --cache-dir "$dir/cache"
+        local store="$dir/store"
+        [ "$STORE_KIND" = s3 ] && store="s3://$(bucket vault)/store"
+        CMD=("$VAULT_BIN" --config "$dir/config.toml" --store "$store" --cache-dir "$dir/cache"
              --writer-key "$dir/writer.key")
         case "$step" in
             init) CMD+=(init) ;;
@@ -142,10 +235,14 @@ tool_cmd() {
         esac ;;
     restic)
         export RESTIC_PASSWORD="$PASSPHRASE" RESTIC_REPOSITORY="$dir/store" RESTIC_CACHE_DIR="$dir/cache"
+        if [ "$STORE_KIND" = s3 ]; then
+            RESTIC_REPOSITORY="s3:$S3_ENDPOINT/$(bucket restic)/store"
+        fi
+        CMD=(restic "${RESTIC_OPTS[@]}")
         case "$step" in
-            init) CMD=(restic init) ;;
-            snap1|snap2|snap3) CMD=(restic backup "${SRC[@]}") ;;
-            restore) CMD=(restic restore latest --target "$dir/restore") ;;
+            init) CMD+=(init) ;;
+            snap1|snap2|snap3) CMD+=(backup "${SRC[@]}") ;;
+            restore) CMD+=(restore latest --target "$dir/restore") ;;
         esac ;;
     borg)
         export BORG_PASSPHRASE="$PASSPHRASE" BORG_REPO="$dir/store" BORG_BASE_DIR="$dir/home"
@@ -158,8 +255,22 @@ tool_cmd() {
     rustic)
         # HOME inside the work folder: no profile from the user's ~/.config/rustic.
         export RUSTIC_PASSWORD="$PASSPHRASE" RUSTIC_REPOSITORY="$dir/store" RUSTIC_CACHE_DIR="$dir/cache"
-        CMD=(env HOME="$dir/home" "$RUSTIC_BIN" --no-progress)
+        CMD=(env HOME="$dir/home" XDG_CONFIG_HOME="$dir/home/.config" "$RUSTIC_BIN" --no-progress)
         mkdir -p "$dir/home"
+        if [ "$STORE_KIND" = s3 ]; then
+            # OpenDAL's S3 service takes its settings from the profile (rustic.toml).
+            RUSTIC_REPOSITORY="opendal:s3"
+            mkdir -p "$dir/home/.config/rustic"
+            cat > "$dir/home/.config/rustic/rustic.toml" <<EOF
+[repository.options]
+bucket = "$(bucket rustic)"
+root = "/store"
+endpoint = "$S3_ENDPOINT"
+region = "garage"
+access_key_id = "$S3_KEY_ID"
+secret_access_key = "$S3_SECRET"
+EOF
+        fi
         case "$step" in
             init) CMD+=(init) ;;
             snap1|snap2|snap3) CMD+=(backup "${SRC[@]}") ;;
@@ -248,6 +359,11 @@ info bench cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ 
 info bench kernel "$(uname -r)"
 info bench mem_total_mib "$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo)"
 info bench filesystem "$(df -T "$WORK" | awk 'NR == 2 { print $2 }')"
+if [ "$STORE_KIND" = s3 ]; then
+    info bench store "S3: garage $("$GARAGE" --version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1, no fsync"
+else
+    info bench store "local folder"
+fi
 info bench date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 info bench loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 if has_tool vault; then
@@ -284,11 +400,11 @@ for tool in "${TOOL_LIST[@]}"; do
     run_step "$tool" init
     if [ "$tool" = restic ] && [ -z "${FAILED[restic]:-}" ]; then
         tool_cmd restic init
-        info restic settings "repository version $(restic cat config 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("version"))' 2>/dev/null || echo '?'), default compression (auto), default chunker"
+        info restic settings "repository version $(restic "${RESTIC_OPTS[@]}" cat config 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("version"))' 2>/dev/null || echo '?'), default compression (auto), default chunker"
     fi
     warm; run_step "$tool" snap1
     warm; run_step "$tool" snap2
-    [ -z "${FAILED[$tool]:-}" ] && info "$tool" store_bytes_first "$(du -sb "$WORK/$tool/store" | cut -f1)"
+    [ -z "${FAILED[$tool]:-}" ] && info "$tool" store_bytes_first "$(store_bytes "$tool")"
 done
 
 log "mutating the tree (a day of database activity)"
@@ -302,7 +418,7 @@ sync
 for tool in "${TOOL_LIST[@]}"; do
     warm; run_step "$tool" snap3
     if [ -z "${FAILED[$tool]:-}" ]; then
-        info "$tool" store_bytes "$(du -sb "$WORK/$tool/store" | cut -f1)"
+        info "$tool" store_bytes "$(store_bytes "$tool")"
         cache=0
         for d in "$WORK/$tool/cache" "$WORK/$tool/home"; do
             [ -d "$d" ] && cache=$((cache + $(du -sb "$d" | cut -f1)))
@@ -388,6 +504,7 @@ out.append("tree: %.2f GiB requested, %.1f MiB in %s entries (generated in %s s,
            % (float(b.get("size_gb", 0)), int(b.get("tree_bytes", 0)) / MIB, b.get("tree_entries"), b.get("gen_seconds"),
               b.get("mutate_seconds"), b.get("nproc"), b.get("cpu"), b.get("filesystem"), b.get("loadavg_start"),
               b.get("loadavg_end")))
+out.append("stores: %s" % b.get("store", "local folder"))
 for t in tools:
     out.append("%-6s %s; %s" % (t, info.get(t, {}).get("version", "?"), info.get(t, {}).get("settings", "")))
 out.append("")

@@ -157,6 +157,10 @@ pub fn remove_leftovers(backend: &dyn Backend, grace: std::time::Duration) -> Re
     Ok(removed)
 }
 
+/// Where [`Backend::get_range_into`] hands a range as it arrives: each piece with its
+/// position in the range.
+pub type RangeSink<'a> = dyn FnMut(u64, &[u8]) -> Result<()> + Send + 'a;
+
 /// Storage for a store's objects. See the module docs for the contract.
 pub trait Backend: Send + Sync {
     /// Human-readable location, used in messages (never contains credentials).
@@ -180,6 +184,29 @@ pub trait Backend: Send + Sync {
     /// Reads `len` bytes at `offset`. Reading past the end is reported as corruption,
     /// because callers only ask for ranges an index promised.
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// [`Backend::get_range`], handed to `sink` piece by piece: a backend that streams
+    /// ([`Backend::streams_ranges`]) never holds the whole range (a restore spool has many
+    /// ranges in flight). After an error `sink` may have had part of the range, and a
+    /// retry hands it the range again from the start. Wrappers that pass reads on (retry)
+    /// must forward this and [`Backend::streams_ranges`].
+    fn get_range_into(
+        &self,
+        kind: Kind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut RangeSink<'_>,
+    ) -> Result<()> {
+        let bytes = self.get_range(kind, name, offset, len)?;
+        sink(0, &bytes)
+    }
+
+    /// Whether [`Backend::get_range_into`] hands a range on as it arrives (true) or holds
+    /// it whole first (false, the default).
+    fn streams_ranges(&self) -> bool {
+        false
+    }
 
     fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>>;
 

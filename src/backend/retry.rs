@@ -215,6 +215,24 @@ impl<B: Backend> Backend for RetryBackend<B> {
         )
     }
 
+    fn get_range_into(
+        &self,
+        kind: Kind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut super::RangeSink<'_>,
+    ) -> Result<()> {
+        self.run(
+            || format!("get {} bytes {offset}+{len}", obj(kind, name)),
+            || self.inner.get_range_into(kind, name, offset, len, sink),
+        )
+    }
+
+    fn streams_ranges(&self) -> bool {
+        self.inner.streams_ranges()
+    }
+
     fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
         self.run(
             || format!("list {}", kind.label()),

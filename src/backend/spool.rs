@@ -7,24 +7,37 @@
 //! there. Only the ranges the snapshot needs are downloaded, each once. Everything but
 //! those pack ranges goes to the store itself.
 //!
-//! [`SpoolBackend::start`] downloads in the background, in the order given (the order
-//! the restore will read), so files are written while later ranges still arrive: a read
-//! of a range being fetched waits for it, and a read after a failed or stopped download
-//! goes to the store itself. [`SpoolBackend::fetch`] waits for everything first.
+//! One spool takes downloads in batches, all into the same files: a restore first
+//! [`SpoolBackend::fetch`]es every folder listing (and waits for them), plans, then
+//! [`SpoolBackend::start`]s the file data in the background, in the order given (the
+//! order the restore will read), so files are written while later ranges still arrive.
+//! A read is served from the spool when any download holding its range has arrived (a
+//! folder listing read while writing never waits for the data download of its pack);
+//! else it waits for the first download holding the range, and after a failed or
+//! stopped download it goes to the store itself.
+//!
+//! Memory: a batch has up to its `fetchers` requests in flight. A store that streams
+//! ranges ([`Backend::streams_ranges`], S3) writes each body into the spool as it arrives,
+//! so requests hold no more than the pieces in transit; from any other store a body is
+//! held whole, and never more than [`BYTES_IN_FLIGHT`] of them at once (one request larger
+//! than that still goes alone).
 
 use super::{Backend, BackendRef, Kind, ObjectInfo, ObjectLock};
 use crate::error::{IoContext, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Ranges closer than this are fetched as one (the gap is cheaper than a request).
 const MERGE_GAP: u64 = 1 << 20;
-/// Longest single request; memory holds at most this per fetcher.
+/// Longest single request.
 const MAX_REQUEST: u64 = 4 << 20;
+/// Response bodies held in memory at once, at most, from a store that does not stream
+/// ranges.
+pub const BYTES_IN_FLIGHT: u64 = 16 << 20;
 /// A pack of which at least this share is needed is fetched whole (in requests of
 /// [`MAX_REQUEST`]): fewer, larger requests beat skipping the few blobs not needed.
 const WHOLE_PACK_SHARE: f64 = 0.5;
@@ -40,21 +53,25 @@ pub struct PackNeeds {
 pub struct SpoolBackend {
     inner: BackendRef,
     dir: PathBuf,
-    /// Per pack, the byte ranges held in the spool (each with its request's number);
-    /// anything else goes to `inner`.
-    spooled: HashMap<String, Vec<(u64, u64, usize)>>,
+    /// Per pack, the byte ranges the spool holds or is fetching (each with its request's
+    /// number), in the order they were added; anything else goes to `inner`.
+    spooled: RwLock<HashMap<String, Vec<(u64, u64, usize)>>>,
     state: Arc<(Mutex<FetchState>, Condvar)>,
     stop: Arc<AtomicBool>,
-    fetcher: Option<std::thread::JoinHandle<()>>,
+    fetchers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-/// What the background download has done so far.
+/// What the background downloads have done so far.
+#[derive(Default)]
 struct FetchState {
     /// Per request: written to the spool.
     done: Vec<bool>,
-    /// The download has ended (all done, or stopped by an error or on request).
-    over: bool,
-    error: Option<crate::error::Error>,
+    /// Per request: the batch it belongs to.
+    batch: Vec<usize>,
+    /// Per batch: ended (all done, or stopped by an error or on request), and its error.
+    batches: Vec<(bool, Option<crate::error::Error>)>,
+    /// Response bytes in memory now, over all batches' requests in flight.
+    in_flight: u64,
 }
 
 /// Merges `(offset, len)` ranges that overlap or lie within [`MERGE_GAP`], then splits the
@@ -81,142 +98,190 @@ fn plan_requests(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The requests for one pack's needs: the whole pack when most of it is needed, else
+/// its ranges.
+fn pack_requests(needs: &PackNeeds) -> Vec<(u64, u64)> {
+    let wanted: u64 = needs.ranges.iter().map(|r| r.1).sum();
+    if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
+        plan_requests(vec![(0, needs.size)])
+    } else {
+        plan_requests(needs.ranges.clone())
+    }
+}
+
 impl SpoolBackend {
-    /// Fetches `needed` (pack name -> needs) into `dir` with `fetchers` requests in
-    /// flight, and returns a backend that serves those ranges from the spool.
-    pub fn fetch(
-        inner: BackendRef,
-        dir: &Path,
-        needed: BTreeMap<String, PackNeeds>,
-        fetchers: usize,
-    ) -> Result<SpoolBackend> {
-        let spool = SpoolBackend::start(inner, dir, needed.into_iter().collect(), fetchers, true)?;
-        let (lock, ended) = &*spool.state;
-        let mut state = lock.lock().unwrap();
-        while !state.over {
-            state = ended.wait(state).unwrap();
-        }
-        if let Some(e) = state.error.take() {
-            return Err(e);
-        }
-        drop(state);
-        Ok(spool)
+    /// An empty spool in `dir` in front of `inner` (which serves everything until a
+    /// download is added).
+    pub fn new(inner: BackendRef, dir: &Path) -> Result<SpoolBackend> {
+        std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
+        Ok(SpoolBackend {
+            inner,
+            dir: dir.to_path_buf(),
+            spooled: RwLock::default(),
+            state: Arc::default(),
+            stop: Arc::default(),
+            fetchers: Mutex::default(),
+        })
     }
 
-    /// Starts fetching `needed` into `dir` in the background, packs in the order given,
-    /// with `fetchers` requests in flight; reads are served as their ranges arrive.
-    /// `show_progress` reports the download as its own step.
+    /// Fetches `needed` (pack name -> needs) with up to `fetchers` requests in flight,
+    /// reporting it as its own progress step, and waits until it is all in the spool.
+    pub fn fetch(
+        &self,
+        needed: impl IntoIterator<Item = (String, PackNeeds)>,
+        fetchers: usize,
+    ) -> Result<()> {
+        let batch = self.start(needed.into_iter().collect(), fetchers, true);
+        let (lock, ended) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        while !state.batches[batch].0 {
+            state = ended.wait(state).unwrap();
+        }
+        match state.batches[batch].1.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts fetching `needed` in the background, packs in the order given, with up to
+    /// `fetchers` requests in flight; reads are served as their ranges arrive.
+    /// `show_progress` reports the download as its own step. Returns the batch's number.
     pub fn start(
-        inner: BackendRef,
-        dir: &Path,
+        &self,
         needed: Vec<(String, PackNeeds)>,
         fetchers: usize,
         show_progress: bool,
-    ) -> Result<SpoolBackend> {
-        std::fs::create_dir_all(dir).ctx(|| format!("create restore spool {}", dir.display()))?;
-        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
-        let mut spooled: HashMap<String, Vec<(u64, u64, usize)>> = HashMap::new();
-        for (pack, needs) in &needed {
-            let wanted: u64 = needs.ranges.iter().map(|r| r.1).sum();
-            let requests = if wanted as f64 >= WHOLE_PACK_SHARE * needs.size as f64 {
-                plan_requests(vec![(0, needs.size)])
-            } else {
-                plan_requests(needs.ranges.clone())
-            };
-            let held = spooled.entry(pack.clone()).or_default();
-            for (o, l) in requests {
-                held.push((o, l, jobs.len()));
-                jobs.push((pack.clone(), o, l));
+    ) -> usize {
+        let mut jobs: Vec<(usize, String, u64, u64)> = Vec::new();
+        let batch;
+        {
+            let mut state = self.state.0.lock().unwrap();
+            let mut spooled = self.spooled.write().unwrap();
+            batch = state.batches.len();
+            state.batches.push((false, None));
+            for (pack, needs) in needed {
+                let held = spooled.entry(pack.clone()).or_default();
+                for (o, l) in pack_requests(&needs) {
+                    let n = state.done.len();
+                    state.done.push(false);
+                    state.batch.push(batch);
+                    held.push((o, l, n));
+                    jobs.push((n, pack.clone(), o, l));
+                }
             }
         }
-        drop(needed);
         if show_progress {
             crate::progress::get().begin_items(
                 "restore: download",
                 "packs",
                 jobs.len() as u64,
-                jobs.iter().map(|j| j.2).sum(),
+                jobs.iter().map(|j| j.3).sum(),
             );
         }
-        let state = Arc::new((
-            Mutex::new(FetchState {
-                done: vec![false; jobs.len()],
-                over: false,
-                error: None,
-            }),
-            Condvar::new(),
-        ));
-        let stop = Arc::new(AtomicBool::new(false));
-        let fetcher = {
-            let (inner, dir, state, stop) = (
-                inner.clone(),
-                dir.to_path_buf(),
-                state.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || {
-                let numbered: Vec<(usize, &(String, u64, u64))> = jobs.iter().enumerate().collect();
-                let result = crate::parallel::try_for_each(&numbered, fetchers, |(n, job)| {
-                    let (pack, off, len) = job;
-                    crate::progress::check_cancelled("restore")?;
-                    if stop.load(Ordering::SeqCst) {
-                        return Err(crate::error::Error::Cancelled {
-                            operation: "restore",
-                        });
-                    }
-                    let bytes = inner.get_range(Kind::Packs, pack, *off, *len)?;
-                    let path = dir.join(pack);
-                    OpenOptions::new()
-                        .create(true)
-                        .write(true)
-                        .truncate(false)
-                        .open(&path)
-                        .and_then(|f| f.write_all_at(&bytes, *off))
-                        .ctx(|| {
-                            format!("write restore spool {} (is the disk full?)", path.display())
-                        })?;
-                    if show_progress {
-                        let progress = crate::progress::get();
-                        progress.set_current(pack);
-                        progress.add_bytes(*len);
-                        progress.add_files(1);
-                    }
-                    let (lock, arrived) = &*state;
-                    lock.lock().unwrap().done[*n] = true;
-                    arrived.notify_all();
-                    Ok(())
-                });
+        let (inner, dir, state, stop) = (
+            self.inner.clone(),
+            self.dir.clone(),
+            self.state.clone(),
+            self.stop.clone(),
+        );
+        let streams = inner.streams_ranges();
+        let fetcher = std::thread::spawn(move || {
+            let result = crate::parallel::try_for_each(&jobs, fetchers, |(n, pack, off, len)| {
+                crate::progress::check_cancelled("restore")?;
+                if stop.load(Ordering::SeqCst) {
+                    return Err(crate::error::Error::Cancelled {
+                        operation: "restore",
+                    });
+                }
+                let _held = (!streams).then(|| InFlight::take(&*state, *len));
+                fetch_one(inner.as_ref(), &dir, pack, *off, *len)?;
+                if show_progress {
+                    let progress = crate::progress::get();
+                    progress.set_current(pack);
+                    progress.add_bytes(*len);
+                    progress.add_files(1);
+                }
                 let (lock, arrived) = &*state;
-                let mut s = lock.lock().unwrap();
-                s.over = true;
-                s.error = result.err();
+                lock.lock().unwrap().done[*n] = true;
                 arrived.notify_all();
-            })
-        };
-        Ok(SpoolBackend {
-            inner,
-            dir: dir.to_path_buf(),
-            spooled,
-            state,
-            stop,
-            fetcher: Some(fetcher),
-        })
+                Ok(())
+            });
+            let (lock, arrived) = &*state;
+            lock.lock().unwrap().batches[batch] = (true, result.err());
+            arrived.notify_all();
+        });
+        self.fetchers.lock().unwrap().push(fetcher);
+        batch
     }
 
-    /// Waits until request `n` is in the spool; false when the download ended without it.
-    fn wait_for(&self, n: usize) -> bool {
+    /// The request to read `offset..offset + len` of pack `name` from: one that holds the
+    /// range and has arrived, else the first that holds it and may still arrive (waiting
+    /// for it); `None` when no download holds the range or every one holding it ended
+    /// without it.
+    fn request_for(&self, name: &str, offset: u64, len: u64) -> Option<usize> {
+        let holding: Vec<usize> = self
+            .spooled
+            .read()
+            .unwrap()
+            .get(name)?
+            .iter()
+            .filter(|&&(o, l, _)| o <= offset && offset + len <= o + l)
+            .map(|&(_, _, n)| n)
+            .collect();
         let (lock, arrived) = &*self.state;
         let mut state = lock.lock().unwrap();
         loop {
-            if state.done[n] {
-                return true;
+            if let Some(&n) = holding.iter().find(|&&n| state.done[n]) {
+                return Some(n);
             }
-            if state.over {
-                return false;
+            if holding.iter().all(|&n| state.batches[state.batch[n]].0) {
+                return None;
             }
             state = arrived.wait(state).unwrap();
         }
     }
+}
+
+/// Response bytes of one request counted in [`FetchState::in_flight`] while it lives.
+struct InFlight<'a> {
+    state: &'a (Mutex<FetchState>, Condvar),
+    len: u64,
+}
+
+impl<'a> InFlight<'a> {
+    /// Waits until `len` more bytes fit in [`BYTES_IN_FLIGHT`] (or nothing is in flight).
+    fn take(state: &'a (Mutex<FetchState>, Condvar), len: u64) -> InFlight<'a> {
+        let (lock, changed) = state;
+        let mut s = lock.lock().unwrap();
+        while s.in_flight > 0 && s.in_flight + len > BYTES_IN_FLIGHT {
+            s = changed.wait(s).unwrap();
+        }
+        s.in_flight += len;
+        InFlight { state, len }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let (lock, changed) = self.state;
+        lock.lock().unwrap().in_flight -= self.len;
+        changed.notify_all();
+    }
+}
+
+/// Downloads one range of a pack into its spool file, as it arrives.
+fn fetch_one(inner: &dyn Backend, dir: &Path, pack: &str, off: u64, len: u64) -> Result<()> {
+    let path = dir.join(pack);
+    let failed = || format!("write restore spool {} (is the disk full?)", path.display());
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .ctx(failed)?;
+    inner.get_range_into(Kind::Packs, pack, off, len, &mut |at, bytes| {
+        file.write_all_at(bytes, off + at).ctx(failed)
+    })
 }
 
 impl Backend for SpoolBackend {
@@ -245,16 +310,8 @@ impl Backend for SpoolBackend {
     }
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let request = (kind == Kind::Packs)
-            .then(|| self.spooled.get(name))
-            .flatten()
-            .and_then(|ranges| {
-                ranges
-                    .iter()
-                    .find(|&&(o, l, _)| o <= offset && offset + len <= o + l)
-            });
         // A range not held, or whose download failed, comes from the store.
-        if !request.is_some_and(|&(_, _, n)| self.wait_for(n)) {
+        if kind != Kind::Packs || self.request_for(name, offset, len).is_none() {
             return self.inner.get_range(kind, name, offset, len);
         }
         let path = self.dir.join(name);
@@ -289,7 +346,7 @@ impl Backend for SpoolBackend {
 impl Drop for SpoolBackend {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(fetcher) = self.fetcher.take() {
+        for fetcher in self.fetchers.get_mut().unwrap().drain(..) {
             let _ = fetcher.join();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -300,6 +357,39 @@ impl Drop for SpoolBackend {
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
+    use std::collections::BTreeMap;
+
+    fn fetched(
+        inner: BackendRef,
+        dir: &Path,
+        needed: BTreeMap<String, PackNeeds>,
+        fetchers: usize,
+    ) -> Result<SpoolBackend> {
+        let spool = SpoolBackend::new(inner, dir)?;
+        spool.fetch(needed, fetchers)?;
+        Ok(spool)
+    }
+
+    fn started(
+        inner: BackendRef,
+        dir: &Path,
+        needed: Vec<(String, PackNeeds)>,
+        fetchers: usize,
+    ) -> SpoolBackend {
+        let spool = SpoolBackend::new(inner, dir).unwrap();
+        spool.start(needed, fetchers, false);
+        spool
+    }
+
+    /// Waits until request `n` is in the spool; false when its download ended without it.
+    fn arrives(spool: &SpoolBackend, n: usize) -> bool {
+        let (lock, arrived) = &*spool.state;
+        let mut state = lock.lock().unwrap();
+        while !state.done[n] && !state.batches[state.batch[n]].0 {
+            state = arrived.wait(state).unwrap();
+        }
+        state.done[n]
+    }
 
     #[test]
     fn requests_merge_small_gaps_and_split_large_spans() {
@@ -334,7 +424,7 @@ mod tests {
                 ranges: vec![(10, 100), (50_000, 1000)],
             },
         )]);
-        let spool = SpoolBackend::fetch(inner.clone(), &spool_dir, needed, 3).unwrap();
+        let spool = fetched(inner.clone(), &spool_dir, needed, 3).unwrap();
         assert_eq!(
             spool.get_range(Kind::Packs, &name, 10, 100).unwrap(),
             &data[10..110]
@@ -354,7 +444,7 @@ mod tests {
                 ranges: vec![(0, 60_000)],
             },
         )]);
-        let spool2 = SpoolBackend::fetch(inner, &dir.path().join("spool2"), whole, 2).unwrap();
+        let spool2 = fetched(inner, &dir.path().join("spool2"), whole, 2).unwrap();
         assert_eq!(
             spool2.get_range(Kind::Packs, &name, 99_000, 1000).unwrap(),
             &data[99_000..]
@@ -402,9 +492,9 @@ mod tests {
                 )
             })
             .collect();
-        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
+        let spool = started(inner.clone(), &spool_dir, needed, 2);
         assert!(
-            spool.fetcher.is_some(),
+            !spool.fetchers.lock().unwrap().is_empty(),
             "the download runs in the background"
         );
         for (name, data) in &packs {
@@ -414,9 +504,9 @@ mod tests {
             );
         }
         // Once every request is in, the store is not asked again for held ranges.
-        assert!(spool.wait_for(0));
+        assert!(arrives(&spool, 0));
         let (lock, _) = &*spool.state;
-        while !lock.lock().unwrap().over {
+        while !lock.lock().unwrap().batches[0].0 {
             std::thread::yield_now();
         }
         for (name, _) in &packs {
@@ -443,8 +533,8 @@ mod tests {
                 ranges: vec![(0, 10)],
             },
         )];
-        let spool = SpoolBackend::start(inner.clone(), &spool_dir, needed, 2, false).unwrap();
-        assert!(!spool.wait_for(0), "a failed request is never marked done");
+        let spool = started(inner.clone(), &spool_dir, needed, 2);
+        assert!(!arrives(&spool, 0), "a failed request is never marked done");
         assert!(spool.get_range(Kind::Packs, &missing, 0, 10).is_err());
         assert_eq!(
             spool
@@ -453,7 +543,7 @@ mod tests {
             b"present"
         );
         assert!(
-            SpoolBackend::fetch(
+            fetched(
                 inner,
                 &dir.path().join("spool3"),
                 BTreeMap::from([(
@@ -468,5 +558,114 @@ mod tests {
             .is_err(),
             "fetch reports a failed download"
         );
+    }
+
+    /// A store whose ranged reads wait while the gate is closed.
+    struct Gated {
+        inner: MemoryBackend,
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Gated {
+        fn set(&self, open: bool) {
+            *self.open.lock().unwrap() = open;
+            self.opened.notify_all();
+        }
+    }
+
+    impl Backend for Gated {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn create(&self) -> Result<()> {
+            self.inner.create()
+        }
+        fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+            self.inner.put(kind, name, data)
+        }
+        fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+            self.inner.get(kind, name)
+        }
+        fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            drop(open);
+            self.inner.get_range(kind, name, offset, len)
+        }
+        fn list(&self, kind: Kind) -> Result<Vec<ObjectInfo>> {
+            self.inner.list(kind)
+        }
+        fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+            self.inner.delete(kind, name)
+        }
+        fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+            self.inner.exists(kind, name)
+        }
+    }
+
+    #[test]
+    fn a_range_already_spooled_never_waits_for_a_later_download_of_its_pack() {
+        let gated = Arc::new(Gated {
+            inner: MemoryBackend::new("spool"),
+            open: Mutex::new(true),
+            opened: Condvar::new(),
+        });
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let name = "ab".repeat(32);
+        gated.put(Kind::Packs, &name, &data).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spool = SpoolBackend::new(gated.clone(), &dir.path().join("spool")).unwrap();
+        let needs = |ranges| PackNeeds {
+            size: data.len() as u64,
+            ranges,
+        };
+        spool
+            .fetch([(name.clone(), needs(vec![(1000, 500)]))], 2)
+            .unwrap();
+        // The whole pack comes next, and cannot arrive while the gate is closed.
+        gated.set(false);
+        spool.start(vec![(name.clone(), needs(vec![(0, 200_000)]))], 2, false);
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = sent.send(spool.get_range(Kind::Packs, &name, 1100, 100).unwrap());
+            });
+            let read = got.recv_timeout(std::time::Duration::from_secs(10));
+            gated.set(true);
+            assert_eq!(
+                read.expect("the read is served without waiting"),
+                &data[1100..1200]
+            );
+        });
+        assert_eq!(
+            spool.get_range(Kind::Packs, &name, 150_000, 100).unwrap(),
+            &data[150_000..150_100],
+            "a range only the later download holds waits for it"
+        );
+    }
+
+    #[test]
+    fn bodies_in_flight_stay_within_the_bound() {
+        let state: Arc<(Mutex<FetchState>, Condvar)> = Arc::default();
+        let peak = Mutex::new(0u64);
+        let sizes: Vec<u64> = (0..40)
+            .map(|i| if i % 3 == 0 { MAX_REQUEST } else { 1 << 16 })
+            .collect();
+        crate::parallel::try_for_each(&sizes, 16, |&len| {
+            let _held = InFlight::take(&state, len);
+            let now = state.0.lock().unwrap().in_flight;
+            let mut p = peak.lock().unwrap();
+            *p = (*p).max(now);
+            drop(p);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            Ok(())
+        })
+        .unwrap();
+        let peak = *peak.lock().unwrap();
+        assert!(peak <= BYTES_IN_FLIGHT && peak > MAX_REQUEST, "{peak}");
+        assert_eq!(state.0.lock().unwrap().in_flight, 0);
     }
 }

@@ -15,6 +15,7 @@ pub fn run_all(backend: &dyn Backend) {
     overwrite_same_bytes_is_idempotent(backend);
     delete_is_idempotent(backend);
     large_object(backend);
+    ranges_into_a_sink(backend);
     handed_over_bytes(backend);
     rejects_bad_names(backend);
 }
@@ -125,6 +126,55 @@ fn large_object(b: &dyn Backend) {
     assert_eq!(
         b.get_range(Kind::Packs, &name, 15 << 20, 1 << 20).unwrap(),
         &data[15 << 20..16 << 20]
+    );
+}
+
+/// Reads `offset+len` of `name` with `get_range_into`, placing each piece at its position.
+fn range_through_sink(
+    b: &dyn Backend,
+    name: &str,
+    offset: u64,
+    len: u64,
+) -> crate::error::Result<Vec<u8>> {
+    let mut out = vec![0u8; len as usize];
+    b.get_range_into(Kind::Packs, name, offset, len, &mut |at, piece| {
+        out[at as usize..at as usize + piece.len()].copy_from_slice(piece);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `get_range_into` gives exactly what `get_range` gives, and the same errors.
+fn ranges_into_a_sink(b: &dyn Backend) {
+    let name = "ef".repeat(32);
+    let whole = b.get(Kind::Packs, &name).unwrap();
+    for (offset, len) in [
+        (0, 10),
+        (15 << 20, 4 << 20),
+        ((20 << 20) - 10, 10),
+        (12345, 1),
+    ] {
+        let got = range_through_sink(b, &name, offset, len).unwrap();
+        assert!(
+            got == whole[offset as usize..(offset + len) as usize],
+            "get_range_into {offset}+{len}"
+        );
+    }
+    let past_end = range_through_sink(b, &name, (20 << 20) - 5, 10);
+    assert!(
+        matches!(past_end, Err(Error::Corrupt { .. })),
+        "a range past the end is reported as corruption, got {past_end:?}"
+    );
+    assert!(matches!(
+        range_through_sink(b, &"fe".repeat(32), 0, 1),
+        Err(Error::Missing { .. })
+    ));
+    let refused = b.get_range_into(Kind::Packs, &name, 0, 10, &mut |_, _| {
+        Err(Error::Backend("the sink refuses".into()))
+    });
+    assert!(
+        matches!(&refused, Err(Error::Backend(m)) if m == "the sink refuses"),
+        "the sink's error is returned as it is, got {refused:?}"
     );
 }
 

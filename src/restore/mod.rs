@@ -11,7 +11,7 @@
 //! folder listing per level of depth, the decisions, per-folder metadata for the end,
 //! and the first path of each hardlink group. Only a dry run keeps every plan line (it
 //! returns them). The price is reading each folder listing two or three times (from the
-//! local store or the tree spool, never the remote store again).
+//! local store or the spool, never the remote store again).
 //!
 //! Order: files are written in the snapshot's order, which is the order their blobs were
 //! packed, so reads go through each pack front to back; a spooled restore downloads the
@@ -205,21 +205,18 @@ pub fn run(
 
     let _batch = cache.read_batch()?;
     // From a remote store, every folder listing the plan reads would be one request in a
-    // row; fetch them all at once first.
-    let tree_spool;
-    let reader = match &opts.spool {
+    // row; fetch them all at once first. The file data goes into the same spool later.
+    let spool = match &opts.spool {
         Some(dir) => {
-            let spool = SpoolBackend::fetch(
-                reader.repo.backend.clone(),
-                &dir.join("trees"),
-                tree_needs(cache)?,
-                SPOOL_FETCHERS,
-            )?;
-            tree_spool = reader.with_backend(Arc::new(spool));
-            &tree_spool
+            let spool = SpoolBackend::new(reader.repo.backend.clone(), &dir.join("packs"))?;
+            let spool = Arc::new(spool);
+            spool.fetch(tree_needs(cache)?, SPOOL_FETCHERS)?;
+            Some(spool)
         }
-        None => reader,
+        None => None,
     };
+    let spooled = spool.as_ref().map(|s| reader.with_backend(s.clone()));
+    let reader = spooled.as_ref().unwrap_or(reader);
     let mut planner = Planner::new(reader, cache, opts, sources, includes);
     let root_tree = reader.tree(cache, &snapshot.tree)?;
     let planned = planner.plan_children(root_fd.as_ref().map(|f| f.as_fd()), &[], &root_tree)?;
@@ -258,23 +255,9 @@ pub fn run(
         report.extras_removed = removed;
         report.failures.extend(failures);
     }
-    let spooled;
-    let reader = match &opts.spool {
-        Some(dir) => {
-            let spool = SpoolBackend::start(
-                reader.repo.backend.clone(),
-                &dir.join("data"),
-                data_needs(&mut planner),
-                SPOOL_FETCHERS,
-                false,
-            )?;
-            spooled = reader.with_backend(Arc::new(spool));
-            &spooled
-        }
-        None => reader,
-    };
-    // The writer and verify read folder listings through the reader they use.
-    planner.reader = reader;
+    if let Some(spool) = &spool {
+        spool.start(data_needs(&mut planner), SPOOL_FETCHERS, false);
+    }
     let (files_total, bytes_total) = planner.totals;
     crate::progress::get().begin("restore", files_total, bytes_total);
     let mut report = std::thread::scope(|scope| -> Result<RestoreReport> {
@@ -367,5 +350,6 @@ fn conflicts_error(planner: &Planner<'_>, opts: &RestoreOptions) -> Error {
     .with_remedy(Remedy::ChooseOverwrite)
 }
 
-/// Requests in flight while spooling (each holds up to 4 MiB).
-const SPOOL_FETCHERS: usize = 4;
+/// Requests in flight while spooling, at most: many small ones hide the request latency,
+/// and from S3 each body goes into the spool as it arrives (see [`crate::backend::spool`]).
+const SPOOL_FETCHERS: usize = 16;

@@ -15,10 +15,11 @@
 //!
 //! Memory: [`Backend::put_bytes`] (packs) sends the caller's buffer as the body of a
 //! presigned PUT; `rust-s3` would first copy it (16 MiB per pack in flight). GET bodies
-//! become the returned `Vec` without a copy.
+//! become the returned `Vec` without a copy; [`Backend::get_range_into`] hands a ranged
+//! GET's body on piece by piece as it arrives, holding none of it.
 //!
-//! Reads: `get_range` is one ranged GET; a range the object does not fully hold is reported
-//! as corruption. `list` pages through ListObjectsV2.
+//! Reads: `get_range` (and `get_range_into`) is one ranged GET; a range the object does not
+//! fully hold is reported as corruption. `list` pages through ListObjectsV2.
 //!
 //! Errors are [`Error::Remote`], classified as transient (timeouts, reset or refused
 //! connections, HTTP 408/429/5xx, `SlowDown`) or permanent (bad credentials, access denied,
