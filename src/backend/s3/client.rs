@@ -448,10 +448,19 @@ impl Backend for S3Backend {
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         check_name(kind, name)?;
         let key = self.key(kind, name);
+        // The body goes into one buffer as it arrives, never gathered whole first (which
+        // held every pack being downloaded twice). A pack's buffer is reserved at its
+        // usual size up front: pages are only touched as the body fills them, and one
+        // larger (a store with bigger packs) grows in place, above the allocator's mmap
+        // threshold.
+        let mut body = Vec::with_capacity(if kind == Kind::Packs {
+            PACK_BODY_RESERVE
+        } else {
+            0
+        });
         self.block_on(async {
-            match self.bucket.get_object(&key).await {
-                // The body is uniquely owned: the conversion takes its buffer, no copy.
-                Ok(resp) => Ok(Vec::from(resp.into_bytes())),
+            match self.bucket.get_object_to_writer(&key, &mut body).await {
+                Ok(_) => Ok(std::mem::take(&mut body)),
                 Err(e) if Self::is_not_found(&e) => Err(if kind == Kind::Config {
                     Error::StoreNotFound(self.location())
                 } else {
@@ -634,6 +643,10 @@ impl Backend for S3Backend {
         self.extend_version_retention(kind, name, until)
     }
 }
+
+/// What a whole pack's GET reserves for its body: the default pack size (16 MiB) plus
+/// room for the trailer and the last blob that tipped it over.
+const PACK_BODY_RESERVE: usize = 17 << 20;
 
 /// A ranged GET's body handed to a [`RangeSink`](crate::backend::RangeSink) as it arrives,
 /// refusing more bytes than the range holds.
