@@ -10,8 +10,8 @@
 # --db-gb G   also a database-like tree of G GiB (benches/gen_tree.py), run as its own
 #             round (default 0: none).
 # For each tree and tool: first snapshot, unchanged re-run, restore into an empty folder;
-# wall time and peak RSS (GNU time) of each. Output: a table on stdout and in
-# WORK/scale.txt (vault/peer ratio per row: below 1 means vault is better).
+# wall time, CPU time (user+sys) and peak RSS (GNU time) of each. Output: a table on stdout
+# and in WORK/scale.txt (vault/peer ratio per row: below 1 means vault is better).
 set -euo pipefail
 
 FILES=1000000
@@ -60,7 +60,7 @@ fi
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
 touch "$WORK/.vault-scale"
-MEAS="$WORK/measurements.tsv"   # tree tool step wall_s maxrss_kib rc
+MEAS="$WORK/measurements.tsv"   # tree tool step wall_s maxrss_kib rc cpu_s
 : > "$MEAS"
 mkdir -p "$WORK/logs"
 
@@ -125,16 +125,17 @@ tool_cmd() {  # tool_cmd TREE_NAME TOOL STEP SRC
 }
 
 run_step() {  # run_step TREE_NAME TOOL STEP SRC
-    local rc=0 t0 t1 wall rss out="$WORK/logs/$1.$2.$3"
+    local rc=0 t0 t1 wall rss cpu out="$WORK/logs/$1.$2.$3"
     tool_cmd "$@"
     sync
     t0=$(date +%s%N)
-    /usr/bin/time -o "$out.time" -f '%e %M' "${CMD[@]}" >"$out.out" 2>"$out.err" || rc=$?
+    /usr/bin/time -o "$out.time" -f '%e %M %U %S' "${CMD[@]}" >"$out.out" 2>"$out.err" || rc=$?
     t1=$(date +%s%N)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
     rss=$(tail -n 1 "$out.time" | awk '{ print $2 }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$wall" "${rss:-0}" "$rc" >> "$MEAS"
-    log "$1 $2 $3: $wall s, peak $(( ${rss:-0} / 1024 )) MiB, exit $rc"
+    cpu=$(tail -n 1 "$out.time" | awk '{ printf "%.2f", $3 + $4 }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$wall" "${rss:-0}" "$rc" "${cpu:-0}" >> "$MEAS"
+    log "$1 $2 $3: $wall s, CPU $cpu s, peak $(( ${rss:-0} / 1024 )) MiB, exit $rc"
 }
 
 round() {  # round TREE_NAME SRC
@@ -179,25 +180,28 @@ meas_path, tools, files, db_gb, l0, l1 = sys.argv[1:7]
 tools = tools.split(",")
 m = {}
 for line in open(meas_path):
-    tree, tool, step, wall, rss, rc = line.rstrip("\n").split("\t")
-    m[(tree, tool, step)] = (float(wall), int(rss) / 1024, int(rc))
+    tree, tool, step, wall, rss, rc, cpu = line.rstrip("\n").split("\t")
+    m[(tree, tool, step)] = (float(wall), float(cpu), int(rss) / 1024, int(rc))
 print("%s small files, database-like tree %s GiB; %s cores; load %s -> %s"
       % (files, db_gb, open("/proc/cpuinfo").read().count("processor\t:"), l0, l1))
 peers = [t for t in tools if t != "vault"] if "vault" in tools else []
-head = ["tree", "step"] + ["%s s" % t for t in tools] + ["%s MiB" % t for t in tools] + \
-       ["vault/%s time" % p for p in peers] + ["vault/%s peak" % p for p in peers]
+# Per tool: wall s, CPU s, peak MiB; per peer: vault/peer ratios of the three.
+kinds = (("s", "%.2f"), ("cpu s", "%.2f"), ("MiB", "%.0f"))
+ratio_kinds = ("time", "cpu", "peak")
+head = ["tree", "step"] + ["%s %s" % (t, k) for k, _ in kinds for t in tools] + \
+       ["vault/%s %s" % (p, k) for k in ratio_kinds for p in peers]
 rows = []
 for tree in ("small", "db"):
     for step, label in (("snap1", "first snapshot"), ("snap2", "unchanged re-run"), ("restore", "restore")):
         got = {t: m.get((tree, t, step)) for t in tools}
         if not any(got.values()):
             continue
-        cell = lambda v, i: "-" if v is None else ("FAIL" if v[2] else ("%.2f" % v[0] if i == 0 else "%.0f" % v[1]))
-        row = [tree, label] + [cell(got[t], 0) for t in tools] + [cell(got[t], 1) for t in tools]
-        for i in (0, 1):
+        cell = lambda v, i: "-" if v is None else ("FAIL" if v[3] else kinds[i][1] % v[i])
+        row = [tree, label] + [cell(got[t], i) for i in range(3) for t in tools]
+        for i in range(3):
             for p in peers:
                 a, b = got.get("vault"), got.get(p)
-                row.append("%.2f" % (a[i] / b[i]) if a and b and not a[2] and not b[2] and b[i] else "-")
+                row.append("%.2f" % (a[i] / b[i]) if a and b and not a[3] and not b[3] and b[i] else "-")
         rows.append(row)
 w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
 print("  ".join(h.ljust(w[i]) if i < 2 else h.rjust(w[i]) for i, h in enumerate(head)))

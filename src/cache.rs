@@ -17,6 +17,16 @@
 //! `files` as it was: the temporary table dies with the connection (or is emptied by the
 //! next [`Cache::pending_files_begin`]).
 //!
+//! Lookups share read transactions: the files-cache and blob-index lookups a snapshot
+//! makes for every file ([`Cache::file_lookup`], [`Cache::has_blob`]) run inside one read
+//! transaction the first of them opens, which the next write of this connection (or
+//! [`Cache::read_batch`]) ends first, and which ends by itself after
+//! [`LOOKUPS_PER_READ`] lookups. Without it every lookup was a transaction of its own,
+//! whose file locks cost more than the lookup. A lookup therefore sees every write of
+//! this connection made before it, and writes of other processes at most
+//! [`LOOKUPS_PER_READ`] lookups late (for a cache, a late "absent" only costs a blob
+//! stored twice, as when two snapshots race).
+//!
 //! Reconciling ([`Cache::sync_index`]): index files the store no longer lists are
 //! forgotten, new ones are loaded. A pack stays known for as long as at least one loaded
 //! index file names it (`index_packs` maps index files to packs), so which index file was
@@ -32,6 +42,7 @@ use crate::pack::{BlobKind, PackEntry, PackRecord};
 use crate::repo::Repo;
 use crate::tree::Extent;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +77,14 @@ pub struct FileStamp {
 pub struct Cache {
     conn: Connection,
     path: PathBuf,
+    /// How many lookups the shared read transaction this cache opened has served;
+    /// `None` while it has none open (see the module docs).
+    shared_read: Cell<Option<u32>>,
 }
+
+/// Lookups one shared read transaction serves before it ends (a million-file snapshot
+/// opens about 500 instead of two million).
+const LOOKUPS_PER_READ: u32 = 4096;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -180,7 +198,42 @@ impl Cache {
             ))
             .map_err(wrap)?;
         }
-        Ok(Cache { conn, path })
+        Ok(Cache {
+            conn,
+            path,
+            shared_read: Cell::new(None),
+        })
+    }
+
+    /// Before a lookup: opens the shared read transaction unless one is open (or the
+    /// caller holds a [`Cache::read_batch`]), and ends it once it has served
+    /// [`LOOKUPS_PER_READ`] lookups.
+    fn shared_lookup(&self) -> Result<()> {
+        match self.shared_read.get() {
+            Some(n) if n >= LOOKUPS_PER_READ => self.end_shared_read()?,
+            Some(n) => {
+                self.shared_read.set(Some(n + 1));
+                return Ok(());
+            }
+            None => {}
+        }
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+            self.shared_read.set(Some(1));
+        }
+        Ok(())
+    }
+
+    /// Ends the shared read transaction, if open; every write and [`Cache::read_batch`]
+    /// call this first.
+    fn end_shared_read(&self) -> Result<()> {
+        if self.shared_read.take().is_some() {
+            self.conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.err(e)
+            })?;
+        }
+        Ok(())
     }
 
     fn err(&self, source: rusqlite::Error) -> Error {
@@ -268,6 +321,7 @@ impl Cache {
     /// Forgets an index file; packs (and their blobs) that no other loaded index file
     /// names go with it.
     fn forget_index_file(&mut self, name: &str) -> Result<()> {
+        self.end_shared_read()?;
         let tx = self.conn.transaction().map_err(|e| Error::Cache {
             path: self.path.clone(),
             source: e,
@@ -292,6 +346,7 @@ impl Cache {
             path: path.clone(),
             source,
         };
+        self.end_shared_read()?;
         let tx = self.conn.transaction().map_err(wrap)?;
         {
             tx.execute(
@@ -325,20 +380,20 @@ impl Cache {
                 map_stmt
                     .execute(params![name, &pack.id.0[..]])
                     .map_err(wrap)?;
-                for e in &pack.entries {
-                    blob_stmt
-                        .execute(params![
-                            &e.id.0[..],
-                            &pack.id.0[..],
-                            e.kind as u8,
-                            e.position,
-                            e.offset,
-                            e.length,
-                            e.raw_len,
-                            e.compressed
-                        ])
-                        .map_err(wrap)?;
-                }
+            }
+            for (pack, e) in blobs_in_key_order(packs) {
+                blob_stmt
+                    .execute(params![
+                        &e.id.0[..],
+                        &pack.0[..],
+                        e.kind as u8,
+                        e.position,
+                        e.offset,
+                        e.length,
+                        e.raw_len,
+                        e.compressed
+                    ])
+                    .map_err(wrap)?;
             }
         }
         tx.commit().map_err(wrap)
@@ -348,10 +403,12 @@ impl Cache {
     /// inside it skip SQLite's per-statement file locking, which dominates a restore's
     /// thousands of lookups otherwise. No write may happen while it is held.
     pub fn read_batch(&self) -> Result<rusqlite::Transaction<'_>> {
+        self.end_shared_read()?;
         self.conn.unchecked_transaction().map_err(|e| self.err(e))
     }
 
     pub fn has_blob(&self, id: &Id) -> Result<bool> {
+        self.shared_lookup()?;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")
@@ -477,6 +534,7 @@ impl Cache {
     }
 
     pub fn file_lookup(&self, path: &[u8]) -> Result<Option<(FileStamp, Vec<Extent>)>> {
+        self.shared_lookup()?;
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -514,6 +572,7 @@ impl Cache {
     /// Starts collecting files-cache rows for a snapshot: empties (creating if needed) the
     /// connection's temporary table of pending rows.
     pub fn pending_files_begin(&mut self) -> Result<()> {
+        self.end_shared_read()?;
         self.conn
             .execute_batch(
                 "PRAGMA temp_store = FILE;
@@ -533,6 +592,7 @@ impl Cache {
     /// Moves every pending row into the files cache, in one transaction. Call only once
     /// the snapshot that read those files is durable.
     pub fn pending_files_commit(&mut self) -> Result<()> {
+        self.end_shared_read()?;
         self.conn
             .execute_batch(
                 "BEGIN;
@@ -549,6 +609,7 @@ impl Cache {
 
     /// Drops the pending rows (the snapshot failed); `files` stays as it was.
     pub fn pending_files_discard(&mut self) -> Result<()> {
+        self.end_shared_read()?;
         self.conn
             .execute_batch("DELETE FROM temp.pending_files")
             .map_err(|e| self.err(e))
@@ -564,6 +625,7 @@ impl Cache {
             path: path.clone(),
             source,
         };
+        self.end_shared_read()?;
         let tx = self.conn.transaction().map_err(wrap)?;
         {
             let mut stmt = tx
@@ -589,6 +651,19 @@ impl Cache {
         }
         tx.commit().map_err(wrap)
     }
+}
+
+/// Every blob of `packs` with its pack, in the order of the `blobs` table's key (blob id,
+/// then pack). Blob ids are hashes, so in pack order each row lands on a random page of a
+/// table far larger than SQLite's page cache (at a million blobs, a read and a later
+/// write of one page per row); in key order the rows of one call fill each page in turn.
+fn blobs_in_key_order(packs: &[PackRecord]) -> Vec<(&Id, &PackEntry)> {
+    let mut rows: Vec<(&Id, &PackEntry)> = packs
+        .iter()
+        .flat_map(|p| p.entries.iter().map(move |e| (&p.id, e)))
+        .collect();
+    rows.sort_by(|a, b| (&a.1.id.0, &a.0 .0).cmp(&(&b.1.id.0, &b.0 .0)));
+    rows
 }
 
 /// A blob's location from a row of `SELECT b.pack, p.header_len, b.kind, b.position,
@@ -669,6 +744,43 @@ mod tests {
         // The next snapshot starts from an empty pending table.
         cache.pending_files_begin().unwrap();
         cache.pending_files_commit().unwrap();
+    }
+
+    #[test]
+    fn shared_lookups_see_this_connections_writes_at_once_and_others_soon() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(dir.path(), "x").unwrap();
+        let mut other = Cache::open(dir.path(), "x").unwrap();
+        let blob = |byte: u8| Id([byte ^ 0xff; 32]);
+        // A lookup opens the shared read; this connection's next write ends it first.
+        assert!(!cache.has_blob(&blob(1)).unwrap());
+        cache.add_index("i1", &[record(1)]).unwrap();
+        assert!(cache.has_blob(&blob(1)).unwrap());
+        // Another process's write shows once the shared read has ended by itself.
+        other.add_index("i2", &[record(2)]).unwrap();
+        let mut lookups = 0;
+        while !cache.has_blob(&blob(2)).unwrap() {
+            lookups += 1;
+            assert!(lookups <= LOOKUPS_PER_READ, "never saw the other write");
+        }
+        // An explicit read batch and the files-cache writes work with one open.
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        drop(cache.read_batch().unwrap());
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        cache.pending_files_begin().unwrap();
+        let stamp = FileStamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        cache
+            .pending_files_add(&[(b"/a".to_vec(), stamp, Vec::new())])
+            .unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_none());
+        cache.pending_files_commit().unwrap();
+        assert!(cache.file_lookup(b"/a").unwrap().is_some());
     }
 
     #[test]

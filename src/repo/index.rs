@@ -25,9 +25,9 @@ impl Repo {
         ciborium::into_writer(packs, &mut plain).expect("serialisable");
         let name = Id::random().to_hex();
         let sealed = if self.is_legacy() {
-            keys.seal_meta(INDEX_LABEL, &plain)
+            keys.seal_meta_owned(INDEX_LABEL, plain)
         } else {
-            keys.seal_meta(&self.index_aad(&name), &plain)
+            keys.seal_meta_owned(&self.index_aad(&name), plain)
         };
         self.backend.put(Kind::Index, &name, &sealed)?;
         Ok(name)

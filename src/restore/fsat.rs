@@ -18,7 +18,10 @@ pub(super) fn temp_name(name: &[u8]) -> std::ffi::OsString {
     t.push(b'.');
     t.extend_from_slice(keep);
     t.extend_from_slice(TEMP_MARK);
-    t.extend_from_slice(&crate::id::Id::random().to_hex().as_bytes()[..TEMP_RANDOM]);
+    // From the thread's generator (seeded from the OS): one system call per file to the
+    // OS generator cost a restore of small files more than the name is worth.
+    let random: [u8; TEMP_RANDOM / 2] = rand::Rng::gen(&mut rand::thread_rng());
+    t.extend_from_slice(hex::encode(random).as_bytes());
     std::ffi::OsString::from_vec(t)
 }
 

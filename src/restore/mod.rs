@@ -33,8 +33,8 @@
 //! folder it visits. Folders are created under their real names with mode 0700 and get
 //! their metadata at the end, so a re-run (merging into them) sets it then.
 //!
-//! Exactness: content is written at its offsets and the file is sized with `ftruncate`,
-//! so holes stay holes. Metadata goes on in the order the kernel demands: owner first
+//! Exactness: content is written at its offsets and a file whose content ends before its
+//! size is sized with `ftruncate`, so holes stay holes. Metadata goes on in the order the kernel demands: owner first
 //! (chown clears setuid/setgid and capabilities), then mode, then xattrs (ACLs,
 //! capabilities), then times. Folders get their metadata last, deepest first, after
 //! everything inside them exists, so their mtimes and restrictive modes stick.

@@ -1,5 +1,5 @@
 //! The writer: runs a plan, creating folders in the planning thread and handing file
-//! content to workers in parts.
+//! content to workers in parts, small files many to a hand-off ([`BATCH_BYTES`]).
 //!
 //! Invariants: every file, symlink and special file is made under a temporary name in
 //! its own folder and moved into place only when its content and metadata are complete;
@@ -148,6 +148,11 @@ pub(super) struct FileJob {
 /// Largest part of a file one worker writes before another may take the next.
 pub(super) const PART_BYTES: u64 = 8 << 20;
 
+/// Parts go to the workers in batches of at least this many bytes of content (or one
+/// part, when larger): one hand-off per file of a few kilobytes cost three futex calls
+/// and a worker wake-up per file. Memory: the batch holds chunk locations only.
+pub(super) const BATCH_BYTES: u64 = 256 << 10;
+
 /// Splits a file's chunks into parts of about [`PART_BYTES`]; always at least one part,
 /// so an empty file is finished like any other.
 pub(super) fn split_parts(chunks: Vec<(u64, Location)>) -> Vec<Vec<(u64, Location)>> {
@@ -181,7 +186,10 @@ pub(super) struct Runner<'a, 'scope> {
     names: Names,
     is_root: bool,
     shared: Arc<Shared>,
-    tx: Option<mpsc::SyncSender<FileJob>>,
+    tx: Option<mpsc::SyncSender<Vec<FileJob>>>,
+    /// Parts not yet handed to a worker, and the bytes of content they write.
+    batch: Vec<FileJob>,
+    batch_bytes: u64,
     workers: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
     /// First restored path of each hardlink group.
     links: HashMap<LinkKey, Vec<Vec<u8>>>,
@@ -212,7 +220,7 @@ where
         });
         let threads = opts.threads.max(1);
         // Bounded, so open folder descriptors and queued chunk lists stay few.
-        let (tx, rx) = mpsc::sync_channel::<FileJob>(threads * 4);
+        let (tx, rx) = mpsc::sync_channel::<Vec<FileJob>>(threads * 4);
         let rx = Arc::new(Mutex::new(rx));
         let is_root = rustix::process::geteuid().is_root();
         let workers = (0..threads)
@@ -220,9 +228,11 @@ where
                 let rx = rx.clone();
                 let shared = shared.clone();
                 scope.spawn(move || loop {
-                    let job = rx.lock().unwrap().recv();
-                    let Ok(job) = job else { break };
-                    write_part(reader, &shared, job, is_root);
+                    let batch = rx.lock().unwrap().recv();
+                    let Ok(batch) = batch else { break };
+                    for job in batch {
+                        write_part(reader, &shared, job, is_root);
+                    }
                 })
             })
             .collect();
@@ -235,6 +245,8 @@ where
             is_root,
             shared,
             tx: Some(tx),
+            batch: Vec::new(),
+            batch_bytes: 0,
             workers,
             links: HashMap::new(),
             pending_links: Vec::new(),
@@ -390,19 +402,10 @@ where
                     file.parts_left
                         .store(parts.len(), std::sync::atomic::Ordering::SeqCst);
                     for part in parts {
-                        let job = FileJob {
+                        self.send(FileJob {
                             file: file.clone(),
                             chunks: part,
-                        };
-                        if self
-                            .tx
-                            .as_ref()
-                            .expect("workers running")
-                            .send(job)
-                            .is_err()
-                        {
-                            return Err(Error::Restore("file workers stopped unexpectedly".into()));
-                        }
+                        })?;
                     }
                 }
                 _ => {
@@ -416,6 +419,33 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Adds a part to the batch for the workers; hands the batch over once it holds
+    /// [`BATCH_BYTES`].
+    fn send(&mut self, job: FileJob) -> Result<()> {
+        self.batch_bytes += job
+            .chunks
+            .iter()
+            .map(|c| c.1.entry.raw_len as u64)
+            .sum::<u64>();
+        self.batch.push(job);
+        if self.batch_bytes >= BATCH_BYTES {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the batch to the workers.
+    fn hand_over(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        let tx = self.tx.as_ref().expect("workers running");
+        tx.send(batch)
+            .map_err(|_| Error::Restore("file workers stopped unexpectedly".into()))
     }
 
     /// For a later path of a hardlink group: schedules the link to the first path and
@@ -501,6 +531,7 @@ where
     }
 
     pub(super) fn finish(mut self) -> Result<RestoreReport> {
+        self.hand_over()?;
         self.join_workers();
         for (first, link, display, is_file) in std::mem::take(&mut self.pending_links) {
             let (fdir, fname) = first.split_at(first.len() - 1);
@@ -625,6 +656,13 @@ pub(super) fn write_chunks(
     Ok(())
 }
 
+/// Where a file's content ends: the end of its last chunk (0 for a file of holes only).
+fn content_end(node: &Node) -> u64 {
+    node.extents.last().map_or(0, |e| {
+        e.offset + e.chunks.iter().map(|c| c.len as u64).sum::<u64>()
+    })
+}
+
 /// Sizes the file (so trailing holes stay holes), sets owner, mode, xattrs and times in
 /// that order, and moves a replacement into place. A file whose content failed is
 /// removed: no file is left holding unverified or partial data.
@@ -633,8 +671,11 @@ pub(super) fn finish_file(shared: &Shared, of: &OpenFile, is_root: bool) {
     let result = of.failed.lock().unwrap().take().map_or_else(
         || {
             let file = of.handle()?;
-            file.set_len(of.node.size)
-                .map_err(|e| format!("cannot set size: {e}"))?;
+            // Made empty with O_EXCL, the file ends where its last chunk was written.
+            if of.node.size != content_end(&of.node) {
+                file.set_len(of.node.size)
+                    .map_err(|e| format!("cannot set size: {e}"))?;
+            }
             if let Err(e) = rustix::fs::fchown(file, Some(uid(of.owner.0)), Some(gid(of.owner.1))) {
                 if errno_is_perm(&e) && !is_root {
                     shared
