@@ -9,9 +9,9 @@
 //! through the same pool.
 //!
 //! Order of durability: packs are uploaded first; an index file naming finished packs is
-//! written every 32 packs or 30 s, whichever comes first, and at the end (the walker and
-//! [`BlobSink`] share that code); the snapshot record goes last. Only then
-//! does the local cache learn of the new blobs and files. A crash at any point leaves a
+//! written every 32 packs, 32,768 blobs or 30 s, whichever comes first, and at the end
+//! (the walker and [`BlobSink`] share that code); the snapshot record goes last. Only
+//! then does the local cache learn of the new blobs and files. A crash at any point leaves a
 //! store that holds, at worst, packs nobody references yet; the next snapshot re-uploads
 //! whatever was not indexed. What the files cache will learn is streamed to the cache's
 //! pending rows in batches of [`FILE_ROWS_BATCH`] as the walk goes (so memory does not
