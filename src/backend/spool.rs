@@ -50,12 +50,15 @@ pub struct PackNeeds {
     pub ranges: Vec<(u64, u64)>,
 }
 
+/// Per pack, `(offset, len, request number)` of each range the spool holds or fetches.
+type SpooledRanges = HashMap<String, Vec<(u64, u64, usize)>>;
+
 pub struct SpoolBackend {
     inner: BackendRef,
     dir: PathBuf,
     /// Per pack, the byte ranges the spool holds or is fetching (each with its request's
     /// number), in the order they were added; anything else goes to `inner`.
-    spooled: RwLock<HashMap<String, Vec<(u64, u64, usize)>>>,
+    spooled: RwLock<SpooledRanges>,
     state: Arc<(Mutex<FetchState>, Condvar)>,
     stop: Arc<AtomicBool>,
     fetchers: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -193,7 +196,7 @@ impl SpoolBackend {
                         operation: "restore",
                     });
                 }
-                let _held = (!streams).then(|| InFlight::take(&*state, *len));
+                let _held = (!streams).then(|| InFlight::take(&state, *len));
                 fetch_one(inner.as_ref(), &dir, pack, *off, *len)?;
                 if show_progress {
                     let progress = crate::progress::get();
