@@ -1,4 +1,5 @@
-//! One way to run a job over many items on a few threads.
+//! One way to run a job over many items on a few threads, and the batches in which
+//! small items are handed to a pool of workers.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,9 +38,55 @@ pub fn try_for_each<T: Sync>(
     }
 }
 
+/// Items gathered for one hand-off to a pool of workers: filled until they hold at least
+/// `limit` bytes (or one item, when it is larger), so a worker wakes once per batch rather
+/// than once per small item.
+pub struct Batch<T> {
+    items: Vec<T>,
+    bytes: u64,
+    limit: u64,
+}
+
+impl<T> Batch<T> {
+    pub fn new(limit: u64) -> Self {
+        Batch {
+            items: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    /// Adds an item of `bytes` bytes; true once the batch is full and should be handed over.
+    pub fn push(&mut self, item: T, bytes: u64) -> bool {
+        self.bytes += bytes;
+        self.items.push(item);
+        self.bytes >= self.limit
+    }
+
+    /// The items gathered so far, if any, leaving the batch empty.
+    pub fn take(&mut self) -> Option<Vec<T>> {
+        self.bytes = 0;
+        (!self.items.is_empty()).then(|| std::mem::take(&mut self.items))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_full_at_its_limit_and_empty_after_it_is_taken() {
+        let mut batch = Batch::new(10);
+        assert!(batch.take().is_none());
+        assert!(!batch.push('a', 4));
+        assert!(!batch.push('b', 5));
+        assert!(batch.push('c', 1));
+        assert_eq!(batch.take(), Some(vec!['a', 'b', 'c']));
+        assert!(batch.take().is_none());
+        // One item larger than the limit fills a batch on its own.
+        assert!(batch.push('d', 11));
+        assert_eq!(batch.take(), Some(vec!['d']));
+    }
 
     #[test]
     fn every_item_once_and_the_first_error_stops_the_pool() {

@@ -22,6 +22,7 @@ use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::{self, BlobKind, PackRecord, PackWriter};
+use crate::parallel::Batch;
 use crate::repo::{Repo, Summary};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,9 +177,8 @@ fn upload(
 /// The worker pool that compresses and packs blobs, and the thread that uploads packs.
 pub(super) struct Uploader {
     tx: Option<SyncSender<Vec<Job>>>,
-    /// Blobs not yet handed to a worker, and their total size.
-    batch: Vec<Job>,
-    batch_bytes: usize,
+    /// Blobs not yet handed to a worker.
+    batch: Batch<Job>,
     workers: Vec<JoinHandle<Result<()>>>,
     packing: Arc<Packing>,
     /// For the last, partly filled pack once the workers are done.
@@ -232,8 +232,7 @@ impl Uploader {
         let upload = std::thread::spawn(move || upload(&repo, &keys, &shared, packs_rx, done_tx));
         Uploader {
             tx: Some(tx),
-            batch: Vec::new(),
-            batch_bytes: 0,
+            batch: Batch::new(BATCH_BYTES as u64),
             workers,
             packing,
             packs_tx: Some(packs_tx),
@@ -256,12 +255,16 @@ impl Uploader {
         cache: &mut Cache,
         summary: &mut Summary,
     ) -> Result<()> {
+        let waiting = self.finished.len();
         while let Ok(record) = self.done_rx.try_recv() {
             self.finished.push(record);
         }
-        let blobs: usize = self.finished.iter().map(|r| r.entries.len()).sum();
+        // The blob count changes only when packs arrive: count only then.
+        let arrived = self.finished.len() > waiting;
         if self.finished.len() >= INDEX_EVERY_PACKS
-            || blobs >= INDEX_EVERY_BLOBS
+            || (arrived
+                && self.finished.iter().map(|r| r.entries.len()).sum::<usize>()
+                    >= INDEX_EVERY_BLOBS)
             || (!self.finished.is_empty() && self.last_index.elapsed() >= self.index_every)
         {
             let records = std::mem::take(&mut self.finished);
@@ -314,9 +317,8 @@ impl Uploader {
     /// [`BATCH_BYTES`].
     pub(super) fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
         self.pending.insert(id);
-        self.batch_bytes += data.len();
-        self.batch.push(Job { id, kind, data });
-        if self.batch_bytes >= BATCH_BYTES {
+        let bytes = data.len() as u64;
+        if self.batch.push(Job { id, kind, data }, bytes) {
             self.hand_over()?;
         }
         Ok(())
@@ -324,11 +326,9 @@ impl Uploader {
 
     /// Hands the batch to the workers.
     fn hand_over(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        let Some(batch) = self.batch.take() else {
             return Ok(());
-        }
-        self.batch_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
+        };
         let sent = self.tx.as_ref().expect("uploader running").send(batch);
         if sent.is_err() {
             // Every worker has stopped, which only happens on an error: report it.

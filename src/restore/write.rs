@@ -13,6 +13,7 @@ use super::{Action, RestoreOptions, RestoreReport};
 use crate::cache::{Cache, Location};
 use crate::error::{Error, Result};
 use crate::fsmeta::Names;
+use crate::parallel::Batch;
 use crate::reader::{locate, BlobReader};
 use crate::tree::{display_name, LinkKey, Node, NodeKind, Tree};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -187,9 +188,8 @@ pub(super) struct Runner<'a, 'scope> {
     is_root: bool,
     shared: Arc<Shared>,
     tx: Option<mpsc::SyncSender<Vec<FileJob>>>,
-    /// Parts not yet handed to a worker, and the bytes of content they write.
-    batch: Vec<FileJob>,
-    batch_bytes: u64,
+    /// Parts not yet handed to a worker (counted by the bytes of content they write).
+    batch: Batch<FileJob>,
     workers: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
     /// First restored path of each hardlink group.
     links: HashMap<LinkKey, Vec<Vec<u8>>>,
@@ -245,8 +245,7 @@ where
             is_root,
             shared,
             tx: Some(tx),
-            batch: Vec::new(),
-            batch_bytes: 0,
+            batch: Batch::new(BATCH_BYTES),
             workers,
             links: HashMap::new(),
             pending_links: Vec::new(),
@@ -424,13 +423,8 @@ where
     /// Adds a part to the batch for the workers; hands the batch over once it holds
     /// [`BATCH_BYTES`].
     fn send(&mut self, job: FileJob) -> Result<()> {
-        self.batch_bytes += job
-            .chunks
-            .iter()
-            .map(|c| c.1.entry.raw_len as u64)
-            .sum::<u64>();
-        self.batch.push(job);
-        if self.batch_bytes >= BATCH_BYTES {
+        let bytes = job.chunks.iter().map(|c| c.1.entry.raw_len as u64).sum();
+        if self.batch.push(job, bytes) {
             self.hand_over()?;
         }
         Ok(())
@@ -438,11 +432,9 @@ where
 
     /// Hands the batch to the workers.
     fn hand_over(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        let Some(batch) = self.batch.take() else {
             return Ok(());
-        }
-        self.batch_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
+        };
         let tx = self.tx.as_ref().expect("workers running");
         tx.send(batch)
             .map_err(|_| Error::Restore("file workers stopped unexpectedly".into()))
