@@ -128,66 +128,19 @@ info() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$INFO"; }
 # ---------------------------------------------------------------------------------------------
 # --store s3: Garage on 127.0.0.1, one bucket per tool, killed when this script exits.
 # ---------------------------------------------------------------------------------------------
-GARAGE_PID=""
+# shellcheck source=benches/garage.sh
+. "$HERE/garage.sh"
 stop_garage() {
-    if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null || true; wait "$GARAGE_PID" 2>/dev/null || true; fi
+    garage_stop
     [ "$KEEP" = 1 ] || rm -rf "${WORK:?}/garage"
 }
 trap stop_garage EXIT
 bucket() { echo "bench-$1"; }
 RESTIC_OPTS=()
 if [ "$STORE_KIND" = s3 ]; then
-    GARAGE="${GARAGE_BIN:-$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")}"
-    if [ ! -x "$GARAGE" ]; then
-        log "garage not found: installing it with .ci/garage.sh (several minutes)"
-        sh "$REPO_ROOT/.ci/garage.sh" >&2
-        GARAGE="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
-    fi
-    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-    hex() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
-    GDIR="$WORK/garage"
-    mkdir -p "$GDIR/meta" "$GDIR/data"
-    RPC_PORT=$(free_port); S3_PORT=$(free_port); ADMIN_PORT=$(free_port)
-    ADMIN_TOKEN=$(hex 16)
-    cat > "$GDIR/garage.toml" <<EOF
-metadata_dir = "$GDIR/meta"
-data_dir = "$GDIR/data"
-db_engine = "sqlite"
-replication_factor = 1
-metadata_fsync = false
-data_fsync = false
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
-rpc_secret = "$(hex 32)"
-
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:$ADMIN_PORT"
-admin_token = "$ADMIN_TOKEN"
-EOF
-    g() { "$GARAGE" -c "$GDIR/garage.toml" "$@"; }
-    retry() { local i; for i in 1 2 3 4 5 6 7 8 9 10; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; "$@"; }
-    log "starting garage $("$GARAGE" --version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1:$S3_PORT"
-    RUST_LOG=warn "$GARAGE" -c "$GDIR/garage.toml" server > "$LOGS/garage.log" 2>&1 &
-    GARAGE_PID=$!
-    for _ in $(seq 1 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
-    NODE=$(g node id -q 2>/dev/null | cut -d@ -f1)
-    retry g layout assign -z dc1 -c 100G "$NODE"
-    retry g layout apply --version 1
-    S3_KEY_ID="GK$(hex 12)"; S3_SECRET=$(hex 32)
-    retry g key import --yes -n bench "$S3_KEY_ID" "$S3_SECRET"
-    for t in "${TOOL_LIST[@]}"; do
-        retry g bucket create "$(bucket "$t")"
-        retry g bucket allow --read --write --owner "$(bucket "$t")" --key bench
-    done
-    S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+    garage_start "$WORK/garage" "$LOGS/garage.log"
+    for t in "${TOOL_LIST[@]}"; do garage_bucket "$(bucket "$t")"; done
     RESTIC_OPTS=(-o s3.region=garage)
-    export AWS_ACCESS_KEY_ID="$S3_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET"
-    export AWS_ENDPOINT_URL="$S3_ENDPOINT" AWS_REGION=garage AWS_DEFAULT_REGION=garage
     unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SHARED_CREDENTIALS_FILE AWS_ENDPOINT_URL_S3 || true
 fi
 

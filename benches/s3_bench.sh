@@ -56,12 +56,8 @@ for c in /usr/bin/time python3 curl; do
     command -v "$c" >/dev/null 2>&1 || { echo "s3_bench.sh: $c is missing (Debian packages: time, python3, curl)" >&2; exit 1; }
 done
 
-GARAGE="${GARAGE_BIN:-$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")}"
-if [ ! -x "$GARAGE" ]; then
-    log "garage not found: installing it with .ci/garage.sh (several minutes)"
-    sh "$REPO_ROOT/.ci/garage.sh" >&2
-    GARAGE="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
-fi
+# shellcheck source=benches/garage.sh
+. "$HERE/garage.sh"
 
 # Work folder: only ever delete what this script made.
 if [ -e "$WORK" ] && [ -n "$(ls -A "$WORK" 2>/dev/null)" ] && [ ! -e "$WORK/.vault-s3-bench" ]; then
@@ -92,62 +88,18 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Garage on 127.0.0.1, killed when this script exits.
 # ---------------------------------------------------------------------------------------------
-GARAGE_PID=""
 cleanup() {
-    if [ -n "$GARAGE_PID" ]; then kill "$GARAGE_PID" 2>/dev/null || true; wait "$GARAGE_PID" 2>/dev/null || true; fi
+    garage_stop
     if [ "$KEEP" = 0 ]; then
         rm -rf "${WORK:?}/garage" "${WORK:?}/local" "${WORK:?}/s3" "${WORK:?}/copy" "${WORK:?}/back" "${WORK:?}/tree"
     fi
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-hex() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
-
-GDIR="$WORK/garage"
-mkdir -p "$GDIR/meta" "$GDIR/data"
-RPC_PORT=$(free_port); S3_PORT=$(free_port); ADMIN_PORT=$(free_port)
-METRICS_TOKEN=$(hex 16)
-cat > "$GDIR/garage.toml" <<EOF
-metadata_dir = "$GDIR/meta"
-data_dir = "$GDIR/data"
-db_engine = "sqlite"
-replication_factor = 1
-metadata_fsync = false
-data_fsync = false
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
-rpc_secret = "$(hex 32)"
-
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:$ADMIN_PORT"
-admin_token = "$(hex 16)"
-metrics_token = "$METRICS_TOKEN"
-EOF
-g() { "$GARAGE" -c "$GDIR/garage.toml" "$@"; }
-retry() { local i; for i in 1 2 3 4 5 6 7 8 9 10; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; "$@"; }
-
-log "starting garage $("$GARAGE" --version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1:$S3_PORT"
-RUST_LOG=warn "$GARAGE" -c "$GDIR/garage.toml" server > "$LOGS/garage.log" 2>&1 &
-GARAGE_PID=$!
-for _ in $(seq 1 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
-NODE=$(g node id -q 2>/dev/null | cut -d@ -f1)
-retry g layout assign -z dc1 -c 10G "$NODE"
-retry g layout apply --version 1
-KEY_ID="GK$(hex 12)"; KEY_SECRET=$(hex 32)
-retry g key import --yes -n bench "$KEY_ID" "$KEY_SECRET"
+garage_start "$WORK/garage" "$LOGS/garage.log"
 BUCKET=vault-bench
-retry g bucket create "$BUCKET"
-retry g bucket allow --read --write --owner "$BUCKET" --key bench
+garage_bucket "$BUCKET"
 info garage_version "$("$GARAGE" --version 2>/dev/null | awk '{ print $2 }')"
-
-export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_REGION=garage
-export AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET"
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SHARED_CREDENTIALS_FILE AWS_ENDPOINT_URL_S3 || true
 
 # S3 requests Garage has answered so far, as "Endpoint count" lines.
