@@ -99,7 +99,8 @@ impl Walker<'_, '_> {
             match std::fs::metadata(&child) {
                 Ok(meta) if meta.is_dir() => {
                     self.summary.dirs += 1;
-                    let node = self.node_from_meta(&child, name.clone(), &meta, NodeKind::Dir);
+                    let node =
+                        self.node_from_meta(&child, name.clone(), &meta, NodeKind::Dir, None);
                     tree.nodes.push(node);
                 }
                 Ok(_) => {}

@@ -5,6 +5,7 @@
 //! it was read, or was modified too recently for its stamp to tell a later change apart,
 //! never enters it.
 
+use super::ahead::Prepared;
 use super::read::{FileContent, ReadError};
 use super::walker::Walker;
 use crate::cache::FileStamp;
@@ -35,6 +36,7 @@ impl Walker<'_, '_> {
         path: &Path,
         meta: &std::fs::Metadata,
         link: Option<LinkKey>,
+        ahead: Prepared,
     ) -> Result<std::result::Result<FileContent, String>> {
         if let Some(key) = link {
             if let Some(content) = self.links.get(&key) {
@@ -43,21 +45,19 @@ impl Walker<'_, '_> {
         }
         let stamp = stamp_of(meta);
         let path_bytes = path.as_os_str().as_bytes();
-        let mut content = None;
-        if let Some((old, cached)) = self.cache.file_lookup(path_bytes)? {
-            if old == stamp && self.all_present(&cached)? {
-                content = Some(FileContent {
-                    extents: cached,
-                    size: meta.len(),
-                    reread: None,
-                    changed: None,
-                });
-            }
-        }
-        let content = match content {
-            Some(x) => x,
+        let vouched = match ahead.vouched {
+            Some(v) => v,
+            None => self.vouched(path_bytes, &stamp)?,
+        };
+        let content = match vouched {
+            Some(extents) => FileContent {
+                extents,
+                size: meta.len(),
+                reread: None,
+                changed: None,
+            },
             None => {
-                let x = match self.read_stable(path, meta) {
+                let x = match self.read_stable(path, meta, ahead.content) {
                     Ok(x) => x,
                     Err(ReadError::Source(msg)) => return Ok(Err(msg)),
                     Err(ReadError::Store(e)) => return Err(e),
@@ -80,6 +80,17 @@ impl Walker<'_, '_> {
             self.links.insert(key, content.clone());
         }
         Ok(Ok(content))
+    }
+
+    /// The file's chunks when the files cache vouches for it: the cached stamp matches
+    /// and every chunk is in the store (or on its way there).
+    pub(super) fn vouched(&self, path: &[u8], stamp: &FileStamp) -> Result<Option<Vec<Extent>>> {
+        if let Some((old, cached)) = self.cache.file_lookup(path)? {
+            if old == *stamp && self.all_present(&cached)? {
+                return Ok(Some(cached));
+            }
+        }
+        Ok(None)
     }
 
     fn all_present(&self, extents: &[Extent]) -> Result<bool> {

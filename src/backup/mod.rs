@@ -53,6 +53,7 @@ use std::time::{Duration, Instant, SystemTime};
 use upload::Uploader;
 use walker::Walker;
 
+mod ahead;
 mod capture;
 mod extra;
 mod files_cache;
@@ -212,6 +213,7 @@ pub fn run_with(
             .map(|d| d.as_nanos() as i64 - 2_000_000_000)
             .unwrap_or(0),
         files_read: 0,
+        ahead: ahead::ReadAhead::start(opts.threads.max(1)),
     };
     crate::progress::get().begin("snapshot", 0, 0);
     let root = walk_and_upload(&mut walker, &sources, &additions.files)?;

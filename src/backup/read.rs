@@ -3,6 +3,7 @@
 //! second read got is stored with the length it really had (see the module docs of
 //! [`crate::backup`]).
 
+use super::ahead::Content;
 use super::files_cache::stamp_of;
 use super::walker::Walker;
 use crate::chunker::{ChunkError, Chunker};
@@ -17,26 +18,39 @@ use std::path::Path;
 
 impl Walker<'_, '_> {
     /// Reads a file, once more if it changed while read; see the module docs.
+    /// `ahead`: the file as read ahead of the walk (see [`super::ahead`]), which then
+    /// stands for the first read.
     pub(super) fn read_stable(
         &mut self,
         path: &Path,
         meta: &std::fs::Metadata,
+        mut ahead: Option<Content>,
     ) -> std::result::Result<FileContent, ReadError> {
         let source = |what: &str, e: std::io::Error| ReadError::Source(format!("{what}: {e}"));
         let mut first_change = String::new();
         for attempt in 0..2 {
-            let file = open_noatime(path).map_err(|e| source("cannot open", e))?;
-            self.files_read += 1;
-            // The first read trusts the stat the walk made (before opening, so a file
-            // swapped for another in between shows as a changed inode); the second stats
-            // what it opened.
-            let before = if attempt == 0 {
-                meta.clone()
-            } else {
-                file.metadata().map_err(|e| source("cannot stat", e))?
+            let (read, before, after) = match ahead.take().filter(|_| attempt == 0) {
+                Some(content) => {
+                    self.files_read += 1;
+                    let read = self.cut_bytes(&content.data, meta.len())?;
+                    (read, meta.clone(), content.after)
+                }
+                None => {
+                    let file = open_noatime(path).map_err(|e| source("cannot open", e))?;
+                    self.files_read += 1;
+                    // The first read trusts the stat the walk made (before opening, so a
+                    // file swapped for another in between shows as a changed inode); the
+                    // second stats what it opened.
+                    let before = if attempt == 0 {
+                        meta.clone()
+                    } else {
+                        file.metadata().map_err(|e| source("cannot stat", e))?
+                    };
+                    let read = self.read_file(&file, &before)?;
+                    let after = file.metadata().map_err(|e| source("cannot stat", e))?;
+                    (read, before, after)
+                }
             };
-            let read = self.read_file(&file, &before)?;
-            let after = file.metadata().map_err(|e| source("cannot stat", e))?;
             let change = describe_change(&before, &after, &read);
             let Some(change) = change else {
                 return Ok(FileContent {
@@ -74,55 +88,66 @@ impl Walker<'_, '_> {
     ) -> std::result::Result<ReadOnce, ReadError> {
         let regions = fsmeta::data_regions(file, meta.len(), meta.blocks())
             .map_err(|e| ReadError::Source(format!("cannot map holes: {e}")))?;
-        let mut chunker = self.chunker.take().unwrap_or_else(|| {
-            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
-        });
         let mut extents = Vec::with_capacity(regions.len());
-        let mut outcome = Ok(());
         let mut short_at = None;
         for (offset, len) in regions {
             let mut f = file;
-            if let Err(e) = f.seek(SeekFrom::Start(offset)) {
-                outcome = Err(ReadError::Source(format!("cannot seek: {e}")));
-                break;
-            }
-            let mut chunks = Vec::new();
-            let result = chunker.chunk(f.take(len), |data| {
-                self.check_cancel()?;
-                let id = self.keys.blob_id(data);
-                chunks.push(ChunkRef {
-                    id,
-                    len: data.len() as u32,
-                });
-                crate::progress::get().add_bytes(data.len() as u64);
-                self.add_blob(id, BlobKind::Data, data.to_vec())
-            });
-            match result {
-                Ok(n) => {
-                    self.summary.bytes_read += n;
-                    if n < len {
-                        short_at = Some(offset + n);
-                    }
-                }
-                Err(ChunkError::Read(e)) => {
-                    outcome = Err(ReadError::Source(format!("read failed: {e}")));
-                    break;
-                }
-                Err(ChunkError::Handler(e)) => {
-                    outcome = Err(ReadError::Store(e));
-                    break;
-                }
-            }
-            if !chunks.is_empty() {
-                extents.push(Extent { offset, chunks });
-            }
-            if short_at.is_some() {
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| ReadError::Source(format!("cannot seek: {e}")))?;
+            let n = self.cut(f.take(len), offset, &mut extents)?;
+            if n < len {
                 // The file ended early: there is nothing further to read.
+                short_at = Some(offset + n);
                 break;
             }
         }
+        Ok(ReadOnce { extents, short_at })
+    }
+
+    /// Cuts a whole file read ahead of the walk (no holes; `data` holds what the reads
+    /// returned, at most `size` bytes).
+    fn cut_bytes(&mut self, data: &[u8], size: u64) -> std::result::Result<ReadOnce, ReadError> {
+        let mut extents = Vec::with_capacity(1);
+        let n = self.cut(data, 0, &mut extents)?;
+        Ok(ReadOnce {
+            extents,
+            short_at: (n < size).then_some(n),
+        })
+    }
+
+    /// Cuts one data region read from `source` into chunks, hands the new ones to the
+    /// uploader and adds the region's extent; returns the bytes read.
+    fn cut(
+        &mut self,
+        source: impl Read,
+        offset: u64,
+        extents: &mut Vec<Extent>,
+    ) -> std::result::Result<u64, ReadError> {
+        let mut chunker = self.chunker.take().unwrap_or_else(|| {
+            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
+        });
+        let mut chunks = Vec::new();
+        let result = chunker.chunk(source, |data| {
+            self.check_cancel()?;
+            let id = self.keys.blob_id(data);
+            chunks.push(ChunkRef {
+                id,
+                len: data.len() as u32,
+            });
+            crate::progress::get().add_bytes(data.len() as u64);
+            self.add_blob(id, BlobKind::Data, data.to_vec())
+        });
         self.chunker = Some(chunker);
-        outcome.map(|()| ReadOnce { extents, short_at })
+        let n = match result {
+            Ok(n) => n,
+            Err(ChunkError::Read(e)) => return Err(ReadError::Source(format!("read failed: {e}"))),
+            Err(ChunkError::Handler(e)) => return Err(ReadError::Store(e)),
+        };
+        self.summary.bytes_read += n;
+        if !chunks.is_empty() {
+            extents.push(Extent { offset, chunks });
+        }
+        Ok(n)
     }
 }
 
@@ -177,17 +202,136 @@ pub(super) enum ReadError {
 }
 
 /// Opens for reading without updating the access time where the kernel allows it
-/// (only the owner or root may ask for that).
-fn open_noatime(path: &Path) -> std::io::Result<File> {
+/// (only the owner or root may ask for that), and without blocking: a file swapped for a
+/// FIFO after the walk's stat must not hang the snapshot (its inode then shows the swap);
+/// `O_NONBLOCK` changes nothing for a regular file.
+pub(super) fn open_noatime(path: &Path) -> std::io::Result<File> {
     match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ahead::{Content, ReadAhead};
+    use super::super::upload::Uploader;
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::cache::Cache;
+    use crate::crypto::WriterKeys;
+    use crate::repo::{ChunkerParams, Repo, DEFAULT_COMPRESSION_LEVEL};
+    use std::sync::Arc;
+
+    fn walk_with(
+        repo: &Repo,
+        keys: &WriterKeys,
+        recipients: &[age::x25519::Recipient],
+        cache: &mut Cache,
+        f: impl FnOnce(&mut Walker),
+    ) {
+        let mut walker = Walker {
+            keys,
+            cache,
+            repo,
+            uploader: Uploader::start(repo, keys, recipients, 1),
+            names: Default::default(),
+            summary: Default::default(),
+            problems: Vec::new(),
+            file_rows: Vec::new(),
+            links: Default::default(),
+            excludes: Vec::new(),
+            chunker: None,
+            captures: Vec::new(),
+            active: None,
+            databases: Vec::new(),
+            cancel: None,
+            racy_after_ns: 0,
+            files_read: 0,
+            ahead: ReadAhead::start(1),
+        };
+        f(&mut walker);
+        walker.uploader.finish().unwrap();
+    }
+
+    fn len_of(content: &FileContent) -> u64 {
+        let chunks = content.extents.iter().flat_map(|e| &e.chunks);
+        chunks.map(|c| c.len as u64).sum()
+    }
+
+    /// A file read ahead of the walk goes through the same change detection as one the
+    /// walker reads: what was read ahead after the file changed under the walk's stat is
+    /// never taken for the file; the walker reads it once more.
+    #[test]
+    fn a_file_read_ahead_after_it_changed_is_read_once_more() {
+        let backend = Arc::new(MemoryBackend::new("read-ahead"));
+        let created = crate::repo::create(
+            backend,
+            ChunkerParams::default(),
+            DEFAULT_COMPRESSION_LEVEL,
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
+        let keys = WriterKeys::from_id_key(created.id_key);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(&dir.path().join("cache"), "read-ahead").unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, vec![1u8; 1000]).unwrap();
+        let stat = std::fs::symlink_metadata(&path).unwrap();
+
+        let recipients = [created.identity.to_public()];
+        walk_with(&created.repo, &keys, &recipients, &mut cache, |walker| {
+            // Unchanged: what was read ahead is the file, and it is not read again.
+            let ahead = Content {
+                data: vec![1u8; 1000],
+                after: std::fs::metadata(&path).unwrap(),
+            };
+            let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
+                panic!("read")
+            };
+            assert!(got.reread.is_none() && got.changed.is_none());
+            assert_eq!((got.size, len_of(&got), walker.files_read), (1000, 1000, 1));
+
+            // Rewritten longer between the walk's stat and the read ahead: the read
+            // stopped at the old size, a prefix of the new content. The stat after
+            // reading tells, and the file is read once more, whole.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::write(&path, vec![2u8; 3000]).unwrap();
+            let ahead = Content {
+                data: vec![2u8; 1000],
+                after: std::fs::metadata(&path).unwrap(),
+            };
+            let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
+                panic!("read")
+            };
+            assert!(got.reread.is_some(), "read once more");
+            assert!(
+                got.changed.is_none(),
+                "it did not change during the second read"
+            );
+            assert_eq!((got.size, len_of(&got), walker.files_read), (3000, 3000, 3));
+
+            // Shorter than the stat said, with a stat after reading that shows nothing
+            // (a truncation and a rewrite within one timestamp): the short read tells.
+            let stat = std::fs::symlink_metadata(&path).unwrap();
+            let ahead = Content {
+                data: vec![2u8; 10],
+                after: stat.clone(),
+            };
+            let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
+                panic!("read")
+            };
+            assert!(got.reread.is_some(), "read once more");
+            assert_eq!((got.size, len_of(&got)), (3000, 3000));
+        });
     }
 }

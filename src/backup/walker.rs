@@ -4,6 +4,7 @@
 //! be read is reported as a [`SourceProblem`] and the walk goes on; only a failing store
 //! and a cancel stop it.
 
+use super::ahead::{self, Prepared, ReadAhead};
 use super::read::FileContent;
 use super::upload::Uploader;
 use super::{Capture, CaptureRules, ExtraFile, SourceProblem};
@@ -15,7 +16,7 @@ use crate::fsmeta::{self, Names};
 use crate::id::Id;
 use crate::pack::BlobKind;
 use crate::repo::{Repo, Summary};
-use crate::tree::{Extent, LinkKey, Node, NodeKind, Tree};
+use crate::tree::{Extent, LinkKey, Node, NodeKind, Tree, Xattr};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -46,6 +47,7 @@ pub(super) struct Walker<'a, 'c> {
     pub(super) racy_after_ns: i64,
     /// Files opened and read so far (as opposed to taken from the files cache).
     pub(super) files_read: u64,
+    pub(super) ahead: ReadAhead,
 }
 
 /// A directory on the way from `/` to the sources.
@@ -112,7 +114,7 @@ impl Walker<'_, '_> {
         for (name, entry) in &sk.children {
             match entry {
                 SkeletonEntry::Source(path) => {
-                    if let Some(node) = self.save_entry(path, name.clone())? {
+                    if let Some(node) = self.save_entry(path, name.clone(), Prepared::default())? {
                         nodes.push(node);
                     }
                 }
@@ -122,7 +124,8 @@ impl Walker<'_, '_> {
                 SkeletonEntry::Ancestor(path, inner) => {
                     let meta = std::fs::symlink_metadata(path)
                         .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
-                    let mut node = self.node_from_meta(path, name.clone(), &meta, NodeKind::Dir);
+                    let mut node =
+                        self.node_from_meta(path, name.clone(), &meta, NodeKind::Dir, None);
                     let tree = self.save_skeleton(inner, extras)?;
                     node.subtree = Some(self.put_tree(&tree)?);
                     nodes.push(node);
@@ -162,8 +165,9 @@ impl Walker<'_, '_> {
         name: Vec<u8>,
         meta: &std::fs::Metadata,
         kind: NodeKind,
+        xattrs: Option<std::io::Result<Vec<Xattr>>>,
     ) -> Node {
-        let xattrs = match fsmeta::read_xattrs(path) {
+        let xattrs = match xattrs.unwrap_or_else(|| fsmeta::read_xattrs(path)) {
             Ok(x) => x,
             Err(e) => {
                 self.problem(path, format!("cannot read extended attributes: {e}"));
@@ -191,9 +195,19 @@ impl Walker<'_, '_> {
     }
 
     /// Saves one entry; `None` when it could not be read (reported as a problem).
-    fn save_entry(&mut self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+    /// `ahead`: what was made of it ahead of the walk.
+    fn save_entry(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        mut ahead: Prepared,
+    ) -> Result<Option<Node>> {
         self.check_cancel()?;
-        let meta = match std::fs::symlink_metadata(path) {
+        let (meta, xattrs) = match ahead.stat.take() {
+            Some(stat) => (stat.meta, Some(stat.xattrs)),
+            None => (std::fs::symlink_metadata(path), None),
+        };
+        let meta = match meta {
             Ok(m) => m,
             Err(e) if self.vanished_ok(&e) => return Ok(None),
             Err(e) => {
@@ -203,7 +217,7 @@ impl Walker<'_, '_> {
         };
         let kind = node_kind(meta.file_type());
         crate::progress::check_cancelled("snapshot")?;
-        let mut node = self.node_from_meta(path, name, &meta, kind);
+        let mut node = self.node_from_meta(path, name, &meta, kind, xattrs);
         if kind != NodeKind::Dir && meta.nlink() > 1 {
             node.link = Some(LinkKey {
                 dev: meta.dev(),
@@ -212,7 +226,7 @@ impl Walker<'_, '_> {
         }
         match kind {
             NodeKind::File => {
-                if !self.save_file(path, &meta, &mut node)? {
+                if !self.save_file(path, &meta, &mut node, ahead)? {
                     return Ok(None);
                 }
             }
@@ -250,6 +264,7 @@ impl Walker<'_, '_> {
         path: &Path,
         meta: &std::fs::Metadata,
         node: &mut Node,
+        ahead: Prepared,
     ) -> Result<bool> {
         self.summary.files += 1;
         let first_name = node.link.map_or(true, |k| !self.links.contains_key(&k));
@@ -257,7 +272,7 @@ impl Walker<'_, '_> {
         progress.set_current(&path.to_string_lossy());
         let read_before = self.summary.bytes_read;
         let files_read = self.files_read;
-        match self.save_file_content(path, meta, node.link)? {
+        match self.save_file_content(path, meta, node.link, ahead)? {
             Ok(content) => {
                 if let Some(m) = &content.reread {
                     // Saved from the second read: its stat is the one that holds.
@@ -351,18 +366,92 @@ impl Walker<'_, '_> {
             }
         }
         names.sort();
-        let mut nodes = Vec::with_capacity(names.len());
+        let mut kept = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             if !keep(&name) || self.excluded(&child, &name) {
                 crate::progress::file_event(crate::progress::FileEvent::Skipped, &child);
                 continue;
             }
-            if let Some(node) = self.save_entry(&child, name)? {
-                nodes.push(node);
+            kept.push((child, name));
+        }
+        // Window by window: while the walker saves one, the read-ahead threads stat the
+        // next and read the small files of it that must be read (see `ahead`).
+        let mut nodes = Vec::with_capacity(kept.len());
+        let paths = |w: &[(PathBuf, Vec<u8>)]| w.iter().map(|(p, _)| p.clone()).collect();
+        let mut windows = kept.chunks_mut(ahead::WINDOW);
+        let mut next = windows.next().map(|w| {
+            let stats = self.ahead.stats(paths(w)).wait();
+            self.plan_reads(w, stats)
+        });
+        while let Some(current) = next.take() {
+            let after = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
+            let (window, prepared) = current.wait();
+            if let Some((stats, w)) = after {
+                next = Some(self.plan_reads(w, stats.wait()));
+            }
+            for ((child, name), ahead) in window.iter_mut().zip(prepared) {
+                if let Some(node) = self.save_entry(child, std::mem::take(name), ahead)? {
+                    nodes.push(node);
+                }
             }
         }
         Ok(Tree { nodes })
+    }
+
+    /// Asks the files cache about the window's small files (stat made ahead) and has the
+    /// pool read those it does not vouch for, within the window's byte budget.
+    fn plan_reads<'w>(
+        &mut self,
+        window: &'w mut [(PathBuf, Vec<u8>)],
+        stats: Option<Vec<ahead::Stat>>,
+    ) -> Planned<'w> {
+        let Some(stats) = stats else {
+            return Planned {
+                window,
+                prepared: Vec::new(),
+                reads: None,
+            };
+        };
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(stats.len());
+        let mut wanted = Vec::new();
+        let mut budget = ahead::WINDOW_BYTES;
+        for ((child, _), stat) in window.iter().zip(stats) {
+            let mut entry = Prepared::default();
+            if let Ok(meta) = &stat.meta {
+                let seen_link = meta.nlink() > 1
+                    && self.links.contains_key(&LinkKey {
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    });
+                if ahead::readable_ahead(meta) && !seen_link && meta.len() <= budget {
+                    // A cache that fails is asked again, and fails, when the walker
+                    // comes to the file.
+                    if let Ok(vouched) = self.vouched(
+                        child.as_os_str().as_bytes(),
+                        &super::files_cache::stamp_of(meta),
+                    ) {
+                        if vouched.is_none() {
+                            budget -= meta.len();
+                            wanted.push((prepared.len(), child.clone(), meta.len()));
+                        }
+                        entry.vouched = Some(vouched);
+                    }
+                }
+            }
+            entry.stat = Some(stat);
+            prepared.push(entry);
+        }
+        let reads = (!wanted.is_empty()).then(|| {
+            let files = wanted.iter().map(|(_, p, n)| (p.clone(), *n)).collect();
+            let at: Vec<usize> = wanted.iter().map(|(i, _, _)| *i).collect();
+            (at, self.ahead.reads(files))
+        });
+        Planned {
+            window,
+            prepared,
+            reads,
+        }
     }
 
     pub(super) fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
@@ -396,6 +485,33 @@ impl Walker<'_, '_> {
     pub(super) fn finish_uploads(&mut self) -> Result<()> {
         self.uploader
             .finish_and_index(self.repo, self.keys, self.cache, &mut self.summary)
+    }
+}
+
+/// A window whose stats are in hand and whose small files may be on their way.
+struct Planned<'w> {
+    window: &'w mut [(PathBuf, Vec<u8>)],
+    /// One per entry of the window; empty when read-ahead had nothing to give.
+    prepared: Vec<Prepared>,
+    /// Where in the window each file read ahead goes, and the reads.
+    reads: Option<(Vec<usize>, ahead::Pending<Option<ahead::Content>>)>,
+}
+
+impl<'w> Planned<'w> {
+    /// The window and what was made ahead for each of its entries.
+    fn wait(self) -> (&'w mut [(PathBuf, Vec<u8>)], Vec<Prepared>) {
+        let mut prepared = self.prepared;
+        if prepared.is_empty() {
+            prepared.resize_with(self.window.len(), Prepared::default);
+        }
+        if let Some((at, reads)) = self.reads {
+            if let Some(contents) = reads.wait() {
+                for (i, content) in at.into_iter().zip(contents) {
+                    prepared[i].content = content;
+                }
+            }
+        }
+        (self.window, prepared)
     }
 }
 
