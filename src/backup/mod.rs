@@ -3,7 +3,9 @@
 //! The calling thread walks the sources in name order, reads each changed file and cuts
 //! it into content-defined chunks (FastCDC v2020, gear table seeded from the id key),
 //! hashes each chunk with the keyed blob-id hash, and hands chunks the store lacks to a
-//! pool of workers. The workers compress on every core and encrypt into one shared pack;
+//! pool of workers. Read-ahead threads ([`ahead`]) make the stats of each folder's next
+//! window of entries and read the small files among them that must be read, so that the
+//! walk does not wait on one system call after another. The workers compress on every core and encrypt into one shared pack;
 //! a thread of its own uploads each pack once it is full while the next one fills, so at
 //! most two packs are in memory and upload overlaps packing and the walk. Directory trees are built bottom-up as the walk leaves each directory and go
 //! through the same pool.
