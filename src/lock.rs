@@ -21,7 +21,6 @@ use crate::crypto::WriterKeys;
 use crate::error::{Error, Remedy, Result};
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +91,7 @@ fn now() -> u64 {
 pub struct Lease {
     backend: BackendRef,
     name: String,
-    stop: Arc<AtomicBool>,
+    stop: Arc<crate::parallel::Stop>,
     state: Arc<Mutex<(LeaseRecord, WriterKeys)>>,
     refresher: Option<std::thread::JoinHandle<()>>,
 }
@@ -156,22 +155,17 @@ impl Lease {
             let _ = backend.delete(Kind::Locks, &name);
             return Err(busy(&other_name, &other, &host));
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(crate::parallel::Stop::new());
         let state = Arc::new(Mutex::new((record, keys.clone())));
         let refresher = {
             let (backend, name, stop, state) =
                 (backend.clone(), name.clone(), stop.clone(), state.clone());
             std::thread::spawn(move || {
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    waited += Duration::from_millis(200);
-                    if waited >= REFRESH {
-                        waited = Duration::ZERO;
-                        let mut guard = state.lock().unwrap();
-                        guard.0.expires = now() + TTL.as_secs();
-                        let _ = write(&backend, &guard.1, &name, &guard.0);
-                    }
+                // Woken at once by the drop, which waits for this thread.
+                while stop.sleep(REFRESH) {
+                    let mut guard = state.lock().unwrap();
+                    guard.0.expires = now() + TTL.as_secs();
+                    let _ = write(&backend, &guard.1, &name, &guard.0);
                 }
             })
         };
@@ -210,7 +204,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }

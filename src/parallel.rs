@@ -1,9 +1,11 @@
-//! One way to run a job over many items on a few threads, and the batches in which
-//! small items are handed to a pool of workers.
+//! One way to run a job over many items on a few threads, the batches in which small
+//! items are handed to a pool of workers, and the signal that stops a thread which
+//! otherwise sleeps between rounds of work.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Runs `work` on every item with up to `threads` workers, items taken in order. The
 /// first error stops the pool (items already started finish; no new one starts) and is
@@ -70,9 +72,76 @@ impl<T> Batch<T> {
     }
 }
 
+/// Tells a thread that sleeps between rounds of work (a lease refresher, a progress
+/// reporter) to stop, and wakes it at once: whoever waits for that thread to end does
+/// not wait out the rest of its sleep.
+#[derive(Default)]
+pub struct Stop {
+    stopped: Mutex<bool>,
+    woken: Condvar,
+}
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Stops every current and later [`Stop::sleep`].
+    pub fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.woken.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps for `pause` unless stopped first; false once stopped.
+    pub fn sleep(&self, pause: Duration) -> bool {
+        self.sleep_until(Instant::now() + pause)
+    }
+
+    /// Sleeps until `until` unless stopped first; false once stopped.
+    pub fn sleep_until(&self, until: Instant) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Instant::now();
+            if *stopped || now >= until {
+                return !*stopped;
+            }
+            stopped = match self.woken.wait_timeout(stopped, until - now) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_wakes_a_sleeper_at_once() {
+        let stop = std::sync::Arc::new(Stop::new());
+        assert!(stop.sleep(Duration::from_millis(1)), "not stopped: slept");
+        let sleeper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let began = Instant::now();
+                let slept = stop.sleep(Duration::from_secs(600));
+                (slept, began.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        stop.stop();
+        let (slept, took) = sleeper.join().unwrap();
+        assert!(
+            !slept && took < Duration::from_secs(60),
+            "woken after {took:?}"
+        );
+        assert!(stop.is_stopped() && !stop.sleep(Duration::from_secs(600)));
+    }
 
     #[test]
     fn a_batch_is_full_at_its_limit_and_empty_after_it_is_taken() {

@@ -14,9 +14,9 @@
 use super::commands::human;
 use super::output::Mode;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vault::parallel::Stop;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -49,13 +49,13 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 
 /// Draws progress until dropped.
 pub struct Reporter {
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Reporter {
     pub fn start(mode: Mode, interval: Duration) -> Reporter {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::new());
         if mode == Mode::Verbose {
             vault::progress::set_observer(Some(Box::new(|event, path| {
                 if event != vault::progress::FileEvent::Unchanged {
@@ -79,7 +79,7 @@ impl Reporter {
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -87,22 +87,13 @@ impl Drop for Reporter {
     }
 }
 
-fn spawn(
-    stop: Arc<AtomicBool>,
-    f: impl FnOnce(&AtomicBool) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
+fn spawn(stop: Arc<Stop>, f: impl FnOnce(&Stop) + Send + 'static) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || f(&stop))
 }
 
-/// Sleeps until `until` or until stopped; false when stopped.
-fn wait(stop: &AtomicBool, until: Instant) -> bool {
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-    }
-    !stop.load(Ordering::Relaxed)
+/// Sleeps until `until` or until stopped (woken at once); false when stopped.
+fn wait(stop: &Stop, until: Instant) -> bool {
+    stop.sleep_until(until)
 }
 
 /// Rate and ETA of the current step, from its start.
@@ -157,7 +148,7 @@ fn clock(d: Duration) -> String {
     }
 }
 
-fn plain_lines(stop: &AtomicBool, interval: Duration) {
+fn plain_lines(stop: &Stop, interval: Duration) {
     let mut rate = Rate {
         step: "",
         since: Instant::now(),
@@ -173,7 +164,7 @@ fn plain_lines(stop: &AtomicBool, interval: Duration) {
     }
 }
 
-fn json_lines(stop: &AtomicBool, interval: Duration) {
+fn json_lines(stop: &Stop, interval: Duration) {
     let mut rate = Rate {
         step: "",
         since: Instant::now(),
@@ -203,7 +194,7 @@ fn json_lines(stop: &AtomicBool, interval: Duration) {
     }
 }
 
-fn bar(stop: &AtomicBool) {
+fn bar(stop: &Stop) {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
     let mut known = None;
