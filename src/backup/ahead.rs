@@ -18,6 +18,8 @@
 //! walker holds the window it works on and the next one of each folder on its path, so
 //! what read-ahead holds grows with the depth of the tree, never with its size.
 
+use crate::crypto::WriterKeys;
+use crate::id::Id;
 use crate::tree::{Extent, Xattr};
 use std::fs::Metadata;
 use std::io::Read as _;
@@ -52,6 +54,17 @@ pub(super) struct Content {
     pub(super) data: Vec<u8>,
     /// The stat of the open file once it was read.
     pub(super) after: Metadata,
+    /// The blob id of `data` when it is one chunk: not empty and shorter than the
+    /// smallest chunk, which the chunker never cuts.
+    pub(super) id: Option<Id>,
+}
+
+/// Hashes the files read ahead that are one chunk each, off the walker's thread.
+#[derive(Clone)]
+pub(super) struct OneChunk {
+    pub(super) keys: WriterKeys,
+    /// The chunker's smallest chunk: content shorter than this is never cut.
+    pub(super) min_size: u64,
 }
 
 /// What the walker has in hand for one entry when it comes to it.
@@ -119,16 +132,17 @@ impl<T> Pending<T> {
 }
 
 impl ReadAhead {
-    pub(super) fn start(threads: usize) -> ReadAhead {
+    /// `hash`: make the blob ids of one-chunk files too.
+    pub(super) fn start(threads: usize, hash: Option<OneChunk>) -> ReadAhead {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..threads)
             .map(|i| {
-                let rx = Arc::clone(&rx);
+                let (rx, hash) = (Arc::clone(&rx), hash.clone());
                 std::thread::Builder::new()
                     .name(format!("read-ahead-{i}"))
-                    .spawn(move || serve(&rx))
+                    .spawn(move || serve(&rx, hash.as_ref()))
                     .expect("spawn a read-ahead thread")
             })
             .collect();
@@ -197,7 +211,7 @@ impl Drop for ReadAhead {
     }
 }
 
-fn serve(rx: &Mutex<mpsc::Receiver<Job>>) {
+fn serve(rx: &Mutex<mpsc::Receiver<Job>>, hash: Option<&OneChunk>) {
     loop {
         let job = {
             let Ok(rx) = rx.lock() else { return };
@@ -208,7 +222,9 @@ fn serve(rx: &Mutex<mpsc::Receiver<Job>>) {
         };
         let answer = match job.task {
             Task::Stat(paths) => Answer::Stat(paths.iter().map(|p| stat(p)).collect()),
-            Task::Read(files) => Answer::Read(files.iter().map(|(p, n)| read(p, *n)).collect()),
+            Task::Read(files) => {
+                Answer::Read(files.iter().map(|(p, n)| read(p, *n, hash)).collect())
+            }
         };
         let _ = job.reply.send((job.part, answer));
     }
@@ -225,12 +241,15 @@ fn stat(path: &std::path::Path) -> Stat {
 
 /// Reads at most `size` bytes of the file and stats it once read; `None` on any error
 /// (the walker then reads the file itself and reports what fails).
-fn read(path: &std::path::Path, size: u64) -> Option<Content> {
+fn read(path: &std::path::Path, size: u64, hash: Option<&OneChunk>) -> Option<Content> {
     let file = super::read::open_noatime(path).ok()?;
     let mut data = Vec::with_capacity(size as usize);
     (&file).take(size).read_to_end(&mut data).ok()?;
     let after = file.metadata().ok()?;
-    Some(Content { data, after })
+    let id = hash
+        .filter(|h| !data.is_empty() && (data.len() as u64) < h.min_size)
+        .map(|h| h.keys.blob_id(&data));
+    Some(Content { data, after, id })
 }
 
 #[cfg(test)]
@@ -246,7 +265,7 @@ mod tests {
             std::fs::write(&p, vec![i as u8; i as usize]).unwrap();
             files.push((p, i));
         }
-        let pool = ReadAhead::start(3);
+        let pool = ReadAhead::start(3, None);
         let stats = pool
             .stats(files.iter().map(|(p, _)| p.clone()).collect())
             .wait()
@@ -269,7 +288,7 @@ mod tests {
     #[test]
     fn what_cannot_be_read_ahead_is_left_to_the_walker() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = ReadAhead::start(2);
+        let pool = ReadAhead::start(2, None);
         let missing = dir.path().join("missing");
         let stats = pool.stats(vec![missing.clone()]).wait().unwrap();
         assert!(stats[0].meta.is_err());

@@ -215,7 +215,13 @@ pub fn run_with(
             .map(|d| d.as_nanos() as i64 - 2_000_000_000)
             .unwrap_or(0),
         files_read: 0,
-        ahead: ahead::ReadAhead::start(opts.threads.max(1)),
+        ahead: ahead::ReadAhead::start(
+            opts.threads.max(1),
+            Some(ahead::OneChunk {
+                keys: keys.clone(),
+                min_size: repo.config.chunker.min_size as u64,
+            }),
+        ),
     };
     crate::progress::get().begin("snapshot", 0, 0);
     let root = walk_and_upload(&mut walker, &sources, &additions.files)?;

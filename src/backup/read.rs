@@ -32,8 +32,9 @@ impl Walker<'_, '_> {
             let (read, before, after) = match ahead.take().filter(|_| attempt == 0) {
                 Some(content) => {
                     self.files_read += 1;
-                    let read = self.cut_bytes(&content.data, meta.len())?;
-                    (read, meta.clone(), content.after)
+                    let after = content.after.clone();
+                    let read = self.cut_read_ahead(content, meta.len())?;
+                    (read, meta.clone(), after)
                 }
                 None => {
                     let file = open_noatime(path).map_err(|e| source("cannot open", e))?;
@@ -104,11 +105,29 @@ impl Walker<'_, '_> {
         Ok(ReadOnce { extents, short_at })
     }
 
-    /// Cuts a whole file read ahead of the walk (no holes; `data` holds what the reads
-    /// returned, at most `size` bytes).
-    fn cut_bytes(&mut self, data: &[u8], size: u64) -> std::result::Result<ReadOnce, ReadError> {
+    /// Cuts a whole file read ahead of the walk (no holes; its data is what the reads
+    /// returned, at most `size` bytes). A file of one chunk, hashed ahead, goes to the
+    /// uploader as it is.
+    fn cut_read_ahead(
+        &mut self,
+        content: Content,
+        size: u64,
+    ) -> std::result::Result<ReadOnce, ReadError> {
         let mut extents = Vec::with_capacity(1);
-        let n = self.cut(data, 0, &mut extents)?;
+        let n = match content.id {
+            Some(id) => {
+                self.check_cancel().map_err(ReadError::Store)?;
+                let n = content.data.len() as u64;
+                let chunks = vec![ChunkRef { id, len: n as u32 }];
+                crate::progress::get().add_bytes(n);
+                self.add_blob(id, BlobKind::Data, content.data)
+                    .map_err(ReadError::Store)?;
+                self.summary.bytes_read += n;
+                extents.push(Extent { offset: 0, chunks });
+                n
+            }
+            None => self.cut(&content.data[..], 0, &mut extents)?,
+        };
         Ok(ReadOnce {
             extents,
             short_at: (n < size).then_some(n),
@@ -255,7 +274,7 @@ mod tests {
             cancel: None,
             racy_after_ns: 0,
             files_read: 0,
-            ahead: ReadAhead::start(1),
+            ahead: ReadAhead::start(1, None),
         };
         f(&mut walker);
         walker.uploader.finish().unwrap();
@@ -290,16 +309,30 @@ mod tests {
 
         let recipients = [created.identity.to_public()];
         walk_with(&created.repo, &keys, &recipients, &mut cache, |walker| {
-            // Unchanged: what was read ahead is the file, and it is not read again.
+            // Unchanged: what was read ahead is the file, and it is not read again. Hashed
+            // ahead as one chunk or cut by the walker, it is saved the same.
             let ahead = Content {
                 data: vec![1u8; 1000],
                 after: std::fs::metadata(&path).unwrap(),
+                id: Some(walker.keys.blob_id(&[1u8; 1000])),
             };
             let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
                 panic!("read")
             };
             assert!(got.reread.is_none() && got.changed.is_none());
             assert_eq!((got.size, len_of(&got), walker.files_read), (1000, 1000, 1));
+            let ahead = Content {
+                data: vec![1u8; 1000],
+                after: std::fs::metadata(&path).unwrap(),
+                id: None,
+            };
+            let Ok(cut) = walker.read_stable(&path, &stat, Some(ahead)) else {
+                panic!("read")
+            };
+            assert_eq!(got.extents, cut.extents);
+            let bytes_read = walker.summary.bytes_read;
+            assert_eq!(bytes_read, 2000);
+            walker.files_read = 1;
 
             // Rewritten longer between the walk's stat and the read ahead: the read
             // stopped at the old size, a prefix of the new content. The stat after
@@ -309,6 +342,7 @@ mod tests {
             let ahead = Content {
                 data: vec![2u8; 1000],
                 after: std::fs::metadata(&path).unwrap(),
+                id: None,
             };
             let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
                 panic!("read")
@@ -326,6 +360,7 @@ mod tests {
             let ahead = Content {
                 data: vec![2u8; 10],
                 after: stat.clone(),
+                id: None,
             };
             let Ok(got) = walker.read_stable(&path, &stat, Some(ahead)) else {
                 panic!("read")

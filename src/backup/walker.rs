@@ -375,28 +375,43 @@ impl Walker<'_, '_> {
             }
             kept.push((child, name));
         }
-        // Window by window: while the walker saves one, the read-ahead threads stat the
-        // next and read the small files of it that must be read (see `ahead`).
-        let mut nodes = Vec::with_capacity(kept.len());
+        // Window by window: while the walker saves window k, the read-ahead threads read
+        // the small files of window k + 1 that must be read and stat window k + 2 (see
+        // `ahead`).
         let paths = |w: &[(PathBuf, Vec<u8>)]| w.iter().map(|(p, _)| p.clone()).collect();
+        let mut nodes = Vec::with_capacity(kept.len());
         let mut windows = kept.chunks_mut(ahead::WINDOW);
-        let mut next = windows.next().map(|w| {
-            let stats = self.ahead.stats(paths(w)).wait();
-            self.plan_reads(w, stats)
-        });
-        while let Some(current) = next.take() {
-            let after = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
-            let (window, prepared) = current.wait();
-            if let Some((stats, w)) = after {
-                next = Some(self.plan_reads(w, stats.wait()));
-            }
-            for ((child, name), ahead) in window.iter_mut().zip(prepared) {
-                if let Some(node) = self.save_entry(child, std::mem::take(name), ahead)? {
-                    nodes.push(node);
+        let mut stats_ahead = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
+        let mut planned = None;
+        loop {
+            if let Some((stats, w)) = stats_ahead.take() {
+                let next = self.plan_reads(w, stats.wait());
+                stats_ahead = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
+                if planned.is_none() {
+                    // The first window: nothing to save while its reads are made.
+                    planned = Some(next);
+                    continue;
                 }
+                let current = planned.replace(next).expect("a planned window");
+                self.save_window(current, &mut nodes)?;
+            } else if let Some(current) = planned.take() {
+                self.save_window(current, &mut nodes)?;
+            } else {
+                break;
             }
         }
         Ok(Tree { nodes })
+    }
+
+    /// Saves the entries of a window once its reads ahead are in.
+    fn save_window(&mut self, window: Planned<'_>, nodes: &mut Vec<Node>) -> Result<()> {
+        let (window, prepared) = window.wait();
+        for ((child, name), ahead) in window.iter_mut().zip(prepared) {
+            if let Some(node) = self.save_entry(child, std::mem::take(name), ahead)? {
+                nodes.push(node);
+            }
+        }
+        Ok(())
     }
 
     /// Asks the files cache about the window's small files (stat made ahead) and has the
