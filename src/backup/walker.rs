@@ -18,6 +18,7 @@ use crate::pack::BlobKind;
 use crate::repo::{Repo, Summary};
 use crate::tree::{Extent, LinkKey, Node, NodeKind, Tree, Xattr};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -366,6 +367,7 @@ impl Walker<'_, '_> {
             }
         }
         names.sort();
+        // Names only: a folder's full paths are made a window at a time.
         let mut kept = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
@@ -373,19 +375,19 @@ impl Walker<'_, '_> {
                 crate::progress::file_event(crate::progress::FileEvent::Skipped, &child);
                 continue;
             }
-            kept.push((child, name));
+            kept.push(name);
         }
         // Window by window: while the walker saves window k, the read-ahead threads read
         // the small files of window k + 1 that must be read and stat window k + 2 (see
         // `ahead`).
-        let paths = |w: &[(PathBuf, Vec<u8>)]| w.iter().map(|(p, _)| p.clone()).collect();
+        let paths = |w: &[Vec<u8>]| w.iter().map(|n| path.join(OsStr::from_bytes(n))).collect();
         let mut nodes = Vec::with_capacity(kept.len());
         let mut windows = kept.chunks_mut(ahead::WINDOW);
         let mut stats_ahead = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
         let mut planned = None;
         loop {
             if let Some((stats, w)) = stats_ahead.take() {
-                let next = self.plan_reads(w, stats.wait());
+                let next = self.plan_reads(path, w, stats.wait());
                 stats_ahead = windows.next().map(|w| (self.ahead.stats(paths(w)), w));
                 if planned.is_none() {
                     // The first window: nothing to save while its reads are made.
@@ -393,9 +395,9 @@ impl Walker<'_, '_> {
                     continue;
                 }
                 let current = planned.replace(next).expect("a planned window");
-                self.save_window(current, &mut nodes)?;
+                self.save_window(path, current, &mut nodes)?;
             } else if let Some(current) = planned.take() {
-                self.save_window(current, &mut nodes)?;
+                self.save_window(path, current, &mut nodes)?;
             } else {
                 break;
             }
@@ -404,10 +406,16 @@ impl Walker<'_, '_> {
     }
 
     /// Saves the entries of a window once its reads ahead are in.
-    fn save_window(&mut self, window: Planned<'_>, nodes: &mut Vec<Node>) -> Result<()> {
+    fn save_window(
+        &mut self,
+        dir: &Path,
+        window: Planned<'_>,
+        nodes: &mut Vec<Node>,
+    ) -> Result<()> {
         let (window, prepared) = window.wait();
-        for ((child, name), ahead) in window.iter_mut().zip(prepared) {
-            if let Some(node) = self.save_entry(child, std::mem::take(name), ahead)? {
+        for (name, ahead) in window.iter_mut().zip(prepared) {
+            let child = dir.join(OsStr::from_bytes(name));
+            if let Some(node) = self.save_entry(&child, std::mem::take(name), ahead)? {
                 nodes.push(node);
             }
         }
@@ -418,7 +426,8 @@ impl Walker<'_, '_> {
     /// pool read those it does not vouch for, within the window's byte budget.
     fn plan_reads<'w>(
         &mut self,
-        window: &'w mut [(PathBuf, Vec<u8>)],
+        dir: &Path,
+        window: &'w mut [Vec<u8>],
         stats: Option<Vec<ahead::Stat>>,
     ) -> Planned<'w> {
         let Some(stats) = stats else {
@@ -431,8 +440,9 @@ impl Walker<'_, '_> {
         let mut prepared: Vec<Prepared> = Vec::with_capacity(stats.len());
         let mut wanted = Vec::new();
         let mut budget = ahead::WINDOW_BYTES;
-        for ((child, _), stat) in window.iter().zip(stats) {
+        for (name, stat) in window.iter().zip(stats) {
             let mut entry = Prepared::default();
+            let child = dir.join(OsStr::from_bytes(name));
             if let Ok(meta) = &stat.meta {
                 let seen_link = meta.nlink() > 1
                     && self.links.contains_key(&LinkKey {
@@ -505,7 +515,7 @@ impl Walker<'_, '_> {
 
 /// A window whose stats are in hand and whose small files may be on their way.
 struct Planned<'w> {
-    window: &'w mut [(PathBuf, Vec<u8>)],
+    window: &'w mut [Vec<u8>],
     /// One per entry of the window; empty when read-ahead had nothing to give.
     prepared: Vec<Prepared>,
     /// Where in the window each file read ahead goes, and the reads.
@@ -514,7 +524,7 @@ struct Planned<'w> {
 
 impl<'w> Planned<'w> {
     /// The window and what was made ahead for each of its entries.
-    fn wait(self) -> (&'w mut [(PathBuf, Vec<u8>)], Vec<Prepared>) {
+    fn wait(self) -> (&'w mut [Vec<u8>], Vec<Prepared>) {
         let mut prepared = self.prepared;
         if prepared.is_empty() {
             prepared.resize_with(self.window.len(), Prepared::default);
