@@ -93,22 +93,13 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
-    use crate::repo::{ChunkerParams, Signer, Snapshot, Summary};
+    use crate::repo::{Signer, Snapshot, Summary};
     use std::sync::Arc;
 
     /// A store exactly as the first release wrote it: version-1 config without admin key
     /// or signature, no host registry, label-only seals.
     pub(crate) fn legacy_store() -> (Repo, WriterKeys, age::x25519::Identity) {
-        let backend: crate::backend::BackendRef = Arc::new(MemoryBackend::new("legacy"));
-        let created = crate::repo::create(
-            backend,
-            ChunkerParams::default(),
-            crate::repo::DEFAULT_COMPRESSION_LEVEL,
-            &[],
-            None,
-            None,
-        )
-        .unwrap();
+        let created = crate::repo::create_default(Arc::new(MemoryBackend::new("legacy")));
         let mut repo = created.repo;
         repo.config.version = crate::repo::LEGACY_VERSION;
         repo.config.admin_key = None;

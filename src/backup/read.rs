@@ -246,7 +246,7 @@ mod tests {
     use crate::backend::memory::MemoryBackend;
     use crate::cache::Cache;
     use crate::crypto::WriterKeys;
-    use crate::repo::{ChunkerParams, Repo, DEFAULT_COMPRESSION_LEVEL};
+    use crate::repo::Repo;
     use std::sync::Arc;
 
     fn walk_with(
@@ -290,16 +290,7 @@ mod tests {
     /// never taken for the file; the walker reads it once more.
     #[test]
     fn a_file_read_ahead_after_it_changed_is_read_once_more() {
-        let backend = Arc::new(MemoryBackend::new("read-ahead"));
-        let created = crate::repo::create(
-            backend,
-            ChunkerParams::default(),
-            DEFAULT_COMPRESSION_LEVEL,
-            &[],
-            None,
-            None,
-        )
-        .unwrap();
+        let created = crate::repo::create_default(Arc::new(MemoryBackend::new("read-ahead")));
         let keys = WriterKeys::from_id_key(created.id_key);
         let dir = tempfile::tempdir().unwrap();
         let mut cache = Cache::open(&dir.path().join("cache"), "read-ahead").unwrap();

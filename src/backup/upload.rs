@@ -386,7 +386,6 @@ mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
     use crate::backend::{Backend, BackendRef, Kind, ObjectInfo};
-    use crate::repo::{ChunkerParams, DEFAULT_COMPRESSION_LEVEL};
     use std::sync::atomic::AtomicUsize;
     use std::sync::Condvar;
 
@@ -469,15 +468,7 @@ mod tests {
     }
 
     fn store(backend: BackendRef) -> (Repo, WriterKeys, Vec<age::x25519::Recipient>) {
-        let created = crate::repo::create(
-            backend,
-            ChunkerParams::default(),
-            DEFAULT_COMPRESSION_LEVEL,
-            &[],
-            None,
-            None,
-        )
-        .unwrap();
+        let created = crate::repo::create_default(backend);
         let mut repo = created.repo;
         repo.config.pack_size = PACK as u32;
         let recipients = vec![created.identity.to_public()];

@@ -78,3 +78,18 @@ pub fn create(
         id_key,
     })
 }
+
+/// A new store on `backend` with the default chunker and compression, no passphrase and no
+/// Object Lock: the store unit tests start from.
+#[cfg(test)]
+pub(crate) fn create_default(backend: crate::backend::BackendRef) -> Created {
+    create(
+        backend,
+        ChunkerParams::default(),
+        crate::repo::DEFAULT_COMPRESSION_LEVEL,
+        &[],
+        None,
+        None,
+    )
+    .expect("create a store")
+}

@@ -46,6 +46,8 @@ mod tests;
 mod verify;
 
 pub use config::{decode_store_config, ChunkerParams, StoreConfig, DEFAULT_COMPRESSION_LEVEL};
+#[cfg(test)]
+pub(crate) use create::create_default;
 pub use create::{create, Created};
 pub use listing::Listed;
 pub use snapshot::{decode_snapshot, DatabaseCapture, Snapshot, Summary};

@@ -6,15 +6,7 @@ use crate::id::Id;
 
 fn store() -> (Repo, WriterKeys, SigningSecret) {
     let backend: BackendRef = Arc::new(MemoryBackend::new("repo"));
-    let created = create(
-        backend,
-        ChunkerParams::default(),
-        DEFAULT_COMPRESSION_LEVEL,
-        &[],
-        None,
-        None,
-    )
-    .unwrap();
+    let created = create_default(backend);
     let admin = SigningSecret::admin_from_identity(&created.identity);
     let mut repo = Repo::open(created.repo.backend.clone()).unwrap();
     repo.authenticate(&admin.public()).unwrap();
