@@ -4,10 +4,9 @@
 
 use super::walker::Walker;
 use super::{ExtraFile, ExtraSource};
-use crate::chunker::{ChunkError, Chunker};
+use crate::chunker::ChunkError;
 use crate::error::{Error, Result};
-use crate::pack::BlobKind;
-use crate::tree::{ChunkRef, Extent, Node, NodeKind};
+use crate::tree::{Extent, Node, NodeKind};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -101,33 +100,13 @@ impl Walker<'_, '_> {
 
     /// Cuts a whole stream into chunks: one extent from offset 0 (no holes).
     fn chunk_reader(&mut self, r: impl Read, what: &Path) -> Result<(Vec<Extent>, u64)> {
-        let mut chunker = self.chunker.take().unwrap_or_else(|| {
-            Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
-        });
-        let mut chunks = Vec::new();
-        let result = chunker.chunk(r, |data| {
-            self.check_cancel()?;
-            let id = self.keys.blob_id(data);
-            chunks.push(ChunkRef {
-                id,
-                len: data.len() as u32,
-            });
-            self.add_blob(id, BlobKind::Data, data.to_vec())
-        });
-        self.chunker = Some(chunker);
-        let n = match result {
-            Ok(n) => n,
-            Err(ChunkError::Read(e)) => {
-                return Err(Error::io(format!("read {}", what.display()), e))
-            }
-            Err(ChunkError::Handler(e)) => return Err(e),
-        };
-        self.summary.bytes_read += n;
-        let extents = if chunks.is_empty() {
-            Vec::new()
-        } else {
-            vec![Extent { offset: 0, chunks }]
-        };
+        let mut extents = Vec::with_capacity(1);
+        let n = self
+            .cut_region(r, 0, &mut extents, false)
+            .map_err(|e| match e {
+                ChunkError::Read(e) => Error::io(format!("read {}", what.display()), e),
+                ChunkError::Handler(e) => e,
+            })?;
         Ok((extents, n))
     }
 }

@@ -142,6 +142,22 @@ impl Walker<'_, '_> {
         offset: u64,
         extents: &mut Vec<Extent>,
     ) -> std::result::Result<u64, ReadError> {
+        self.cut_region(source, offset, extents, true)
+            .map_err(|e| match e {
+                ChunkError::Read(e) => ReadError::Source(format!("read failed: {e}")),
+                ChunkError::Handler(e) => ReadError::Store(e),
+            })
+    }
+
+    /// [`Self::cut`] for any stream, its errors as the chunker gives them;
+    /// `progress`: count the bytes in the snapshot's progress.
+    pub(super) fn cut_region(
+        &mut self,
+        source: impl Read,
+        offset: u64,
+        extents: &mut Vec<Extent>,
+        progress: bool,
+    ) -> std::result::Result<u64, ChunkError<Error>> {
         let mut chunker = self.chunker.take().unwrap_or_else(|| {
             Chunker::new(self.repo.config.chunker.clone(), self.keys.chunker_seed())
         });
@@ -153,15 +169,13 @@ impl Walker<'_, '_> {
                 id,
                 len: data.len() as u32,
             });
-            crate::progress::get().add_bytes(data.len() as u64);
+            if progress {
+                crate::progress::get().add_bytes(data.len() as u64);
+            }
             self.add_blob(id, BlobKind::Data, data.to_vec())
         });
         self.chunker = Some(chunker);
-        let n = match result {
-            Ok(n) => n,
-            Err(ChunkError::Read(e)) => return Err(ReadError::Source(format!("read failed: {e}"))),
-            Err(ChunkError::Handler(e)) => return Err(ReadError::Store(e)),
-        };
+        let n = result?;
         self.summary.bytes_read += n;
         if !chunks.is_empty() {
             extents.push(Extent { offset, chunks });
