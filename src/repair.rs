@@ -403,7 +403,7 @@ pub fn repair_snapshots(
                 compressed.is_some(),
                 compressed.as_deref().unwrap_or(bytes),
             );
-            if w.len() >= pack_size {
+            if w.is_full() {
                 records.push(repo.save_pack(keys, writer.take().unwrap())?);
             }
         }

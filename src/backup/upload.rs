@@ -143,7 +143,7 @@ impl Packing {
             compressed.is_some(),
             compressed.unwrap_or(&job.data),
         );
-        if writer.len() < self.pack_size {
+        if !writer.is_full() {
             return Ok(true);
         }
         let full = filling.take().expect("a pack is being filled");

@@ -218,7 +218,7 @@ fn repack(reader: &BlobReader, plan: &PrunePlan) -> Result<Vec<PackRecord>> {
                 compressed.is_some(),
                 compressed.as_deref().unwrap_or(&plain),
             );
-            if w.len() >= pack_size {
+            if w.is_full() {
                 new_packs.push(repo.save_pack(keys, writer.take().unwrap())?);
             }
         }
