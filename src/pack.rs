@@ -275,8 +275,8 @@ impl PackWriter {
     }
 
     /// The pack's size if it were finished now: its bytes so far plus a bound on the
-    /// trailer that will list them. Callers close the pack when this reaches their
-    /// capacity, so the trailer always fits in the room [`PackWriter::new`] reserved: a
+    /// trailer that will list them. [`PackWriter::is_full`] closes the pack when this
+    /// reaches its capacity, so the trailer always fits in the room [`PackWriter::new`] reserved: a
     /// pack of many small blobs (a trailer of megabytes) never grows its buffer, which
     /// would briefly hold the pack twice.
     pub fn len(&self) -> usize {
@@ -672,6 +672,17 @@ mod tests {
         assert!(one.len() <= TRAILER_ENTRY_BOUND, "{} bytes", one.len());
     }
 
+    /// Adds distinct 4-byte blobs until the pack is full; returns how many it took.
+    fn fill_with_tiny_blobs(w: &mut PackWriter, keys: &WriterKeys) -> usize {
+        let mut n = 0u32;
+        while !w.is_full() {
+            let data = n.to_le_bytes();
+            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data);
+            n += 1;
+        }
+        n as usize
+    }
+
     #[test]
     fn a_pack_of_many_small_blobs_never_grows_its_buffer() {
         let keys = WriterKeys::from_id_key(SecretKey::random());
@@ -679,12 +690,7 @@ mod tests {
         let capacity = 1 << 20;
         let mut w = PackWriter::new(&[reader.to_public()], capacity, 64).unwrap();
         let reserved = w.buf.capacity();
-        let mut n = 0u32;
-        while w.len() < capacity {
-            let data = n.to_le_bytes();
-            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data);
-            n += 1;
-        }
+        fill_with_tiny_blobs(&mut w, &keys);
         let (bytes, record) = w.finish(&keys);
         assert!(
             record.entries.len() > 5000,
@@ -701,13 +707,7 @@ mod tests {
         // Tiny blobs: the count closes the pack long before its size would.
         let capacity = 16 << 20;
         let mut w = PackWriter::new(&[reader.to_public()], capacity, 64).unwrap();
-        let mut n = 0u32;
-        while !w.is_full() {
-            let data = n.to_le_bytes();
-            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data);
-            n += 1;
-        }
-        assert_eq!(n as usize, MAX_PACK_BLOBS);
+        assert_eq!(fill_with_tiny_blobs(&mut w, &keys), MAX_PACK_BLOBS);
         assert!(w.len() < capacity / 4, "{} bytes", w.len());
         // Large blobs: the size closes it.
         let blob = vec![7u8; 1 << 20];
