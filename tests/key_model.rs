@@ -462,6 +462,11 @@ fn weak_passphrase_is_refused_with_the_reason() {
         "{}",
         out.describe()
     );
+    assert!(
+        !out.stderr.contains(".."),
+        "each reason ends in one period: {}",
+        out.describe()
+    );
     assert!(!v.store.join("config").exists(), "nothing is created");
     v.ok(["--allow-weak-passphrase", "init"]);
 

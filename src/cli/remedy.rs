@@ -75,10 +75,11 @@ pub fn words(r: &Remedy) -> String {
 /// clause of their own, some a sentence, a line, or a parenthesis.
 fn separator(r: &Remedy) -> &'static str {
     match r {
-        Remedy::StrongerPassphrase | Remedy::HostWriterKey => ". ",
+        Remedy::HostWriterKey => ". ",
         Remedy::LockEnabledBucket | Remedy::ReaderOrHostWriterKey => ": ",
         Remedy::ChooseSnapshot | Remedy::ChooseOverwrite => "\n",
-        Remedy::EscrowPassphrase => " ",
+        // A weak passphrase's message ends with zxcvbn's reasons, each a sentence.
+        Remedy::StrongerPassphrase | Remedy::EscrowPassphrase => " ",
         _ => "; ",
     }
 }
