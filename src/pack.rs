@@ -276,9 +276,9 @@ impl PackWriter {
 
     /// The pack's size if it were finished now: its bytes so far plus a bound on the
     /// trailer that will list them. [`PackWriter::is_full`] closes the pack when this
-    /// reaches its capacity, so the trailer always fits in the room [`PackWriter::new`] reserved: a
-    /// pack of many small blobs (a trailer of megabytes) never grows its buffer, which
-    /// would briefly hold the pack twice.
+    /// reaches its capacity, so the trailer always fits in the room [`PackWriter::new`]
+    /// reserved: a pack of many small blobs (a trailer of megabytes) never grows its
+    /// buffer, which would briefly hold the pack twice.
     pub fn len(&self) -> usize {
         self.buf.len() + trailer_bound(self.entries.len())
     }

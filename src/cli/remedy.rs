@@ -78,7 +78,8 @@ fn separator(r: &Remedy) -> &'static str {
         Remedy::HostWriterKey => ". ",
         Remedy::LockEnabledBucket | Remedy::ReaderOrHostWriterKey => ": ",
         Remedy::ChooseSnapshot | Remedy::ChooseOverwrite => "\n",
-        // A weak passphrase's message ends with zxcvbn's reasons, each a sentence.
+        // A weak passphrase's message ends with its reasons, each a whole sentence; the
+        // escrow passphrase's words are a parenthesis.
         Remedy::StrongerPassphrase | Remedy::EscrowPassphrase => " ",
         _ => "; ",
     }
