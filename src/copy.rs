@@ -424,6 +424,20 @@ pub fn open_destination(src: &Repo, dst: BackendRef, report: &mut CopyReport) ->
                 src.config.store_id
             )));
         }
+        // Trees with chunk lists must not reach a store whose readers would miss them.
+        if repo.config.version < src.config.version {
+            return Err(Error::Usage(format!(
+                "the copy at {} is of store format {} and the source at {} of format {}: its trees may \
+                 hold what format-{} readers cannot see; run `vault upgrade` on the copy (with --store {} and \
+                 the reader identity), then copy again",
+                repo.location(),
+                repo.config.version,
+                src.location(),
+                src.config.version,
+                repo.config.version,
+                repo.location()
+            )));
+        }
     }
     let dst_keys: HashMap<String, u64> = if existing {
         dst.list(Kind::Keys)?
@@ -809,16 +823,12 @@ fn packs_needed(
             Err(e) => return Err(e),
         };
         for node in &tree.nodes {
-            for chunk in node.chunks() {
-                match cache.locate(&chunk.id)? {
+            for blob in node.content_blobs() {
+                match cache.locate(&blob)? {
                     Some(loc) => {
                         packs.insert(loc.pack);
                     }
-                    None => {
-                        return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed {
-                            blob: chunk.id,
-                        }))
-                    }
+                    None => return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed { blob })),
                 }
             }
         }

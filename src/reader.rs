@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack;
 use crate::repo::Repo;
-use crate::tree::Tree;
+use crate::tree::{ChunkList, Tree};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -109,18 +109,53 @@ impl BlobReader {
     }
 
     /// Loads and decodes a tree, refusing trees whose names are unsorted or repeated
-    /// (which an honest writer never produces).
+    /// (which an honest writer never produces). A file whose extents are kept in chunk
+    /// lists gets them loaded into `extents` (its `lists` stay, naming the blobs); a
+    /// list that is missing or does not open makes the tree unreadable, naming the entry.
     pub fn tree(&self, cache: &Cache, id: &Id) -> Result<Tree> {
         let loc = locate(cache, id, "tree")?;
         let bytes = self.read(&loc)?;
-        let tree = Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))?;
+        let mut tree = Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))?;
         if tree.nodes.windows(2).any(|w| w[0].name >= w[1].name) {
             return Err(Error::corrupt(
                 format!("tree {id}"),
                 "entries are not in strictly increasing name order",
             ));
         }
+        for node in tree.nodes.iter_mut().filter(|n| !n.lists.is_empty()) {
+            let mut lists = Vec::with_capacity(node.lists.len());
+            for list_id in &node.lists {
+                lists.push(self.chunk_list(cache, id, &node.name, list_id)?);
+            }
+            node.extents = ChunkList::join(lists);
+        }
         Ok(tree)
+    }
+
+    fn chunk_list(&self, cache: &Cache, tree: &Id, name: &[u8], list: &Id) -> Result<ChunkList> {
+        let entry = crate::tree::display_name(name);
+        let loc = cache.locate(list)?.ok_or_else(|| {
+            Error::corrupt(
+                format!("tree {tree}"),
+                format!(
+                    "the chunk list {list} of entry {entry} is in no index file (was a pack or \
+                     index file deleted?)"
+                ),
+            )
+        })?;
+        let bytes = self.read(&loc).map_err(|e| match e {
+            e if e.is_damage() => Error::corrupt(
+                format!("tree {tree}"),
+                format!("the chunk list {list} of entry {entry} cannot be read: {e}"),
+            ),
+            e => e,
+        })?;
+        ChunkList::decode(name, &bytes).map_err(|e| {
+            Error::corrupt(
+                format!("tree {tree}"),
+                format!("the chunk list {list} of entry {entry}: {e}"),
+            )
+        })
     }
 }
 

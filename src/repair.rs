@@ -283,8 +283,8 @@ impl Fold for Fixer<'_> {
         let mut changed = false;
         for (mut node, below) in tree.nodes.into_iter().zip(below) {
             let mut whole = true;
-            for c in node.chunks() {
-                if !self.present(&c.id)? {
+            for id in node.content_blobs() {
+                if !self.present(&id)? {
                     whole = false;
                     break;
                 }

@@ -1,16 +1,22 @@
-//! `vault upgrade`: turns a store of the first format (version 1: plaintext, unsigned
-//! config; records sealed with a label only) into a signed one (version 2), in place.
+//! `vault upgrade`: brings a store to the current format, in place, by the admin (holder
+//! of the reader identity).
 //!
-//! Under an exclusive lease, by the admin (holder of the reader identity):
+//! From version 2 (signed) to 3 the trees gain chunk lists (see [`crate::tree`]); nothing
+//! stored changes: the config is signed again as version 3, after which new snapshots may
+//! write chunk lists, and vault versions that only know version 2 refuse the store rather
+//! than misread a long file as empty.
+//!
+//! From version 1 (plaintext, unsigned config; records sealed with a label only), under
+//! an exclusive lease:
 //! 1. the host registry `keys/hosts` is created (empty, admin-signed) if missing;
 //! 2. every snapshot record is re-written under its own name as a bound record signed by
 //!    the admin (the admin attests the snapshots taken before signing existed);
 //! 3. every index file is re-written under a new name, bound to it, and the old one
 //!    deleted (one under retention stays: an unbound index file is still read, it only
 //!    points at packs whose blobs are checked against their ids anyway);
-//! 4. last, the config is signed and becomes version 2.
+//! 4. last, the config is signed and becomes the current version.
 //!
-//! Until step 4 the store is a version-1 store that still opens everywhere (version-2
+//! Until step 4 the store is a version-1 store that still opens everywhere (signed
 //! records are read in both versions), so an interrupted upgrade is simply run again:
 //! records already re-bound are skipped.
 
@@ -19,14 +25,16 @@ use crate::crypto::WriterKeys;
 use crate::error::Result;
 use crate::id::Id;
 use crate::lock::{Lease, LeaseKind};
-use crate::repo::Repo;
+use crate::repo::{Repo, FORMAT_VERSION};
 use crate::sign::SigningSecret;
 use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct UpgradeReport {
-    /// False when the store was already signed.
+    /// False when the store was already of the current format.
     pub upgraded: bool,
+    /// The format the store had before.
+    pub from_version: u32,
     pub snapshots_rebound: usize,
     pub index_files_rebound: usize,
     /// Old index files the store kept under retention.
@@ -39,8 +47,11 @@ pub fn run(
     identity: &age::x25519::Identity,
     lock_wait: Duration,
 ) -> Result<UpgradeReport> {
-    let mut report = UpgradeReport::default();
-    if !repo.is_legacy() {
+    let mut report = UpgradeReport {
+        from_version: repo.config.version,
+        ..UpgradeReport::default()
+    };
+    if repo.config.version >= FORMAT_VERSION {
         return Ok(report);
     }
     let admin = SigningSecret::admin_from_identity(identity);
@@ -51,6 +62,14 @@ pub fn run(
         "upgrade",
         lock_wait,
     )?;
+    if !repo.is_legacy() {
+        // Signed already: the config must verify against the admin before it is signed
+        // again (a forged config is never re-signed).
+        repo.authenticate(&admin.public())?;
+        repo.set_version(&admin, FORMAT_VERSION)?;
+        report.upgraded = true;
+        return Ok(report);
+    }
     if !repo
         .backend
         .exists(Kind::Keys, crate::hosts::HOSTS_OBJECT)?
@@ -65,10 +84,10 @@ pub fn run(
             report.snapshots_rebound += 1;
         }
     }
-    // Index files are written bound once the config says version 2; bind them by hand
-    // here through a repo that already sees the new version.
+    // Index files are written bound once the config says it is signed; bind them by
+    // hand here through a repo that already sees the new version.
     let mut bound = repo.clone();
-    bound.config.version = crate::repo::FORMAT_VERSION;
+    bound.config.version = FORMAT_VERSION;
     for info in repo.backend.list(Kind::Index)? {
         let packs = repo.load_index(keys, &info.name)?;
         if bound.index_is_bound(keys, &info.name)? {
@@ -161,8 +180,38 @@ mod tests {
         for info in reopened.backend.list(Kind::Index).unwrap() {
             assert!(reopened.index_is_bound(&keys, &info.name).unwrap());
         }
+        assert_eq!(reopened.config.version, FORMAT_VERSION);
+        assert!(reopened.has_chunk_lists());
         // Running it again changes nothing.
         let again = run(&mut reopened, &keys, &identity, Duration::ZERO).unwrap();
         assert!(!again.upgraded);
+    }
+
+    #[test]
+    fn a_signed_version_2_store_becomes_version_3_by_its_admin_only() {
+        let created = crate::repo::create_default(Arc::new(MemoryBackend::new("v2")));
+        let mut repo = created.repo;
+        let identity = created.identity;
+        let keys = WriterKeys::from_id_key(created.id_key);
+        let admin = SigningSecret::admin_from_identity(&identity);
+        repo.set_version(&admin, crate::repo::SIGNED_VERSION)
+            .unwrap();
+        let mut v2 = Repo::open(repo.backend.clone()).unwrap();
+        assert!(!v2.is_legacy() && !v2.has_chunk_lists());
+
+        // Someone else's identity does not verify this store's config: nothing changes.
+        let stranger = age::x25519::Identity::generate();
+        assert!(run(&mut v2, &keys, &stranger, Duration::ZERO).is_err());
+        assert_eq!(
+            Repo::open(repo.backend.clone()).unwrap().config.version,
+            crate::repo::SIGNED_VERSION
+        );
+
+        let report = run(&mut v2, &keys, &identity, Duration::ZERO).unwrap();
+        assert!(report.upgraded);
+        assert_eq!(report.from_version, crate::repo::SIGNED_VERSION);
+        let mut v3 = Repo::open(repo.backend.clone()).unwrap();
+        assert!(v3.has_chunk_lists());
+        v3.authenticate(&admin.public()).unwrap();
     }
 }

@@ -65,7 +65,7 @@ pub fn trees<B>(
 }
 
 /// Adds every blob reachable from the tree `root` to `used`: the trees and the chunks of
-/// their files. A tree already in `used` is not read again (all below it is there). The
+/// their files (and the chunk lists of long files). A tree already in `used` is not read again (all below it is there). The
 /// first tree that cannot be read is the error.
 pub fn reachable_blobs(
     reader: &BlobReader,
@@ -76,7 +76,7 @@ pub fn reachable_blobs(
     let mut chunks = Vec::new();
     let flow = trees::<()>(reader, cache, root, used, |_, tree| {
         for node in &tree?.nodes {
-            chunks.extend(node.chunks().map(|c| c.id));
+            chunks.extend(node.content_blobs());
         }
         Ok(ControlFlow::Continue(()))
     })?;
@@ -238,6 +238,7 @@ mod tests {
             size: 0,
             xattrs: Vec::new(),
             extents: Vec::new(),
+            lists: Vec::new(),
             subtree,
             target: None,
             rdev: 0,

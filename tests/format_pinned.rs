@@ -75,6 +75,7 @@ fn sample_tree() -> Tree {
                         len: 10,
                     }],
                 }],
+                lists: Vec::new(),
                 subtree: None,
                 target: None,
                 rdev: 0,
@@ -93,6 +94,7 @@ fn sample_tree() -> Tree {
                 size: 0,
                 xattrs: vec![],
                 extents: vec![],
+                lists: Vec::new(),
                 subtree: Some(Id([0xbb; 32])),
                 target: None,
                 rdev: 0,
@@ -111,6 +113,7 @@ fn sample_tree() -> Tree {
                 size: 0,
                 xattrs: vec![],
                 extents: vec![],
+                lists: Vec::new(),
                 subtree: None,
                 target: Some(b"a.txt".to_vec()),
                 rdev: 0,
@@ -129,6 +132,7 @@ fn sample_tree() -> Tree {
                 size: 0,
                 xattrs: vec![],
                 extents: vec![],
+                lists: Vec::new(),
                 subtree: None,
                 target: None,
                 rdev: 0x103,
@@ -293,6 +297,7 @@ fn sample_v2_store() -> Repo {
         config: sample_config(),
         trust: Trust::default(),
     };
+    repo.config.version = vault::repo::SIGNED_VERSION;
     repo.sign_config(&sample_admin()).unwrap();
     repo.set_signer("platform-1", host);
     repo

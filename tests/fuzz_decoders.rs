@@ -42,6 +42,7 @@ const NAMES: &[&str] = &[
     "secret metadata",
     "sealed secret",
     "paper sheet",
+    "chunk list",
 ];
 
 /// Index into [`NAMES`] of the decoder running (several may run at once: the last set wins,
@@ -360,6 +361,11 @@ fn sample_node(i: u8) -> Node {
                 },
             ],
         }],
+        lists: if i % 4 == 3 {
+            vec![Id::random(), Id::random()]
+        } else {
+            Vec::new()
+        },
         subtree: (i % 3 == 1).then(Id::random),
         target: (i % 3 == 2).then(|| b"../x".to_vec()),
         rdev: 0,
@@ -448,6 +454,20 @@ fn fuzz_tree() {
     ];
     fuzz(6, seeds, |b| {
         let _ = Tree::decode(b);
+    });
+}
+
+#[test]
+fn fuzz_chunk_list() {
+    let seeds = vec![
+        vault::tree::ChunkList {
+            extents: sample_node(0).extents,
+        }
+        .encode(),
+        vault::tree::ChunkList::default().encode(),
+    ];
+    fuzz(16, seeds, |b| {
+        let _ = vault::tree::ChunkList::decode(b"f", b);
     });
 }
 

@@ -33,6 +33,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         size: 0,
         xattrs: vec![],
         extents: vec![],
+        lists: Vec::new(),
         subtree: None,
         target: None,
         rdev: 0,

@@ -91,6 +91,7 @@ impl Walker<'_, '_> {
             size,
             xattrs: Vec::new(),
             extents,
+            lists: Vec::new(),
             subtree: None,
             target: None,
             rdev: 0,

@@ -19,12 +19,18 @@ use std::path::Path;
 /// (about 0.8 MiB held at most; one SQLite transaction per batch).
 const FILE_ROWS_BATCH: usize = 1024;
 
+/// ... or sooner, once the rows gathered hold this many chunk references (36 bytes each
+/// in memory: about 0.6 MiB), so a folder of database segments of 16,000 chunks each
+/// does not gather hundreds of thousands of them.
+const FILE_ROWS_CHUNKS: usize = 16_384;
+
 impl Walker<'_, '_> {
     /// Hands the files-cache rows gathered so far to the cache's pending rows.
     pub(super) fn flush_file_rows(&mut self) -> Result<()> {
         if !self.file_rows.is_empty() {
             self.cache.pending_files_add(&self.file_rows)?;
             self.file_rows.clear();
+            self.file_rows_chunks = 0;
         }
         Ok(())
     }
@@ -69,7 +75,11 @@ impl Walker<'_, '_> {
                 {
                     self.file_rows
                         .push((path_bytes.to_vec(), stamp, x.extents.clone()));
-                    if self.file_rows.len() >= FILE_ROWS_BATCH {
+                    self.file_rows_chunks +=
+                        x.extents.iter().map(|e| e.chunks.len()).sum::<usize>();
+                    if self.file_rows.len() >= FILE_ROWS_BATCH
+                        || self.file_rows_chunks >= FILE_ROWS_CHUNKS
+                    {
                         self.flush_file_rows()?;
                     }
                 }

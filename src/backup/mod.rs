@@ -55,6 +55,53 @@ use std::time::{Duration, Instant, SystemTime};
 use upload::Uploader;
 use walker::Walker;
 
+/// Moves a long file's extents out of its node into chunk lists, each stored through
+/// `put` (as a blob of kind tree), when the store takes chunk lists (version 3 and
+/// later). A node whose lists are already set, or whose file fits inline, is left alone.
+fn move_to_lists(
+    repo: &Repo,
+    keys: &WriterKeys,
+    node: &mut crate::tree::Node,
+    mut put: impl FnMut(Id, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    if !repo.has_chunk_lists() || !node.lists.is_empty() {
+        return Ok(());
+    }
+    let Some(lists) = crate::tree::ChunkList::split(&node.extents) else {
+        return Ok(());
+    };
+    for list in lists {
+        let bytes = list.encode();
+        let id = keys.blob_id(&bytes);
+        put(id, bytes)?;
+        node.lists.push(id);
+    }
+    node.extents = Vec::new();
+    Ok(())
+}
+
+/// `tree` as it is stored: long files' extents moved to chunk lists (see
+/// [`move_to_lists`]); `None` when it already is (nothing to copy).
+fn with_lists(
+    repo: &Repo,
+    keys: &WriterKeys,
+    tree: &crate::tree::Tree,
+    mut put: impl FnMut(Id, Vec<u8>) -> Result<()>,
+) -> Result<Option<crate::tree::Tree>> {
+    let long = |n: &crate::tree::Node| {
+        n.lists.is_empty()
+            && n.extents.iter().map(|e| e.chunks.len()).sum::<usize>() > crate::tree::INLINE_CHUNKS
+    };
+    if !repo.has_chunk_lists() || !tree.nodes.iter().any(long) {
+        return Ok(None);
+    }
+    let mut tree = tree.clone();
+    for node in &mut tree.nodes {
+        move_to_lists(repo, keys, node, &mut put)?;
+    }
+    Ok(Some(tree))
+}
+
 mod ahead;
 mod capture;
 mod extra;
@@ -203,6 +250,7 @@ pub fn run_with(
         summary: Summary::default(),
         problems: Vec::new(),
         file_rows: Vec::new(),
+        file_rows_chunks: 0,
         links: HashMap::new(),
         excludes: opts.excludes.clone(),
         chunker: None,

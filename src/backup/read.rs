@@ -279,6 +279,7 @@ mod tests {
             summary: Default::default(),
             problems: Vec::new(),
             file_rows: Vec::new(),
+            file_rows_chunks: 0,
             links: Default::default(),
             excludes: Vec::new(),
             chunker: None,

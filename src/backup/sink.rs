@@ -73,9 +73,14 @@ impl<'a> BlobSink<'a> {
             .drain(self.repo, self.keys, self.cache, &mut self.summary)
     }
 
-    /// Stores a directory tree; returns its id.
+    /// Stores a directory tree; returns its id. Long files' extents go to chunk lists
+    /// where the store takes them.
     pub fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
-        let bytes = tree.encode();
+        let (repo, keys) = (self.repo, self.keys);
+        let listed = super::with_lists(repo, keys, tree, |id, bytes| {
+            self.add_blob(id, BlobKind::Tree, bytes)
+        })?;
+        let bytes = listed.as_ref().unwrap_or(tree).encode();
         let id = self.keys.blob_id(&bytes);
         self.add_blob(id, BlobKind::Tree, bytes)?;
         Ok(id)

@@ -34,6 +34,8 @@ pub(super) struct Walker<'a, 'c> {
     pub(super) summary: Summary,
     pub(super) problems: Vec<SourceProblem>,
     pub(super) file_rows: Vec<(Vec<u8>, FileStamp, Vec<Extent>)>,
+    /// Chunk references `file_rows` holds.
+    pub(super) file_rows_chunks: usize,
     pub(super) links: HashMap<LinkKey, FileContent>,
     pub(super) excludes: Vec<String>,
     /// Taken out while a file is being cut (the cut calls back into the walker).
@@ -188,6 +190,7 @@ impl Walker<'_, '_> {
             size: 0,
             xattrs,
             extents: Vec::new(),
+            lists: Vec::new(),
             subtree: None,
             target: None,
             rdev: 0,
@@ -287,6 +290,10 @@ impl Walker<'_, '_> {
                 }
                 node.size = content.size;
                 node.extents = content.extents;
+                let (repo, keys) = (self.repo, self.keys);
+                super::move_to_lists(repo, keys, node, |id, bytes| {
+                    self.add_blob(id, BlobKind::Tree, bytes)
+                })?;
                 // A hardlinked file's data counts once, at its first name.
                 if first_name {
                     self.summary.bytes += content.size;
@@ -480,7 +487,11 @@ impl Walker<'_, '_> {
     }
 
     pub(super) fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
-        let bytes = tree.encode();
+        let (repo, keys) = (self.repo, self.keys);
+        let listed = super::with_lists(repo, keys, tree, |id, bytes| {
+            self.add_blob(id, BlobKind::Tree, bytes)
+        })?;
+        let bytes = listed.as_ref().unwrap_or(tree).encode();
         let id = self.keys.blob_id(&bytes);
         self.add_blob(id, BlobKind::Tree, bytes)?;
         Ok(id)

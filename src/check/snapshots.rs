@@ -145,8 +145,8 @@ impl Fold for Walk<'_> {
     fn combine(&mut self, _: &Id, tree: Tree, below: Vec<Option<Self::Out>>) -> Result<Self::Out> {
         let mut found: Vec<Finding> = Vec::new();
         for (node, below) in tree.nodes.iter().zip(below) {
-            for c in node.chunks() {
-                if let Some(k) = self.blob_problem(&c.id)? {
+            for id in node.content_blobs() {
+                if let Some(k) = self.blob_problem(&id)? {
                     found.push((vec![node.name.clone()], k));
                     break;
                 }

@@ -105,7 +105,7 @@ pub enum Command {
     /// Authorise, list and revoke snapshotting hosts
     #[command(subcommand)]
     Host(commands::HostCommand),
-    /// Sign a store of the first format: config, host registry, bound records (needs the reader identity)
+    /// Bring a store to the current format: signs a first-format one, enables chunk lists (needs the reader identity)
     Upgrade,
     /// The platform's encryption key and RabbitMQ password, sealed to escrow recipients
     #[command(subcommand)]

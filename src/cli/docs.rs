@@ -12,7 +12,7 @@ pub const LONG_VERSION: &str = concat!(
     "\ncompiler: ",
     env!("VAULT_BUILD_RUSTC"),
     "\nstore format: ",
-    "2"
+    "3"
 );
 
 /// Exit status for usage errors (clap uses it too for bad flags).

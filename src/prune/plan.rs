@@ -319,11 +319,11 @@ fn mark_all(
                 }
             };
             for node in &tree.nodes {
-                for c in node.chunks() {
-                    if chunks.insert(c.id) && !present(&c.id)? {
+                for id in node.content_blobs() {
+                    if chunks.insert(id) && !present(&id)? {
                         unlocated_count += 1;
                         if unlocated.len() < 5 {
-                            unlocated.push((*snap_id, c.id));
+                            unlocated.push((*snap_id, id));
                         }
                     }
                 }

@@ -3,20 +3,22 @@
 //! Objects (see [`crate::backend`] for where they live):
 //! - `config`: plaintext JSON [`StoreConfig`]: format version, store id, chunker sizes,
 //!   pack size, compression level, object lock and the reader recipients (public keys
-//!   only). In a version-2 store it also holds the admin's public key and the admin's
+//!   only). In a signed store (version 2 and later) it also holds the admin's public key and the admin's
 //!   Ed25519 signature over all of it, bound to the store id (see [`crate::sign`]):
 //!   nothing in an unverified config is obeyed where it matters (recipients for new packs,
 //!   [`Repo::recipients`]). Version-1 stores (no signature) still open, snapshot and
-//!   restore; `vault upgrade` makes them version 2.
+//!   restore; `vault upgrade` makes them current. Version 3 differs from 2 in the trees
+//!   only: a long file's chunk references may live in chunk-list blobs ([`crate::tree`]),
+//!   which only version-3 stores receive (a reader of version 2 would miss them).
 //! - `keys/reader`, `keys/idkey`: age files, see [`crate::keys`]; `keys/hosts`: the
 //!   admin-signed host registry, see [`crate::hosts`].
 //! - `packs/ID`: encrypted blobs, see [`crate::pack`].
 //! - `index/NAME`: sealed CBOR list of [`PackRecord`]s; written after the packs it names
 //!   are durable. Any number of index files may exist; their union is the index. In a
-//!   version-2 store the seal's associated data is the label plus the binding of
+//!   signed store the seal's associated data is the label plus the binding of
 //!   (store id, `index`, NAME), so a renamed or foreign index file does not open.
 //! - `snapshots/ID`: a sealed CBOR [`Snapshot`] naming the root tree; written last, so a
-//!   snapshot is visible only when everything it needs is durable. In a version-2 store
+//!   snapshot is visible only when everything it needs is durable. In a signed store
 //!   the sealed record is a `SignedRecord`: the CBOR snapshot, the store id and name it
 //!   was written as, and an Ed25519 signature over the binding of (store id, `snapshots`,
 //!   ID) and the snapshot, by the writing host's key (authorised in `keys/hosts`) or, for
@@ -54,8 +56,15 @@ pub use snapshot::{decode_snapshot, DatabaseCapture, Snapshot, Summary};
 pub use verify::{Signer, Verification, FUTURE_SKEW_SECS};
 
 pub const FORMAT_NAME: &str = "vault store";
-/// The version this vault writes: 2 (signed config, host registry, bound records).
-pub const FORMAT_VERSION: u32 = 2;
+/// The version this vault writes: 3 (a long file's chunk references in chunk-list blobs
+/// of their own, see [`crate::tree`]). Stores of versions 1 and 2 are read and written in
+/// their own format until `vault upgrade` makes them version 3.
+pub const FORMAT_VERSION: u32 = 3;
+/// The first signed version (signed config, host registry, bound records).
+pub const SIGNED_VERSION: u32 = 2;
+/// The first version whose trees may name chunk lists: a reader that does not know them
+/// would take a long file for an empty one, so such trees go only into stores that say so.
+pub const CHUNK_LISTS_VERSION: u32 = 3;
 /// The unsigned format of the first release, still read (see `vault upgrade`).
 pub const LEGACY_VERSION: u32 = 1;
 
@@ -94,7 +103,7 @@ impl Repo {
                 format!("format {:?} is not {FORMAT_NAME:?}", config.format),
             ));
         }
-        if config.version != FORMAT_VERSION && config.version != LEGACY_VERSION {
+        if !(LEGACY_VERSION..=FORMAT_VERSION).contains(&config.version) {
             return Err(Error::UnsupportedVersion {
                 location: backend.location(),
                 found: config.version,
@@ -109,7 +118,7 @@ impl Repo {
             }
             Err(e) => return Err(e),
         }
-        if config.version >= FORMAT_VERSION
+        if config.version >= SIGNED_VERSION
             && (config.signature.is_none()
                 || config
                     .admin_key
@@ -119,7 +128,7 @@ impl Repo {
         {
             return Err(Error::corrupt(
                 format!("store config at {}", backend.location()),
-                "a version-2 config without a valid admin key and signature: it was altered; restore \
+                "a signed-format config without a valid admin key and signature: it was altered; restore \
                  it from a copy or an earlier object version",
             ));
         }
@@ -132,7 +141,13 @@ impl Repo {
 
     /// True for stores of the first format (no signatures): see `vault upgrade`.
     pub fn is_legacy(&self) -> bool {
-        self.config.version < FORMAT_VERSION
+        self.config.version < SIGNED_VERSION
+    }
+
+    /// True when this store's trees may keep long files' chunk references in chunk
+    /// lists (version 3 and later); older stores keep them inline.
+    pub fn has_chunk_lists(&self) -> bool {
+        self.config.version >= CHUNK_LISTS_VERSION
     }
 
     /// The admin key the config claims (not yet verified).
@@ -187,9 +202,13 @@ impl Repo {
         crate::crypto::parse_recipients(&self.config.recipients)
     }
 
-    /// Makes the config version 2, signs it with the admin key and stores it.
+    /// Signs the config with the admin key and stores it. An unsigned (version-1) config
+    /// becomes the current version; a signed one keeps its version (`vault upgrade`
+    /// raises it, with [`Repo::set_version`]).
     pub fn sign_config(&mut self, admin: &SigningSecret) -> Result<()> {
-        self.config.version = FORMAT_VERSION;
+        if self.config.version < SIGNED_VERSION {
+            self.config.version = FORMAT_VERSION;
+        }
         self.config.admin_key = Some(sign::public_hex(&admin.public()));
         self.config.signature = None;
         let sig = sign::sign_json(
@@ -213,6 +232,13 @@ impl Repo {
         self.trust.admin = Some(admin.public());
         self.trust.config_verified = true;
         Ok(())
+    }
+
+    /// Raises a signed store to `version` and signs its config again (the admin only).
+    pub fn set_version(&mut self, admin: &SigningSecret, version: u32) -> Result<()> {
+        debug_assert!(version >= SIGNED_VERSION && version <= FORMAT_VERSION);
+        self.config.version = version;
+        self.sign_config(admin)
     }
 
     /// Sets the host key this process signs its snapshot records with.

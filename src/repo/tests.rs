@@ -99,7 +99,7 @@ fn config_signature_vector_is_fixed() {
     let admin = SigningSecret::from_seed(&[7u8; 32]);
     let config = StoreConfig {
         format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
+        version: SIGNED_VERSION,
         store_id: "00112233445566778899aabbccddeeff".into(),
         created: "2026-12-01T00:00:00+00:00".into(),
         chunker: ChunkerParams {

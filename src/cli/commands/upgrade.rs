@@ -2,7 +2,7 @@ use crate::cli::context::Context;
 use anyhow::Result;
 use vault::keys::WriterKeyFile;
 
-/// `vault upgrade`: sign a store of the first format (needs the reader identity).
+/// `vault upgrade`: bring a store to the current format (needs the reader identity).
 pub fn upgrade(ctx: &Context) -> Result<u8> {
     let (mut repo, keys, identity) = ctx.reader_keys()?;
     let report = vault::upgrade::run(&mut repo, &keys, &identity, ctx.lock_wait())?;
@@ -10,6 +10,7 @@ pub fn upgrade(ctx: &Context) -> Result<u8> {
         "store": repo.location(),
         "upgraded": report.upgraded,
         "format": repo.config.version,
+        "from_format": report.from_version,
         "snapshots_rebound": report.snapshots_rebound,
         "index_files_rebound": report.index_files_rebound,
         "kept_locked": report.kept_locked,
@@ -18,9 +19,22 @@ pub fn upgrade(ctx: &Context) -> Result<u8> {
     if !report.upgraded {
         crate::cli::output::set_result(result);
         outln!(
-            "the store at {} is already signed (format {})",
+            "the store at {} is already of the current format ({})",
             repo.location(),
             repo.config.version
+        );
+        return Ok(0);
+    }
+    if report.from_version >= vault::repo::SIGNED_VERSION {
+        crate::cli::output::set_result(result);
+        outln!(
+            "upgraded the store at {} from format {} to {}: long files' chunk references now go into chunk lists \
+             of their own; vault releases that only read format {} refuse the store from now on, so upgrade \
+             vault on every host that uses it",
+            repo.location(),
+            report.from_version,
+            repo.config.version,
+            report.from_version
         );
         return Ok(0);
     }

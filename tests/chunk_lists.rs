@@ -1,0 +1,200 @@
+//! Long files keep their chunk references in chunk-list blobs of their own (store format
+//! 3): the folder's tree names the lists, readers load them back, and everything that
+//! decides what a snapshot needs (prune, copy, check) counts them. Stores of format 2 keep
+//! writing inline lists until `vault upgrade`, and a copy never puts lists into a store
+//! whose readers would not see them.
+
+mod common;
+
+use common::{random_bytes, restored, Vault};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use vault::backend::memory::MemoryBackend;
+use vault::cache::Cache;
+use vault::crypto::WriterKeys;
+use vault::reader::BlobReader;
+use vault::repo::{Repo, SIGNED_VERSION};
+use vault::tree::{Node, INLINE_CHUNKS};
+
+/// A long file (about 190 chunks at the default sizes), a sparse one whose two data
+/// regions are long, and small files.
+fn fill(src: &Path) {
+    fs::create_dir_all(src.join("db")).unwrap();
+    fs::write(src.join("db/segment"), random_bytes(1, 12 << 20)).unwrap();
+    let sparse = fs::File::create(src.join("db/sparse")).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_all_at(&random_bytes(2, 3 << 20), 0).unwrap();
+    sparse
+        .write_all_at(&random_bytes(3, 3 << 20), 40 << 20)
+        .unwrap();
+    sparse.set_len(48 << 20).unwrap();
+    for i in 0..5 {
+        fs::write(src.join(format!("small{i}")), random_bytes(10 + i, 3000)).unwrap();
+    }
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    for (rel, size) in common::files_by_size(a) {
+        let theirs = b.join(&rel);
+        assert_eq!(
+            fs::read(a.join(&rel)).unwrap(),
+            fs::read(&theirs).unwrap_or_else(|e| panic!("{}: {e}", theirs.display())),
+            "{} ({size} bytes) restored differently",
+            rel.display()
+        );
+    }
+}
+
+/// The file nodes of a snapshot's tree `src`, as a reader sees them, after a snapshot
+/// taken through the library into `repo`.
+fn snapshot_nodes(
+    repo: &Repo,
+    keys: &WriterKeys,
+    identity: &age::x25519::Identity,
+    src: &Path,
+) -> Vec<Node> {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut cache = Cache::open(cache_dir.path(), &repo.config.store_id).unwrap();
+    let recipients = repo.recipients().unwrap();
+    let opts = vault::backup::SnapshotOptions {
+        paths: vec![src.to_path_buf()],
+        tags: Vec::new(),
+        hostname: "platform-1".into(),
+        excludes: Vec::new(),
+        threads: 2,
+        lock_wait: std::time::Duration::ZERO,
+    };
+    let result = vault::backup::run(repo, keys, &recipients, &mut cache, &opts).unwrap();
+    assert!(result.problems.is_empty(), "{:?}", result.problems);
+    let reader = BlobReader::new(repo.clone(), keys.clone(), identity.clone());
+    // Down from the root tree along the source path to the folder `db`.
+    let mut tree = reader.tree(&cache, &result.snapshot.tree).unwrap();
+    let mut path: Vec<&[u8]> = src
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().as_encoded_bytes())
+        .collect();
+    path.push(b"db");
+    for name in path {
+        let node = tree
+            .find(name)
+            .unwrap_or_else(|| panic!("{:?} in tree", String::from_utf8_lossy(name)));
+        tree = reader.tree(&cache, &node.subtree.unwrap()).unwrap();
+    }
+    tree.nodes
+}
+
+#[test]
+fn a_format_3_store_keeps_long_files_in_chunk_lists_and_a_format_2_store_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fill(&src);
+    for signed_only in [false, true] {
+        let created = vault::repo::create(
+            Arc::new(MemoryBackend::new("lists")),
+            vault::repo::ChunkerParams::default(),
+            vault::repo::DEFAULT_COMPRESSION_LEVEL,
+            &[],
+            None,
+            None,
+        )
+        .unwrap();
+        let mut repo = created.repo;
+        let admin = vault::sign::SigningSecret::admin_from_identity(&created.identity);
+        if signed_only {
+            repo.set_version(&admin, SIGNED_VERSION).unwrap();
+        }
+        repo.trust.admin_signer = Some(Arc::new(admin));
+        let keys = WriterKeys::from_id_key(created.id_key);
+        let nodes = snapshot_nodes(&repo, &keys, &created.identity, &src);
+        let segment = nodes.iter().find(|n| n.name == b"segment").unwrap();
+        let sparse = nodes.iter().find(|n| n.name == b"sparse").unwrap();
+        for node in [segment, sparse] {
+            // The reader gives back the whole content either way.
+            assert!(node.chunks().count() > INLINE_CHUNKS);
+            assert_eq!(
+                node.size,
+                fs::metadata(
+                    src.join("db")
+                        .join(std::str::from_utf8(&node.name).unwrap())
+                )
+                .unwrap()
+                .len()
+            );
+            assert_eq!(
+                node.lists.is_empty(),
+                signed_only,
+                "format {}: chunk lists for {}",
+                repo.config.version,
+                String::from_utf8_lossy(&node.name)
+            );
+        }
+        assert_eq!(segment.data_len(), 12 << 20);
+        assert_eq!(sparse.data_len(), 6 << 20);
+        assert_eq!(sparse.extents.len(), 2, "the hole stays a hole");
+        assert_eq!(sparse.extents[1].offset, 40 << 20);
+    }
+}
+
+/// The list blob of an unchanged long file is shared by two snapshots; forgetting the
+/// first and repacking every pack with anything unused must keep it for the second.
+#[test]
+fn prune_keeps_the_chunk_lists_of_kept_snapshots() {
+    let v = Vault::new();
+    v.init();
+    let src = v.path("src");
+    fill(&src);
+    v.snapshot(&[&src]);
+    let first = v.snapshot_ids()[0].clone();
+    fs::write(src.join("small0"), b"changed").unwrap();
+    v.snapshot(&[&src]);
+    v.drop_snapshot(&first);
+    v.ok(["prune", "--repack-threshold", "0"]);
+    v.ok(["check", "--read-data"]);
+    let out = v.path("out");
+    v.restore("latest", &out, &[]).restore_ok();
+    same_tree(&src, &restored(&out, &src));
+}
+
+/// A copy of a format-2 store does not receive a format-3 store's trees until the admin
+/// upgrades it; after `vault upgrade` the copy goes through and restores.
+#[test]
+fn copy_into_an_older_format_copy_waits_for_its_upgrade() {
+    let v = Vault::new();
+    v.init();
+    let src = v.path("src");
+    fill(&src);
+    v.snapshot(&[&src]);
+    let dst = v.dir.join("offsite");
+    let copy = |v: &Vault| {
+        v.run([
+            "copy",
+            "--from",
+            v.store.to_str().unwrap(),
+            "--to",
+            dst.to_str().unwrap(),
+        ])
+    };
+    copy(&v).ok();
+    // The offsite copy as an earlier vault left it: format 2, signed by the admin.
+    let mut offsite = Vault::new();
+    offsite.store = dst.clone();
+    offsite.edit_config(|c| c.version = SIGNED_VERSION);
+    fs::write(src.join("small1"), b"changed").unwrap();
+    v.snapshot(&[&src]);
+
+    let refused = copy(&v).failed();
+    assert!(
+        refused.stderr.contains("vault upgrade") && refused.stderr.contains("format 2"),
+        "{}",
+        refused.describe()
+    );
+    let upgraded = offsite.ok(["upgrade"]);
+    assert!(upgraded.contains("from format 2 to 3"), "{upgraded}");
+    copy(&v).ok();
+    offsite.ok(["check", "--read-data"]);
+    let out = v.path("out");
+    offsite.restore("latest", &out, &[]).restore_ok();
+    same_tree(&src, &restored(&out, &src));
+}
