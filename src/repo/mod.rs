@@ -236,7 +236,7 @@ impl Repo {
 
     /// Raises a signed store to `version` and signs its config again (the admin only).
     pub fn set_version(&mut self, admin: &SigningSecret, version: u32) -> Result<()> {
-        debug_assert!(version >= SIGNED_VERSION && version <= FORMAT_VERSION);
+        debug_assert!((SIGNED_VERSION..=FORMAT_VERSION).contains(&version));
         self.config.version = version;
         self.sign_config(admin)
     }
