@@ -543,7 +543,7 @@ fn first_format_store_works_and_upgrades() {
     let up = v.ok(["upgrade"]);
     assert!(up.contains("upgraded"), "{up}");
     let c = config_json(&v);
-    assert_eq!(c["version"], 2);
+    assert_eq!(c["version"], vault::repo::FORMAT_VERSION);
     let after = v.run(["snapshot", src.to_str().unwrap()]).ok();
     assert!(
         !after.stderr.contains("vault upgrade"),
