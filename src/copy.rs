@@ -804,6 +804,8 @@ fn packs_needed(
     root: &Id,
 ) -> Result<std::result::Result<HashSet<Id>, WalkProblem>> {
     let mut packs = HashSet::new();
+    // Content blobs located so far: a chunk list shared by many files is read once.
+    let mut blobs = HashSet::new();
     let flow = crate::walk::trees(reader, cache, root, &mut HashSet::new(), |tree_id, tree| {
         let Some(loc) = cache.locate(tree_id)? else {
             return Ok(ControlFlow::Break(WalkProblem::TreeUnindexed {
@@ -823,13 +825,35 @@ fn packs_needed(
             Err(e) => return Err(e),
         };
         for node in &tree.nodes {
-            for blob in node.content_blobs() {
+            let mut unindexed = None;
+            let walked = crate::walk::content(reader, cache, tree_id, node, |blob| {
+                if unindexed.is_some() {
+                    return Ok(false);
+                }
                 match cache.locate(&blob)? {
                     Some(loc) => {
                         packs.insert(loc.pack);
+                        Ok(blobs.insert(blob))
                     }
-                    None => return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed { blob })),
+                    None => {
+                        unindexed = Some(blob);
+                        Ok(false)
+                    }
                 }
+            });
+            match walked {
+                Ok(()) => {}
+                Err(e) if e.is_damage() => {
+                    return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
+                        tree: *tree_id,
+                        pack: loc.pack,
+                        error: e.to_string(),
+                    }))
+                }
+                Err(e) => return Err(e),
+            }
+            if let Some(blob) = unindexed {
+                return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed { blob }));
             }
         }
         Ok(ControlFlow::Continue(()))

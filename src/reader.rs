@@ -113,15 +113,7 @@ impl BlobReader {
     /// lists gets them loaded into `extents` (its `lists` stay, naming the blobs); a
     /// list that is missing or does not open makes the tree unreadable, naming the entry.
     pub fn tree(&self, cache: &Cache, id: &Id) -> Result<Tree> {
-        let loc = locate(cache, id, "tree")?;
-        let bytes = self.read(&loc)?;
-        let mut tree = Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))?;
-        if tree.nodes.windows(2).any(|w| w[0].name >= w[1].name) {
-            return Err(Error::corrupt(
-                format!("tree {id}"),
-                "entries are not in strictly increasing name order",
-            ));
-        }
+        let mut tree = self.tree_shallow(cache, id)?;
         for node in tree.nodes.iter_mut().filter(|n| !n.lists.is_empty()) {
             let mut lists = Vec::with_capacity(node.lists.len());
             for list_id in &node.lists {
@@ -132,7 +124,32 @@ impl BlobReader {
         Ok(tree)
     }
 
-    fn chunk_list(&self, cache: &Cache, tree: &Id, name: &[u8], list: &Id) -> Result<ChunkList> {
+    /// Loads and decodes a tree as [`BlobReader::tree`] does, but leaves chunk lists
+    /// unread: a node with `lists` has no `extents`. For walks that want a tree's blobs
+    /// rather than its files' bytes, which check whether a list is stored before reading
+    /// it, and read a list shared by many snapshots once.
+    pub fn tree_shallow(&self, cache: &Cache, id: &Id) -> Result<Tree> {
+        let loc = locate(cache, id, "tree")?;
+        let bytes = self.read(&loc)?;
+        let tree = Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))?;
+        if tree.nodes.windows(2).any(|w| w[0].name >= w[1].name) {
+            return Err(Error::corrupt(
+                format!("tree {id}"),
+                "entries are not in strictly increasing name order",
+            ));
+        }
+        Ok(tree)
+    }
+
+    /// Loads chunk list `list` of entry `name` in tree `tree`; a list that is missing or
+    /// does not open is damage to that tree, named with the entry.
+    pub fn chunk_list(
+        &self,
+        cache: &Cache,
+        tree: &Id,
+        name: &[u8],
+        list: &Id,
+    ) -> Result<ChunkList> {
         let entry = crate::tree::display_name(name);
         let loc = cache.locate(list)?.ok_or_else(|| {
             Error::corrupt(

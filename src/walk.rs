@@ -27,12 +27,13 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::reader::BlobReader;
-use crate::tree::Tree;
+use crate::tree::{Node, Tree};
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 /// Visits every tree reachable from `root` that is not in `seen` (and adds it there).
-/// `visit` gets the tree's id and the tree, or the error reading it; it returns
+/// `visit` gets the tree's id and the tree as [`BlobReader::tree_shallow`] reads it
+/// (a long file's chunk lists unread: see [`content`]), or the error reading it; it returns
 /// `Ok(Continue)` to go on, `Ok(Break(b))` to stop the walk with `b`, or an error to
 /// stop it with that error.
 pub fn trees<B>(
@@ -47,7 +48,7 @@ pub fn trees<B>(
         if !seen.insert(tree_id) {
             continue;
         }
-        match reader.tree(cache, &tree_id) {
+        match reader.tree_shallow(cache, &tree_id) {
             Ok(tree) => {
                 if let ControlFlow::Break(b) = visit(&tree_id, Ok(&tree))? {
                     return Ok(ControlFlow::Break(b));
@@ -64,19 +65,46 @@ pub fn trees<B>(
     Ok(ControlFlow::Continue(()))
 }
 
-/// Adds every blob reachable from the tree `root` to `used`: the trees and the chunks of
-/// their files (and the chunk lists of long files). A tree already in `used` is not read again (all below it is there). The
-/// first tree that cannot be read is the error.
+/// Calls `visit` for every blob the content of `node` (an entry of tree `tree_id`, read
+/// by [`trees`]) uses: each chunk list, then, where `visit` answered `true` for the list,
+/// the chunks it names; and the chunks of inline extents. `visit` answers `false` for a
+/// list it has seen (or found missing) so that it is not read again. A list that is
+/// read and does not open is the error (damage to `tree_id`, naming the entry).
+pub fn content(
+    reader: &BlobReader,
+    cache: &Cache,
+    tree_id: &Id,
+    node: &Node,
+    mut visit: impl FnMut(Id) -> Result<bool>,
+) -> Result<()> {
+    for list_id in &node.lists {
+        if visit(*list_id)? {
+            let list = reader.chunk_list(cache, tree_id, &node.name, list_id)?;
+            for chunk in list.extents.iter().flat_map(|e| e.chunks.iter()) {
+                visit(chunk.id)?;
+            }
+        }
+    }
+    for chunk in node.chunks() {
+        visit(chunk.id)?;
+    }
+    Ok(())
+}
+
+/// Adds every blob reachable from the tree `root` to `used`: the trees, the chunk lists
+/// of long files and the chunks of all files. A tree already in `used` is not read again
+/// (all below it is there), nor is a chunk list. The first tree or list that cannot be
+/// read is the error.
 pub fn reachable_blobs(
     reader: &BlobReader,
     cache: &Cache,
     root: &Id,
     used: &mut HashSet<Id>,
 ) -> Result<()> {
-    let mut chunks = Vec::new();
-    let flow = trees::<()>(reader, cache, root, used, |_, tree| {
+    let mut chunks = HashSet::new();
+    let flow = trees::<()>(reader, cache, root, used, |tree_id, tree| {
         for node in &tree?.nodes {
-            chunks.extend(node.content_blobs());
+            content(reader, cache, tree_id, node, |id| Ok(chunks.insert(id)))?;
         }
         Ok(ControlFlow::Continue(()))
     })?;

@@ -318,14 +318,32 @@ fn mark_all(
                     }))
                 }
             };
+            // A chunk list is checked like a chunk before it is read: one that lies in
+            // no pack is counted with the unlocated blobs (the index may only be
+            // incomplete), and a list already marked is not read again.
             for node in &tree.nodes {
-                for id in node.content_blobs() {
-                    if chunks.insert(id) && !present(&id)? {
-                        unlocated_count += 1;
-                        if unlocated.len() < 5 {
-                            unlocated.push((*snap_id, id));
-                        }
+                let marked = crate::walk::content(reader, cache, tree_id, node, |id| {
+                    if !chunks.insert(id) {
+                        return Ok(false);
                     }
+                    if present(&id)? {
+                        return Ok(true);
+                    }
+                    unlocated_count += 1;
+                    if unlocated.len() < 5 {
+                        unlocated.push((*snap_id, id));
+                    }
+                    Ok(false)
+                });
+                match marked {
+                    Ok(()) => {}
+                    Err(e) if e.is_damage() => {
+                        return Ok(ControlFlow::Break(PruneStop::TreeUnreadable {
+                            snapshot: *snap_id,
+                            error: e.to_string(),
+                        }))
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Ok(ControlFlow::Continue(()))
