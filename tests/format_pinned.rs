@@ -1,4 +1,4 @@
-//! The store format, versions 2 (written) and 1 (still read), pinned byte for byte (see
+//! The store format, versions 3 (written), 2 and 1 (still read), pinned byte for byte (see
 //! `src/FORMAT.md`).
 //!
 //! Two kinds of pin:
@@ -17,7 +17,12 @@
 //!   hold, must write exactly those bytes again (and the signed config and registry byte
 //!   for byte); then the CLI must open each, check it clean and restore its known
 //!   content. These are the stores that prove a later vault still opens what this one
-//!   and the first release wrote.
+//!   and the first release wrote;
+//! - the checked-in store `tests/fixtures/store-v3` (made by `make-store-v3.sh`), whose
+//!   long sparse file keeps its chunk references in a chunk list: the folder tree that
+//!   names the list and the list's bytes are pinned, and the writer's cut of the same
+//!   extents must give that list again; it too must check clean and restore, hole
+//!   included.
 
 mod common;
 
@@ -32,7 +37,9 @@ use vault::keys::WriterKeyFile;
 use vault::pack::{BlobKind, PackEntry, PackRecord, PackWriter};
 use vault::repo::{ChunkerParams, Repo, Signer, Snapshot, StoreConfig, Summary, Trust};
 use vault::sign::{self, SigningSecret};
-use vault::tree::{ChunkRef, Extent, LinkKey, Node, NodeKind, Tree, Xattr};
+use vault::tree::{
+    ChunkList, ChunkRef, Extent, LinkKey, Node, NodeKind, Tree, Xattr, INLINE_CHUNKS,
+};
 use vault::Id;
 
 fn age_open(identity: &age::x25519::Identity, data: &[u8]) -> Vec<u8> {
@@ -716,10 +723,14 @@ fn check_config_and_keys(f: &Fixture, version: u32) -> serde_json::Value {
         config["recipients"][0].as_str().unwrap(),
         f.identity.to_public().to_string()
     );
-    assert_eq!(
-        config["chunker"],
+    // The chunker sizes a store was made with stay its own: the version-3 fixture was made
+    // after the defaults became smaller.
+    let chunker = if version < 3 {
         serde_json::json!({"min_size": 131072, "avg_size": 262144, "max_size": 1048576})
-    );
+    } else {
+        serde_json::json!({"min_size": 32768, "avg_size": 65536, "max_size": 262144})
+    };
+    assert_eq!(config["chunker"], chunker);
     assert_eq!(config["pack_size"], 16 << 20);
     assert_eq!(config["compression_level"], 2);
     assert!(config.get("object_lock").is_none());
@@ -1372,5 +1383,167 @@ fn fixture_v2_with_a_damaged_index_file_restores_exactly_and_fails_check() {
             && fresh.stderr.contains("`vault repair index`"),
         "{}",
         fresh.describe()
+    );
+}
+
+// --- Version 3: chunk lists ---------------------------------------------------------------
+
+const V3: Spec = Spec {
+    dir: "store-v3",
+    passphrase: "store-v3 fixture passphrase",
+    source: "/tmp/vault-fixture-v3/etc/travis",
+    note: b"hello from store v3\n",
+};
+
+/// The version-3 fixture's folder `travis` (the tree that names `segment`'s chunk list),
+/// and that list: their ids under the fixture's id key.
+const FIXTURE_V3_TRAVIS_TREE: &str =
+    "a4cc51797e266a856c1d50e0f5b616a999a38625d6ca5675b8f8c140dc2f7fda";
+const FIXTURE_V3_SEGMENT_LIST: &str =
+    "070dcf57b99a2219e6566b306fd3972d72fc10a99e6c19472a8e5c9f6db2e15a";
+/// The list's plaintext: BLAKE3 (unkeyed) of its bytes and their length.
+const FIXTURE_V3_LIST_HASH: &str =
+    "d486f69d18e80e471e65eeddf1ff975db026b7f74151547669f10831cb225596";
+const FIXTURE_V3_LIST_LEN: usize = 7570;
+
+/// `segment`'s content as `make-store-v3.sh` writes it: 20 MiB of a 32-byte line, a
+/// 20 MiB hole, 20 MiB of the line.
+fn fixture_v3_segment_region() -> Vec<u8> {
+    b"travis fixture segment line 01\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(20 << 20)
+        .collect()
+}
+
+/// Every blob of the fixture's one pack, opened: id -> (kind, plaintext).
+fn fixture_blobs(f: &Fixture) -> std::collections::HashMap<Id, (BlobKind, Vec<u8>)> {
+    let name = only(f, Kind::Packs);
+    let pack = f.repo.backend.get(Kind::Packs, &name).unwrap();
+    let id = Id::from_hex(&name).unwrap();
+    let record = vault::pack::read_trailer(&f.keys, &id, &pack).unwrap();
+    let header = &pack[12..12 + record.header_len as usize];
+    let data_key = vault::pack::open_header(&f.identity, header, &id).unwrap();
+    record
+        .entries
+        .iter()
+        .map(|e| {
+            let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
+            let payload = vault::crypto::open_blob(
+                &data_key,
+                e.position,
+                &e.id,
+                e.kind as u8,
+                e.compressed,
+                sealed,
+            )
+            .unwrap();
+            let plain = if e.compressed {
+                zstd::bulk::decompress(&payload, e.raw_len as usize).unwrap()
+            } else {
+                payload
+            };
+            assert_eq!(f.keys.blob_id(&plain), e.id, "id = keyed BLAKE3");
+            (e.id, (e.kind, plain))
+        })
+        .collect()
+}
+
+#[test]
+fn fixture_v3_config_and_keys() {
+    let f = open_fixture(&V3);
+    let config = check_config_and_keys(&f, 3);
+    assert_eq!(
+        config["admin_key"],
+        sign::public_hex(&SigningSecret::admin_from_identity(&f.identity).public())
+    );
+    assert!(f.repo.has_chunk_lists());
+    assert!(f.repo.backend.exists(Kind::Keys, "hosts").unwrap());
+}
+
+/// The long file's chunk references lie in a chunk list of their own: its folder's tree
+/// names the list and holds no extents for it; the list holds both data regions with the
+/// hole between them; both encode back to their bytes, and vault's writer cuts the same
+/// list from the same extents.
+#[test]
+fn fixture_v3_long_file_is_in_a_chunk_list() {
+    let f = open_fixture(&V3);
+    let blobs = fixture_blobs(&f);
+    let snapshot_name = only(&f, Kind::Snapshots);
+    let (snapshot, _) = f
+        .repo
+        .load_snapshot_checked(&f.keys, &Id::from_hex(&snapshot_name).unwrap())
+        .unwrap();
+    // Down from the root along /tmp/vault-fixture-v3/etc/travis.
+    let mut tree_id = snapshot.tree;
+    for name in ["tmp", "vault-fixture-v3", "etc", "travis"] {
+        let (kind, plain) = &blobs[&tree_id];
+        assert_eq!(*kind, BlobKind::Tree);
+        let tree = Tree::decode(plain).unwrap();
+        assert_eq!(&tree.encode(), plain, "a tree re-encodes to its bytes");
+        tree_id = tree.find(name.as_bytes()).unwrap().subtree.unwrap();
+    }
+    assert_eq!(tree_id.to_hex(), FIXTURE_V3_TRAVIS_TREE);
+    let (_, plain) = &blobs[&tree_id];
+    let travis = Tree::decode(plain).unwrap();
+    assert_eq!(&travis.encode(), plain);
+    let segment = travis.find(b"segment").unwrap();
+    assert_eq!(segment.size, 60 << 20);
+    assert!(segment.extents.is_empty(), "no inline extents beside lists");
+    assert_eq!(segment.lists.len(), 1);
+    let list_id = segment.lists[0];
+    assert_eq!(list_id.to_hex(), FIXTURE_V3_SEGMENT_LIST);
+    let (kind, list_plain) = &blobs[&list_id];
+    assert_eq!(*kind, BlobKind::Tree, "a chunk list is a blob of kind tree");
+    assert_eq!(
+        (Id::hash_public(list_plain).to_hex(), list_plain.len()),
+        (FIXTURE_V3_LIST_HASH.to_string(), FIXTURE_V3_LIST_LEN),
+        "chunk list bytes"
+    );
+    let list = ChunkList::decode(b"segment", list_plain).unwrap();
+    assert_eq!(&list.encode(), list_plain, "a list re-encodes to its bytes");
+    let offsets: Vec<(u64, u64)> = list.extents.iter().map(|e| (e.offset, e.len())).collect();
+    assert_eq!(
+        offsets,
+        [(0, 20 << 20), (40 << 20, 20 << 20)],
+        "the hole stays a hole"
+    );
+    assert!(list.extents.iter().map(|e| e.chunks.len()).sum::<usize>() > INLINE_CHUNKS);
+    // The writer's cut of those extents is this one list, byte for byte.
+    let again = ChunkList::split(&list.extents).expect("a long file gets lists");
+    assert_eq!(again.len(), 1);
+    assert_eq!(&again[0].encode(), list_plain);
+    // Every chunk the list names is in the pack, as data.
+    for chunk in list.extents.iter().flat_map(|e| e.chunks.iter()) {
+        assert_eq!(blobs[&chunk.id].0, BlobKind::Data);
+    }
+}
+
+#[test]
+fn fixture_v3_checks_clean() {
+    checks_clean(&V3);
+}
+
+/// The CLI restores the version-3 fixture, the long file byte for byte with its hole.
+#[test]
+fn fixture_v3_restores_its_content() {
+    let v = fixture_vault(&V3);
+    restore_and_compare(&v, &V3, "restored");
+    let segment = common::restored(&v.path("restored"), Path::new(V3.source)).join("segment");
+    let bytes = std::fs::read(&segment).unwrap();
+    let region = fixture_v3_segment_region();
+    assert_eq!(bytes.len(), 60 << 20);
+    assert!(bytes[..20 << 20] == region[..], "first data region");
+    assert!(
+        bytes[20 << 20..40 << 20].iter().all(|&b| b == 0),
+        "the hole"
+    );
+    assert!(bytes[40 << 20..] == region[..], "second data region");
+    let meta = std::fs::metadata(&segment).unwrap();
+    assert!(
+        meta.blocks() * 512 < 50 << 20,
+        "the hole is restored as a hole ({} blocks)",
+        meta.blocks()
     );
 }
