@@ -205,9 +205,11 @@ impl PackUsage {
         self.used.is_empty()
     }
 
-    /// Bytes of the pack no used blob occupies (header, trailer and unused blobs).
-    pub fn unused_bytes(&self) -> u64 {
-        self.size - self.used_bytes.min(self.size)
+    /// Sealed bytes of the blobs no snapshot uses: what repacking the pack would free
+    /// (its header and trailer are not waste: the new pack has its own).
+    pub fn unused_blob_bytes(&self) -> u64 {
+        let all: u64 = self.entries.iter().map(|e| e.length as u64).sum();
+        all.saturating_sub(self.used_bytes)
     }
 
     /// The share of the pack's bytes that used blobs occupy.

@@ -51,6 +51,9 @@ pub struct PlannedPack {
     pub size: u64,
     /// Sealed bytes of its blobs that snapshots use.
     pub used_bytes: u64,
+    /// Sealed bytes of its blobs that no snapshot uses (its header and trailer are
+    /// neither; for a pack no index names, its whole size).
+    pub unused_bytes: u64,
     pub action: PackAction,
     pub reason: PackReason,
 }
@@ -193,6 +196,7 @@ fn sort_packs(
             pack: name.clone(),
             size: u.size,
             used_bytes: u.used_bytes,
+            unused_bytes: u.unused_blob_bytes(),
             action,
             reason,
         };
@@ -217,11 +221,15 @@ fn sort_packs(
             plan.bytes_to_free += u.size;
             continue;
         }
-        let repack = u.unused_bytes() as f64 > repack_threshold * u.size as f64;
+        // Only unused blobs count against the threshold: a pack's header and trailer
+        // are not waste (a small pack with every blob in use would otherwise be
+        // repacked by every prune, into another small pack).
+        let unused = u.unused_blob_bytes();
+        let repack = unused > 0 && unused as f64 > repack_threshold * u.size as f64;
         if repack {
             plan.packs
                 .push(planned(PackAction::Repack, PackReason::AboveThreshold));
-            plan.bytes_to_free += u.unused_bytes();
+            plan.bytes_to_free += unused;
         } else {
             plan.packs_kept += 1;
         }
@@ -248,6 +256,7 @@ fn sort_packs(
             pack: name.clone(),
             size,
             used_bytes: 0,
+            unused_bytes: size,
             action: PackAction::Delete,
             reason: PackReason::Unindexed,
         });

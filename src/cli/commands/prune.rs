@@ -151,7 +151,7 @@ fn planned_text(p: &PlannedPack) -> String {
         PackReason::Unindexed => "no index file names it (left by an interrupted run)".into(),
         PackReason::AboveThreshold => format!(
             "{} of {} unused, above the repack threshold",
-            human(p.size.saturating_sub(p.used_bytes)),
+            human(p.unused_bytes),
             human(p.size)
         ),
         PackReason::Missing => "the index names it but the store does not hold it".into(),
