@@ -120,7 +120,8 @@ fn walk(
     if let Some(m) = memo.get(&key) {
         return Ok(m.clone());
     }
-    let tree = reader.tree(cache, tree_id)?;
+    // Names, kinds, sizes and times only: long files' chunk lists stay unread.
+    let tree = reader.tree_shallow(cache, tree_id)?;
     let mut out = Vec::new();
     for node in &tree.nodes {
         let len = prefix.len();

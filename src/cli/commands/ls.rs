@@ -121,7 +121,8 @@ fn list_tree(
     style: Style,
     out: &mut impl std::io::Write,
 ) -> Result<()> {
-    let tree = reader.tree(cache, tree_id)?;
+    // Names, kinds, sizes and times only: long files' chunk lists stay unread.
+    let tree = reader.tree_shallow(cache, tree_id)?;
     for node in &tree.nodes {
         prefix.push(node.name.clone());
         let depth = prefix.len().min(filter.len());
