@@ -12,9 +12,9 @@
 //! packs) cannot run meanwhile; snapshots can.
 //!
 //! **Snapshots.** For each snapshot, the trees are walked (each tree once for the whole
-//! store, with [`crate::walk::fold`]); a file with a chunk that lies
-//! in no pack the store holds is left out, and a folder whose tree cannot be read is kept
-//! empty. Changed trees are written as new tree blobs (one new pack and index file), and a
+//! store, with [`crate::walk::fold`]); a file with a chunk (or a chunk list) that lies
+//! in no pack the store holds, or a chunk list that does not open, is left out, and a
+//! folder whose tree cannot be read is kept empty. Changed trees are written as new tree blobs (one new pack and index file), and a
 //! new snapshot record with the original's time, host, paths and tags plus `repaired`
 //! is written. The original is deleted only when asked, and only after the new record is
 //! durable. Files are judged by the index only: a chunk that is present but corrupt is
@@ -29,7 +29,7 @@ use crate::lock::{Lease, LeaseKind};
 use crate::pack::{BlobKind, PackRecord, PackWriter};
 use crate::reader::BlobReader;
 use crate::repo::Repo;
-use crate::tree::{display_name, Tree};
+use crate::tree::{display_name, Node, Tree};
 use crate::walk::Fold;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -246,6 +246,22 @@ impl Fixer<'_> {
             .any(|l| self.stored.contains(&l.pack.to_hex())))
     }
 
+    /// True when every blob of `node`'s content (an entry of tree `tree_id`, read
+    /// without its chunk lists) lies in a pack the store holds: its lists, which must
+    /// also open, and every chunk they and its inline extents name.
+    fn whole(&self, tree_id: &Id, node: &Node) -> Result<bool> {
+        let mut whole = true;
+        let walked = crate::walk::content(self.reader, self.cache, tree_id, node, |id| {
+            whole = whole && self.present(&id)?;
+            Ok(whole)
+        });
+        match walked {
+            Ok(()) => Ok(whole),
+            Err(e) if e.is_damage() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn put_tree(&mut self, tree: &Tree) -> Result<Id> {
         let bytes = tree.encode();
         let id = self.reader.keys.blob_id(&bytes);
@@ -263,7 +279,9 @@ impl Fold for Fixer<'_> {
         if !self.present(tree_id)? {
             return Ok(Err(None));
         }
-        match self.reader.tree(self.cache, tree_id) {
+        // Lists unread: a long file whose chunk list is lost is judged in `combine`,
+        // and only that file is left out.
+        match self.reader.tree_shallow(self.cache, tree_id) {
             Ok(t) => Ok(Ok(t)),
             Err(e) if e.is_damage() => Ok(Err(None)),
             Err(e) => Err(e),
@@ -282,14 +300,7 @@ impl Fold for Fixer<'_> {
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         let mut changed = false;
         for (mut node, below) in tree.nodes.into_iter().zip(below) {
-            let mut whole = true;
-            for id in node.content_blobs() {
-                if !self.present(&id)? {
-                    whole = false;
-                    break;
-                }
-            }
-            if !whole {
+            if !self.whole(tree_id, &node)? {
                 lost.push(vec![node.name.clone()]);
                 changed = true;
                 continue;

@@ -198,3 +198,94 @@ fn copy_into_an_older_format_copy_waits_for_its_upgrade() {
     offsite.restore("latest", &out, &[]).restore_ok();
     same_tree(&src, &restored(&out, &src));
 }
+
+/// Where the chunk list of `src/db/segment` lies in the CLI's store: (pack file, offset of
+/// the sealed blob in it).
+fn segment_list_location(v: &Vault, src: &Path) -> (std::path::PathBuf, u64) {
+    let backend = vault::backend::open(v.store.to_str().unwrap()).unwrap();
+    let repo = Repo::open(backend).unwrap();
+    let identity = vault::keys::unlock_reader_object(
+        repo.backend.as_ref(),
+        &secrecy::SecretString::from(v.passphrase.clone()),
+    )
+    .unwrap();
+    let keys = WriterKeys::from_id_key(
+        vault::keys::unlock_idkey_object(repo.backend.as_ref(), &identity).unwrap(),
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut cache = Cache::open(cache_dir.path(), &repo.config.store_id).unwrap();
+    cache.sync_index(&repo, &keys).unwrap();
+    let snapshot = repo.snapshots(&keys).unwrap().pop().unwrap().1;
+    let reader = BlobReader::new(repo, keys, identity);
+    let mut tree = reader.tree_shallow(&cache, &snapshot.tree).unwrap();
+    let mut path: Vec<&[u8]> = src
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().as_encoded_bytes())
+        .collect();
+    path.push(b"db");
+    for name in path {
+        let subtree = tree.find(name).unwrap().subtree.unwrap();
+        tree = reader.tree_shallow(&cache, &subtree).unwrap();
+    }
+    let segment = tree.find(b"segment").unwrap();
+    assert_eq!(segment.lists.len(), 1);
+    let loc = cache.locate(&segment.lists[0]).unwrap().unwrap();
+    let hex = loc.pack.to_hex();
+    (
+        v.store.join("packs").join(&hex[..2]).join(&hex),
+        loc.entry.offset as u64,
+    )
+}
+
+/// A damaged chunk list costs its file only: `check` names that file (not the other files
+/// of its folder or snapshot), and `repair snapshots` writes a snapshot that keeps the
+/// rest of the folder, restored byte for byte.
+#[test]
+fn a_damaged_chunk_list_loses_only_its_file() {
+    let v = Vault::new();
+    v.init();
+    let src = v.path("src");
+    fill(&src);
+    v.snapshot(&[&src]);
+    let (pack, offset) = segment_list_location(&v, &src);
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[offset as usize + 8] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+
+    let check = v.run(["check"]).failed();
+    assert!(
+        check.stdout.contains("db/segment") && check.stdout.contains("chunk list"),
+        "check names the file and its list:\n{}",
+        check.describe()
+    );
+    assert!(
+        !check.stdout.contains("small0") && !check.stdout.contains("db/sparse"),
+        "the other files are whole:\n{}",
+        check.describe()
+    );
+
+    let original = v.snapshot_ids();
+    v.ok(["repair", "snapshots"]);
+    let repaired: Vec<String> = v
+        .snapshot_ids()
+        .into_iter()
+        .filter(|id| !original.contains(id))
+        .collect();
+    assert_eq!(repaired.len(), 1, "one repaired snapshot");
+    let out = v.path("out");
+    let restore = v.restore(&repaired[0], &out, &[]).restore_ok();
+    let restored = restored(&out, &src);
+    assert!(restore.stdout.contains("6 files"), "{}", restore.describe());
+    assert!(
+        !restored.join("db/segment").exists(),
+        "the lost file is left out"
+    );
+    for name in ["db/sparse", "small0", "small4"] {
+        assert_eq!(
+            fs::read(src.join(name)).unwrap(),
+            fs::read(restored.join(name)).unwrap(),
+            "{name} restored"
+        );
+    }
+}

@@ -128,7 +128,9 @@ impl Fold for Walk<'_> {
     fn read(&mut self, tree_id: &Id) -> Result<std::result::Result<Tree, Self::Out>> {
         let problem = match self.blob_problem(tree_id)? {
             Some(k) => k,
-            None => match self.reader.tree(self.cache, tree_id) {
+            // Lists unread: a long file whose chunk list is lost or damaged is a finding
+            // of that file, made in `combine`.
+            None => match self.reader.tree_shallow(self.cache, tree_id) {
                 Ok(tree) => return Ok(Ok(tree)),
                 Err(e) if e.is_damage() => self.problems.add(
                     ProblemKind::TreeUnreadable,
@@ -141,15 +143,38 @@ impl Fold for Walk<'_> {
         Ok(Err(Rc::new(vec![(Vec::new(), problem)])))
     }
 
-    /// A file with a chunk that cannot be read, and what was found below each folder.
-    fn combine(&mut self, _: &Id, tree: Tree, below: Vec<Option<Self::Out>>) -> Result<Self::Out> {
+    /// A file with a chunk or chunk list that cannot be read, and what was found below
+    /// each folder.
+    fn combine(
+        &mut self,
+        tree_id: &Id,
+        tree: Tree,
+        below: Vec<Option<Self::Out>>,
+    ) -> Result<Self::Out> {
+        let (reader, cache) = (self.reader, self.cache);
         let mut found: Vec<Finding> = Vec::new();
         for (node, below) in tree.nodes.iter().zip(below) {
-            for id in node.content_blobs() {
-                if let Some(k) = self.blob_problem(&id)? {
-                    found.push((vec![node.name.clone()], k));
-                    break;
+            // The first of its lists and chunks that cannot be read, if any.
+            let mut problem = None;
+            let walked = crate::walk::content(reader, cache, tree_id, node, |id| {
+                if problem.is_none() {
+                    problem = self.blob_problem(&id)?;
                 }
+                Ok(problem.is_none())
+            });
+            match walked {
+                Ok(()) => {}
+                Err(e) if e.is_damage() => {
+                    problem = Some(self.problems.add(
+                        ProblemKind::TreeUnreadable,
+                        format!("tree {tree_id}"),
+                        format!("folder tree {} cannot be read: {e}", tree_id.short()),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+            if let Some(k) = problem {
+                found.push((vec![node.name.clone()], k));
             }
             for (rel, k) in below.iter().flat_map(|b| b.iter()) {
                 let mut path = vec![node.name.clone()];
