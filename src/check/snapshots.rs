@@ -168,7 +168,7 @@ impl Fold for Walk<'_> {
                     problem = Some(self.problems.add(
                         ProblemKind::TreeUnreadable,
                         format!("tree {tree_id}"),
-                        format!("folder tree {} cannot be read: {e}", tree_id.short()),
+                        e.to_string(),
                     ))
                 }
                 Err(e) => return Err(e),
