@@ -131,6 +131,22 @@ impl Garage {
     /// if it does not come up.
     pub fn start() -> Garage {
         let bin = find_or_install();
+        // The ports were free when chosen; another server may bind one first. Then the
+        // server says so in its log, and it starts again on new ports.
+        for _ in 0..4 {
+            match Garage::try_start(&bin) {
+                Ok(garage) => return garage,
+                Err(log) => eprintln!("garage: a port was taken, starting again:\n{log}"),
+            }
+        }
+        Garage::try_start(&bin).unwrap_or_else(|log| {
+            panic!("garage found no free ports in five starts\n--- server log ---\n{log}")
+        })
+    }
+
+    /// One start on freshly chosen ports: `Err(log)` when the server could not bind one.
+    fn try_start(bin: &Path) -> Result<Garage, String> {
+        let bin = bin.to_path_buf();
         let dir = std::env::temp_dir().join(unique("vault-garage"));
         std::fs::create_dir_all(dir.join("meta")).unwrap();
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -178,8 +194,8 @@ admin_token = "{token}"
             child: Mutex::new(Some(child)),
             buckets: Mutex::default(),
         };
-        garage.configure();
-        garage
+        garage.configure()?;
+        Ok(garage)
     }
 
     fn pid(&self) -> u32 {
@@ -237,10 +253,21 @@ admin_token = "{token}"
         panic!("{last}\n--- server log ---\n{}", self.log())
     }
 
-    fn configure(&self) {
+    /// True when the server's log says one of its ports was taken.
+    fn port_taken(&self) -> bool {
+        self.log().contains("Address already in use")
+    }
+
+    /// Waits for the server, lays out its one node, imports the key and waits for the S3
+    /// API. `Err(log)` when a port was taken (the caller starts again); panics on any
+    /// other failure.
+    fn configure(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         // Up once `garage status` reaches the server over RPC.
         loop {
+            if self.port_taken() {
+                return Err(self.log());
+            }
             match self.try_cli(&["status"]) {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => {
@@ -258,6 +285,9 @@ admin_token = "{token}"
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
+                if self.port_taken() {
+                    return Err(self.log());
+                }
                 panic!(
                     "garage server exited ({status})\n--- server log ---\n{}",
                     self.log()
@@ -296,6 +326,7 @@ admin_token = "{token}"
             .expect("S3 backend for the probe bucket");
             match vault::backend::Backend::list(&backend, vault::backend::Kind::Index) {
                 Ok(_) => break,
+                Err(_) if self.port_taken() => return Err(self.log()),
                 Err(e) if Instant::now() > deadline => {
                     panic!(
                         "garage S3 API not ready: {e}\n--- server log ---\n{}",
@@ -305,6 +336,7 @@ admin_token = "{token}"
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
+        Ok(())
     }
 
     /// Creates a bucket named after `base` (made unique) that the test key owns, and
