@@ -71,16 +71,21 @@ pub fn kind_label(kind: NodeKind) -> &'static str {
     }
 }
 
-/// What differs between two versions of one entry (empty when nothing does).
+/// What differs between two versions of one entry (empty when nothing does). Two long
+/// files read without their chunk lists have the same content when they name the same
+/// lists (a list is a function of the extents); otherwise their extents are compared, so
+/// a node with lists must have them loaded when the other has none.
 pub fn node_changes(a: &Node, b: &Node) -> Vec<&'static str> {
     let mut what = Vec::new();
     if a.kind != b.kind {
         what.push("type");
     }
-    if a.kind == NodeKind::File
-        && b.kind == NodeKind::File
-        && (a.size != b.size || a.extents != b.extents)
-    {
+    let same_content = if !a.lists.is_empty() && !b.lists.is_empty() {
+        a.lists == b.lists
+    } else {
+        a.extents == b.extents
+    };
+    if a.kind == NodeKind::File && b.kind == NodeKind::File && (a.size != b.size || !same_content) {
         what.push("content");
     }
     if a.mode != b.mode {
@@ -134,11 +139,26 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Reads a tree without its chunk lists: two versions of a long file compare by the
+    /// lists they name, so a listing diff reads one blob per folder.
     fn load(&self, id: Option<&Id>) -> Result<Tree> {
         match id {
-            Some(id) => self.reader.tree(self.cache, id),
+            Some(id) => self.reader.tree_shallow(self.cache, id),
             None => Ok(Tree::default()),
         }
+    }
+
+    /// `node`, an entry of tree `tree`, with its chunk lists loaded into its extents.
+    fn with_extents(&self, tree: Option<&Id>, node: &Node) -> Result<Node> {
+        let mut node = node.clone();
+        if let (Some(tree), false) = (tree, node.lists.is_empty()) {
+            let mut lists = Vec::with_capacity(node.lists.len());
+            for list in &node.lists {
+                lists.push(self.reader.chunk_list(self.cache, tree, &node.name, list)?);
+            }
+            node.extents = crate::tree::ChunkList::join(lists);
+        }
+        Ok(node)
     }
 
     /// True when `path` is on the way to, at, or below the `only` path.
@@ -184,14 +204,21 @@ impl Walk<'_> {
             let name = x.or(y).map(|n| n.name.clone()).unwrap_or_default();
             path.push(name);
             if self.relevant(path) {
-                self.entry(x, y, path)?;
+                self.entry(x, y, (a, b), path)?;
             }
             path.pop();
         }
         Ok(())
     }
 
-    fn entry(&mut self, a: Option<&Node>, b: Option<&Node>, path: &mut Vec<Vec<u8>>) -> Result<()> {
+    /// Compares two versions of one entry, of the trees `in_a` and `in_b`.
+    fn entry(
+        &mut self,
+        a: Option<&Node>,
+        b: Option<&Node>,
+        (in_a, in_b): (Option<&Id>, Option<&Id>),
+        path: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
         let shown = format!(
             "/{}",
             path.iter()
@@ -201,6 +228,16 @@ impl Walk<'_> {
         );
         let file_size = |n: &Node| (n.kind == NodeKind::File).then_some(n.size);
         if self.reported(path) {
+            let what = match (a, b) {
+                (Some(o), Some(n)) if o.lists.is_empty() != n.lists.is_empty() => {
+                    // One version from before chunk lists (a store upgraded since):
+                    // compare extents, the lists loaded.
+                    let (o, n) = (self.with_extents(in_a, o)?, self.with_extents(in_b, n)?);
+                    Some(node_changes(&o, &n))
+                }
+                (Some(o), Some(n)) => Some(node_changes(o, n)),
+                _ => None,
+            };
             let s = &mut self.report.summary;
             let change = match (a, b) {
                 (None, Some(n)) => {
@@ -228,7 +265,7 @@ impl Walk<'_> {
                     })
                 }
                 (Some(o), Some(n)) => {
-                    let what = node_changes(o, n);
+                    let what = what.unwrap_or_default();
                     if what.is_empty() {
                         None
                     } else {

@@ -289,3 +289,54 @@ fn a_damaged_chunk_list_loses_only_its_file() {
         );
     }
 }
+
+/// `diff` between a snapshot taken before `vault upgrade` (long files' lists inline) and
+/// one after (in chunk lists) sees an unchanged long file as unchanged and a rewritten
+/// one as changed in content; two snapshots with lists compare by the lists they name.
+#[test]
+fn diff_across_an_upgrade_compares_content_not_its_encoding() {
+    let v = Vault::new();
+    v.init();
+    v.edit_config(|c| c.version = SIGNED_VERSION);
+    let src = v.path("src");
+    fill(&src);
+    v.snapshot(&[&src]);
+    let upgraded = v.ok(["upgrade"]);
+    assert!(upgraded.contains("from format 2 to 3"), "{upgraded}");
+    fs::write(src.join("db/segment"), random_bytes(99, 12 << 20)).unwrap();
+    v.snapshot(&[&src]);
+    fs::write(src.join("small2"), b"changed").unwrap();
+    v.snapshot(&[&src]);
+    let ids = v.snapshot_ids();
+    let changed = |a: &str, b: &str| -> Vec<(String, Vec<String>)> {
+        let out = v.ok(["diff", a, b, "--json"]);
+        let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["type"] == "file")
+            .map(|c| {
+                let path = c["path"].as_str().unwrap();
+                let name = path.rsplit('/').next().unwrap().to_string();
+                let what = c["what"].as_array().map_or(Vec::new(), |w| {
+                    w.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+                });
+                (name, what)
+            })
+            .collect()
+    };
+    let across = changed(&ids[0], &ids[1]);
+    assert_eq!(
+        across.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["segment"],
+        "only the rewritten file differs across the upgrade: {across:?}"
+    );
+    assert!(across[0].1.contains(&"content".to_string()), "{across:?}");
+    let after = changed(&ids[1], &ids[2]);
+    assert_eq!(
+        after.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["small2"],
+        "{after:?}"
+    );
+}
