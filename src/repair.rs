@@ -14,10 +14,10 @@
 //! **Snapshots.** For each snapshot, the trees are walked (each tree once for the whole
 //! store, with [`crate::walk::fold`]); a file with a chunk (or a chunk list) that lies
 //! in no pack the store holds, or a chunk list that does not open, is left out, and a
-//! folder whose tree cannot be read is kept empty. Changed trees are written as new tree blobs (one new pack and index file), and a
-//! new snapshot record with the original's time, host, paths and tags plus `repaired`
-//! is written. The original is deleted only when asked, and only after the new record is
-//! durable. Files are judged by the index only: a chunk that is present but corrupt is
+//! folder whose tree cannot be read is kept empty. Changed trees are written as new tree
+//! blobs (one new pack and index file), and a new snapshot record with the original's
+//! time, host, paths and tags plus `repaired` is written. The original is deleted only
+//! when asked, and only after the new record is durable. Files are judged by the index only: a chunk that is present but corrupt is
 //! found by `check --read-data`, not here.
 
 use crate::backend::Kind;
