@@ -17,8 +17,8 @@
 //! folder whose tree cannot be read is kept empty. Changed trees are written as new tree
 //! blobs (one new pack and index file), and a new snapshot record with the original's
 //! time, host, paths and tags plus `repaired` is written. The original is deleted only
-//! when asked, and only after the new record is durable. Files are judged by the index only: a chunk that is present but corrupt is
-//! found by `check --read-data`, not here.
+//! when asked, and only after the new record is durable. Files are judged by the index
+//! only: a chunk that is present but corrupt is found by `check --read-data`, not here.
 
 use crate::backend::Kind;
 use crate::cache::Cache;
