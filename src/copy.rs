@@ -813,20 +813,22 @@ fn packs_needed(
             }));
         };
         packs.insert(loc.pack);
+        // The tree, or one of its files' chunk lists, does not open.
+        let unreadable = |e: crate::error::Error| {
+            ControlFlow::Break(WalkProblem::TreeUnreadable {
+                tree: *tree_id,
+                pack: loc.pack,
+                error: e.to_string(),
+            })
+        };
         let tree = match tree {
             Ok(t) => t,
-            Err(e) if e.is_damage() => {
-                return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
-                    tree: *tree_id,
-                    pack: loc.pack,
-                    error: e.to_string(),
-                }))
-            }
+            Err(e) if e.is_damage() => return Ok(unreadable(e)),
             Err(e) => return Err(e),
         };
         for node in &tree.nodes {
             let mut unindexed = None;
-            let walked = crate::walk::content(reader, cache, tree_id, node, |blob| {
+            let opened = crate::walk::content(reader, cache, tree_id, node, |blob| {
                 if unindexed.is_some() {
                     return Ok(false);
                 }
@@ -840,17 +842,9 @@ fn packs_needed(
                         Ok(false)
                     }
                 }
-            });
-            match walked {
-                Ok(()) => {}
-                Err(e) if e.is_damage() => {
-                    return Ok(ControlFlow::Break(WalkProblem::TreeUnreadable {
-                        tree: *tree_id,
-                        pack: loc.pack,
-                        error: e.to_string(),
-                    }))
-                }
-                Err(e) => return Err(e),
+            })?;
+            if let Err(e) = opened {
+                return Ok(unreadable(e));
             }
             if let Some(blob) = unindexed {
                 return Ok(ControlFlow::Break(WalkProblem::BlobUnindexed { blob }));

@@ -251,15 +251,11 @@ impl Fixer<'_> {
     /// also open, and every chunk they and its inline extents name.
     fn whole(&self, tree_id: &Id, node: &Node) -> Result<bool> {
         let mut whole = true;
-        let walked = crate::walk::content(self.reader, self.cache, tree_id, node, |id| {
+        let opened = crate::walk::content(self.reader, self.cache, tree_id, node, |id| {
             whole = whole && self.present(&id)?;
             Ok(whole)
-        });
-        match walked {
-            Ok(()) => Ok(whole),
-            Err(e) if e.is_damage() => Ok(false),
-            Err(e) => Err(e),
-        }
+        })?;
+        Ok(whole && opened.is_ok())
     }
 
     fn put_tree(&mut self, tree: &Tree) -> Result<Id> {

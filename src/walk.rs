@@ -69,17 +69,23 @@ pub fn trees<B>(
 /// by [`trees`]) uses: each chunk list, then, where `visit` answered `true` for the list,
 /// the chunks it names; and the chunks of inline extents. `visit` answers `false` for a
 /// list it has seen (or found missing) so that it is not read again. A list that is
-/// read and does not open is the error (damage to `tree_id`, naming the entry).
+/// read and does not open is `Ok(Err(damage))` (damage to `tree_id`, naming the entry),
+/// and its file's remaining blobs are not visited; any other error, and any error of
+/// `visit`, is `Err`.
 pub fn content(
     reader: &BlobReader,
     cache: &Cache,
     tree_id: &Id,
     node: &Node,
     mut visit: impl FnMut(Id) -> Result<bool>,
-) -> Result<()> {
+) -> Result<std::result::Result<(), Error>> {
     for list_id in &node.lists {
         if visit(*list_id)? {
-            let list = reader.chunk_list(cache, tree_id, &node.name, list_id)?;
+            let list = match reader.chunk_list(cache, tree_id, &node.name, list_id) {
+                Ok(list) => list,
+                Err(e) if e.is_damage() => return Ok(Err(e)),
+                Err(e) => return Err(e),
+            };
             for chunk in list.extents.iter().flat_map(|e| e.chunks.iter()) {
                 visit(chunk.id)?;
             }
@@ -88,7 +94,7 @@ pub fn content(
     for chunk in node.chunks() {
         visit(chunk.id)?;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Adds every blob reachable from the tree `root` to `used`: the trees, the chunk lists
@@ -104,7 +110,7 @@ pub fn reachable_blobs(
     let mut chunks = HashSet::new();
     let flow = trees::<()>(reader, cache, root, used, |tree_id, tree| {
         for node in &tree?.nodes {
-            content(reader, cache, tree_id, node, |id| Ok(chunks.insert(id)))?;
+            content(reader, cache, tree_id, node, |id| Ok(chunks.insert(id)))??;
         }
         Ok(ControlFlow::Continue(()))
     })?;

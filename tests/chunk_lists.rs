@@ -15,7 +15,8 @@ use vault::cache::Cache;
 use vault::crypto::WriterKeys;
 use vault::reader::BlobReader;
 use vault::repo::{Repo, SIGNED_VERSION};
-use vault::tree::{Node, INLINE_CHUNKS};
+use vault::tree::{Node, Tree, INLINE_CHUNKS};
+use vault::Id;
 
 /// A long file (about 190 chunks at the default sizes), a sparse one whose two data
 /// regions are long, and small files.
@@ -68,8 +69,16 @@ fn snapshot_nodes(
     let result = vault::backup::run(repo, keys, &recipients, &mut cache, &opts).unwrap();
     assert!(result.problems.is_empty(), "{:?}", result.problems);
     let reader = BlobReader::new(repo.clone(), keys.clone(), identity.clone());
-    // Down from the root tree along the source path to the folder `db`.
-    let mut tree = reader.tree(&cache, &result.snapshot.tree).unwrap();
+    db_folder(src, &result.snapshot.tree, |id| {
+        reader.tree(&cache, id).unwrap()
+    })
+    .nodes
+}
+
+/// The tree of the folder `db` below `src` in the snapshot whose root tree is `root`:
+/// down from the root along the source path, each tree read with `read`.
+fn db_folder(src: &Path, root: &Id, read: impl Fn(&Id) -> Tree) -> Tree {
+    let mut tree = read(root);
     let mut path: Vec<&[u8]> = src
         .components()
         .skip(1)
@@ -80,9 +89,9 @@ fn snapshot_nodes(
         let node = tree
             .find(name)
             .unwrap_or_else(|| panic!("{:?} in tree", String::from_utf8_lossy(name)));
-        tree = reader.tree(&cache, &node.subtree.unwrap()).unwrap();
+        tree = read(&node.subtree.unwrap());
     }
-    tree.nodes
+    tree
 }
 
 #[test]
@@ -217,17 +226,9 @@ fn segment_list_location(v: &Vault, src: &Path) -> (std::path::PathBuf, u64) {
     cache.sync_index(&repo, &keys).unwrap();
     let snapshot = repo.snapshots(&keys).unwrap().pop().unwrap().1;
     let reader = BlobReader::new(repo, keys, identity);
-    let mut tree = reader.tree_shallow(&cache, &snapshot.tree).unwrap();
-    let mut path: Vec<&[u8]> = src
-        .components()
-        .skip(1)
-        .map(|c| c.as_os_str().as_encoded_bytes())
-        .collect();
-    path.push(b"db");
-    for name in path {
-        let subtree = tree.find(name).unwrap().subtree.unwrap();
-        tree = reader.tree_shallow(&cache, &subtree).unwrap();
-    }
+    let tree = db_folder(src, &snapshot.tree, |id| {
+        reader.tree_shallow(&cache, id).unwrap()
+    });
     let segment = tree.find(b"segment").unwrap();
     assert_eq!(segment.lists.len(), 1);
     let loc = cache.locate(&segment.lists[0]).unwrap().unwrap();

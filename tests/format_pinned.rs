@@ -757,6 +757,30 @@ fn check_config_and_keys(f: &Fixture, version: u32) -> serde_json::Value {
     config
 }
 
+/// The payload of entry `e` of `pack` (still compressed where `e.compressed`), opened
+/// with the pack's data key.
+fn open_entry(data_key: &SecretKey, e: &PackEntry, pack: &[u8]) -> Vec<u8> {
+    let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
+    vault::crypto::open_blob(
+        data_key,
+        e.position,
+        &e.id,
+        e.kind as u8,
+        e.compressed,
+        sealed,
+    )
+    .expect("ChaCha20-Poly1305, nonce = position, aad = id, kind, compressed")
+}
+
+/// A blob's plaintext from its opened payload.
+fn decompressed(e: &PackEntry, payload: Vec<u8>) -> Vec<u8> {
+    if e.compressed {
+        zstd::bulk::decompress(&payload, e.raw_len as usize).unwrap()
+    } else {
+        payload
+    }
+}
+
 /// Splits the fixture's one pack by the layout of FORMAT.md and checks every part: its
 /// (size, header length, trailer length) and trailer plaintext must be the pinned ones.
 fn check_pack_layout(f: &Fixture, layout: (usize, usize, usize), trailer_plain: &str) {
@@ -794,22 +818,9 @@ fn check_pack_layout(f: &Fixture, layout: (usize, usize, usize), trailer_plain: 
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e.position as usize, i);
         assert_eq!(e.offset as usize, at);
-        let sealed = &bytes[at..at + e.length as usize];
-        let payload = vault::crypto::open_blob(
-            &data_key,
-            e.position,
-            &e.id,
-            e.kind as u8,
-            e.compressed,
-            sealed,
-        )
-        .expect("ChaCha20-Poly1305, nonce = position, aad = id, kind, compressed");
+        let payload = open_entry(&data_key, e, &bytes);
         assert_eq!(payload.len() + 16, e.length as usize);
-        let plaintext = if e.compressed {
-            zstd::bulk::decompress(&payload, e.raw_len as usize).unwrap()
-        } else {
-            payload
-        };
+        let plaintext = decompressed(e, payload);
         assert_eq!(plaintext.len(), e.raw_len as usize);
         assert_eq!(f.keys.blob_id(&plaintext), e.id, "id = keyed BLAKE3");
         if e.kind == BlobKind::Tree {
@@ -888,16 +899,7 @@ fn reproduce_pack(f: &Fixture, store: &Repo, trailer_len: usize) -> Vec<PackReco
     let recipients = [f.identity.to_public()];
     let mut writer = PackWriter::new(&recipients, 16 << 20, 1 << 20).unwrap();
     for e in &record.entries {
-        let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
-        let payload = vault::crypto::open_blob(
-            &data_key,
-            e.position,
-            &e.id,
-            e.kind as u8,
-            e.compressed,
-            sealed,
-        )
-        .unwrap();
+        let payload = open_entry(&data_key, e, &pack);
         writer.add(e.id, e.kind, e.raw_len, e.compressed, &payload);
     }
     let written = store.save_pack(&f.keys, writer).unwrap();
@@ -1429,21 +1431,7 @@ fn fixture_blobs(f: &Fixture) -> std::collections::HashMap<Id, (BlobKind, Vec<u8
         .entries
         .iter()
         .map(|e| {
-            let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
-            let payload = vault::crypto::open_blob(
-                &data_key,
-                e.position,
-                &e.id,
-                e.kind as u8,
-                e.compressed,
-                sealed,
-            )
-            .unwrap();
-            let plain = if e.compressed {
-                zstd::bulk::decompress(&payload, e.raw_len as usize).unwrap()
-            } else {
-                payload
-            };
+            let plain = decompressed(e, open_entry(&data_key, e, &pack));
             assert_eq!(f.keys.blob_id(&plain), e.id, "id = keyed BLAKE3");
             (e.id, (e.kind, plain))
         })

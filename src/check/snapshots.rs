@@ -156,22 +156,18 @@ impl Fold for Walk<'_> {
         for (node, below) in tree.nodes.iter().zip(below) {
             // The first of its lists and chunks that cannot be read, if any.
             let mut problem = None;
-            let walked = crate::walk::content(reader, cache, tree_id, node, |id| {
+            let opened = crate::walk::content(reader, cache, tree_id, node, |id| {
                 if problem.is_none() {
                     problem = self.blob_problem(&id)?;
                 }
                 Ok(problem.is_none())
-            });
-            match walked {
-                Ok(()) => {}
-                Err(e) if e.is_damage() => {
-                    problem = Some(self.problems.add(
-                        ProblemKind::TreeUnreadable,
-                        format!("tree {tree_id}"),
-                        e.to_string(),
-                    ))
-                }
-                Err(e) => return Err(e),
+            })?;
+            if let Err(e) = opened {
+                problem = Some(self.problems.add(
+                    ProblemKind::TreeUnreadable,
+                    format!("tree {tree_id}"),
+                    e.to_string(),
+                ));
             }
             if let Some(k) = problem {
                 found.push((vec![node.name.clone()], k));

@@ -331,7 +331,7 @@ fn mark_all(
             // no pack is counted with the unlocated blobs (the index may only be
             // incomplete), and a list already marked is not read again.
             for node in &tree.nodes {
-                let marked = crate::walk::content(reader, cache, tree_id, node, |id| {
+                let opened = crate::walk::content(reader, cache, tree_id, node, |id| {
                     if !chunks.insert(id) {
                         return Ok(false);
                     }
@@ -343,16 +343,12 @@ fn mark_all(
                         unlocated.push((*snap_id, id));
                     }
                     Ok(false)
-                });
-                match marked {
-                    Ok(()) => {}
-                    Err(e) if e.is_damage() => {
-                        return Ok(ControlFlow::Break(PruneStop::TreeUnreadable {
-                            snapshot: *snap_id,
-                            error: e.to_string(),
-                        }))
-                    }
-                    Err(e) => return Err(e),
+                })?;
+                if let Err(e) = opened {
+                    return Ok(ControlFlow::Break(PruneStop::TreeUnreadable {
+                        snapshot: *snap_id,
+                        error: e.to_string(),
+                    }));
                 }
             }
             Ok(ControlFlow::Continue(()))
