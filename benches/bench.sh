@@ -19,6 +19,11 @@
 # without fsync, as the tests and s3_bench.sh run it; killed at exit), one bucket per tool;
 # borg, which has no S3 backend, is left out. Store sizes are then the bucket's bytes as
 # Garage counts them.
+# Restores: each goes into a fresh ext4 of its own (benches/fresh_fs.sh: a sparse image in
+# WORK, mkfs.ext4 with inode tables and journal initialised up front, mount -o loop; unmounted
+# and deleted after the check), so no restore pays for ext4's scan of the inodes that earlier
+# restores deleted. Needs root and a loop device (e2fsprogs installed when missing); else one
+# log line says so and the restores go into folders on WORK's file system, as before.
 set -euo pipefail
 
 SIZE_GB=2
@@ -34,7 +39,7 @@ PASSPHRASE="bench-passphrase-not-secret"
 
 STORE_KIND=local
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-gb) SIZE_GB="$2"; shift 2 ;;
@@ -61,7 +66,7 @@ for t in "${TOOL_LIST[@]}"; do
 done
 if [ "$STORE_KIND" = s3 ] && [[ ",$TOOLS," == *",borg,"* ]]; then
     log "borg has no S3 backend: left out with --store s3"
-    TOOL_LIST=($(printf '%s\n' "${TOOL_LIST[@]}" | grep -vx borg || true))
+    mapfile -t TOOL_LIST < <(printf '%s\n' "${TOOL_LIST[@]}" | grep -vx borg || true)
     TOOLS=$(IFS=','; echo "${TOOL_LIST[*]}")
 fi
 [ "${#TOOL_LIST[@]}" -gt 0 ] || { echo "bench.sh: no tool left to run" >&2; exit 2; }
@@ -85,6 +90,9 @@ ensure diff diffutils
 [ "$STORE_KIND" = s3 ] && ensure curl curl
 has_tool restic && ensure restic restic
 has_tool borg && ensure borg borgbackup
+# shellcheck source=benches/fresh_fs.sh
+. "$HERE/fresh_fs.sh"  # restores into fresh file systems; also puts /usr/sbin on PATH
+[ "$(id -u)" != 0 ] || ensure mkfs.ext4 e2fsprogs  # not root: restores on the shared file system
 if has_tool rustic; then
     if [ -z "${RUSTIC_BIN:-}" ]; then
         RUSTIC_BIN="$(command -v rustic || true)"
@@ -118,6 +126,7 @@ SRC=("$TREE/etc/travis" "$TREE/var/travis")
 LOGS="$WORK/logs"
 MEAS="$WORK/measurements.tsv"   # tool step wall_s maxrss_kib rc
 INFO="$WORK/info.tsv"           # tool key value
+fresh_fs_unmount_stale "$WORK"  # a restore file system a killed earlier run left mounted
 for t in vault restic borg rustic; do rm -rf "${WORK:?}/$t"; done
 rm -rf "$TREE" "$LOGS" "${WORK:?}/garage"
 mkdir -p "$LOGS"
@@ -135,6 +144,7 @@ stop_garage() {
     [ "$KEEP" = 1 ] || rm -rf "${WORK:?}/garage"
 }
 trap stop_garage EXIT
+fresh_fs_setup "$WORK"  # chains its cleanup (unmount, delete images) in front of stop_garage
 bucket() { echo "bench-$1"; }
 RESTIC_OPTS=()
 if [ "$STORE_KIND" = s3 ]; then
@@ -380,14 +390,24 @@ for tool in "${TOOL_LIST[@]}"; do
     fi
 done
 
+# Each restore into a fresh ext4 of its own (when possible), sized for the tree with margin.
+RESTORE_FS=(0 0)
+if [ "$FRESH_FS" = 1 ]; then read -r -a RESTORE_FS < <(fresh_fs_size "${SRC[@]}"); fi
 for tool in "${TOOL_LIST[@]}"; do
     [ -n "${FAILED[$tool]:-}" ] && continue
-    rm -rf "${WORK:?}/$tool/restore"; mkdir -p "$WORK/$tool/restore"
+    rm -rf "${WORK:?}/$tool/restore"; fresh_fs_mount "$WORK/$tool/restore" "${RESTORE_FS[@]}"
     run_step "$tool" restore
     sync
     [ -z "${FAILED[$tool]:-}" ] && verify_restore "$tool"
-    [ "$KEEP" = 1 ] || rm -rf "${WORK:?}/$tool/restore"
+    fresh_fs_release "$WORK/$tool/restore" "$KEEP"
 done
+if [ "$FRESH_FS_RESTORES_SHARED" = 0 ]; then
+    info bench restore_fs "fresh loop-mounted ext4 per restore"
+elif [ "$FRESH_FS_RESTORES_FRESH" = 0 ]; then
+    info bench restore_fs "shared file system"
+else
+    info bench restore_fs "$FRESH_FS_RESTORES_FRESH on fresh ext4, $FRESH_FS_RESTORES_SHARED on the shared file system"
+fi
 for tool in "${TOOL_LIST[@]}"; do
     [ -n "${FAILED[$tool]:-}" ] && info "$tool" failed_at "${FAILED[$tool]}"
 done

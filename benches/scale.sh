@@ -12,6 +12,11 @@
 # For each tree and tool: first snapshot, unchanged re-run, restore into an empty folder;
 # wall time, CPU time (user+sys) and peak RSS (GNU time) of each. Output: a table on stdout
 # and in WORK/scale.txt (vault/peer ratio per row: below 1 means vault is better).
+# Restores: each goes into a fresh ext4 of its own (benches/fresh_fs.sh: a sparse image in
+# WORK sized from the tree, mkfs.ext4 with inode tables and journal initialised up front,
+# mount -o loop; unmounted and deleted afterwards), so no restore pays for ext4's scan of the
+# inodes that earlier restores deleted. Needs root and a loop device (e2fsprogs installed when
+# missing); else one log line says so and the restores go into folders on WORK's file system.
 set -euo pipefail
 
 FILES=1000000
@@ -22,7 +27,7 @@ VAULT_BIN=""
 KEEP=0
 PASSPHRASE="bench-passphrase-not-secret"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --files) FILES="$2"; shift 2 ;;
@@ -63,6 +68,9 @@ touch "$WORK/.vault-scale"
 MEAS="$WORK/measurements.tsv"   # tree tool step wall_s maxrss_kib rc cpu_s
 : > "$MEAS"
 mkdir -p "$WORK/logs"
+# shellcheck source=benches/fresh_fs.sh
+. "$HERE/fresh_fs.sh"
+fresh_fs_setup "$WORK"  # sets the EXIT trap that unmounts and deletes restore file systems
 
 gen_small() {  # gen_small DIR N
     python3 - "$1" "$2" <<'PY'
@@ -101,7 +109,8 @@ PY
 }
 
 tool_cmd() {  # tool_cmd TREE_NAME TOOL STEP SRC
-    local tree=$1 tool=$2 step=$3 src=$4 dir="$WORK/$1/$2"
+    local tree=$1 tool=$2 step=$3 src=$4 dir
+    dir="$WORK/$tree/$tool"
     mkdir -p "$dir"
     case "$tool" in
     vault)
@@ -139,7 +148,8 @@ run_step() {  # run_step TREE_NAME TOOL STEP SRC
 }
 
 round() {  # round TREE_NAME SRC
-    local t
+    local t fs=(0 0)
+    if [ "$FRESH_FS" = 1 ]; then read -r -a fs < <(fresh_fs_size "$2"); fi  # bytes, inodes
     for t in "${TOOL_LIST[@]}"; do
         rm -rf "${WORK:?}/$1/$t"
         run_step "$1" "$t" init "$2"
@@ -147,8 +157,9 @@ round() {  # round TREE_NAME SRC
         run_step "$1" "$t" snap1 "$2"
         run_step "$1" "$t" snap2 "$2"
         rm -rf "${WORK:?}/$1/$t/restore"
+        fresh_fs_mount "$WORK/$1/$t/restore" "${fs[@]}"   # a fresh ext4, else a plain folder
         run_step "$1" "$t" restore "$2"
-        [ "$KEEP" = 1 ] || rm -rf "${WORK:?}/$1/$t/restore"
+        fresh_fs_release "$WORK/$1/$t/restore" "$KEEP"
     done
 }
 
