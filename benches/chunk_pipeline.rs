@@ -140,16 +140,17 @@ fn bench(c: &mut Criterion) {
                         c.len() as u32,
                         z.is_some(),
                         z.as_deref().unwrap_or(c),
-                    );
+                    )
+                    .unwrap();
                     if w.len() >= 16 << 20 {
                         let full = std::mem::replace(
                             &mut w,
                             PackWriter::new(&[reader.to_public()], 16 << 20, 4 << 20).unwrap(),
                         );
-                        packed += full.finish(&keys).0.len();
+                        packed += full.finish(&keys).unwrap().0.len();
                     }
                 }
-                packed + w.finish(&keys).0.len()
+                packed + w.finish(&keys).unwrap().0.len()
             })
         });
         g.finish();

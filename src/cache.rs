@@ -486,6 +486,15 @@ impl Cache {
             .map_err(|e| self.err(e))
     }
 
+    /// Where packs bound for a store without a staging folder of its own (S3) are built:
+    /// `tmp/` in this cache's folder, which only its owner may read.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .expect("the cache database lies in the store's cache folder")
+            .join("tmp")
+    }
+
     pub fn pack_size(&self, pack: &Id) -> Result<Option<u64>> {
         let mut stmt = self
             .conn

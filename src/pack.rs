@@ -21,10 +21,12 @@
 //! [`MAX_BLOB_LEN`] and the pack's size before they size a read or an allocation, so a
 //! damaged or hostile object costs an error, never gigabytes of memory.
 
+use crate::backend::staged::StagedFile;
 use crate::crypto::{self, SecretKey, WriterKeys};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"VLTPACK1";
 
@@ -223,13 +225,50 @@ fn trailer_bound(entries: usize) -> usize {
 /// for packs of chunks (chunks are at least 32 KiB, so 16 MiB of them is at most 512).
 pub const MAX_PACK_BLOBS: usize = 8192;
 
-/// Builds one pack in memory.
+/// A staged pack's bytes go to its file once this many wait in memory: few writes for a
+/// pack of chunks (16 per pack) or of thousands of small blobs alike, for 1 MiB held.
+const WRITE_BEHIND: usize = 1 << 20;
+
+/// Builds one pack, in memory or in a [`StagedFile`] (then only [`WRITE_BEHIND`] bytes
+/// and one blob are held).
 pub struct PackWriter {
     data_key: SecretKey,
+    /// The pack's bytes not yet in the staged file: all of them when there is none.
     buf: Vec<u8>,
+    /// The file the pack is built in.
+    staged: Option<StagedFile>,
     header_len: u32,
     entries: Vec<PackEntry>,
     capacity: usize,
+}
+
+/// A finished pack's bytes.
+pub enum PackBytes {
+    Memory(Vec<u8>),
+    /// In a staged file, with the (emptied) buffer the pack was written through, for
+    /// [`PackWriter::reusing`].
+    Staged(StagedFile, Vec<u8>),
+}
+
+impl PackBytes {
+    pub fn len(&self) -> u64 {
+        match self {
+            PackBytes::Memory(b) => b.len() as u64,
+            PackBytes::Staged(f, _) => f.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pack's bytes in memory (read from its file when staged).
+    pub fn into_vec(self) -> Result<Vec<u8>> {
+        match self {
+            PackBytes::Memory(b) => Ok(b),
+            PackBytes::Staged(mut f, _) => f.read_all(),
+        }
+    }
 }
 
 impl PackWriter {
@@ -241,21 +280,35 @@ impl PackWriter {
         capacity: usize,
         max_blob: usize,
     ) -> Result<PackWriter> {
-        PackWriter::reusing(Vec::new(), recipients, capacity, max_blob)
+        PackWriter::reusing(Vec::new(), recipients, capacity, max_blob, None)
     }
 
     /// [`PackWriter::new`] building the pack in `buf` (the buffer of a pack already
-    /// stored, its contents dropped), so a long run of packs allocates no new buffers.
+    /// stored, its contents dropped), so a long run of packs allocates no new buffers;
+    /// and, given a `staging` folder, in a [`StagedFile`] there, so that `buf` holds only
+    /// [`WRITE_BEHIND`] bytes and a blob.
     pub fn reusing(
         mut buf: Vec<u8>,
         recipients: &[age::x25519::Recipient],
         capacity: usize,
         max_blob: usize,
+        staging: Option<&Path>,
     ) -> Result<PackWriter> {
         let data_key = SecretKey::random();
         let header = crypto::age_encrypt(recipients, &data_key.0)?;
         buf.clear();
-        buf.reserve(capacity + max_blob + 64 * 1024);
+        let staged = match staging {
+            Some(dir) => Some(StagedFile::create(dir, "pack")?),
+            None => None,
+        };
+        // In memory, the whole pack and its trailer; staged, what is written behind, one
+        // blob, and a trailer.
+        let room = if staged.is_some() {
+            WRITE_BEHIND + max_blob + trailer_bound(MAX_PACK_BLOBS)
+        } else {
+            capacity + max_blob + 64 * 1024
+        };
+        buf.reserve(room);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
         buf.extend_from_slice(&header);
@@ -263,6 +316,7 @@ impl PackWriter {
             data_key,
             header_len: header.len() as u32,
             buf,
+            staged,
             entries: Vec::new(),
             capacity,
         })
@@ -280,17 +334,31 @@ impl PackWriter {
     /// reserved: a pack of many small blobs (a trailer of megabytes) never grows its
     /// buffer, which would briefly hold the pack twice.
     pub fn len(&self) -> usize {
-        self.buf.len() + trailer_bound(self.entries.len())
+        self.written() + self.buf.len() + trailer_bound(self.entries.len())
+    }
+
+    /// Bytes already in the staged file.
+    fn written(&self) -> usize {
+        self.staged.as_ref().map_or(0, |f| f.len() as usize)
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// Adds a blob whose payload is already compressed (or deliberately not).
-    pub fn add(&mut self, id: Id, kind: BlobKind, raw_len: u32, compressed: bool, payload: &[u8]) {
+    /// Adds a blob whose payload is already compressed (or deliberately not). Fails only
+    /// when a staged pack's file cannot be written.
+    pub fn add(
+        &mut self,
+        id: Id,
+        kind: BlobKind,
+        raw_len: u32,
+        compressed: bool,
+        payload: &[u8],
+    ) -> Result<()> {
         let position = self.entries.len() as u32;
-        let offset = self.buf.len();
+        let offset = self.written() + self.buf.len();
+        let start = self.buf.len();
         self.buf.extend_from_slice(payload);
         let tag = crypto::seal_blob_in_place(
             &self.data_key,
@@ -298,7 +366,7 @@ impl PackWriter {
             &id,
             kind as u8,
             compressed,
-            &mut self.buf[offset..],
+            &mut self.buf[start..],
         );
         self.buf.extend_from_slice(&tag);
         self.entries.push(PackEntry {
@@ -306,14 +374,27 @@ impl PackWriter {
             kind,
             position,
             offset: offset as u32,
-            length: (self.buf.len() - offset) as u32,
+            length: (self.buf.len() - start) as u32,
             raw_len,
             compressed,
         });
+        if self.buf.len() >= WRITE_BEHIND {
+            self.write_behind()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the buffered bytes of a staged pack to its file.
+    fn write_behind(&mut self) -> Result<()> {
+        if let Some(file) = self.staged.as_mut() {
+            file.append(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     /// Seals the trailer and returns the pack's bytes and its record.
-    pub fn finish(mut self, keys: &WriterKeys) -> (Vec<u8>, PackRecord) {
+    pub fn finish(mut self, keys: &WriterKeys) -> Result<(PackBytes, PackRecord)> {
         let mut plain = Vec::with_capacity(trailer_bound(self.entries.len()));
         ciborium::into_writer(&self.entries, &mut plain).expect("serialisable");
         let trailer = keys.seal_meta(TRAILER_LABEL, &plain);
@@ -321,14 +402,26 @@ impl PackWriter {
         self.buf.extend_from_slice(&trailer);
         self.buf
             .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
-        let id = Id::hash_public(&self.buf);
+        let (bytes, id) = match self.staged.take() {
+            None => {
+                let id = Id::hash_public(&self.buf);
+                (PackBytes::Memory(std::mem::take(&mut self.buf)), id)
+            }
+            Some(mut file) => {
+                file.append(&self.buf)?;
+                // Hashed here, by whoever finishes the pack (the upload thread), and not
+                // as blobs are added: `add` runs under the lock the workers share.
+                let id = Id(*file.hash_with(&mut self.buf)?.as_bytes());
+                (PackBytes::Staged(file, std::mem::take(&mut self.buf)), id)
+            }
+        };
         let record = PackRecord {
             id,
-            size: self.buf.len() as u64,
+            size: bytes.len(),
             header_len: self.header_len,
             entries: std::mem::take(&mut self.entries),
         };
-        (std::mem::take(&mut self.buf), record)
+        Ok((bytes, record))
     }
 }
 
@@ -614,8 +707,10 @@ mod tests {
         let reader = age::x25519::Identity::generate();
         let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
         let data = vec![5u8; 1000];
-        w.add(keys.blob_id(&data), BlobKind::Data, 1000, false, &data);
-        let (bytes, record) = w.finish(&keys);
+        w.add(keys.blob_id(&data), BlobKind::Data, 1000, false, &data)
+            .unwrap();
+        let (bytes, record) = w.finish(&keys).unwrap();
+        let bytes = bytes.into_vec().unwrap();
         let encode = |r: &PackRecord| {
             let mut out = Vec::new();
             ciborium::into_writer(&vec![r.clone()], &mut out).unwrap();
@@ -677,7 +772,8 @@ mod tests {
         let mut n = 0u32;
         while !w.is_full() {
             let data = n.to_le_bytes();
-            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data);
+            w.add(keys.blob_id(&data), BlobKind::Data, 4, false, &data)
+                .unwrap();
             n += 1;
         }
         n as usize
@@ -691,7 +787,8 @@ mod tests {
         let mut w = PackWriter::new(&[reader.to_public()], capacity, 64).unwrap();
         let reserved = w.buf.capacity();
         fill_with_tiny_blobs(&mut w, &keys);
-        let (bytes, record) = w.finish(&keys);
+        let (bytes, record) = w.finish(&keys).unwrap();
+        let bytes = bytes.into_vec().unwrap();
         assert!(
             record.entries.len() > 5000,
             "{} entries",
@@ -720,7 +817,8 @@ mod tests {
                 1 << 20,
                 false,
                 &blob,
-            );
+            )
+            .unwrap();
             n += 1;
         }
         assert_eq!(n, 4);
@@ -729,14 +827,48 @@ mod tests {
 
     #[test]
     fn pack_round_trip_and_tamper_detection() {
+        round_trip(None);
+    }
+
+    #[test]
+    fn a_staged_pack_round_trips_and_holds_little_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(Some(dir.path()));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "a dropped staged pack leaves no file"
+        );
+    }
+
+    /// Builds a pack (staged in `staging`, or in memory) of blobs that span several
+    /// write-behinds; checks its name, header, every blob, tampering and its trailer.
+    fn round_trip(staging: Option<&Path>) {
         let keys = WriterKeys::from_id_key(SecretKey::random());
         let reader = age::x25519::Identity::generate();
-        let mut w = PackWriter::new(&[reader.to_public()], 1 << 20, 1 << 16).unwrap();
-        let blobs: Vec<Vec<u8>> = vec![
+        let mut w = PackWriter::reusing(
+            Vec::new(),
+            &[reader.to_public()],
+            16 << 20,
+            1 << 20,
+            staging,
+        )
+        .unwrap();
+        let mut blobs: Vec<Vec<u8>> = vec![
             b"a".repeat(5000),
             (0..3000u32).map(|i| (i * 7) as u8).collect(),
             vec![],
         ];
+        // Three and a half write-behinds of incompressible blobs.
+        blobs.extend((0..7u64).map(|i| {
+            let mut noise = vec![0u8; 512 << 10];
+            let mut xof = blake3::Hasher::new()
+                .update(&i.to_le_bytes())
+                .finalize_xof();
+            xof.fill(&mut noise);
+            noise
+        }));
+        let mut most_held = 0;
         for b in &blobs {
             let c = compress(b, 1);
             let payload = c.as_deref().unwrap_or(b);
@@ -746,9 +878,21 @@ mod tests {
                 b.len() as u32,
                 c.is_some(),
                 payload,
+            )
+            .unwrap();
+            most_held = most_held.max(w.buf.len());
+        }
+        if staging.is_some() {
+            assert!(
+                most_held < WRITE_BEHIND + (512 << 10) + 64,
+                "{most_held} bytes held"
             );
         }
-        let (bytes, record) = w.finish(&keys);
+        let (bytes, record) = w.finish(&keys).unwrap();
+        assert_eq!(matches!(bytes, PackBytes::Staged(..)), staging.is_some());
+        assert_eq!(record.size, bytes.len());
+        let bytes = bytes.into_vec().unwrap();
+        assert_eq!(record.size, bytes.len() as u64);
         assert_eq!(record.id, Id::hash_public(&bytes));
         assert!(record.entries[0].compressed);
         let (off, len) = header_range(record.header_len);

@@ -395,13 +395,12 @@ pub fn repair_snapshots(
     if !opts.dry_run && !new_trees.is_empty() {
         let recipients = crate::crypto::parse_recipients(&repo.config.recipients)?;
         let mut records = Vec::new();
-        let pack_size = repo.config.pack_size as usize;
         let mut writer: Option<PackWriter> = None;
         for (id, bytes) in &new_trees {
             let compressed = crate::pack::compress(bytes, repo.config.compression_level);
             let w = match &mut writer {
                 Some(w) => w,
-                None => writer.insert(PackWriter::new(&recipients, pack_size, bytes.len() + 1024)?),
+                None => writer.insert(repo.new_pack(&recipients, bytes.len() + 1024)?),
             };
             w.add(
                 *id,
@@ -409,7 +408,7 @@ pub fn repair_snapshots(
                 bytes.len() as u32,
                 compressed.is_some(),
                 compressed.as_deref().unwrap_or(bytes),
-            );
+            )?;
             if w.is_full() {
                 records.push(repo.save_pack(keys, writer.take().unwrap())?);
             }

@@ -900,7 +900,9 @@ fn reproduce_pack(f: &Fixture, store: &Repo, trailer_len: usize) -> Vec<PackReco
     let mut writer = PackWriter::new(&recipients, 16 << 20, 1 << 20).unwrap();
     for e in &record.entries {
         let payload = open_entry(&data_key, e, &pack);
-        writer.add(e.id, e.kind, e.raw_len, e.compressed, &payload);
+        writer
+            .add(e.id, e.kind, e.raw_len, e.compressed, &payload)
+            .unwrap();
     }
     let written = store.save_pack(&f.keys, writer).unwrap();
     let bytes = store

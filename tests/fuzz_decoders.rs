@@ -321,9 +321,10 @@ fn sample_pack(w: &World, blobs: usize) -> (Vec<u8>, PackRecord) {
         } else {
             BlobKind::Data
         };
-        p.add(id, kind, data.len() as u32, false, &data);
+        p.add(id, kind, data.len() as u32, false, &data).unwrap();
     }
-    p.finish(&w.keys)
+    let (bytes, record) = p.finish(&w.keys).unwrap();
+    (bytes.into_vec().unwrap(), record)
 }
 
 fn cbor<T: serde::Serialize>(v: &T) -> Vec<u8> {

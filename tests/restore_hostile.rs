@@ -64,9 +64,11 @@ fn craft(
     blobs.push((root_tree.clone(), BlobKind::Tree));
     let mut pack = PackWriter::new(&[created.identity.to_public()], 1 << 20, 1 << 20).unwrap();
     for (data, kind) in &blobs {
-        pack.add(keys.blob_id(data), *kind, data.len() as u32, false, data);
+        pack.add(keys.blob_id(data), *kind, data.len() as u32, false, data)
+            .unwrap();
     }
-    let (bytes, record) = pack.finish(&keys);
+    let (bytes, record) = pack.finish(&keys).unwrap();
+    let bytes = bytes.into_vec().unwrap();
     created
         .repo
         .backend

@@ -138,6 +138,22 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         )
     }
 
+    fn put_staged(
+        &self,
+        kind: Kind,
+        name: &str,
+        file: &mut super::staged::StagedFile,
+    ) -> Result<()> {
+        self.call(
+            || format!("put {}/{name}", kind.label()),
+            || self.inner.put_staged(kind, name, file),
+        )
+    }
+
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.staging_dir()
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.call(
             || format!("get {}/{name}", kind.label()),

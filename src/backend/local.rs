@@ -7,8 +7,10 @@
 //! Durability: an object is written to `tmp/`, fsynced, renamed into place, and the target
 //! folder is fsynced, so after `put` returns the object survives power loss and a crash
 //! never leaves a partial object under its final name. Leftovers in `tmp/` are ignored by
-//! every reader.
+//! every reader. A pack staged in `tmp/` as it was built ([`Backend::put_staged`]) is
+//! stored the same way, by its fsync and rename.
 
+use super::staged::StagedFile;
 use super::{check_name, missing, Backend, Kind, ObjectInfo};
 use crate::error::{Error, IoContext, Result};
 use std::fs::{self, File, OpenOptions};
@@ -72,6 +74,19 @@ impl LocalBackend {
 
     /// A folder is a store once `create` laid out its folders; the config object comes
     /// last in `create`, so objects may be written before it exists.
+    /// The folder `target` goes in, made (and made durable) if missing.
+    fn object_dir(&self, target: &Path) -> Result<PathBuf> {
+        let dir = target
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+            sync_dir(dir.parent().unwrap_or(&self.root))?;
+        }
+        Ok(dir)
+    }
+
     fn ensure_store(&self) -> Result<()> {
         if self.root.join("keys").is_dir() {
             Ok(())
@@ -96,7 +111,8 @@ impl Backend for LocalBackend {
             let Ok(meta) = entry.metadata() else {
                 continue; // removed meanwhile (its write finished)
             };
-            if !meta.is_file() {
+            // A staged pack still being built (held by its writer) is no leftover.
+            if !meta.is_file() || super::staged::in_use(&entry.path()) {
                 continue;
             }
             let age = meta
@@ -119,6 +135,9 @@ impl Backend for LocalBackend {
             return Err(Error::Usage(format!("invalid leftover name {name:?}")));
         }
         let path = self.root.join("tmp").join(name);
+        if super::staged::in_use(&path) {
+            return Ok(()); // a pack its writer is still building
+        }
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -157,14 +176,7 @@ impl Backend for LocalBackend {
             self.ensure_store()?;
         }
         let target = self.path(kind, name);
-        let dir = target
-            .parent()
-            .expect("object paths have a parent")
-            .to_path_buf();
-        if !dir.exists() {
-            fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-            sync_dir(dir.parent().unwrap_or(&self.root))?;
-        }
+        let dir = self.object_dir(&target)?;
         let tmp_dir = self.root.join("tmp");
         fs::create_dir_all(&tmp_dir).ctx(|| format!("create {}", tmp_dir.display()))?;
         let tmp = tmp_dir.join(format!(
@@ -190,6 +202,26 @@ impl Backend for LocalBackend {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    fn put_staged(&self, kind: Kind, name: &str, file: &mut StagedFile) -> Result<()> {
+        // Staged elsewhere (not on this store's filesystem, as far as we know): copy.
+        if file.path().parent() != Some(self.root.join("tmp").as_path()) {
+            let bytes = file.read_all()?;
+            return self.put(kind, name, &bytes);
+        }
+        check_name(kind, name)?;
+        if kind != Kind::Config {
+            self.ensure_store()?;
+        }
+        let target = self.path(kind, name);
+        let dir = self.object_dir(&target)?;
+        file.persist(&target)?;
+        sync_dir(&dir)
+    }
+
+    fn staging_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join("tmp"))
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
@@ -301,5 +333,51 @@ fn read_dir_or_empty(
         Ok(rd) => Ok(Box::new(rd)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
         Err(e) => Err(Error::io(format!("list {}", dir.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::staged::StagedFile;
+    use std::time::{Duration, SystemTime};
+
+    fn age(path: &Path, by: Duration) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - by)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_pack_staged_in_tmp_is_no_leftover_however_old_until_its_writer_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBackend::new(dir.path().join("store"));
+        store.create().unwrap();
+        let tmp = store.staging_dir().unwrap();
+        let held = StagedFile::create(&tmp, "pack").unwrap();
+        age(held.path(), Duration::from_secs(7200));
+        let killed = tmp.join("pack-of-a-killed-run");
+        fs::write(&killed, b"partial").unwrap();
+        age(&killed, Duration::from_secs(7200));
+
+        let listed: Vec<String> = store
+            .leftovers()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(listed, ["pack-of-a-killed-run"]);
+        let removed = crate::backend::remove_leftovers(&store, crate::backend::LEFTOVER_GRACE);
+        assert_eq!(removed.unwrap(), (1, 7));
+        assert!(held.path().exists() && !killed.exists());
+
+        drop(held);
+        assert!(
+            store.leftovers().unwrap().is_empty(),
+            "a dropped staged pack is removed"
+        );
     }
 }

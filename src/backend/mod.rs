@@ -21,6 +21,7 @@ pub mod memory;
 pub mod retry;
 pub mod s3;
 pub mod spool;
+pub mod staged;
 /// The suite every backend must pass (feature `testing`; not in release builds).
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
@@ -177,6 +178,22 @@ pub trait Backend: Send + Sync {
     /// pass puts on (retry) must forward this; cloning [`Bytes`] does not copy them.
     fn put_bytes(&self, kind: Kind, name: &str, data: Bytes) -> Result<()> {
         self.put(kind, name, &data)
+    }
+
+    /// [`Backend::put`] of an object built in a staged file. The default reads the file
+    /// into memory and puts the bytes; a backend that can do better (rename a file staged
+    /// in its own [`Backend::staging_dir`], stream the file as a request body) does.
+    /// Wrappers that pass puts on (retry) must forward this and [`Backend::staging_dir`].
+    fn put_staged(&self, kind: Kind, name: &str, file: &mut staged::StagedFile) -> Result<()> {
+        let bytes = file.read_all()?;
+        self.put_bytes(kind, name, Bytes::from(bytes))
+    }
+
+    /// Where this backend wants objects staged for [`Backend::put_staged`]: a folder on
+    /// the store's own filesystem, from which a put is a rename. `None` (the default):
+    /// stage anywhere.
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        None
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;

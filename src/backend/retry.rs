@@ -201,6 +201,22 @@ impl<B: Backend> Backend for RetryBackend<B> {
         )
     }
 
+    fn put_staged(
+        &self,
+        kind: Kind,
+        name: &str,
+        file: &mut super::staged::StagedFile,
+    ) -> Result<()> {
+        self.run(
+            || format!("put {}", obj(kind, name)),
+            || self.inner.put_staged(kind, name, file),
+        )
+    }
+
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.staging_dir()
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.run(
             || format!("get {}", obj(kind, name)),

@@ -308,6 +308,23 @@ impl Backend for SpoolBackend {
         self.inner.put(kind, name, data)
     }
 
+    fn put_bytes(&self, kind: Kind, name: &str, data: bytes::Bytes) -> Result<()> {
+        self.inner.put_bytes(kind, name, data)
+    }
+
+    fn put_staged(
+        &self,
+        kind: Kind,
+        name: &str,
+        file: &mut super::staged::StagedFile,
+    ) -> Result<()> {
+        self.inner.put_staged(kind, name, file)
+    }
+
+    fn staging_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.staging_dir()
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.inner.get(kind, name)
     }

@@ -7,7 +7,8 @@
 //! window of entries and read the small files among them that must be read, so that the
 //! walk does not wait on one system call after another. The workers compress on every core and encrypt into one shared pack;
 //! a thread of its own uploads each pack once it is full while the next one fills, so at
-//! most two packs are in memory and upload overlaps packing and the walk. Directory trees are built bottom-up as the walk leaves each directory and go
+//! most two packs exist (built in staged files, not in memory) and upload overlaps
+//! packing and the walk. Directory trees are built bottom-up as the walk leaves each directory and go
 //! through the same pool.
 //!
 //! Order of durability: packs are uploaded first; an index file naming finished packs is
@@ -241,11 +242,12 @@ pub fn run_with(
     let sources = normalise_sources(&opts.paths)?;
     check_top_level_extras(&additions.files, &sources)?;
 
+    let staging = upload::staging(repo, cache);
     let mut walker = Walker {
         keys,
         cache,
         repo,
-        uploader: Uploader::start(repo, keys, recipients, opts.threads.max(1)),
+        uploader: Uploader::start(repo, keys, recipients, opts.threads.max(1), Some(staging)),
         names: Names::default(),
         summary: Summary::default(),
         problems: Vec::new(),

@@ -274,7 +274,7 @@ mod tests {
             keys,
             cache,
             repo,
-            uploader: Uploader::start(repo, keys, recipients, 1),
+            uploader: Uploader::start(repo, keys, recipients, 1, None),
             names: Default::default(),
             summary: Default::default(),
             problems: Vec::new(),

@@ -49,11 +49,12 @@ impl<'a> BlobSink<'a> {
         let lease =
             Lease::acquire_waiting(&repo.backend, keys, LeaseKind::Shared, purpose, lock_wait)?;
         cache.sync_index(repo, keys)?;
+        let staging = super::upload::staging(repo, cache);
         Ok(BlobSink {
             keys,
             repo,
             cache,
-            uploader: Uploader::start(repo, keys, recipients, threads.max(1)),
+            uploader: Uploader::start(repo, keys, recipients, threads.max(1), Some(staging)),
             chunker: Some(Chunker::new(
                 repo.config.chunker.clone(),
                 keys.chunker_seed(),

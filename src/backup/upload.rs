@@ -6,17 +6,20 @@
 //! only after that index file is written. Blobs go to the workers in batches of about
 //! [`BATCH_BYTES`]; a blob counts as pending from the moment it joins a batch.
 //!
-//! Memory: at most two packs exist at any time, one being filled and one being uploaded.
-//! The workers compress on their own, then add to the one shared pack under its lock
-//! (sealing a blob needs its position in the pack). The worker that fills the pack hands
-//! it to the upload thread through a rendezvous channel while still holding the lock, so
-//! the next pack starts only once the upload thread took the previous one (and so once
-//! the one before that is durable). The upload thread gives each stored pack's buffer
-//! back for the next pack, so two buffers serve the whole run.
+//! Memory: at most two packs exist at any time, one being filled and one being uploaded,
+//! and neither is held whole: each is built in a staged file ([`staging`]) through a
+//! 1 MiB write-behind buffer, and stored by a rename (local store) or sent from its file
+//! (S3). The workers compress on their own, then add to the one shared pack under its
+//! lock (sealing a blob needs its position in the pack). The worker that fills the pack
+//! hands it to the upload thread through a rendezvous channel while still holding the
+//! lock, so the next pack starts only once the upload thread took the previous one (and
+//! so once the one before that is durable). The upload thread gives each stored pack's
+//! buffer back for the next pack, so two buffers serve the whole run.
 //!
 //! Errors: a failing worker stops the others; when the upload thread fails, the workers
 //! stop at the next pack they fill or batch they take, and its error is the one reported.
 
+use crate::backend::staged;
 use crate::cache::Cache;
 use crate::crypto::WriterKeys;
 use crate::error::{Error, Result};
@@ -25,6 +28,7 @@ use crate::pack::{self, BlobKind, PackRecord, PackWriter};
 use crate::parallel::Batch;
 use crate::repo::{Repo, Summary};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -71,6 +75,20 @@ fn index_interval() -> Duration {
 /// blob did, plus the batch being filled (under 2 MiB more with three workers).
 const BATCH_BYTES: usize = 256 << 10;
 
+/// Where a snapshot builds its packs: the store's own staging folder (the local store's
+/// `tmp/`, from which storing a pack is a rename), else the cache's (for S3, which sends
+/// each pack from its file), so that no pack is held whole in memory. A killed run's
+/// staged packs in the cache's folder are removed here once untouched for
+/// [`LEFTOVER_GRACE`](crate::backend::LEFTOVER_GRACE) (the store's own are leftovers
+/// like any other).
+pub(super) fn staging(repo: &Repo, cache: &Cache) -> PathBuf {
+    repo.backend.staging_dir().unwrap_or_else(|| {
+        let dir = cache.staging_dir();
+        let _ = staged::remove_stale(&dir, crate::backend::LEFTOVER_GRACE);
+        dir
+    })
+}
+
 struct Job {
     id: Id,
     kind: BlobKind,
@@ -88,6 +106,8 @@ struct Packing {
     /// Set when a worker failed or the upload thread stopped: the others stop too.
     stop: AtomicBool,
     recipients: Vec<age::x25519::Recipient>,
+    /// Where packs are built ([`staging`]); in memory when `None`.
+    staging: Option<PathBuf>,
     pack_size: usize,
     /// The largest blob a pack must have room for beyond `pack_size`.
     max_blob: usize,
@@ -133,6 +153,7 @@ impl Packing {
                     &self.recipients,
                     self.pack_size,
                     self.max_blob,
+                    self.staging.as_deref(),
                 )?)
             }
         };
@@ -142,7 +163,7 @@ impl Packing {
             job.data.len() as u32,
             compressed.is_some(),
             compressed.unwrap_or(&job.data),
-        );
+        )?;
         if !writer.is_full() {
             return Ok(true);
         }
@@ -201,6 +222,7 @@ impl Uploader {
         keys: &WriterKeys,
         recipients: &[age::x25519::Recipient],
         threads: usize,
+        staging: Option<PathBuf>,
     ) -> Uploader {
         let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(threads * 2);
         let jobs = Arc::new(Mutex::new(rx));
@@ -211,6 +233,7 @@ impl Uploader {
             spare: Mutex::new(None),
             stop: AtomicBool::new(false),
             recipients: recipients.to_vec(),
+            staging,
             pack_size: repo.config.pack_size as usize,
             // Trees may exceed the chunker's maximum; they are rare and small next to a pack.
             max_blob: repo.config.chunker.max_size as usize + 1024,
@@ -495,11 +518,12 @@ mod tests {
         keys: &WriterKeys,
         recipients: &[age::x25519::Recipient],
         blobs: u64,
+        staging: Option<PathBuf>,
     ) -> (
         Arc<AtomicUsize>,
         std::thread::JoinHandle<Result<Vec<PackRecord>>>,
     ) {
-        let mut uploader = Uploader::start(repo, keys, recipients, THREADS);
+        let mut uploader = Uploader::start(repo, keys, recipients, THREADS, staging);
         let sent = Arc::new(AtomicUsize::new(0));
         let (counter, keys) = (sent.clone(), keys.clone());
         let feeder = std::thread::spawn(move || {
@@ -544,7 +568,7 @@ mod tests {
         let gate = Gate::new(false);
         let (repo, keys, recipients) = store(gate.clone());
         let blobs = (10 * PACK / BLOB) as u64;
-        let (sent, feeder) = feed(&repo, &keys, &recipients, blobs);
+        let (sent, feeder) = feed(&repo, &keys, &recipients, blobs, None);
         // The pack uploading and the next one, full: the pool fills one while one uploads.
         let held = stalled(&sent, 2 * PACK);
         assert_eq!(gate.uploading.load(Ordering::SeqCst), 1);
@@ -566,10 +590,45 @@ mod tests {
     }
 
     #[test]
+    fn staged_packs_are_built_on_disk_two_at_most_and_none_is_left_behind() {
+        let staging = tempfile::tempdir().unwrap();
+        let gate = Gate::new(false);
+        let (repo, keys, recipients) = store(gate.clone());
+        let blobs = (6 * PACK / BLOB) as u64;
+        let dir = Some(staging.path().to_path_buf());
+        let (sent, feeder) = feed(&repo, &keys, &recipients, blobs, dir);
+        stalled(&sent, 2 * PACK);
+        // The pack uploading and the full one waiting for the upload thread: on disk.
+        let files = std::fs::read_dir(staging.path()).unwrap().count();
+        assert_eq!(files, 2, "staged packs while one upload waits");
+        gate.open();
+        let records = feeder.join().unwrap().unwrap();
+        let stored: usize = records.iter().map(|r| r.entries.len()).sum();
+        assert_eq!(stored as u64, blobs);
+        for r in &records {
+            let bytes = gate.inner.get(Kind::Packs, &r.id.to_hex()).unwrap();
+            assert_eq!(
+                r.id,
+                Id::hash_public(&bytes),
+                "a staged pack is named by its bytes"
+            );
+            assert_eq!(r.size, bytes.len() as u64);
+        }
+        let left = std::fs::read_dir(staging.path()).unwrap().count();
+        assert_eq!(left, 0, "staged packs left behind");
+    }
+
+    #[test]
     fn a_failed_upload_is_the_error_reported_and_nothing_hangs() {
-        let (repo, keys, recipients) = store(Gate::new(true));
-        let (_, feeder) = feed(&repo, &keys, &recipients, (10 * PACK / BLOB) as u64);
-        let err = feeder.join().unwrap().unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
+        for staged in [false, true] {
+            let staging = tempfile::tempdir().unwrap();
+            let (repo, keys, recipients) = store(Gate::new(true));
+            let dir = staged.then(|| staging.path().to_path_buf());
+            let (_, feeder) = feed(&repo, &keys, &recipients, (10 * PACK / BLOB) as u64, dir);
+            let err = feeder.join().unwrap().unwrap_err();
+            assert!(err.to_string().contains("injected"), "{err}");
+            let left = std::fs::read_dir(staging.path()).unwrap().count();
+            assert_eq!(left, 0, "staged packs left behind by a failed snapshot");
+        }
     }
 }

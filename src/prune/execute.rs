@@ -172,7 +172,6 @@ fn repack(reader: &BlobReader, plan: &PrunePlan) -> Result<Vec<PackRecord>> {
     }
     // From the verified config only: a writer must not be able to redirect repacked data.
     let recipients = repo.recipients()?;
-    let pack_size = repo.config.pack_size as usize;
     let max_blob = repo.config.chunker.max_size as usize + 1024;
     let mut new_packs: Vec<PackRecord> = Vec::new();
     let mut writer: Option<PackWriter> = None;
@@ -209,7 +208,7 @@ fn repack(reader: &BlobReader, plan: &PrunePlan) -> Result<Vec<PackRecord>> {
             let compressed = pack::compress(&plain, repo.config.compression_level);
             let w = match &mut writer {
                 Some(w) => w,
-                None => writer.insert(PackWriter::new(&recipients, pack_size, max_blob)?),
+                None => writer.insert(repo.new_pack(&recipients, max_blob)?),
             };
             w.add(
                 entry.id,
@@ -217,7 +216,7 @@ fn repack(reader: &BlobReader, plan: &PrunePlan) -> Result<Vec<PackRecord>> {
                 plain.len() as u32,
                 compressed.is_some(),
                 compressed.as_deref().unwrap_or(&plain),
-            );
+            )?;
             if w.is_full() {
                 new_packs.push(repo.save_pack(keys, writer.take().unwrap())?);
             }

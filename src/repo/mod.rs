@@ -250,6 +250,23 @@ impl Repo {
         self.backend.location()
     }
 
+    /// A new, empty pack for blobs of up to `max_blob` bytes, closed at the store's pack
+    /// size; built in the backend's staging folder when it has one (the local store's
+    /// `tmp/`: storing it is then a rename), else in memory.
+    pub fn new_pack(
+        &self,
+        recipients: &[age::x25519::Recipient],
+        max_blob: usize,
+    ) -> Result<crate::pack::PackWriter> {
+        crate::pack::PackWriter::reusing(
+            Vec::new(),
+            recipients,
+            self.config.pack_size as usize,
+            max_blob,
+            self.backend.staging_dir().as_deref(),
+        )
+    }
+
     /// Seals a finished pack and stores it under its hash.
     pub fn save_pack(
         &self,
@@ -268,11 +285,20 @@ impl Repo {
         keys: &WriterKeys,
         pack: crate::pack::PackWriter,
     ) -> Result<(PackRecord, Option<Vec<u8>>)> {
-        let (bytes, record) = pack.finish(keys);
-        // Handed over, not copied: on S3 the pack is sent from this buffer.
-        let bytes = bytes::Bytes::from(bytes);
-        self.backend
-            .put_bytes(Kind::Packs, &record.id.to_hex(), bytes.clone())?;
-        Ok((record, bytes.try_into_mut().ok().map(Vec::from)))
+        let (bytes, record) = pack.finish(keys)?;
+        let name = record.id.to_hex();
+        let buf = match bytes {
+            crate::pack::PackBytes::Memory(bytes) => {
+                // Handed over, not copied: on S3 the pack is sent from this buffer.
+                let bytes = bytes::Bytes::from(bytes);
+                self.backend.put_bytes(Kind::Packs, &name, bytes.clone())?;
+                bytes.try_into_mut().ok().map(Vec::from)
+            }
+            crate::pack::PackBytes::Staged(mut file, buf) => {
+                self.backend.put_staged(Kind::Packs, &name, &mut file)?;
+                Some(buf)
+            }
+        };
+        Ok((record, buf))
     }
 }
