@@ -72,8 +72,6 @@ impl LocalBackend {
         }
     }
 
-    /// A folder is a store once `create` laid out its folders; the config object comes
-    /// last in `create`, so objects may be written before it exists.
     /// The folder `target` goes in, made (and made durable) if missing.
     fn object_dir(&self, target: &Path) -> Result<PathBuf> {
         let dir = target
@@ -87,6 +85,8 @@ impl LocalBackend {
         Ok(dir)
     }
 
+    /// A folder is a store once `create` laid out its folders; the config object comes
+    /// last in `create`, so objects may be written before it exists.
     fn ensure_store(&self) -> Result<()> {
         if self.root.join("keys").is_dir() {
             Ok(())
